@@ -1,0 +1,5 @@
+import sys
+
+from attnreport.cli import main
+
+sys.exit(main())

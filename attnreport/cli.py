@@ -1,0 +1,116 @@
+"""The `attnreport` command: parses arguments, calls the stages, turns errors into exit codes.
+
+A user's mistake is one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from attnreport import __version__
+from attnreport.core.errors import AttnReportError
+
+EXIT_USER_ERROR = 2
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from attnreport.export import export_model
+
+    card = export_model(
+        Path(args.model),
+        Path(args.output),
+        task=args.task,
+        quantize=args.quantize,
+        allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
+        log=_log,
+    )
+    print(f"{args.output}: {card.architecture}, {card.layers} layers x {card.heads} heads")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from attnreport.core.config import load_config
+    from attnreport.pipeline import build
+
+    config = load_config(Path(args.config))
+    if args.theme:
+        config.site.theme = args.theme
+        config.validate()
+    result = build(config, Path(args.output), log=_log, progress=not args.quiet)
+    print(f"site with {result.examples} examples: {result.site / 'index.html'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from attnreport.demo import run_demo
+
+    result = run_demo(Path(args.output), log=_log, progress=not args.quiet, theme=args.theme)
+    print(f"demo site with {result.examples} examples: {result.site / 'index.html'}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="attnreport",
+        description="Turn a transformer and a set of texts into a static website that explains the model.",
+    )
+    p.add_argument("--version", action="version", version=f"attnreport {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    e = sub.add_parser("export", help="export a Hugging Face checkpoint folder to ONNX (needs torch)")
+    e.add_argument("model", help="a local Hugging Face checkpoint folder")
+    e.add_argument("-o", "--output", required=True, help="folder to write the export into")
+    e.add_argument(
+        "--task",
+        choices=["sequence-classification", "causal-lm", "feature-extraction"],
+        help="what to export (default: from the checkpoint's architecture)",
+    )
+    e.add_argument("--quantize", choices=["int8"], help="also write an int8 model and measure it")
+    e.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load pickle weights (pytorch_model.bin); they can run code, so only if trusted",
+    )
+    e.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the checkpoint's own Python code; only if you have read it",
+    )
+    e.set_defaults(run=cmd_export)
+
+    b = sub.add_parser("build", help="build a site from a report.toml")
+    b.add_argument("config", help="the report.toml")
+    b.add_argument("-o", "--output", required=True, help="the site folder (replaced only when done)")
+    b.add_argument("--theme", choices=["light", "dark"], help="override [site] theme")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(run=cmd_build)
+
+    d = sub.add_parser("demo", help="the whole pipeline on the built-in MiniLM demo (needs attnreport[demo])")
+    d.add_argument("-o", "--output", default="site", help="the site folder (default: ./site)")
+    d.add_argument("--theme", choices=["light", "dark"], default="light")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(run=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except AttnReportError as exc:
+        print(f"attnreport: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("attnreport: interrupted; the previous site is unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

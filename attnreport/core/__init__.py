@@ -1,0 +1,27 @@
+"""Types shared by every stage: errors, the model card, the trace, the report config."""
+
+from attnreport.core.config import DataConfig, ModelConfig, ReportConfig, SiteConfig, load_config
+from attnreport.core.errors import (
+    AttnReportError,
+    BuildError,
+    ConfigError,
+    ExportError,
+    InputError,
+)
+from attnreport.core.modelcard import ModelCard
+from attnreport.core.trace import Trace
+
+__all__ = [
+    "AttnReportError",
+    "BuildError",
+    "ConfigError",
+    "DataConfig",
+    "ExportError",
+    "InputError",
+    "ModelCard",
+    "ModelConfig",
+    "ReportConfig",
+    "SiteConfig",
+    "Trace",
+    "load_config",
+]

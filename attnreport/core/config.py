@@ -1,0 +1,142 @@
+"""`report.toml`, parsed into typed dataclasses with a default for every option.
+
+Unknown keys are errors that list the known ones: a misspelt option silently ignored
+is the worst kind of configuration bug. Relative paths are resolved against the
+folder of the config file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from attnreport.core.errors import ConfigError
+
+BAD_ROW_POLICIES = ("skip", "fail")
+THEMES = ("light", "dark")
+
+
+@dataclass
+class ModelConfig:
+    #: an exported folder, or a Hugging Face folder (exported into the cache on the fly)
+    path: Path | None = None
+    #: use the int8 export (made with `attnreport export --quantize int8`) instead of fp32
+    quantized: bool = False
+    batch_size: int = 16
+    #: windows for texts longer than the model: tokens per window (default: the model's limit)
+    window: int | None = None
+    #: tokens shared by consecutive windows
+    stride: int = 64
+
+
+@dataclass
+class DataConfig:
+    path: Path | None = None
+    texts: list[str] = field(default_factory=list)
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: str = "id"
+    #: what a bad row (empty, undecodable, too long) does: "skip" it with a warning, or "fail"
+    on_bad_row: str = "skip"
+    #: a row with more characters than this is a bad row
+    max_chars: int = 100_000
+    #: read at most this many rows (0: all)
+    limit: int = 0
+
+
+@dataclass
+class SiteConfig:
+    theme: str = "light"
+    #: a folder of templates that take precedence over the theme's
+    templates: Path | None = None
+    base_url: str = ""
+
+
+@dataclass
+class ReportConfig:
+    title: str = "attnreport"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
+    cache_dir: Path | None = None
+    source: Path | None = None
+
+    def validate(self) -> None:
+        where = self.source or "config"
+        if self.model.path is None:
+            raise ConfigError(f"{where}: [model] path is missing; name an exported or HF folder")
+        if self.data.path is None and not self.data.texts:
+            raise ConfigError(f"{where}: [data] needs `path` (CSV or JSONL) or `texts` (a list)")
+        if self.data.path is not None and self.data.texts:
+            raise ConfigError(f"{where}: [data] has both `path` and `texts`; keep one")
+        if self.data.on_bad_row not in BAD_ROW_POLICIES:
+            raise ConfigError(
+                f"{where}: [data] on_bad_row = {self.data.on_bad_row!r}; "
+                f"choose one of {', '.join(BAD_ROW_POLICIES)}"
+            )
+        if self.site.theme not in THEMES:
+            raise ConfigError(
+                f"{where}: [site] theme = {self.site.theme!r}; known themes: {', '.join(THEMES)}"
+            )
+        if self.model.batch_size < 1:
+            raise ConfigError(f"{where}: [model] batch_size must be at least 1")
+        if self.model.window is not None and self.model.window <= self.model.stride + 2:
+            raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
+
+
+_PATH_FIELDS = {"path", "templates", "cache_dir"}
+
+
+def _fill(cls: type, table: dict[str, Any], section: str, base: Path, where: str) -> Any:
+    known = {f.name for f in fields(cls)} - {"source"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown option {section}{unknown[0]!r}; known options: {', '.join(sorted(known))}"
+        )
+    values = {}
+    for key, value in table.items():
+        if key in _PATH_FIELDS and value is not None:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: {section}{key} must be a path string")
+            value = (base / Path(value).expanduser()).resolve()
+        values[key] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {section}: {exc}") from exc
+
+
+def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = None) -> ReportConfig:
+    """Build a validated `ReportConfig` from a parsed TOML table."""
+    where = str(source) if source else "config"
+    data = dict(data)
+    sections = {"model": ModelConfig, "data": DataConfig, "site": SiteConfig}
+    parts = {}
+    for name, cls in sections.items():
+        table = data.pop(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        parts[name] = _fill(cls, table, f"[{name}] ", base, where)
+    data.pop("analysis", None)  # options of the analysis stage; read there
+    top = _fill(ReportConfig, data, "", base, where)
+    config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)
+    config.validate()
+    return config
+
+
+def load_config(path: Path) -> ReportConfig:
+    """Read `report.toml`; every problem becomes a one-line `ConfigError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror}); check the path") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from exc
+    return config_from_dict(data, base=path.resolve().parent, source=path)

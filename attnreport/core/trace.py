@@ -1,0 +1,124 @@
+"""`Trace`: everything the later stages know about one run of the model on one text."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Trace:
+    """One text run through the model.
+
+    Shapes, with ``n`` tokens, ``L`` layers, ``H`` heads and hidden size ``d``:
+    ``attentions [L, H, n, n]`` (rows sum to 1 over the keys the query could see),
+    ``hidden [L+1, n, d]`` (embeddings first), ``offsets [n, 2]`` (character span of each
+    token in ``text``; ``(0, 0)`` for special tokens), ``special [n]``.
+
+    ``logits`` is the model's output at the read position (``[C]`` for classifiers,
+    ``[V]`` for causal LMs), or None for a model without a head.
+    ``windows`` lists ``(start, stop)`` token ranges when the text was longer than the
+    model and was run in overlapping windows; each query row then comes from the window
+    in which it sits most centrally, and keys outside that window have weight 0.
+    """
+
+    id: str
+    text: str
+    tokens: list[str]
+    offsets: np.ndarray
+    special: np.ndarray
+    attentions: np.ndarray
+    hidden: np.ndarray
+    logits: np.ndarray | None = None
+    label: str | None = None
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.tokens)
+        self.offsets = np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2)
+        self.special = np.asarray(self.special, dtype=bool)
+        self.attentions = np.asarray(self.attentions, dtype=np.float32)
+        self.hidden = np.asarray(self.hidden, dtype=np.float32)
+        checks = [
+            ("offsets", self.offsets.shape[0], n),
+            ("special", self.special.shape[0], n),
+        ]
+        for name, got, want in checks:
+            if got != want:
+                raise ValueError(f"Trace {self.id!r}: {name} has {got} rows for {want} tokens")
+        if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
+            raise ValueError(
+                f"Trace {self.id!r}: attentions must be [L, H, {n}, {n}], got {list(self.attentions.shape)}"
+            )
+        if self.hidden.ndim != 3 or self.hidden.shape[1] != n:
+            raise ValueError(
+                f"Trace {self.id!r}: hidden must be [L+1, {n}, d], got {list(self.hidden.shape)}"
+            )
+        if self.hidden.shape[0] != self.attentions.shape[0] + 1:
+            raise ValueError(
+                f"Trace {self.id!r}: hidden has {self.hidden.shape[0]} states for "
+                f"{self.attentions.shape[0]} layers (want layers + 1)"
+            )
+        if self.logits is not None:
+            self.logits = np.asarray(self.logits, dtype=np.float32).reshape(-1)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def layers(self) -> int:
+        return int(self.attentions.shape[0])
+
+    @property
+    def heads(self) -> int:
+        return int(self.attentions.shape[1])
+
+    def to_bytes(self) -> bytes:
+        """Serialise to an uncompressed .npz (fast to write and to memory-map back)."""
+        meta = {
+            "id": self.id,
+            "text": self.text,
+            "tokens": self.tokens,
+            "label": self.label,
+            "windows": [list(w) for w in self.windows],
+        }
+        arrays = {
+            "offsets": self.offsets,
+            "special": self.special,
+            "attentions": self.attentions,
+            "hidden": self.hidden,
+        }
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Trace:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+            return cls(
+                id=meta["id"],
+                text=meta["text"],
+                tokens=meta["tokens"],
+                offsets=z["offsets"],
+                special=z["special"],
+                attentions=z["attentions"],
+                hidden=z["hidden"],
+                logits=z["logits"] if "logits" in z.files else None,
+                label=meta["label"],
+                windows=[tuple(w) for w in meta["windows"]],
+            )
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> Trace:
+        return cls.from_bytes(Path(path).read_bytes())

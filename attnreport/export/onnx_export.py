@@ -1,0 +1,380 @@
+"""Export a Hugging Face checkpoint to ONNX with logits, every attention and every hidden state.
+
+Why the dynamo exporter: the legacy TorchScript exporter bakes the padding length into
+the graph and got attentions wrong by up to 1.0 on padded rows (measured on MiniLM).
+Every export is checked against PyTorch on a padded batch of different lengths before
+it is accepted, and the differences are written into the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from attnreport.core.errors import ExportError
+from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.export.checkpoint import (
+    HEAD_FAMILIES,
+    Checkpoint,
+    inspect_checkpoint,
+    weights_sha256,
+)
+
+#: largest accepted difference to PyTorch: absolute for attention probabilities,
+#: relative to the largest magnitude for hidden states and logits
+TOLERANCE = 1e-4
+OPSET = 18
+VERIFY_TEXTS = (
+    "The card was charged twice for the same order.",
+    "Refill please.",
+    "My blood pressure readings have been high all week, and the new tablets make me dizzy "
+    "in the mornings; should I keep taking them until the appointment on Friday?",
+)
+
+Log = Callable[[str], None]
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    """Silence torch's chatter (warnings and stdout) during load and export."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    return stack
+
+
+def _load(ck: Checkpoint, *, trust_remote_code: bool):
+    import transformers
+
+    classes = {
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "feature-extraction": transformers.AutoModel,
+    }
+    try:
+        with _quiet():
+            model = classes[ck.task].from_pretrained(
+                str(ck.folder),
+                attn_implementation="eager",
+                trust_remote_code=trust_remote_code,
+                use_safetensors=not ck.uses_pickle,
+            )
+    except (ValueError, OSError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{ck.folder}: cannot load as {ck.task} with eager attention ({first})") from exc
+    model.eval()
+    return model
+
+
+def _load_tokenizer(ck: Checkpoint, *, trust_remote_code: bool):
+    import transformers
+
+    try:
+        with _quiet():
+            tok = transformers.AutoTokenizer.from_pretrained(
+                str(ck.folder), use_fast=True, trust_remote_code=trust_remote_code
+            )
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise ExportError(f"{ck.folder}: no usable tokenizer ({exc}); add tokenizer files") from exc
+    if not getattr(tok, "is_fast", False):
+        raise ExportError(f"{ck.folder}: only a slow tokenizer is available; add tokenizer.json")
+    return tok
+
+
+def _make_head(model, family: str | None):
+    """The classification head alone: pooled final hidden state [N, d] -> logits [N, C]."""
+    import torch
+
+    if family is None:
+        return None
+
+    class Head(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, hidden):
+            m = self.model
+            if family == "bert_pooler":
+                return m.classifier(m.bert.pooler(hidden.unsqueeze(1)))
+            if family == "distilbert":
+                return m.classifier(torch.relu(m.pre_classifier(hidden)))
+            if family == "roberta":
+                return m.classifier(hidden.unsqueeze(1))
+            return m.score(hidden)
+
+    return Head(model)
+
+
+def _make_wrapper(model, *, task: str, causal: bool, head):
+    import torch
+
+    class AllOutputs(torch.nn.Module):
+        def __init__(self, model, head):
+            super().__init__()
+            self.model = model
+            self.head = head
+
+        def forward(self, input_ids, attention_mask):
+            kwargs = {"use_cache": False} if causal else {}
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_attentions=True,
+                output_hidden_states=True,
+                return_dict=True,
+                **kwargs,
+            )
+            attentions = torch.stack(tuple(out.attentions), dim=1)
+            hidden = torch.stack(tuple(out.hidden_states), dim=1)
+            if task == "feature-extraction":
+                return attentions, hidden
+            rows = torch.arange(input_ids.shape[0])
+            read = attention_mask.sum(dim=1) - 1 if causal else torch.zeros_like(rows)
+            if task == "causal-lm":
+                logits = out.logits[rows, read]
+            elif self.head is not None:
+                logits = self.head(hidden[:, -1][rows, read])
+            else:
+                logits = out.logits
+            return logits, attentions, hidden
+
+    return AllOutputs(model, head)
+
+
+def _batch(tok, texts: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    rows = [tok(t, add_special_tokens=True)["input_ids"][:max_len] for t in texts]
+    lengths = [len(r) for r in rows]
+    n = max(lengths)
+    ids = np.full((len(rows), n), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), n), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask, lengths
+
+
+def _max_diffs(session, wrapper, ids, mask, lengths, task: str) -> dict[str, float]:
+    """ONNX on the padded batch against PyTorch on each text alone, over the real tokens."""
+    import torch
+
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True))
+    worst = {name: 0.0 for name in names}
+    for i, n in enumerate(lengths):
+        with torch.no_grad(), _quiet():
+            ref = wrapper(torch.from_numpy(ids[i : i + 1, :n]), torch.from_numpy(mask[i : i + 1, :n]))
+        ref = dict(zip(names, (r.numpy() for r in ref), strict=True))
+        pairs = {
+            "attentions": (got["attentions"][i, :, :, :n, :n], ref["attentions"][0]),
+            "hidden_states": (got["hidden_states"][i, :, :n], ref["hidden_states"][0]),
+        }
+        if "logits" in got:
+            pairs["logits"] = (got["logits"][i], ref["logits"][0])
+        for name, (a, b) in pairs.items():
+            diff = float(np.max(np.abs(a - b)))
+            if name != "attentions":
+                diff /= max(1.0, float(np.max(np.abs(b))))
+            worst[name] = max(worst[name], diff)
+    return worst
+
+
+def _onnx_export(module, args: tuple, path: Path, *, input_names, output_names, dynamic_shapes):
+    import torch
+
+    try:
+        with _quiet():
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
+                report=False,
+            )
+    except Exception as exc:  # the exporter raises many types; all mean the same to a user
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from exc
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Swap a finished export into place; the previous export survives until the swap."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(
+    checkpoint: Path,
+    out: Path,
+    *,
+    task: str | None = None,
+    quantize: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    log: Log = lambda message: None,
+) -> ModelCard:
+    """Export `checkpoint` into the folder `out` and return its manifest.
+
+    Nothing is written when the export is refused or fails its check against PyTorch;
+    an existing export at `out` is replaced only by a finished, checked one.
+    """
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            "export needs torch and transformers: pip install torch==2.13.0 'attnreport[export]'"
+        ) from exc
+    import onnxruntime as ort
+
+    out = Path(out).resolve()
+    if quantize not in (None, "int8"):
+        raise ExportError(f"--quantize {quantize!r} is unknown; the known choice is int8")
+    if out.exists() and any(out.iterdir()) and not is_exported(out):
+        raise ExportError(f"{out}: exists and is not an attnreport export; choose an empty folder")
+    ck = inspect_checkpoint(
+        Path(checkpoint), task=task, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+    )
+    log(f"loading {ck.folder} ({ck.model_type}, {ck.task})")
+    model = _load(ck, trust_remote_code=trust_remote_code)
+    tok = _load_tokenizer(ck, trust_remote_code=trust_remote_code)
+    cfg = model.config
+    max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 512))
+    ids, mask, lengths = _batch(tok, VERIFY_TEXTS, max_positions)
+    with torch.no_grad(), _quiet():
+        probe = model(
+            input_ids=torch.from_numpy(ids[:1, : lengths[0]]),
+            output_attentions=True,
+            return_dict=True,
+        )
+    if not getattr(probe, "attentions", None):
+        raise ExportError(
+            f"{ck.folder}: {type(model).__name__} returns no attention weights; "
+            f"attnreport needs an architecture with eager attention"
+        )
+    family = HEAD_FAMILIES.get(ck.model_type) if ck.task == "sequence-classification" else None
+    head = _make_head(model, family)
+    wrapper = _make_wrapper(model, task=ck.task, causal=ck.causal, head=head)
+    wrapper.eval()
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        seq = torch.export.Dim("seq", min=1, max=max_positions)
+        outputs = ["attentions", "hidden_states"]
+        if ck.task != "feature-extraction":
+            outputs.insert(0, "logits")
+        log("exporting to ONNX (dynamo)")
+        _onnx_export(
+            wrapper,
+            (torch.from_numpy(ids), torch.from_numpy(mask)),
+            tmp / "model.onnx",
+            input_names=["input_ids", "attention_mask"],
+            output_names=outputs,
+            dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+        )
+        session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
+        diffs = _max_diffs(session, wrapper, ids, mask, lengths, ck.task)
+        log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        bad = {k: v for k, v in diffs.items() if not v <= TOLERANCE}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise ExportError(
+                f"{ck.folder}: ONNX {name} differ from PyTorch by {value:.2e} on a padded batch "
+                f"(limit {TOLERANCE:.0e}); this architecture does not export correctly"
+            )
+        if head is not None:
+            _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log)
+        tok.save_pretrained(str(tmp))
+        labels = _labels(cfg, ck.task)
+        card = ModelCard(
+            architecture=type(model).__name__,
+            task=ck.task,
+            layers=int(cfg.num_hidden_layers),
+            heads=int(cfg.num_attention_heads),
+            hidden_size=int(cfg.hidden_size),
+            max_positions=max_positions,
+            causal=ck.causal,
+            labels=labels,
+            opset=OPSET,
+            weights_sha256=weights_sha256(ck.folder),
+            max_abs_diff=diffs,
+            read_position="last" if ck.causal else "first",
+            source=str(ck.folder),
+            has_head=head is not None,
+            extra={
+                "model_type": ck.model_type,
+                "pad_token_id": tok.pad_token_id
+                if tok.pad_token_id is not None
+                else (tok.eos_token_id if tok.eos_token_id is not None else 0),
+                "mask_token": tok.mask_token,
+                "mask_token_id": tok.mask_token_id,
+                "transformers": __import__("transformers").__version__,
+                "torch": torch.__version__,
+            },
+        )
+        if quantize == "int8":
+            from attnreport.export.quantize import quantize_int8
+
+            log("quantizing to int8")
+            card.quantized = quantize_int8(tmp, ids, mask, lengths)
+        card.save(tmp)
+        _replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"exported to {out}")
+    return card
+
+
+def _labels(cfg, task: str) -> list[str]:
+    if task != "sequence-classification":
+        return []
+    id2label = getattr(cfg, "id2label", None) or {}
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(cfg.num_labels)]
+
+
+def _export_head(head, session, ids, mask, tmp: Path, hidden_size: int, ck: Checkpoint, log: Log):
+    """Export the head alone and check it reproduces the full model's logits."""
+    import onnxruntime as ort
+    import torch
+
+    example = torch.zeros(2, hidden_size)
+    points = torch.export.Dim("points", min=1, max=1 << 20)
+    _onnx_export(
+        head,
+        (example,),
+        tmp / "head.onnx",
+        input_names=["hidden"],
+        output_names=["logits"],
+        dynamic_shapes={"hidden": {0: points}},
+    )
+    logits, _, hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    rows = np.arange(ids.shape[0])
+    read = mask.sum(axis=1) - 1 if ck.causal else np.zeros_like(rows)
+    pooled = hidden[:, -1][rows, read].astype(np.float32)
+    head_session = ort.InferenceSession(str(tmp / "head.onnx"), providers=["CPUExecutionProvider"])
+    (again,) = head_session.run(None, {"hidden": pooled})
+    diff = float(np.max(np.abs(again - logits)))
+    if diff > TOLERANCE:
+        raise ExportError(f"{ck.folder}: head.onnx differs from the model's logits by {diff:.2e}")
+    log(f"head.onnx matches the model's logits to {diff:.1e}")

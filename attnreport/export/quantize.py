@@ -1,0 +1,51 @@
+"""int8 dynamic quantization of an export, with its cost in attention fidelity measured.
+
+Measured on MiniLM: 2x the fp32 throughput, but attention weights move by up to 0.59,
+so the manifest records the difference and the site shows it beside every int8 number.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _throughput(session, feeds: dict, repeats: int = 5) -> float:
+    session.run(None, feeds)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        session.run(None, feeds)
+    elapsed = time.perf_counter() - start
+    return repeats * feeds["input_ids"].shape[0] / elapsed
+
+
+def quantize_int8(folder: Path, ids: np.ndarray, mask: np.ndarray, lengths: list[int]) -> dict:
+    """Write `model.int8.onnx` beside `model.onnx` and return what it costs and gains."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(folder)
+    quantize_dynamic(str(folder / "model.onnx"), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    fp32 = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    int8 = ort.InferenceSession(str(folder / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in fp32.get_outputs()]
+    a = dict(zip(names, fp32.run(None, feeds), strict=True))
+    b = dict(zip(names, int8.run(None, feeds), strict=True))
+    attn = max(
+        float(np.max(np.abs(a["attentions"][i, :, :, :n, :n] - b["attentions"][i, :, :, :n, :n])))
+        for i, n in enumerate(lengths)
+    )
+    result = {
+        "file": "model.int8.onnx",
+        "method": "onnxruntime dynamic quantization, QInt8 weights",
+        "max_attention_diff": attn,
+        "fp32_seq_per_s": _throughput(fp32, feeds),
+        "int8_seq_per_s": _throughput(int8, feeds),
+    }
+    if "logits" in a:
+        result["max_logit_diff"] = float(np.max(np.abs(a["logits"] - b["logits"])))
+        result["same_argmax"] = bool(np.all(a["logits"].argmax(-1) == b["logits"].argmax(-1)))
+    return result

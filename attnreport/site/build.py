@@ -1,0 +1,113 @@
+"""Phase two of a build: render every page into a fresh folder beside the target, then swap.
+
+A build that fails or is killed leaves the previous site exactly as it was; the next
+build removes the leftovers. A lock stops two builds writing the same site at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import jinja2
+import plotly
+
+from attnreport.core.errors import BuildError
+from attnreport.core.resources import bundled
+from attnreport.site.encode import dumps
+from attnreport.site.pages import SitePlan
+from attnreport.site.templating import environment, theme_folder
+
+MARKER = "report.json"
+
+
+@contextmanager
+def _lock(target: Path):
+    path = target.with_name(f".{target.name}.lock")
+    fh = open(path, "a+")  # noqa: SIM115 - held for the whole build
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BuildError(
+                f"{target}: another attnreport build is writing this site; wait for it to finish"
+            ) from exc
+        yield
+    finally:
+        fh.close()
+
+
+def _clean_leftovers(target: Path) -> None:
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if olds and not target.exists():
+        # killed between the two renames of a swap: the previous site comes back
+        olds[0].rename(target)
+    for stale in target.parent.glob(f".{target.name}.build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def _page(env: jinja2.Environment, name: str, **context) -> str:
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or name
+        raise BuildError(f"{where}: {type(exc).__name__}: {exc}; fix the template") from exc
+
+
+def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None) -> None:
+    env = environment(theme, overrides)
+    assets = folder / "assets"
+    assets.mkdir(parents=True)
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", assets / "plotly.min.js")
+    for source in sorted((bundled("templates") / "assets").iterdir()):
+        shutil.copyfile(source, assets / source.name)
+    shutil.copyfile(theme_folder(theme) / "theme.css", assets / "theme.css")
+    common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
+    _write(folder / "index.html", _page(env, "index.html.j2", root="", **common))
+    for page in plan.examples:
+        html = _page(env, "example.html.j2", root="../", page=page, **common)
+        _write(folder / "examples" / f"{page.slug}.html", html)
+    _write(folder / MARKER, dumps(plan.report) + "\n")
+    _write(folder / ".nojekyll", "")
+
+
+def write_site(plan: SitePlan, target: Path, *, theme: str = "light", overrides: Path | None = None) -> Path:
+    """Render `plan` and swap it in at `target`; returns the target."""
+    target = Path(target).resolve()
+    if target.exists() and not target.is_dir():
+        raise BuildError(f"{target}: exists and is not a folder; choose another output path")
+    if target.is_dir() and any(target.iterdir()) and not (target / MARKER).is_file():
+        raise BuildError(
+            f"{target}: exists, is not empty and is not an attnreport site; "
+            f"choose an empty or new folder so nothing of yours is replaced"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(target):
+        _clean_leftovers(target)
+        fresh = target.with_name(f".{target.name}.build-{os.getpid()}")
+        try:
+            _render(plan, fresh, theme=theme, overrides=overrides)
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            if target.exists():
+                target.rename(old)
+            try:
+                fresh.rename(target)
+            except OSError:
+                if old.exists():
+                    old.rename(target)
+                raise
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    return target

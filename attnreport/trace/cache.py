@@ -1,0 +1,62 @@
+"""A content-addressed on-disk cache of traces.
+
+The key is a hash of the model file, the tokenizer, the tracing options and the text, so
+rebuilding a site after a template change re-runs no model, and any change that could
+alter a number (new weights, another window size) misses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from attnreport.core.trace import Trace
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("ATTNREPORT_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    if os.environ.get("ATTNREPORT_CACHE"):
+        return Path(root)
+    return (Path(root) if root else Path.home() / ".cache") / "attnreport"
+
+
+class TraceCache:
+    def __init__(self, root: Path, model_key: str, options: dict) -> None:
+        self.model_key = hashlib.sha256(
+            (model_key + json.dumps(options, sort_keys=True)).encode()
+        ).hexdigest()
+        self.folder = Path(root) / "traces" / self.model_key[:24]
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npz"
+
+    def get(self, text: str) -> Trace | None:
+        path = self._path(self.key(text))
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            return Trace.from_bytes(data)
+        except (ValueError, KeyError, OSError):
+            return None  # a damaged entry is a miss; it is rewritten
+
+    def put(self, trace: Trace) -> None:
+        path = self._path(self.key(trace.text))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(trace.to_bytes())
+        os.replace(tmp, path)

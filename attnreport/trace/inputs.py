@@ -1,0 +1,151 @@
+"""Read input texts: inline, CSV or JSONL, streamed row by row.
+
+A bad row (empty text, bytes that are not UTF-8, not valid JSON, longer than the limit)
+is reported with its line number and either skipped or fatal, as the config says.
+Files are read one line at a time, so memory stays flat on large inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from attnreport.core.config import DataConfig
+from attnreport.core.errors import InputError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    text: str
+    label: str | None
+    #: 1-based line number in the file (0 for inline texts)
+    line: int
+
+
+@dataclass(frozen=True)
+class BadRow:
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+def _stderr(bad: BadRow) -> None:
+    print(f"skipped {bad}", file=sys.stderr)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, and iterated lazily
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open the data file ({exc.strerror})") from exc
+    with fh:
+        yield from enumerate(fh, start=1)
+
+
+def _jsonl_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[int, dict]]:
+    for number, raw in _lines(path):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            bad(number, "not valid UTF-8")
+            continue
+        except json.JSONDecodeError as exc:
+            bad(number, f"not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            bad(number, "a JSON line must be an object with a text field")
+            continue
+        yield number, record
+
+
+def _csv_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[int, dict]]:
+    header: list[str] | None = None
+    pending = b""
+    start = 0
+    for number, raw in _lines(path):
+        # a quoted field may span lines: gather lines until the csv module has a whole record
+        if not pending:
+            start = number
+        pending += raw
+        if pending.count(b'"') % 2:
+            continue
+        chunk, pending = pending, b""
+        try:
+            text = chunk.decode("utf-8-sig" if start == 1 else "utf-8")
+        except UnicodeDecodeError:
+            bad(start, "not valid UTF-8")
+            continue
+        if not text.strip():
+            continue
+        try:
+            fields = next(csv.reader(io.StringIO(text)))
+        except (csv.Error, StopIteration) as exc:
+            bad(start, f"not valid CSV ({exc})")
+            continue
+        if header is None:
+            header = fields
+            continue
+        if len(fields) != len(header):
+            bad(start, f"has {len(fields)} fields, the header has {len(header)}")
+            continue
+        yield start, dict(zip(header, fields, strict=True))
+    if pending:
+        bad(start, "unterminated quoted field")
+
+
+def read_rows(data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr) -> Iterator[Row]:
+    """Yield the rows of the configured input, one at a time."""
+    if data.texts:
+        for i, text in enumerate(data.texts):
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"[data] texts[{i}]: empty or not a string; give a non-empty text")
+            yield Row(id=str(i), text=text, label=None, line=0)
+        return
+    path = Path(data.path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown data format; use .jsonl or .csv")
+    if not path.is_file():
+        raise InputError(f"{path}: data file not found; check [data] path")
+    count = 0
+
+    def bad(line: int, reason: str) -> None:
+        problem = BadRow(str(path), line, reason)
+        if data.on_bad_row == "fail":
+            raise InputError(f'{problem} (set [data] on_bad_row = "skip" to skip such rows)')
+        on_bad(problem)
+
+    records = _jsonl_records(path, bad) if kind == "jsonl" else _csv_records(path, bad)
+    seen: set[str] = set()
+    for line, record in records:
+        text = record.get(data.text_column)
+        if not isinstance(text, str) or not text.strip():
+            bad(line, f"no text in column {data.text_column!r}")
+            continue
+        if len(text) > data.max_chars:
+            bad(line, f"text has {len(text)} characters, more than max_chars = {data.max_chars}")
+            continue
+        raw_id = record.get(data.id_column)
+        row_id = str(raw_id) if raw_id not in (None, "") else str(line)
+        if row_id in seen:
+            bad(line, f"duplicate id {row_id!r}")
+            continue
+        seen.add(row_id)
+        label = record.get(data.label_column)
+        yield Row(id=row_id, text=text, label=None if label in (None, "") else str(label), line=line)
+        count += 1
+        if data.limit and count >= data.limit:
+            return

@@ -1,0 +1,207 @@
+"""Run an exported model over texts with onnxruntime and return one `Trace` per text.
+
+Texts are read in chunks, looked up in the cache, and the misses are sorted by length
+and batched so that little compute is spent on padding. A padded batch gives the same
+numbers as each text alone (checked at export); padded rows and columns are cut off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from attnreport.core.errors import ConfigError
+from attnreport.core.modelcard import ModelCard
+from attnreport.core.trace import Trace
+from attnreport.trace.cache import TraceCache, default_cache_dir, file_sha256
+from attnreport.trace.inputs import Row
+from attnreport.trace.tokenize import Encoded, TextTokenizer
+from attnreport.trace.windows import plan_windows, stitch
+
+CHUNK = 256
+
+
+@dataclass
+class TraceStats:
+    traced: int = 0
+    cached: int = 0
+    windows: int = 0
+    sessions: int = 0
+    padding: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    row: int
+    window: int
+    ids: np.ndarray
+
+
+class Tracer:
+    """Traces texts through the ONNX model in `folder` (an attnreport export)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        quantized: bool = False,
+        batch_size: int = 16,
+        window: int | None = None,
+        stride: int = 64,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        self.folder = Path(folder)
+        self.card = ModelCard.load(self.folder)
+        name = "model.int8.onnx" if quantized else "model.onnx"
+        self.model_path = self.folder / name
+        if not self.model_path.is_file():
+            hint = " (export with --quantize int8)" if quantized else ""
+            raise ConfigError(f"{self.folder}: {name} is missing{hint}")
+        self.tokenizer = TextTokenizer(self.folder)
+        self.batch_size = batch_size
+        size = window or self.card.max_positions
+        self.window = size - self.tokenizer.n_special
+        if self.window < 2:
+            raise ConfigError(f"window of {size} tokens leaves no room for text")
+        self.stride = min(stride, self.window // 2)
+        self.pad_id = int(self.card.extra.get("pad_token_id") or 0)
+        self.stats = TraceStats()
+        self._session = None
+        self.cache = None
+        if use_cache:
+            options = {"window": self.window, "stride": self.stride, "model": name}
+            key = file_sha256(self.model_path) + file_sha256(self.folder / "tokenizer.json")
+            self.cache = TraceCache(cache_dir or default_cache_dir(), key, options)
+
+    @property
+    def session(self):
+        """The onnxruntime session, made on first use: a fully cached build never makes one."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(self.model_path), options, providers=["CPUExecutionProvider"]
+            )
+            self.stats.sessions += 1
+        return self._session
+
+    def trace(self, rows: Iterable[Row]) -> Iterator[Trace]:
+        """Yield a `Trace` per row, in input order, holding at most one chunk in memory."""
+        chunk: list[Row] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= CHUNK:
+                yield from self._chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._chunk(chunk)
+
+    def trace_texts(self, texts: list[str]) -> list[Trace]:
+        rows = [Row(id=str(i), text=t, label=None, line=0) for i, t in enumerate(texts)]
+        return list(self.trace(rows))
+
+    def _chunk(self, rows: list[Row]) -> Iterator[Trace]:
+        done: dict[int, Trace] = {}
+        todo: list[tuple[int, Encoded, list[tuple[int, int]]]] = []
+        for i, row in enumerate(rows):
+            hit = self.cache.get(row.text) if self.cache else None
+            if hit is not None:
+                hit.id, hit.label = row.id, row.label
+                done[i] = hit
+                self.stats.cached += 1
+                continue
+            enc = self.tokenizer.encode(row.text)
+            windows = plan_windows(len(enc.ids), self.window, self.stride)
+            todo.append((i, enc, windows))
+        if todo:
+            done.update(self._run(rows, todo))
+        for i in range(len(rows)):
+            yield done[i]
+
+    def _run(self, rows, todo) -> dict[int, Trace]:
+        tok = self.tokenizer
+        jobs = [
+            _Job(i, k, np.concatenate([tok.prefix_ids, enc.ids[a:b], tok.suffix_ids]).astype(np.int64))
+            for i, enc, windows in todo
+            for k, (a, b) in enumerate(windows)
+        ]
+        jobs.sort(key=lambda j: len(j.ids))
+        results: dict[tuple[int, int], tuple] = {}
+        for start in range(0, len(jobs), self.batch_size):
+            batch = jobs[start : start + self.batch_size]
+            for job, out in zip(batch, self._forward([j.ids for j in batch]), strict=True):
+                results[(job.row, job.window)] = out
+        traces = {}
+        for i, enc, windows in todo:
+            traces[i] = self._assemble(i, rows[i], enc, windows, results)
+            if self.cache:
+                self.cache.put(traces[i])
+            self.stats.traced += 1
+            self.stats.windows += len(windows)
+        return traces
+
+    def _forward(self, batch: list[np.ndarray]) -> list[tuple]:
+        n = max(len(ids) for ids in batch)
+        ids = np.full((len(batch), n), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), n), dtype=np.int64)
+        for r, row in enumerate(batch):
+            ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        self.stats.padding.append(1.0 - mask.mean())
+        names = [o.name for o in self.session.get_outputs()]
+        out = dict(
+            zip(names, self.session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True)
+        )
+        logits = out.get("logits")
+        result = []
+        for r, row in enumerate(batch):
+            m = len(row)
+            result.append(
+                (
+                    out["attentions"][r, :, :, :m, :m],
+                    out["hidden_states"][r, :, :m],
+                    None if logits is None else logits[r],
+                )
+            )
+        return result
+
+    def _assemble(self, i: int, row: Row, enc: Encoded, windows, results) -> Trace:
+        tok = self.tokenizer
+        parts = [results[(i, k)] for k in range(len(windows))]
+        causal = self.card.causal
+        if len(windows) == 1:
+            attentions, hidden = parts[0][0], parts[0][1]
+        else:
+            attentions, hidden = stitch(
+                [(p[0], p[1]) for p in parts],
+                windows,
+                len(tok.prefix_ids),
+                len(tok.suffix_ids),
+                causal=causal,
+            )
+        logits = None
+        if parts[0][2] is not None:
+            # causal models read the last window; encoders average their windows' logits
+            logits = parts[-1][2] if causal else np.mean([p[2] for p in parts], axis=0)
+        n_pre, n_suf = len(tok.prefix_ids), len(tok.suffix_ids)
+        n_content = len(enc.ids)
+        return Trace(
+            id=row.id,
+            text=row.text,
+            tokens=tok.prefix_tokens + enc.tokens + tok.suffix_tokens,
+            offsets=np.concatenate(
+                [np.zeros((n_pre, 2), np.int64), enc.offsets, np.zeros((n_suf, 2), np.int64)]
+            ),
+            special=np.concatenate([np.ones(n_pre, bool), np.zeros(n_content, bool), np.ones(n_suf, bool)]),
+            attentions=attentions,
+            hidden=hidden,
+            logits=logits,
+            label=row.label,
+            windows=[(n_pre + a, n_pre + b) for a, b in windows] if len(windows) > 1 else [],
+        )

@@ -1,0 +1,62 @@
+"""Tokenisation with the `tokenizers` library alone, special tokens added by us.
+
+We add the special tokens ourselves (the prefix and suffix the tokenizer's own
+post-processor would add) so that a long text can be cut into windows that each
+carry them, exactly as the model saw them in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from attnreport.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A text's content tokens (no special tokens yet)."""
+
+    ids: np.ndarray
+    tokens: list[str]
+    offsets: np.ndarray
+
+
+class TextTokenizer:
+    def __init__(self, folder: Path) -> None:
+        path = Path(folder) / "tokenizer.json"
+        if not path.is_file():
+            raise ConfigError(f"{folder}: no tokenizer.json; export the model again")
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        probe = self._tok.encode("a", add_special_tokens=True)
+        mask = probe.special_tokens_mask
+        lead = 0
+        while lead < len(mask) and mask[lead]:
+            lead += 1
+        tail = 0
+        while tail < len(mask) - lead and mask[len(mask) - 1 - tail]:
+            tail += 1
+        self.prefix_ids = list(probe.ids[:lead])
+        self.prefix_tokens = list(probe.tokens[:lead])
+        self.suffix_ids = list(probe.ids[len(mask) - tail :]) if tail else []
+        self.suffix_tokens = list(probe.tokens[len(mask) - tail :]) if tail else []
+
+    @property
+    def n_special(self) -> int:
+        return len(self.prefix_ids) + len(self.suffix_ids)
+
+    def encode(self, text: str) -> Encoded:
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return Encoded(
+            ids=np.asarray(enc.ids, dtype=np.int64),
+            tokens=list(enc.tokens),
+            offsets=np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2),
+        )
+
+    def token_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)

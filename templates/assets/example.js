@@ -1,0 +1,113 @@
+// Example page: decode the page's JSON data, draw the attention heatmap, size the tokens.
+// Data arrives only through <script type="application/json">; tokens are set with
+// textContent, never as markup.
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("example-data").textContent);
+
+  function decode(block) {
+    var raw = atob(block.data);
+    var out = new Float32Array(raw.length);
+    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i) * block.scale;
+    return out;
+  }
+
+  var n = data.n, L = data.layers, H = data.heads;
+  var attention = decode(data.attention);
+  var rolloutMatrix = decode(data.rollout_matrix);
+
+  function matrix(layer, head) {
+    var z = [], r, c, h, v;
+    for (r = 0; r < n; r++) {
+      var row = new Array(n);
+      for (c = 0; c < n; c++) {
+        if (layer === "rollout") {
+          v = rolloutMatrix[r * n + c];
+        } else if (head === "mean") {
+          v = 0;
+          for (h = 0; h < H; h++) v += attention[((layer * H + h) * n + r) * n + c];
+          v /= H;
+        } else {
+          v = attention[((layer * H + head) * n + r) * n + c];
+        }
+        row[c] = v;
+      }
+      z.push(row);
+    }
+    return z;
+  }
+
+  function option(select, value, label) {
+    var o = document.createElement("option");
+    o.value = String(value);
+    o.textContent = label;
+    select.appendChild(o);
+  }
+
+  var layerSelect = document.getElementById("layer");
+  var headSelect = document.getElementById("head");
+  for (var l = 0; l < L; l++) option(layerSelect, l, "layer " + l);
+  option(layerSelect, "rollout", "rollout (all layers)");
+  option(headSelect, "mean", "mean of heads");
+  for (var h = 0; h < H; h++) option(headSelect, h, "head " + h);
+  layerSelect.value = String(L - 1);
+
+  var labels = data.tokens.map(function (t, i) { return i + " " + t; });
+  var ticks = data.tokens.map(function (_, i) { return i; });
+
+  // the colour scale runs to the largest weight shown, so a diffuse head is not all dark
+  function peak(z) {
+    var m = 0;
+    z.forEach(function (row) { row.forEach(function (v) { if (v > m) m = v; }); });
+    return m > 0 ? m : 1;
+  }
+
+  function draw() {
+    var layer = layerSelect.value === "rollout" ? "rollout" : parseInt(layerSelect.value, 10);
+    var head = headSelect.value === "mean" ? "mean" : parseInt(headSelect.value, 10);
+    headSelect.disabled = layer === "rollout";
+    var z = matrix(layer, head);
+    var hover = z.map(function (row, r) {
+      return row.map(function (v, c) { return data.tokens[r] + " → " + data.tokens[c]; });
+    });
+    var style = getComputedStyle(document.body);
+    var trace = {
+      type: "heatmap", z: z, x: ticks, y: ticks, text: hover, zmin: 0, zmax: peak(z),
+      colorscale: "Viridis", hovertemplate: "%{text}<br>weight %{z:.3f}<extra></extra>"
+    };
+    var layout = {
+      margin: {l: 110, r: 10, t: 10, b: 110},
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: {color: style.color},
+      xaxis: {tickvals: ticks, ticktext: labels, tickangle: -60, side: "bottom"},
+      yaxis: {tickvals: ticks, ticktext: labels, autorange: "reversed"},
+      height: Math.max(360, Math.min(900, 18 * n + 140))
+    };
+    var el = document.getElementById("heatmap");
+    el.dataset.layer = String(layer);
+    el.dataset.head = String(head);
+    Plotly.react(el, [trace], layout, {displaylogo: false, responsive: true,
+      toImageButtonOptions: {format: "png", scale: 2}});
+  }
+
+  function drawTokens() {
+    var box = document.getElementById("tokens");
+    var max = 0;
+    data.rollout.forEach(function (v, i) { if (!data.special[i] && v > max) max = v; });
+    data.tokens.forEach(function (t, i) {
+      var span = document.createElement("span");
+      span.className = "token" + (data.special[i] ? " special" : "");
+      span.textContent = t;
+      var v = data.rollout[i];
+      var share = max > 0 ? Math.min(1, v / max) : 0;
+      if (!data.special[i]) span.style.setProperty("--w", share.toFixed(3));
+      span.title = "rollout " + v.toFixed(4);
+      box.appendChild(span);
+    });
+  }
+
+  layerSelect.addEventListener("change", draw);
+  headSelect.addEventListener("change", draw);
+  drawTokens();
+  draw();
+})();

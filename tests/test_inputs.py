@@ -1,0 +1,91 @@
+"""Reading texts: JSONL and CSV, bad rows reported with line numbers, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attnreport.core.config import DataConfig
+from attnreport.core.errors import InputError
+from attnreport.trace import read_rows
+
+
+def write_jsonl(path, lines: list[bytes]):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_jsonl_rows_and_bad_rows_with_line_numbers(tmp_path):
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            json.dumps({"id": "a", "text": "first", "label": "x"}).encode(),
+            json.dumps({"id": "b", "text": "   "}).encode(),
+            b"\xff\xfe not utf-8",
+            b"{not json",
+            json.dumps({"text": "no id here"}).encode(),
+            json.dumps({"id": "c", "text": "y" * 50}).encode(),
+            json.dumps(["a", "list"]).encode(),
+            json.dumps({"id": "a", "text": "duplicate id"}).encode(),
+        ],
+    )
+    bad = []
+    rows = list(read_rows(DataConfig(path=path, max_chars=20), on_bad=bad.append))
+    assert [(r.id, r.text, r.label, r.line) for r in rows] == [
+        ("a", "first", "x", 1),
+        ("5", "no id here", None, 5),
+    ]
+    assert [(b.line, b.reason.split(" ")[0]) for b in bad] == [
+        (2, "no"),
+        (3, "not"),
+        (4, "not"),
+        (6, "text"),
+        (7, "a"),
+        (8, "duplicate"),
+    ]
+    assert str(bad[1]).startswith(f"{path}:3: not valid UTF-8")
+
+
+def test_fail_policy_names_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [b'{"text": "ok"}', b'{"text": ""}'])
+    with pytest.raises(InputError, match=r"d\.jsonl:2: no text.*on_bad_row"):
+        list(read_rows(DataConfig(path=path, on_bad_row="fail")))
+
+
+def test_csv_with_quoted_newlines_and_bom(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(
+        '\ufeffid,text,label\n1,"a text, with a comma",x\n'
+        '2,"two\nlines ""quoted""",y\n3,,z\n4,short\n'.encode()
+    )
+    bad = []
+    rows = list(read_rows(DataConfig(path=path), on_bad=bad.append))
+    assert [(r.id, r.text, r.label, r.line) for r in rows] == [
+        ("1", "a text, with a comma", "x", 2),
+        ("2", 'two\nlines "quoted"', "y", 3),
+    ]
+    assert [(b.line, b.reason) for b in bad] == [
+        (5, "no text in column 'text'"),
+        (6, "has 2 fields, the header has 3"),
+    ]
+
+
+def test_rows_are_streamed_not_read_whole(tmp_path):
+    """The reader yields the first rows before it has seen the (bad) rest of the file."""
+    path = write_jsonl(tmp_path / "d.jsonl", [b'{"text": "one"}', b'{"text": "two"}', b"broken"])
+    rows = read_rows(DataConfig(path=path, on_bad_row="fail"))
+    assert next(rows).text == "one" and next(rows).text == "two"
+    with pytest.raises(InputError, match=":3:"):
+        next(rows)
+
+
+def test_limit_inline_texts_and_unknown_formats(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [json.dumps({"text": f"t{i}"}).encode() for i in range(10)])
+    assert len(list(read_rows(DataConfig(path=path, limit=3)))) == 3
+    rows = list(read_rows(DataConfig(texts=["a", "b"])))
+    assert [(r.id, r.text) for r in rows] == [("0", "a"), ("1", "b")]
+    with pytest.raises(InputError, match="unknown data format"):
+        list(read_rows(DataConfig(path=tmp_path / "d.parquet")))
+    with pytest.raises(InputError, match="not found"):
+        list(read_rows(DataConfig(path=tmp_path / "missing.csv")))

@@ -1,0 +1,164 @@
+"""The first site: report.json, pages, relative links, escaping, builds that never lose a site."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from sitebuild import HOSTILE, sample_rows, write_config
+
+from attnreport.analysis import rollout
+from attnreport.core.config import load_config
+from attnreport.core.errors import BuildError
+from attnreport.pipeline import build
+
+
+@pytest.fixture
+def config(tiny, tmp_path):
+    return load_config(write_config(tmp_path / "project", tiny.export("bert"), sample_rows()))
+
+
+def files(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_report_json_has_the_documented_shape(config, tmp_path):
+    result = build(config, tmp_path / "site", progress=False)
+    report = json.loads((result.site / "report.json").read_text())
+    assert report["schema"] == 1 and report["generator"].startswith("attnreport ")
+    assert report["model"]["layers"] == 2 and report["model"]["heads"] == 4
+    assert report["model"]["labels"] == ["alpha", "beta", "gamma"]
+    examples = report["examples"]
+    assert [e["text"] for e in examples] == [r["text"] for r in sample_rows()]
+    for e in examples:
+        assert (result.site / e["page"]).is_file()
+        assert len(e["rollout"]) == len(e["tokens"])
+        assert abs(sum(e["probabilities"].values()) - 1) < 1e-5
+        assert e["prediction"] == max(e["probabilities"], key=e["probabilities"].get)
+    m = report["metrics"]
+    assert m["labelled"] == len(examples)
+    assert sum(map(sum, m["confusion"])) == len(examples)
+    correct = sum(e["prediction"] == e["label"] for e in examples)
+    assert m["accuracy"] == pytest.approx(correct / len(examples))
+
+
+def test_rollout_in_report_is_the_first_row_of_the_paper_formula(config, tmp_path, tiny):
+    from attnreport.trace import Tracer
+
+    result = build(config, tmp_path / "site", progress=False)
+    report = json.loads((result.site / "report.json").read_text())
+    trace = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts([sample_rows()[0]["text"]])[0]
+    a = trace.attentions.astype(np.float64)
+    n = trace.n_tokens
+    joint = np.eye(n)
+    for layer in range(a.shape[0]):
+        mixed = 0.5 * a[layer].mean(0) + 0.5 * np.eye(n)
+        joint = (mixed / mixed.sum(1, keepdims=True)) @ joint
+    np.testing.assert_allclose(report["examples"][0]["rollout"], joint[0], rtol=1e-6, atol=1e-7)
+
+
+def test_pages_link_relatively_and_load_nothing_from_outside(config, tmp_path):
+    site = build(config, tmp_path / "site", progress=False).site
+    assert (site / ".nojekyll").is_file() and (site / "assets" / "plotly.min.js").is_file()
+    for page in [site / "index.html", *sorted((site / "examples").glob("*.html"))]:
+        html = page.read_text()
+        for ref in re.findall(r'(?:src|href)="([^"]*)"', html):
+            assert not re.match(r"^(?:[a-z]+:|/)", ref), f"{page.name} links outside the site: {ref}"
+            assert (page.parent / ref).resolve().is_file(), f"{page.name}: broken link {ref}"
+        assert "http://" not in html and "https://" not in html
+
+
+def test_hostile_texts_are_escaped_and_slugs_are_safe(config, tmp_path):
+    site = build(config, tmp_path / "site", progress=False).site
+    pages = sorted((site / "examples").glob("*.html"))
+    assert len(pages) == len(sample_rows())
+    assert all(p.parent == site / "examples" and re.fullmatch(r"[a-z0-9-]+\.html", p.name) for p in pages)
+    everything = "".join(p.read_text() for p in [site / "index.html", *pages])
+    assert "<script>window" not in everything and "<img" not in everything
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in everything
+    assert "{{ 7 * 7 }}" in everything  # shown literally, not evaluated
+    report = json.loads((site / "report.json").read_text())
+    assert [e["text"] for e in report["examples"][3:]] == HOSTILE
+
+
+def test_failed_build_leaves_the_previous_site_untouched(config, tmp_path):
+    site = tmp_path / "site"
+    build(config, site, progress=False)
+    before = files(site)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "example.html.j2").write_text("{{ no_such_variable }}")
+    config.site.templates = broken
+    with pytest.raises(BuildError, match="example.html.j2.*no_such_variable"):
+        build(config, site, progress=False)
+    assert files(site) == before
+    assert not list(tmp_path.glob(".site.build-*"))
+
+
+def test_killed_build_leaves_the_previous_site_and_is_cleaned_up(config, tmp_path):
+    site = tmp_path / "site"
+    build(config, site, progress=False)
+    before = files(site)
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "example.html.j2").write_text("{% for i in range(10**9) %}{% endfor %}")
+    code = (
+        "import sys; from attnreport.core.config import load_config; from attnreport.pipeline import build\n"
+        f"c = load_config({str(config.source)!r})\n"
+        f"c.site.templates = __import__('pathlib').Path({str(slow)!r})\n"
+        f"build(c, __import__('pathlib').Path({str(site)!r}), progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".site.build-*/index.html")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(tmp_path.glob(".site.build-*")), "the build was not caught mid-way"
+    assert files(site) == before
+    config.site.templates = None
+    build(config, site, progress=False)
+    assert not list(tmp_path.glob(".site.build-*")) and not list(tmp_path.glob(".site.old-*"))
+
+
+def test_second_concurrent_build_stops_with_a_clear_message(config, tmp_path):
+    site = tmp_path / "site"
+    with open(tmp_path / ".site.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BuildError, match="another attnreport build is writing"):
+            build(config, site, progress=False)
+    assert not site.exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_site(config, tmp_path):
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "notes.md").write_text("mine")
+    with pytest.raises(BuildError, match="not an attnreport site"):
+        build(config, precious, progress=False)
+    assert (precious / "notes.md").read_text() == "mine"
+
+
+def test_rebuild_is_served_from_cache_and_byte_identical(config, tmp_path):
+    first = build(config, tmp_path / "a", progress=False)
+    second = build(config, tmp_path / "b", progress=False)
+    assert second.stats.traced == 0 and second.stats.sessions == 0
+    assert files(first.site) == files(second.site)
+
+
+def test_rollout_function_against_hand_computed_two_layer_case():
+    a1 = np.array([[[0.5, 0.5], [0.0, 1.0]]])  # one head
+    a2 = np.array([[[1.0, 0.0], [0.25, 0.75]]])
+    got = rollout(np.stack([a1, a2]))
+    m1 = np.array([[0.75, 0.25], [0.0, 1.0]])
+    m2 = np.array([[1.0, 0.0], [0.125, 0.875]])
+    np.testing.assert_allclose(got, m2 @ m1)
