@@ -6,6 +6,7 @@ so the manifest records the difference and the site shows it beside every int8 n
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -27,7 +28,15 @@ def quantize_int8(folder: Path, ids: np.ndarray, mask: np.ndarray, lengths: list
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder)
-    quantize_dynamic(str(folder / "model.onnx"), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing at WARNING
+    try:
+        quantize_dynamic(
+            str(folder / "model.onnx"), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8
+        )
+    finally:
+        root.setLevel(level)
     feeds = {"input_ids": ids, "attention_mask": mask}
     fp32 = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     int8 = ort.InferenceSession(str(folder / "model.int8.onnx"), providers=["CPUExecutionProvider"])
