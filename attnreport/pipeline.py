@@ -6,6 +6,7 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.modelcard import is_exported
-from attnreport.site.build import write_site
+from attnreport.site.build import spool_folder, write_site
 from attnreport.site.pages import gather
 from attnreport.trace import Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
@@ -89,9 +90,18 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
     )
     rows = read_rows(config.data)
     traces = tqdm(tracer.trace(rows), desc="tracing", unit="text", disable=not progress or None)
-    plan = gather(traces, tracer.card, title=config.title)
-    if not plan.examples:
-        raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
-    log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
-    site = write_site(plan, out, theme=config.site.theme, overrides=config.site.templates)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spool = spool_folder(out)
+    shutil.rmtree(spool, ignore_errors=True)
+    try:
+        plan = gather(traces, tracer.card, title=config.title, spool=spool)
+        if not plan.examples:
+            raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
+        log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
+        site = write_site(
+            plan, out, theme=config.site.theme, overrides=config.site.templates, progress=progress
+        )
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
     return BuildResult(site=site, examples=len(plan.examples), stats=tracer.stats, model=model_dir)

@@ -17,6 +17,7 @@ from sitebuild import HOSTILE, sample_rows, write_config
 from attnreport.analysis import rollout
 from attnreport.core.config import load_config
 from attnreport.core.errors import BuildError
+from attnreport.core.trace import Trace
 from attnreport.pipeline import build
 
 
@@ -128,6 +129,7 @@ def test_killed_build_leaves_the_previous_site_and_is_cleaned_up(config, tmp_pat
     config.site.templates = None
     build(config, site, progress=False)
     assert not list(tmp_path.glob(".site.build-*")) and not list(tmp_path.glob(".site.old-*"))
+    assert not list(tmp_path.glob(".site.spool-*"))
 
 
 def test_second_concurrent_build_stops_with_a_clear_message(config, tmp_path):
@@ -162,3 +164,30 @@ def test_rollout_function_against_hand_computed_two_layer_case():
     m1 = np.array([[0.75, 0.25], [0.0, 1.0]])
     m2 = np.array([[1.0, 0.0], [0.125, 0.875]])
     np.testing.assert_allclose(got, m2 @ m1)
+
+
+def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
+    """Memory stays flat: by the time a trace is made, the ones before it are gone."""
+    import gc
+    import weakref
+
+    from attnreport.site.pages import gather
+    from attnreport.trace import Tracer
+
+    tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")
+    stored = [t.to_bytes() for t in tracer.trace_texts([r["text"] for r in sample_rows()])]
+    refs = []
+
+    def stream():
+        for data in stored:
+            gc.collect()
+            # the loop variable in gather may still hold the latest one; none before it
+            assert all(r() is None for r in refs[:-1]), "gather kept an earlier trace alive"
+            trace = Trace.from_bytes(data)
+            refs.append(weakref.ref(trace))
+            yield trace
+            del trace
+
+    plan = gather(stream(), tracer.card, title="t", spool=tmp_path / "spool")
+    assert len(plan.examples) == len(stored)
+    assert all(p.data_file.is_file() for p in plan.examples)

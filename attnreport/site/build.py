@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import plotly
+from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
@@ -40,11 +42,29 @@ def _lock(target: Path):
         fh.close()
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def spool_folder(target: Path) -> Path:
+    """Scratch space for one build's page data, beside the target; removed by the build."""
+    return Path(target).resolve().with_name(f".{Path(target).name}.spool-{os.getpid()}")
+
+
 def _clean_leftovers(target: Path) -> None:
     olds = sorted(target.parent.glob(f".{target.name}.old-*"))
     if olds and not target.exists():
         # killed between the two renames of a swap: the previous site comes back
         olds[0].rename(target)
+    for stale in target.parent.glob(f".{target.name}.spool-*"):
+        if not _alive(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
     for stale in target.parent.glob(f".{target.name}.build-*"):
         shutil.rmtree(stale, ignore_errors=True)
     for stale in target.parent.glob(f".{target.name}.old-*"):
@@ -64,7 +84,7 @@ def _page(env: jinja2.Environment, name: str, **context) -> str:
         raise BuildError(f"{where}: {type(exc).__name__}: {exc}; fix the template") from exc
 
 
-def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None) -> None:
+def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None, progress: bool) -> None:
     env = environment(theme, overrides)
     assets = folder / "assets"
     assets.mkdir(parents=True)
@@ -74,14 +94,22 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None)
     shutil.copyfile(theme_folder(theme) / "theme.css", assets / "theme.css")
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
     _write(folder / "index.html", _page(env, "index.html.j2", root="", **common))
-    for page in plan.examples:
-        html = _page(env, "example.html.j2", root="../", page=page, **common)
+    for page in tqdm(plan.examples, desc="writing", unit="page", disable=not progress or None):
+        data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
+        html = _page(env, "example.html.j2", root="../", page=page, page_data=data, **common)
         _write(folder / "examples" / f"{page.slug}.html", html)
     _write(folder / MARKER, dumps(plan.report) + "\n")
     _write(folder / ".nojekyll", "")
 
 
-def write_site(plan: SitePlan, target: Path, *, theme: str = "light", overrides: Path | None = None) -> Path:
+def write_site(
+    plan: SitePlan,
+    target: Path,
+    *,
+    theme: str = "light",
+    overrides: Path | None = None,
+    progress: bool = False,
+) -> Path:
     """Render `plan` and swap it in at `target`; returns the target."""
     target = Path(target).resolve()
     if target.exists() and not target.is_dir():
@@ -96,7 +124,7 @@ def write_site(plan: SitePlan, target: Path, *, theme: str = "light", overrides:
         _clean_leftovers(target)
         fresh = target.with_name(f".{target.name}.build-{os.getpid()}")
         try:
-            _render(plan, fresh, theme=theme, overrides=overrides)
+            _render(plan, fresh, theme=theme, overrides=overrides, progress=progress)
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             if target.exists():
                 target.rename(old)

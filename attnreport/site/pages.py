@@ -1,12 +1,16 @@
-"""Phase one of a build: gather everything every page needs, before a byte is written.
+"""Phase one of a build: gather everything every page needs, before a page is written.
 
 The page models are plain dicts of JSON-ready data; templates only lay them out.
+Traces stream through one at a time: each example's bulky page data (its quantised
+attentions) is spooled to a file as soon as it is made, so memory holds only the small
+per-example records that report.json needs, however many examples there are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -14,8 +18,8 @@ from attnreport import __version__
 from attnreport.analysis import classification_metrics, read_row, rollout, softmax
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-from attnreport.site.encode import clean, quantize_unit
-from attnreport.site.slugs import unique_slugs
+from attnreport.site.encode import clean, quantize_unit, script_json
+from attnreport.site.slugs import SlugMaker
 
 SNIPPET = 140
 
@@ -25,8 +29,8 @@ class ExamplePage:
     slug: str
     #: the example's entry in report.json
     record: dict
-    #: data for the page's script (tokens, quantised attentions, rollout)
-    data: dict
+    #: the page script's data (tokens, quantised attentions, rollout): script-safe JSON, spooled
+    data_file: Path
     previous: str | None = None
     next: str | None = None
 
@@ -96,13 +100,18 @@ def example_record(trace: Trace, card: ModelCard, slug: str) -> tuple[dict, dict
     return clean(record), clean(data)
 
 
-def gather(traces: Iterable[Trace], card: ModelCard, *, title: str) -> SitePlan:
-    traces = list(traces)
-    slugs = unique_slugs([t.id for t in traces])
+def gather(traces: Iterable[Trace], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
+    """Gather every page's context; `spool` is a scratch folder for the pages' data."""
+    spool = Path(spool)
+    spool.mkdir(parents=True, exist_ok=True)
+    slug_for = SlugMaker()
     pages = []
-    for trace, slug in zip(traces, slugs, strict=True):
+    for trace in traces:
+        slug = slug_for(trace.id)
         record, data = example_record(trace, card, slug)
-        pages.append(ExamplePage(slug=slug, record=record, data=data))
+        data_file = spool / f"{len(pages)}.json"
+        data_file.write_text(script_json(data), encoding="utf-8")
+        pages.append(ExamplePage(slug=slug, record=record, data_file=data_file))
     for i, page in enumerate(pages):
         page.previous = pages[i - 1].slug if i > 0 else None
         page.next = pages[i + 1].slug if i + 1 < len(pages) else None

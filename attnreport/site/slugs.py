@@ -32,17 +32,24 @@ def slugify(identifier: str) -> str:
     return slug
 
 
-def unique_slugs(identifiers: list[str]) -> list[str]:
-    """One slug per id, unique even under case-insensitive file systems."""
-    result = []
-    seen: set[str] = set()
-    for identifier in identifiers:
+class SlugMaker:
+    """Hands out slugs one id at a time (ids stream in), each unique among those given."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, identifier: str) -> str:
         slug = slugify(identifier)
-        if not slug or slug in RESERVED or slug != identifier or slug in seen:
+        if not slug or slug in RESERVED or slug != identifier or slug in self._seen:
             digest = hashlib.sha256(identifier.encode("utf-8", "surrogatepass")).hexdigest()[:8]
             slug = f"{slug or 'example'}-{digest}"
-        while slug in seen:
+        while slug in self._seen:
             slug = f"{slug}-x"
-        seen.add(slug)
-        result.append(slug)
-    return result
+        self._seen.add(slug)
+        return slug
+
+
+def unique_slugs(identifiers: list[str]) -> list[str]:
+    """One slug per id, unique even under case-insensitive file systems."""
+    make = SlugMaker()
+    return [make(identifier) for identifier in identifiers]

@@ -12,7 +12,6 @@ import jinja2
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
-from attnreport.site.encode import script_json
 
 
 def theme_folder(theme: str) -> Path:
@@ -39,6 +38,5 @@ def environment(theme: str, overrides: Path | None = None) -> jinja2.Environment
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["script_json"] = lambda value: jinja2.utils.markupsafe.Markup(script_json(value))
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
     return env

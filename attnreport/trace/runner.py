@@ -122,7 +122,7 @@ class Tracer:
         if todo:
             done.update(self._run(rows, todo))
         for i in range(len(rows)):
-            yield done[i]
+            yield done.pop(i)  # released as soon as the consumer lets go of it
 
     def _run(self, rows, todo) -> dict[int, Trace]:
         tok = self.tokenizer
