@@ -1,0 +1,27 @@
+"""The wheel ships what a site needs: templates, themes and the demo data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_templates_themes_and_examples(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("attnreport-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("templates", "themes", "examples"):
+        shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*") if p.is_file())
+        assert shipped, folder
+        for name in shipped:
+            assert f"attnreport/_bundled/{name}" in names, name
+    assert "attnreport/cli.py" in names
