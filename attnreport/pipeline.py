@@ -9,18 +9,24 @@ import hashlib
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
+from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
+from attnreport.analysis.explain import Explanation, explain
+from attnreport.analysis.heads import HeadThresholds, head_scores, induction_scores, repeated_random_tokens
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.modelcard import is_exported
 from attnreport.site.build import spool_folder, write_site
+from attnreport.site.encode import clean
 from attnreport.site.pages import gather
 from attnreport.trace import Tracer, TraceStats, read_rows
-from attnreport.trace.cache import default_cache_dir
+from attnreport.trace.cache import ResultCache, default_cache_dir
+from attnreport.trace.evaluate import HeadModel
 
 Log = Callable[[str], None]
 
@@ -76,6 +82,102 @@ def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
     return target
 
 
+class Analysis:
+    """Runs the analysis stage on traces as they stream by, with its results cached."""
+
+    #: the head atlas is computed on at most this many examples (their attentions are kept)
+    HEAD_SAMPLE = 256
+
+    def __init__(self, tracer: Tracer, config: ReportConfig, cache_dir: Path) -> None:
+        self.tracer = tracer
+        self.options = config.analysis
+        self.sample: list = []
+        self.pooled: list[np.ndarray] = []
+        self.truth: list[str | None] = []
+        self.predicted: list[int] = []
+        self.cache = None
+        if tracer.key:
+            self.cache = ResultCache(cache_dir, "analysis", tracer.key, asdict(self.options))
+        self.computed = 0
+        # checked before any model runs: a misspelt threshold is a config error, not a late crash
+        self.thresholds = HeadThresholds.from_dict(self.options.head_thresholds)
+
+    def explain(self, trace):
+        cached = self.cache.get(trace.text) if self.cache else None
+        if cached is not None:
+            return Explanation.from_dict(cached)
+        result = explain(self.tracer, trace, self.options)
+        self.computed += 1
+        if self.cache:
+            self.cache.put(trace.text, clean(result.to_dict()))
+        return result
+
+    def stream(self, traces):
+        card = self.tracer.card
+        pooling = self.options.decision_pooling or card.read_position
+        for trace in traces:
+            if len(self.sample) < self.HEAD_SAMPLE:
+                self.sample.append(trace)
+            self.pooled.append(
+                pool(trace.hidden, trace.special, pooling=pooling, layer=self.options.decision_layer)
+            )
+            self.truth.append(trace.label)
+            if trace.logits is not None:
+                self.predicted.append(int(np.argmax(trace.logits)))
+            yield trace, self.explain(trace)
+
+    def decision(self) -> DecisionSpace | None:
+        """The decision space, drawn by the model's head when it reads this pooling, else a probe."""
+        card = self.tracer.card
+        if len(self.pooled) < 2 or not card.labels or len(self.predicted) != len(self.pooled):
+            return None
+        pooling = self.options.decision_pooling or card.read_position
+        own = (
+            card.has_head
+            and pooling == card.read_position
+            and self.options.decision_layer in (-1, card.layers)
+        )
+        if own:
+            head, source = HeadModel(self.tracer.folder), "model_head"
+        else:
+            known = [(p, t) for p, t in zip(self.pooled, self.truth, strict=True) if t in card.labels]
+            if len({t for _, t in known}) < 2:
+                return None
+            head = fit_probe(np.stack([p for p, _ in known]), [t for _, t in known], card.labels)
+            source = "probe"
+        return decision_space(
+            np.stack(self.pooled),
+            np.array(self.predicted),
+            head,
+            labels=card.labels,
+            layer=self.options.decision_layer,
+            pooling=pooling,
+            source=source,
+        )
+
+    def induction_probe(self, period: int = 32):
+        """Olsson et al.'s probe: a random token sequence repeated twice, after the prefix tokens."""
+        tok = self.tracer.tokenizer
+        period = max(3, min(period, (self.tracer.window - 1) // 2))
+        ids = repeated_random_tokens(tok.vocab_size, period, random_state=0, exclude=tok.special_ids)
+        full = np.concatenate([tok.prefix_ids, ids, tok.suffix_ids])
+        return induction_scores(self.tracer.attentions_for_ids(full), period, len(tok.prefix_ids))
+
+    def heads(self) -> list[dict]:
+        if not self.sample:
+            return []
+        card = self.tracer.card
+        induction = self.induction_probe() if card.causal else None
+        scores = head_scores(self.sample, thresholds=self.thresholds, causal=card.causal, induction=induction)
+        ids = [t.id for t in self.sample]
+        out = []
+        for h in scores:
+            entry = asdict(h)
+            entry["typical"] = [ids[i] for i in h.typical]
+            out.append(entry)
+        return out
+
+
 def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool = True) -> BuildResult:
     """Build the site for `config` into `out`, replacing a previous site only when done."""
     cache_dir = config.cache_dir or default_cache_dir()
@@ -90,12 +192,23 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
     )
     rows = read_rows(config.data)
     traces = tqdm(tracer.trace(rows), desc="tracing", unit="text", disable=not progress or None)
+    analysis = Analysis(tracer, config, cache_dir)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
     try:
-        plan = gather(traces, tracer.card, title=config.title, spool=spool)
+        plan = gather(analysis.stream(traces), tracer.card, title=config.title, spool=spool)
+        plan.report["heads"] = clean(analysis.heads())
+        space = analysis.decision()
+        if space is not None:
+            plan.decision_space = space
+            plan.report["decision_space"] = clean(space.summary())
+            for record, xyz, on_slice in zip(
+                plan.report["examples"], space.coords, space.slice_predictions, strict=True
+            ):
+                record["xyz"] = clean(xyz.tolist())
+                record["slice_prediction"] = tracer.card.labels[int(on_slice)]
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")

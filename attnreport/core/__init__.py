@@ -1,6 +1,13 @@
 """Types shared by every stage: errors, the model card, the trace, the report config."""
 
-from attnreport.core.config import DataConfig, ModelConfig, ReportConfig, SiteConfig, load_config
+from attnreport.core.config import (
+    AnalysisConfig,
+    DataConfig,
+    ModelConfig,
+    ReportConfig,
+    SiteConfig,
+    load_config,
+)
 from attnreport.core.errors import (
     AttnReportError,
     BuildError,
@@ -12,6 +19,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
 
 __all__ = [
+    "AnalysisConfig",
     "AttnReportError",
     "BuildError",
     "ConfigError",

@@ -46,6 +46,36 @@ class DataConfig:
     limit: int = 0
 
 
+ATTRIBUTION_METHODS = ("shapley", "occlusion")
+OUTPUTS = ("probability", "logit")
+
+
+@dataclass
+class AnalysisConfig:
+    #: token attributions to compute, by name
+    attributions: list[str] = field(default_factory=lambda: ["shapley", "occlusion"])
+    #: what attributions explain: the target class's "probability", or its "logit"
+    output: str = "probability"
+    #: Shapley values are exact (all 2^p coalitions) up to this many tokens, sampled beyond;
+    #: exact costs 2^p model runs (256 at 8 tokens, 4096 at 12)
+    max_exact: int = 8
+    #: permutations for sampled Shapley values (antithetic pairs), about p model runs each;
+    #: the standard error of every value is reported, raise this to shrink it
+    permutations: int = 24
+    #: examples with more content tokens than this get no attributions (reported as skipped)
+    max_attribution_tokens: int = 64
+    #: compute attention flow (Abnar & Zuidema) for examples short enough
+    flow: bool = True
+    #: comprehensiveness / sufficiency of every ranking, against random rankings
+    faithfulness: bool = True
+    #: head-pattern thresholds, by HeadThresholds field name
+    head_thresholds: dict = field(default_factory=dict)
+    #: decision space: which hidden layer (-1: the last) and pooling ("first", "last", "mean";
+    #: default: what the model's head reads, so the head itself draws the boundaries)
+    decision_layer: int = -1
+    decision_pooling: str | None = None
+
+
 @dataclass
 class SiteConfig:
     theme: str = "light"
@@ -60,6 +90,7 @@ class ReportConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     site: SiteConfig = field(default_factory=SiteConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -83,6 +114,23 @@ class ReportConfig:
             )
         if self.model.batch_size < 1:
             raise ConfigError(f"{where}: [model] batch_size must be at least 1")
+        unknown = sorted(set(self.analysis.attributions) - set(ATTRIBUTION_METHODS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: [analysis] attributions has unknown method {unknown[0]!r}; "
+                f"known methods: {', '.join(ATTRIBUTION_METHODS)}"
+            )
+        if self.analysis.output not in OUTPUTS:
+            raise ConfigError(
+                f"{where}: [analysis] output = {self.analysis.output!r}; choose one of {', '.join(OUTPUTS)}"
+            )
+        if self.analysis.decision_pooling not in (None, "first", "last", "mean"):
+            raise ConfigError(
+                f"{where}: [analysis] decision_pooling = {self.analysis.decision_pooling!r}; "
+                f"choose first, last or mean"
+            )
+        if self.analysis.permutations < 2 or self.analysis.max_exact > 20:
+            raise ConfigError(f"{where}: [analysis] needs permutations >= 2 and max_exact <= 20")
         if self.model.window is not None and self.model.window <= self.model.stride + 2:
             raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
 
@@ -114,14 +162,13 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
     """Build a validated `ReportConfig` from a parsed TOML table."""
     where = str(source) if source else "config"
     data = dict(data)
-    sections = {"model": ModelConfig, "data": DataConfig, "site": SiteConfig}
+    sections = {"model": ModelConfig, "data": DataConfig, "site": SiteConfig, "analysis": AnalysisConfig}
     parts = {}
     for name, cls in sections.items():
         table = data.pop(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
         parts[name] = _fill(cls, table, f"[{name}] ", base, where)
-    data.pop("analysis", None)  # options of the analysis stage; read there
     top = _fill(ReportConfig, data, "", base, where)
     config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)
     config.validate()

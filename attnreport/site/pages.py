@@ -16,6 +16,7 @@ import numpy as np
 
 from attnreport import __version__
 from attnreport.analysis import classification_metrics, read_row, rollout, softmax
+from attnreport.analysis.explain import Explanation
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
 from attnreport.site.encode import clean, quantize_unit, script_json
@@ -41,6 +42,8 @@ class SitePlan:
     card: ModelCard
     report: dict
     examples: list[ExamplePage] = field(default_factory=list)
+    #: the analysis stage's DecisionSpace (coordinates and probability volumes), for the scenes
+    decision_space: object | None = None
 
 
 def _display_tokens(trace: Trace) -> list[str]:
@@ -51,7 +54,9 @@ def _display_tokens(trace: Trace) -> list[str]:
     return shown
 
 
-def example_record(trace: Trace, card: ModelCard, slug: str) -> tuple[dict, dict]:
+def example_record(
+    trace: Trace, card: ModelCard, slug: str, explanation: Explanation | None = None
+) -> tuple[dict, dict]:
     roll = read_row(rollout(trace.attentions), card.read_position)
     record = {
         "id": trace.id,
@@ -76,7 +81,22 @@ def example_record(trace: Trace, card: ModelCard, slug: str) -> tuple[dict, dict
         record["probabilities"] = {}
         record["confidence"] = None
         record["correct"] = None
+    views = {"rollout": roll}
+    errors: dict[str, list[float]] = {}
+    if explanation is not None:
+        record["attributions"] = explanation.attributions
+        record["faithfulness"] = explanation.faithfulness
+        record["flow"] = explanation.flow
+        record["agreement_with_occlusion"] = explanation.agreement
+        record["skipped"] = explanation.skipped
+        views.update({name: a["values"] for name, a in explanation.attributions.items()})
+        errors = {name: a["std_error"] for name, a in explanation.attributions.items() if "std_error" in a}
+        if explanation.flow is not None:
+            views["flow"] = explanation.flow
     data = {
+        "views": views,
+        "errors": errors,
+        "view_notes": _view_notes(record),
         "tokens": _display_tokens(trace),
         "special": trace.special.tolist(),
         "layers": trace.layers,
@@ -100,15 +120,60 @@ def example_record(trace: Trace, card: ModelCard, slug: str) -> tuple[dict, dict
     return clean(record), clean(data)
 
 
-def gather(traces: Iterable[Trace], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
-    """Gather every page's context; `spool` is a scratch folder for the pages' data."""
+def _view_notes(record: dict) -> dict[str, str]:
+    """One line per token view saying what its numbers are."""
+    notes = {"rollout": "attention rollout (Abnar & Zuidema 2020) into the read position"}
+    if record.get("flow") is not None:
+        notes["flow"] = "attention flow (max-flow, Abnar & Zuidema 2020) into the read position"
+    for name, a in record.get("attributions", {}).items():
+        what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
+        if name == "shapley":
+            how = "exact" if a["exact"] else f"sampled ({a['method']}), standard error shown on hover"
+            notes[name] = f"Shapley values of the {what}; {how}, {a['evaluations']} model evaluations"
+        else:
+            notes[name] = f"occlusion: drop in the {what} when the token alone is removed"
+    return notes
+
+
+def summarise(records: list[dict]) -> dict:
+    """Dataset-level means of faithfulness and of agreement with occlusion, per method."""
+    faith: dict[str, dict[str, list[float]]] = {}
+    agree: dict[str, list[float]] = {}
+    for r in records:
+        for method, f in (r.get("faithfulness") or {}).items():
+            slot = faith.setdefault(method, {"comprehensiveness": [], "sufficiency": []})
+            slot["comprehensiveness"].append(f["comprehensiveness"])
+            slot["sufficiency"].append(f["sufficiency"])
+        for method, rho in (r.get("agreement_with_occlusion") or {}).items():
+            if rho is not None:
+                agree.setdefault(method, []).append(rho)
+    return {
+        "faithfulness": {
+            m: {k: float(np.mean(v)) for k, v in d.items()} | {"examples": len(d["comprehensiveness"])}
+            for m, d in sorted(faith.items())
+        },
+        "agreement_with_occlusion": {
+            m: {"spearman_mean": float(np.mean(v)), "examples": len(v)} for m, v in sorted(agree.items())
+        },
+    }
+
+
+def gather(
+    items: Iterable[Trace | tuple[Trace, Explanation | None]], card: ModelCard, *, title: str, spool: Path
+) -> SitePlan:
+    """Gather every page's context; `spool` is a scratch folder for the pages' data.
+
+    `items` are traces, or (trace, explanation) pairs when the analysis stage ran.
+    """
     spool = Path(spool)
     spool.mkdir(parents=True, exist_ok=True)
     slug_for = SlugMaker()
     pages = []
-    for trace in traces:
+    for item in items:
+        trace, explanation = item if isinstance(item, tuple) else (item, None)
         slug = slug_for(trace.id)
-        record, data = example_record(trace, card, slug)
+        record, data = example_record(trace, card, slug, explanation)
+        del trace, item
         data_file = spool / f"{len(pages)}.json"
         data_file.write_text(script_json(data), encoding="utf-8")
         pages.append(ExamplePage(slug=slug, record=record, data_file=data_file))
@@ -152,6 +217,7 @@ def gather(traces: Iterable[Trace], card: ModelCard, *, title: str, spool: Path)
             "notes": card.extra.get("notes", {}),
         },
         "metrics": metrics,
+        "analysis": summarise([p.record for p in pages]),
         "examples": [p.record for p in pages],
     }
     return SitePlan(title=title, card=card, report=clean(report), examples=pages)

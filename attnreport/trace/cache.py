@@ -60,3 +60,30 @@ class TraceCache:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(trace.to_bytes())
         os.replace(tmp, path)
+
+
+class ResultCache:
+    """JSON results keyed like traces (model, options, text): analysis that ran the model once."""
+
+    def __init__(self, root: Path, namespace: str, model_key: str, options: dict) -> None:
+        self.model_key = hashlib.sha256(
+            (namespace + model_key + json.dumps(options, sort_keys=True)).encode()
+        ).hexdigest()
+        self.folder = Path(root) / namespace / self.model_key[:24]
+
+    def _path(self, text: str) -> Path:
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, text: str) -> dict | None:
+        try:
+            return json.loads(self._path(text).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def put(self, text: str, value: dict) -> None:
+        path = self._path(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value, sort_keys=True, allow_nan=False), encoding="utf-8")
+        os.replace(tmp, path)

@@ -7,6 +7,7 @@ numbers as each text alone (checked at export); padded rows and columns are cut 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +73,13 @@ class Tracer:
         self.stats = TraceStats()
         self._session = None
         self.cache = None
+        #: identifies the model, tokenizer and tracing options: the key of every cached result
+        self.key = ""
         if use_cache:
             options = {"window": self.window, "stride": self.stride, "model": name}
-            key = file_sha256(self.model_path) + file_sha256(self.folder / "tokenizer.json")
-            self.cache = TraceCache(cache_dir or default_cache_dir(), key, options)
+            self.key = file_sha256(self.model_path) + file_sha256(self.folder / "tokenizer.json")
+            self.cache = TraceCache(cache_dir or default_cache_dir(), self.key, options)
+            self.key += json.dumps(options, sort_keys=True)
 
     @property
     def session(self):
@@ -101,6 +105,11 @@ class Tracer:
                 chunk = []
         if chunk:
             yield from self._chunk(chunk)
+
+    def attentions_for_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Attentions ``[L, H, n, n]`` for raw token ids (probes that are not text, e.g. induction)."""
+        ((attentions, _, _),) = self._forward([np.asarray(ids, dtype=np.int64)])
+        return attentions
 
     def trace_texts(self, texts: list[str]) -> list[Trace]:
         rows = [Row(id=str(i), text=t, label=None, line=0) for i, t in enumerate(texts)]

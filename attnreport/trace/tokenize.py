@@ -47,6 +47,15 @@ class TextTokenizer:
         self.suffix_tokens = list(probe.tokens[len(mask) - tail :]) if tail else []
 
     @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=False)
+
+    @property
+    def special_ids(self) -> list[int]:
+        """Ids of the tokenizer's added special tokens (never drawn as random probe tokens)."""
+        return sorted(i for i, t in self._tok.get_added_tokens_decoder().items() if t.special)
+
+    @property
     def n_special(self) -> int:
         return len(self.prefix_ids) + len(self.suffix_ids)
 
@@ -60,3 +69,6 @@ class TextTokenizer:
 
     def token_id(self, token: str) -> int | None:
         return self._tok.token_to_id(token)
+
+    def token(self, token_id: int) -> str | None:
+        return self._tok.id_to_token(int(token_id))

@@ -90,22 +90,48 @@
       toImageButtonOptions: {format: "png", scale: 2}});
   }
 
+  // Token views: signed values (attributions) on a diverging orange/blue scale centred on 0,
+  // unsigned ones (rollout, flow) on a single-hue scale; special tokens are not scored.
+  var viewSelect = document.getElementById("view");
+  var order = ["shapley", "occlusion", "flow", "rollout"];
+  var names = Object.keys(data.views).sort(function (a, b) { return order.indexOf(a) - order.indexOf(b); });
+  names.forEach(function (name) { option(viewSelect, name, name); });
+
   function drawTokens() {
+    var name = viewSelect.value;
+    var values = data.views[name];
     var box = document.getElementById("tokens");
-    var max = 0;
-    data.rollout.forEach(function (v, i) { if (!data.special[i] && v > max) max = v; });
+    box.textContent = "";
+    var max = 0, signed = false;
+    values.forEach(function (v, i) {
+      if (data.special[i]) return;
+      if (v < 0) signed = true;
+      if (Math.abs(v) > max) max = Math.abs(v);
+    });
     data.tokens.forEach(function (t, i) {
       var span = document.createElement("span");
       span.className = "token" + (data.special[i] ? " special" : "");
       span.textContent = t;
-      var v = data.rollout[i];
-      var share = max > 0 ? Math.min(1, v / max) : 0;
-      if (!data.special[i]) span.style.setProperty("--w", share.toFixed(3));
-      span.title = "rollout " + v.toFixed(4);
+      var v = values[i];
+      if (!data.special[i]) {
+        var share = max > 0 ? Math.min(1, Math.abs(v) / max) : 0;
+        span.style.setProperty("--w", share.toFixed(3));
+        span.classList.add(v < 0 ? "neg" : "pos");
+        span.dataset.value = String(v);
+      }
+      var err = data.errors[name];
+      span.title = name + " " + v.toPrecision(4) + (err && !data.special[i] ? " ± " + err[i].toPrecision(2) + " (standard error)" : "");
       box.appendChild(span);
     });
+    document.getElementById("view-note").textContent = data.view_notes[name] || "";
+    var legend = document.getElementById("legend");
+    legend.textContent = signed || name === "shapley" || name === "occlusion"
+      ? "blue: against the prediction · orange: for it · strongest ±" + max.toPrecision(3)
+      : "darker: more · strongest " + max.toPrecision(3);
+    box.dataset.view = name;
   }
 
+  viewSelect.addEventListener("change", drawTokens);
   layerSelect.addEventListener("change", draw);
   headSelect.addEventListener("change", draw);
   drawTokens();

@@ -1,0 +1,163 @@
+"""The decision space: examples in 3D (PCA of a pooled hidden state) with the model's own
+decision function evaluated on that 3D slice.
+
+A 3D picture of a 384-dimensional space can mislead, so the slice is checked: for each
+example, the class the model's head gives at the example's *projected* point is compared
+with the model's real prediction. `slice_agreement` is the share that agree; a low value
+says "do not read the boundaries in this picture literally".
+
+Where the model has no head of its own, a logistic-regression probe on the labels stands
+in for it, and `source` says "probe".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnreport.analysis.predictions import softmax
+
+POOLINGS = ("first", "last", "mean")
+
+#: pooled hidden states [m, d] -> logits [m, C]
+HeadFunction = Callable[[np.ndarray], np.ndarray]
+
+
+def pool(hidden: np.ndarray, special: np.ndarray, *, pooling: str, layer: int = -1) -> np.ndarray:
+    """One vector per example from ``hidden [L+1, n, d]``: the first or last token, or the mean
+    over the content tokens."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
+    states = np.asarray(hidden)[layer]
+    if pooling == "first":
+        return states[0]
+    if pooling == "last":
+        return states[-1]
+    content = ~np.asarray(special, dtype=bool)
+    return states[content].mean(axis=0) if content.any() else states.mean(axis=0)
+
+
+class PCA3:
+    """PCA to 3 components with deterministic signs (largest loading of each axis positive)."""
+
+    def fit(self, points: np.ndarray) -> PCA3:
+        x = np.asarray(points, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise ValueError(f"PCA needs [m >= 2, d] points, got {list(x.shape)}")
+        self.mean_ = x.mean(axis=0)
+        centred = x - self.mean_
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        k = min(3, vt.shape[0])
+        components = vt[:k]
+        signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+        self.components_ = components * signs[:, None]
+        variance = s**2 / max(1, len(x) - 1)
+        total = variance.sum()
+        self.explained_variance_ratio_ = variance[:k] / total if total > 0 else np.zeros(k)
+        if k < 3:  # fewer examples than axes: pad with zero axes so coordinates are still 3D
+            pad = 3 - k
+            self.components_ = np.vstack([self.components_, np.zeros((pad, x.shape[1]))])
+            self.explained_variance_ratio_ = np.concatenate([self.explained_variance_ratio_, np.zeros(pad)])
+        return self
+
+    def transform(self, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points, dtype=np.float64) - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, coords: np.ndarray) -> np.ndarray:
+        return np.asarray(coords, dtype=np.float64) @ self.components_ + self.mean_
+
+
+@dataclass
+class DecisionSpace:
+    layer: int
+    pooling: str
+    source: str  # "model_head" or "probe"
+    labels: list[str]
+    explained_variance: list[float]
+    coords: np.ndarray  # [N, 3]
+    #: grid axes: the coordinates of the grid points along each of the 3 axes
+    axes: list[np.ndarray]
+    #: per-class probability volumes [C, g, g, g] of the head on the slice
+    volumes: np.ndarray
+    #: the head's class at each example's projected point
+    slice_predictions: np.ndarray
+    slice_agreement: float
+
+    def summary(self) -> dict:
+        return {
+            "layer": self.layer,
+            "pooling": self.pooling,
+            "source": self.source,
+            "explained_variance": [float(v) for v in self.explained_variance],
+            "slice_agreement": float(self.slice_agreement),
+            "grid": int(self.volumes.shape[1]),
+        }
+
+
+def fit_probe(pooled: np.ndarray, labels: list[str], classes: list[str]) -> HeadFunction:
+    """A logistic-regression probe on the labels: the stand-in head of a model without one."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.array([classes.index(label) for label in labels])
+    probe = LogisticRegression(max_iter=2000, random_state=0).fit(pooled, y)
+
+    def head(points: np.ndarray) -> np.ndarray:
+        # log-probabilities are logits whose softmax is the probe's probabilities
+        logits = np.full((len(points), len(classes)), -1e9)
+        logits[:, probe.classes_] = probe.predict_log_proba(np.asarray(points, dtype=np.float64))
+        return logits
+
+    return head
+
+
+def decision_space(
+    pooled: np.ndarray,
+    predictions: np.ndarray,
+    head: HeadFunction,
+    *,
+    labels: list[str],
+    layer: int = -1,
+    pooling: str = "first",
+    source: str = "model_head",
+    grid: int = 24,
+    margin: float = 0.15,
+    batch: int = 8192,
+) -> DecisionSpace:
+    """PCA of `pooled` [N, d] and the head's class probabilities on a grid over the 3D slice.
+
+    `predictions` are the model's real predicted class indices, for the slice agreement.
+    """
+    pooled = np.asarray(pooled, dtype=np.float64)
+    predictions = np.asarray(predictions)
+    if len(predictions) != len(pooled):
+        raise ValueError(f"{len(pooled)} pooled vectors but {len(predictions)} predictions")
+    pca = PCA3().fit(pooled)
+    coords = pca.transform(pooled)
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    span = np.maximum(high - low, 1e-6)
+    axes = [
+        np.linspace(lo - margin * s, hi + margin * s, grid) for lo, hi, s in zip(low, high, span, strict=True)
+    ]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    probs = np.concatenate(
+        [
+            softmax(head(pca.inverse_transform(mesh[s : s + batch]).astype(np.float32)))
+            for s in range(0, len(mesh), batch)
+        ]
+    )
+    volumes = probs.T.reshape(len(labels), grid, grid, grid)
+    on_slice = softmax(head(pca.inverse_transform(coords).astype(np.float32))).argmax(axis=1)
+    return DecisionSpace(
+        layer=layer,
+        pooling=pooling,
+        source=source,
+        labels=list(labels),
+        explained_variance=pca.explained_variance_ratio_.tolist(),
+        coords=coords,
+        axes=axes,
+        volumes=volumes.astype(np.float32),
+        slice_predictions=on_slice,
+        slice_agreement=float(np.mean(on_slice == predictions)) if len(predictions) else 0.0,
+    )

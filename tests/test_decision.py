@@ -1,0 +1,92 @@
+"""Decision space: PCA against scikit-learn, round trips, the head evaluated on the slice, agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from attnreport.analysis.decision import PCA3, decision_space, fit_probe, pool
+
+
+def softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_pca_matches_sklearn_up_to_sign_and_signs_are_deterministic():
+    x = np.random.default_rng(0).standard_normal((50, 12)) * np.linspace(5, 0.5, 12)
+    ours = PCA3().fit(x)
+    ref = PCA(n_components=3, svd_solver="full").fit(x)
+    np.testing.assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-10)
+    np.testing.assert_allclose(np.abs(ours.components_ @ ref.components_.T), np.eye(3), atol=1e-8)
+    shuffled = PCA3().fit(x[np.random.default_rng(1).permutation(50)])
+    np.testing.assert_allclose(shuffled.components_, ours.components_, atol=1e-10)
+    for row in ours.components_:
+        assert row[np.abs(row).argmax()] > 0
+
+
+def test_inverse_transform_round_trips_points_in_the_span():
+    rng = np.random.default_rng(2)
+    basis = rng.standard_normal((3, 20))
+    x = rng.standard_normal((40, 3)) @ basis + rng.standard_normal(20)
+    pca = PCA3().fit(x)
+    np.testing.assert_allclose(pca.inverse_transform(pca.transform(x)), x, atol=1e-9)
+    coords = rng.standard_normal((5, 3))
+    np.testing.assert_allclose(pca.transform(pca.inverse_transform(coords)), coords, atol=1e-9)
+
+
+def test_volumes_are_the_head_evaluated_on_the_slice():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30, 8)) * [4, 3, 2, 0.5, 0.4, 0.3, 0.2, 0.1]
+    w = rng.standard_normal((3, 8))
+    head = lambda p: np.asarray(p, dtype=np.float64) @ w.T  # noqa: E731
+    preds = (x @ w.T).argmax(axis=1)
+    space = decision_space(x, preds, head, labels=["a", "b", "c"], grid=7)
+    assert space.volumes.shape == (3, 7, 7, 7)
+    np.testing.assert_allclose(space.volumes.sum(axis=0), 1, atol=1e-5)
+    pca = PCA3().fit(x)
+    for i, j, k in [(0, 0, 0), (6, 3, 1), (2, 5, 6)]:
+        point = np.array([space.axes[0][i], space.axes[1][j], space.axes[2][k]])
+        expected = softmax(pca.inverse_transform(point[None]) @ w.T)[0]
+        np.testing.assert_allclose(space.volumes[:, i, j, k], expected, atol=1e-5)
+    np.testing.assert_allclose(space.coords, pca.transform(x), atol=1e-9)
+
+
+def test_slice_agreement_is_one_when_the_decision_lives_in_the_slice_and_low_when_not():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 6)) * [5, 4, 3, 0.01, 0.01, 0.01]
+    inside = np.zeros((2, 6))
+    inside[1, 0] = 1.0  # class 1 when the first (largest) axis is positive
+    head_in = lambda p: np.asarray(p, dtype=np.float64) @ inside.T  # noqa: E731
+    space = decision_space(
+        x - x.mean(0), (x - x.mean(0)) @ inside.T @ [0, 1] > 0, head_in, labels=["n", "p"], grid=5
+    )
+    assert space.slice_agreement == 1.0
+    outside = np.zeros((2, 6))
+    outside[1, 4] = 1.0  # decided by a direction the slice drops
+    head_out = lambda p: np.asarray(p, dtype=np.float64) @ outside.T  # noqa: E731
+    truth = (x @ outside.T).argmax(axis=1)
+    space = decision_space(x, truth, head_out, labels=["n", "p"], grid=5)
+    assert space.slice_agreement < 0.75
+
+
+def test_probe_stands_in_for_a_missing_head():
+    rng = np.random.default_rng(5)
+    x = np.vstack([rng.standard_normal((30, 5)) + 3, rng.standard_normal((30, 5)) - 3])
+    labels = ["up"] * 30 + ["down"] * 30
+    head = fit_probe(x, labels, ["down", "up", "unused"])
+    predicted = head(x).argmax(axis=1)
+    assert list(predicted[:30]) == [1] * 30 and list(predicted[30:]) == [0] * 30
+    assert np.all(softmax(head(x))[:, 2] < 1e-6)
+
+
+def test_pooling_choices():
+    hidden = np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3)
+    special = np.array([True, False, False, True])
+    np.testing.assert_array_equal(pool(hidden, special, pooling="first"), hidden[-1, 0])
+    np.testing.assert_array_equal(pool(hidden, special, pooling="last"), hidden[-1, -1])
+    np.testing.assert_array_equal(pool(hidden, special, pooling="mean", layer=0), hidden[0, 1:3].mean(0))
+    with pytest.raises(ValueError, match="pooling"):
+        pool(hidden, special, pooling="max")

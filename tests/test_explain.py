@@ -1,0 +1,127 @@
+"""Per-example analysis as it lands in report.json, checked against brute force on the real model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from sitebuild import write_config
+
+from attnreport.analysis import PATTERNS
+from attnreport.core.config import load_config
+from attnreport.pipeline import build
+from attnreport.trace import Tracer
+from attnreport.trace.evaluate import MaskedModel
+
+SHORT = "lock my account now"
+
+
+def brute_force_shapley(f, p: int) -> np.ndarray:
+    """The textbook formula, one subset at a time."""
+    values = np.zeros(p)
+    cache = {}
+
+    def v(subset):
+        if subset not in cache:
+            mask = np.zeros((1, p), dtype=bool)
+            mask[0, list(subset)] = True
+            cache[subset] = float(f(mask)[0])
+        return cache[subset]
+
+    for i in range(p):
+        others = [j for j in range(p) if j != i]
+        for size in range(p):
+            for s in itertools.combinations(others, size):
+                w = math.factorial(size) * math.factorial(p - size - 1) / math.factorial(p)
+                values[i] += w * (v(tuple(sorted((*s, i)))) - v(s))
+    return values
+
+
+@pytest.fixture
+def report(tiny, tmp_path):
+    rows = [
+        {"id": "short", "text": SHORT, "label": "alpha"},
+        {
+            "id": "long",
+            "text": "where is my parcel and when will it arrive, the card was charged twice",
+            "label": "beta",
+        },
+    ]
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
+    site = build(config, tmp_path / "site", progress=False).site
+    return json.loads((site / "report.json").read_text()), config
+
+
+def test_exact_shapley_in_report_matches_brute_force_on_the_model(report, tiny):
+    data, config = report
+    short = data["examples"][0]
+    sh = short["attributions"]["shapley"]
+    assert sh["exact"] is True and sh["output"] == "probability" and sh["baseline"] == "[MASK]"
+    assert sh["target"] == short["prediction"]
+    tracer = Tracer(tiny.export("bert"), cache_dir=config.cache_dir)
+    (trace,) = tracer.trace_texts([SHORT])
+    f = MaskedModel(tracer, trace)
+    expected = brute_force_shapley(f, f.players)
+    got = np.array(sh["values"])
+    assert got[0] == 0 and got[-1] == 0  # special tokens stay in place
+    np.testing.assert_allclose(got[1:-1], expected, atol=2e-6)
+    # efficiency: the values share out exactly f(input) - f(all masked)
+    assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-5)
+    occ = np.array(short["attributions"]["occlusion"]["values"][1:-1])
+    full = f(np.ones((1, f.players), dtype=bool))[0]
+    for i in range(f.players):
+        mask = np.ones((1, f.players), dtype=bool)
+        mask[0, i] = False
+        assert occ[i] == pytest.approx(full - f(mask)[0], abs=2e-6)
+
+
+def test_sampled_shapley_reports_its_error_and_keeps_efficiency(report):
+    data, _ = report
+    sh = data["examples"][1]["attributions"]["shapley"]
+    assert sh["exact"] is False and len(sh["std_error"]) == len(data["examples"][1]["tokens"])
+    assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-5)
+
+
+def test_faithfulness_and_agreement_are_reported_for_every_view(report):
+    data, _ = report
+    ex = data["examples"][0]
+    assert set(ex["faithfulness"]) == {"shapley", "occlusion", "rollout", "raw_attention", "flow", "random"}
+    assert set(ex["agreement_with_occlusion"]) == {"shapley", "rollout", "raw_attention", "flow"}
+    assert len(ex["flow"]) == len(ex["tokens"])
+    summary = data["analysis"]["faithfulness"]
+    assert summary["shapley"]["examples"] == 2
+    mean = np.mean([e["faithfulness"]["shapley"]["comprehensiveness"] for e in data["examples"]])
+    assert summary["shapley"]["comprehensiveness"] == pytest.approx(mean, rel=1e-6)
+
+
+def test_head_atlas_covers_every_head_with_the_fixed_vocabulary(report):
+    data, _ = report
+    heads = data["heads"]
+    assert [(h["layer"], h["head"]) for h in heads] == [(layer, h) for layer in range(2) for h in range(4)]
+    assert all(h["pattern"] in PATTERNS for h in heads)
+    assert all(0 <= v <= 1 for h in heads for v in h["scores"].values())
+    assert all(t in ("short", "long") for h in heads for t in h["typical"])
+
+
+def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
+    from sitebuild import sample_rows
+    from sklearn.decomposition import PCA
+
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
+    site = build(config, tmp_path / "site", progress=False).site
+    data = json.loads((site / "report.json").read_text())
+    space = data["decision_space"]
+    assert space["source"] == "model_head" and space["pooling"] == "first" and space["layer"] == -1
+    traces = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts(
+        [r["text"] for r in sample_rows()]
+    )
+    cls = np.stack([t.hidden[-1, 0] for t in traces]).astype(np.float64)
+    ref = PCA(n_components=3, svd_solver="full").fit(cls)
+    np.testing.assert_allclose(space["explained_variance"], ref.explained_variance_ratio_, rtol=1e-5)
+    xyz = np.array([e["xyz"] for e in data["examples"]])
+    np.testing.assert_allclose(np.abs(xyz), np.abs(ref.transform(cls)), atol=1e-4)
+    agree = np.mean([e["slice_prediction"] == e["prediction"] for e in data["examples"]])
+    assert space["slice_agreement"] == pytest.approx(agree)
