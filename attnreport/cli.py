@@ -56,6 +56,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from attnreport.site.serve import make_server
+
+    server = make_server(Path(args.site), host=args.host, port=args.port)
+    host, port = server.server_address[:2]
+    print(f"serving {Path(args.site).resolve()} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="attnreport",
@@ -91,6 +104,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--theme", choices=["light", "dark"], help="override [site] theme")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(run=cmd_build)
+
+    s = sub.add_parser("serve", help="preview a built site on 127.0.0.1")
+    s.add_argument("site", help="the site folder")
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
+    )
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(run=cmd_serve)
 
     d = sub.add_parser("demo", help="the whole pipeline on the built-in MiniLM demo (needs attnreport[demo])")
     d.add_argument("-o", "--output", default="site", help="the site folder (default: ./site)")

@@ -191,3 +191,22 @@ def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
     plan = gather(stream(), tracer.card, title="t", spool=tmp_path / "spool")
     assert len(plan.examples) == len(stored)
     assert all(p.data_file.is_file() for p in plan.examples)
+
+
+def test_builds_are_byte_identical_across_hash_seeds_and_time_zones(tiny, tmp_path):
+    import os
+
+    sites = []
+    for seed, tz in [("1", "UTC"), ("4242", "Asia/Kolkata")]:
+        project = tmp_path / f"p{seed}"
+        config = write_config(project, tiny.export("bert"), sample_rows())
+        code = (
+            "import sys; from attnreport.cli import main; "
+            f"sys.exit(main(['build', {str(config)!r}, '-o', {str(project / 'site')!r}, '-q']))"
+        )
+        env = dict(os.environ, PYTHONHASHSEED=seed, TZ=tz)
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
+        sites.append(files(project / "site"))
+    assert sites[0].keys() == sites[1].keys()
+    different = [name for name in sites[0] if sites[0][name] != sites[1][name]]
+    assert different == []
