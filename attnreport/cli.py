@@ -69,6 +69,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from attnreport.site.publish import publish
+
+    commit = publish(
+        Path(args.site), repo=Path(args.repo), branch=args.branch, push=args.push, remote=args.remote
+    )
+    where = f"pushed to {args.remote}" if args.push else "not pushed (add --push)"
+    print(f"{args.branch} at {commit[:12]}: {where}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="attnreport",
@@ -112,6 +123,14 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(run=cmd_serve)
+
+    pb = sub.add_parser("publish", help="commit a built site to a branch (gh-pages) of your repository")
+    pb.add_argument("site", help="the site folder")
+    pb.add_argument("--branch", default="gh-pages")
+    pb.add_argument("--repo", default=".", help="the git repository (default: the current folder)")
+    pb.add_argument("--push", action="store_true", help="also push the branch")
+    pb.add_argument("--remote", default="origin")
+    pb.set_defaults(run=cmd_publish)
 
     d = sub.add_parser("demo", help="the whole pipeline on the built-in MiniLM demo (needs attnreport[demo])")
     d.add_argument("-o", "--output", default="site", help="the site folder (default: ./site)")
