@@ -19,7 +19,7 @@ from attnreport.analysis import classification_metrics, read_row, rollout, softm
 from attnreport.analysis.explain import Explanation
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-from attnreport.site.encode import clean, quantize_unit, script_json
+from attnreport.site.encode import clean, packed_unit, script_json
 from attnreport.site.slugs import SlugMaker
 
 SNIPPET = 140
@@ -102,18 +102,8 @@ def example_record(
         "layers": trace.layers,
         "heads": trace.heads,
         "n": trace.n_tokens,
-        "attention": {
-            "encoding": "uint8-base64",
-            "scale": 1 / 255,
-            "shape": list(trace.attentions.shape),
-            "data": quantize_unit(trace.attentions),
-        },
-        "rollout_matrix": {
-            "encoding": "uint8-base64",
-            "scale": 1 / 255,
-            "shape": [trace.n_tokens] * 2,
-            "data": quantize_unit(rollout(trace.attentions)),
-        },
+        "attention": packed_unit(trace.attentions),
+        "rollout_matrix": packed_unit(rollout(trace.attentions)),
         "rollout": roll,
         "read_position": card.read_position,
     }

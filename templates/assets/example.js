@@ -5,16 +5,23 @@
   "use strict";
   var data = JSON.parse(document.getElementById("example-data").textContent);
 
-  function decode(block) {
+  // uint8 weights, deflated and base64-encoded: inflate with the browser's own
+  // DecompressionStream (no library, works from file://), then scale back to [0, 1].
+  function inflate(block) {
     var raw = atob(block.data);
-    var out = new Float32Array(raw.length);
-    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i) * block.scale;
-    return out;
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buffer) {
+      var q = new Uint8Array(buffer);
+      var out = new Float32Array(q.length);
+      for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scale;
+      return out;
+    });
   }
 
   var n = data.n, L = data.layers, H = data.heads;
-  var attention = decode(data.attention);
-  var rolloutMatrix = decode(data.rollout_matrix);
+  var attention = null, rolloutMatrix = null;
 
   function matrix(layer, head) {
     var z = [], r, c, h, v;
@@ -63,6 +70,7 @@
   }
 
   function draw() {
+    if (attention === null) return;  // still inflating
     var layer = layerSelect.value === "rollout" ? "rollout" : parseInt(layerSelect.value, 10);
     var head = headSelect.value === "mean" ? "mean" : parseInt(headSelect.value, 10);
     headSelect.disabled = layer === "rollout";
@@ -86,8 +94,15 @@
     var el = document.getElementById("heatmap");
     el.dataset.layer = String(layer);
     el.dataset.head = String(head);
-    Plotly.react(el, [trace], layout, {displaylogo: false, responsive: true,
-      toImageButtonOptions: {format: "png", scale: 2}});
+    var name = "attention-" + (layer === "rollout" ? "rollout" : "layer" + layer + "-head" + head);
+    Plotly.react(el, [trace], layout, {
+      displaylogo: false, responsive: true,
+      toImageButtonOptions: {format: "png", scale: 2, filename: name},
+      modeBarButtonsToAdd: [{
+        name: "Download as SVG", icon: Plotly.Icons.disk,
+        click: function (gd) { Plotly.downloadImage(gd, {format: "svg", filename: name}); }
+      }]
+    });
   }
 
   // Token views: signed values (attributions) on a diverging orange/blue scale centred on 0,
@@ -135,5 +150,9 @@
   layerSelect.addEventListener("change", draw);
   headSelect.addEventListener("change", draw);
   drawTokens();
-  draw();
+  Promise.all([inflate(data.attention), inflate(data.rollout_matrix)]).then(function (arrays) {
+    attention = arrays[0];
+    rolloutMatrix = arrays[1];
+    draw();
+  });
 })();
