@@ -9,7 +9,7 @@ import shutil
 import threading
 
 import pytest
-from sitebuild import sample_rows, write_config
+from sitebuild import HOSTILE, sample_rows, write_config
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
@@ -79,6 +79,28 @@ def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, 
     assert len(links) == len(sample_rows())
     index.fill("#filter", "parcel")
     assert index.locator("#examples tbody tr:visible").count() == 1
+    index.fill("#filter", "")
+    index.select_option("#f-label", "beta")
+    assert index.locator("#examples tbody tr:visible").count() == len(HOSTILE)
+    index.select_option("#f-label", "")
+    index.click("th[data-sort=number]")
+    confidences = index.eval_on_selector_all(
+        "#examples tbody tr", "rows => rows.map(r => parseFloat(r.dataset.confidence))"
+    )
+    assert confidences == sorted(confidences)
+    heads = index.eval_on_selector_all("#atlas a.cell", "els => els.map(e => e.getAttribute('href'))")
+    assert len(heads) == 8
+    page, problems, outside = open_page(browser, f"{base}/site/{heads[5]}")
+    assert problems == [] and outside == []
+    link = page.get_attribute("ul a", "href")
+    page.close()
+    page, problems, _ = open_page(browser, f"{base}/site/heads/{link}")
+    page.wait_for_selector("#heatmap .main-svg")
+    assert (
+        page.get_attribute("#heatmap", "data-layer") == "1"
+        and page.get_attribute("#heatmap", "data-head") == "1"
+    )
+    page.close()
     for href in links:
         page, problems, outside = open_page(browser, f"{base}/site/{href}")
         assert problems == [] and outside == [], href

@@ -70,11 +70,14 @@ def test_rollout_in_report_is_the_first_row_of_the_paper_formula(config, tmp_pat
 def test_pages_link_relatively_and_load_nothing_from_outside(config, tmp_path):
     site = build(config, tmp_path / "site", progress=False).site
     assert (site / ".nojekyll").is_file() and (site / "assets" / "plotly.min.js").is_file()
-    for page in [site / "index.html", *sorted((site / "examples").glob("*.html"))]:
+    heads = sorted((site / "heads").glob("*.html"))
+    assert len(heads) == 2 * 4
+    for page in [site / "index.html", *sorted((site / "examples").glob("*.html")), *heads]:
         html = page.read_text()
         for ref in re.findall(r'(?:src|href)="([^"]*)"', html):
             assert not re.match(r"^(?:[a-z]+:|/)", ref), f"{page.name} links outside the site: {ref}"
-            assert (page.parent / ref).resolve().is_file(), f"{page.name}: broken link {ref}"
+            target = ref.split("#")[0]
+            assert (page.parent / target).resolve().is_file(), f"{page.name}: broken link {ref}"
         assert "http://" not in html and "https://" not in html
 
 

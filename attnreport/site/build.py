@@ -76,6 +76,10 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
+def head_page(layer: int, head: int) -> str:
+    return f"heads/L{layer}-H{head}.html"
+
+
 def _page(env: jinja2.Environment, name: str, **context) -> str:
     try:
         return env.get_template(name).render(**context)
@@ -98,6 +102,11 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
         html = _page(env, "example.html.j2", root="../", page=page, page_data=data, **common)
         _write(folder / "examples" / f"{page.slug}.html", html)
+    pages = {e["id"]: e for e in plan.report["examples"]}
+    for head in plan.report.get("heads", []):
+        typical = [pages[i] for i in head["typical"] if i in pages]
+        html = _page(env, "head.html.j2", root="../", head=head, typical=typical, **common)
+        _write(folder / head_page(head["layer"], head["head"]), html)
     _write(folder / MARKER, dumps(plan.report) + "\n")
     _write(folder / ".nojekyll", "")
 

@@ -38,5 +38,6 @@ def environment(theme: str, overrides: Path | None = None) -> jinja2.Environment
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["head_page"] = lambda layer, head: f"heads/L{layer}-H{head}.html"
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
     return env

@@ -58,6 +58,14 @@
   option(headSelect, "mean", "mean of heads");
   for (var h = 0; h < H; h++) option(headSelect, h, "head " + h);
   layerSelect.value = String(L - 1);
+  // head pages link here with #layer=L&head=H
+  var wanted = {};
+  location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+    var parts = kv.split("=");
+    if (parts.length === 2) wanted[parts[0]] = parts[1];
+  });
+  if (/^\d+$/.test(wanted.layer || "") && +wanted.layer < L) layerSelect.value = wanted.layer;
+  if (/^\d+$/.test(wanted.head || "") && +wanted.head < H) headSelect.value = wanted.head;
 
   var labels = data.tokens.map(function (t, i) { return i + " " + t; });
   var ticks = data.tokens.map(function (_, i) { return i; });
