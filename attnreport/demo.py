@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnreport.core.config import DataConfig, ModelConfig, ReportConfig, SiteConfig
+from attnreport.core.config import CompareConfig, DataConfig, ModelConfig, ReportConfig, SiteConfig
 from attnreport.core.errors import ConfigError
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
@@ -98,6 +98,7 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         model=ModelConfig(path=model_dir),
         data=DataConfig(path=data_path),
         site=SiteConfig(theme=theme),
+        compare=CompareConfig(quantized=True, name="int8 (dynamic quantization)"),
         cache_dir=cache,
     )
     config.validate()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
 from attnreport.analysis.explain import Explanation, explain
 from attnreport.analysis.heads import HeadThresholds, head_scores, induction_scores, repeated_random_tokens
@@ -178,6 +179,44 @@ class Analysis:
         return out
 
 
+class Comparison:
+    """The same rows through a second model (or the int8 export), compared trace by trace."""
+
+    def __init__(self, tracer: Tracer, config: ReportConfig, cache_dir: Path, *, log: Log) -> None:
+        other = config.compare
+        folder = resolve_model(other.path, cache_dir, log=log) if other.path else tracer.folder
+        self.tracer = Tracer(
+            folder,
+            quantized=other.quantized,
+            batch_size=config.model.batch_size,
+            window=config.model.window,
+            stride=config.model.stride,
+            cache_dir=cache_dir,
+        )
+        self.main = tracer
+        self.rows = read_rows(config.data, on_bad=lambda bad: None)  # bad rows were reported once
+        self.name = other.name or ("int8" if other.quantized and not other.path else str(folder.name))
+        self.pairs: list[dict] = []
+
+    def stream(self, traces):
+        for a, b in zip(traces, self.tracer.trace(self.rows), strict=True):
+            self.pairs.append(compare_pair(a, b, self.main.card.labels, self.tracer.card.labels))
+            yield a
+
+    def summary(self) -> dict:
+        card = self.tracer.card
+        return {
+            "name": self.name,
+            "model": {
+                "architecture": card.architecture,
+                "file": self.tracer.model_path.name,
+                "labels": card.labels,
+            },
+            **summarise_comparison(self.pairs),
+            "examples_detail": self.pairs,
+        }
+
+
 def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool = True) -> BuildResult:
     """Build the site for `config` into `out`, replacing a previous site only when done."""
     cache_dir = config.cache_dir or default_cache_dir()
@@ -197,8 +236,13 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
+    comparison = Comparison(tracer, config, cache_dir, log=log) if config.compare.enabled else None
+    if comparison is not None:
+        traces = comparison.stream(traces)
     try:
         plan = gather(analysis.stream(traces), tracer.card, title=config.title, spool=spool)
+        if comparison is not None:
+            plan.report["compare"] = clean(comparison.summary())
         plan.report["heads"] = clean(analysis.heads())
         space = analysis.decision()
         if space is not None:

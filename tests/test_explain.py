@@ -125,3 +125,33 @@ def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
     np.testing.assert_allclose(np.abs(xyz), np.abs(ref.transform(cls)), atol=1e-4)
     agree = np.mean([e["slice_prediction"] == e["prediction"] for e in data["examples"]])
     assert space["slice_agreement"] == pytest.approx(agree)
+
+
+def test_compare_page_with_the_int8_export(tiny, tmp_path):
+    from sitebuild import sample_rows
+
+    from attnreport.export import export_model
+
+    folder = tmp_path / "q"
+    export_model(tiny.checkpoint("bert"), folder, quantize="int8")
+    config = load_config(
+        write_config(tmp_path / "p", folder, sample_rows(), extra="[compare]\nquantized = true\n")
+    )
+    site = build(config, tmp_path / "site", progress=False).site
+    data = json.loads((site / "report.json").read_text())
+    c = data["compare"]
+    assert (
+        c["name"] == "int8"
+        and c["model"]["file"] == "model.int8.onnx"
+        and c["examples"] == len(sample_rows())
+    )
+    fp32 = Tracer(folder, cache_dir=tmp_path / "c1").trace_texts([r["text"] for r in sample_rows()])
+    int8 = Tracer(folder, quantized=True, cache_dir=tmp_path / "c2").trace_texts(
+        [r["text"] for r in sample_rows()]
+    )
+    worst = max(float(np.abs(a.attentions - b.attentions).max()) for a, b in zip(fp32, int8, strict=True))
+    assert c["max_attention_diff"] == pytest.approx(worst, rel=1e-5)
+    agree = np.mean([np.argmax(a.logits) == np.argmax(b.logits) for a, b in zip(fp32, int8, strict=True)])
+    assert c["agreement"] == pytest.approx(agree)
+    html = (site / "compare.html").read_text()
+    assert "int8" in html and 'href="compare.html"' in (site / "index.html").read_text()

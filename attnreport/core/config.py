@@ -77,6 +77,22 @@ class AnalysisConfig:
 
 
 @dataclass
+class CompareConfig:
+    """A second run of the same texts, shown on the compare page."""
+
+    #: another exported or Hugging Face folder (default: the same model)
+    path: Path | None = None
+    #: run the int8 export (of `path`, or of the main model)
+    quantized: bool = False
+    #: how the compare page names the second run
+    name: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None or self.quantized
+
+
+@dataclass
 class SiteConfig:
     theme: str = "light"
     #: a folder of templates that take precedence over the theme's
@@ -91,6 +107,7 @@ class ReportConfig:
     data: DataConfig = field(default_factory=DataConfig)
     site: SiteConfig = field(default_factory=SiteConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -162,7 +179,13 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
     """Build a validated `ReportConfig` from a parsed TOML table."""
     where = str(source) if source else "config"
     data = dict(data)
-    sections = {"model": ModelConfig, "data": DataConfig, "site": SiteConfig, "analysis": AnalysisConfig}
+    sections = {
+        "model": ModelConfig,
+        "data": DataConfig,
+        "site": SiteConfig,
+        "analysis": AnalysisConfig,
+        "compare": CompareConfig,
+    }
     parts = {}
     for name, cls in sections.items():
         table = data.pop(name, {})

@@ -107,6 +107,8 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         typical = [pages[i] for i in head["typical"] if i in pages]
         html = _page(env, "head.html.j2", root="../", head=head, typical=typical, **common)
         _write(folder / head_page(head["layer"], head["head"]), html)
+    if "compare" in plan.report:
+        _write(folder / "compare.html", _page(env, "compare.html.j2", root="", pages=pages, **common))
     _write(folder / MARKER, dumps(plan.report) + "\n")
     _write(folder / ".nojekyll", "")
 
