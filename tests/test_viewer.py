@@ -1,0 +1,486 @@
+"""The 3D viewer (templates/assets/viewer3d.js) in real headless Chromium with software WebGL.
+
+An asymmetric scene (three clusters of different colours, a translucent tetrahedron, lines of
+different widths, hostile text) is drawn from file:// and from an http sub-path. Where each
+point must land is computed here, independently, from the scene's camera; the canvas pixels
+there must have the point's colour. Then: hover, click, drag, keys, wheel, reset, 10k points,
+and the fallback image without WebGL.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import io
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWER = Path(__file__).resolve().parents[1] / "templates" / "assets" / "viewer3d.js"
+
+RED, GREEN, BLUE = (230, 40, 40), (20, 170, 60), (40, 90, 230)
+LONE, TRAP = (240, 200, 0), (150, 0, 150)
+MESH, LINE = (230, 140, 0), (90, 60, 200)
+HOSTILE_TEXT = "<img src=x onerror=window.__pwned=1>"
+HOSTILE_LABEL = "<script>window.__pwned=2</script> lone & <b>bold</b>"
+HOSTILE_NOTE = "<img src=y onerror=window.__pwned=3> note"
+FIGURE = "figure.scene3d"
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+def synthetic_scene() -> dict:
+    """Three clusters at different places, a lone linked point, a point with a javascript: link,
+    a translucent tetrahedron away from the clusters, three segments, texts and notes."""
+    rng = np.random.default_rng(0)
+    xyz, colors, labels, links, outline = [], [], [], [], []
+    for name, centre, color, ring in (
+        ("red", (-2.2, -1.0, -1.2), RED, 0),
+        ("green", (1.8, 1.2, 0.6), GREEN, 0),
+        ("blue", (-0.8, 2.2, 1.8), BLUE, 1),
+    ):
+        for i in range(12):
+            xyz.append(np.asarray(centre) + rng.normal(scale=0.35, size=3))
+            colors.append(color)
+            labels.append(f"{name} {i}")
+            links.append(None)
+            outline.append(ring)
+    xyz += [np.array([2.4, -2.4, 2.2]), np.array([-2.4, 2.4, -2.4])]
+    colors += [LONE, TRAP]
+    labels += [HOSTILE_LABEL, "trap"]
+    links += ["examples/lone.html", "javascript:window.__pwned=4"]
+    outline += [0, 0]
+    n = len(xyz)
+    tetra = np.array([[1.2, -2.0, -2.4], [2.6, -2.0, -2.4], [1.9, -0.8, -2.4], [1.9, -1.6, -1.0]])
+    return {
+        "kind": "decision_space",
+        "title": "synthetic scene",
+        "axes": {"labels": ["PC1", "PC2", "PC3 <i>"], "bounds": [-3, 3, -3, 3, -3, 3]},
+        "camera": {"position": [9.0, -12.6, 8.1], "target": [0.0, 0.0, 0.0], "up": [0.0, 0.0, 1.0], "fov": 30},
+        "points": {
+            "xyz": np.round(np.concatenate(xyz), 4).tolist(),
+            "color": [c for rgb in colors for c in rgb],
+            "size": [0.3] * (n - 2) + [0.5, 0.5],
+            "label": labels,
+            "link": links,
+            "outline": outline,
+            "highlight": 12,
+        },
+        "meshes": [
+            {
+                "name": "tetra",
+                "vertices": tetra.ravel().tolist(),
+                "triangles": [0, 2, 1, 0, 1, 3, 1, 2, 3, 2, 0, 3],
+                "color": list(MESH),
+                "opacity": 0.45,
+            }
+        ],
+        "lines": [
+            {
+                "name": "edges",
+                "segments": [-3, -3, 3, 3, -3, 3, -3, -3, 2, -3, 3, 2, 0, -3, -3, 0, 3, -3],
+                "width": [0.25, 0.05, 0.1],
+                "opacity": [1.0, 0.5, 0.8],
+                "color": list(LINE),
+            }
+        ],
+        "texts": [{"xyz": [0, 0, 3], "text": "top"}, {"xyz": [-3, -3, 3], "text": HOSTILE_TEXT}],
+        "notes": ["Synthetic scene for the viewer test.", HOSTILE_NOTE],
+    }
+
+
+def many_points(n: int) -> dict:
+    rng = np.random.default_rng(1)
+    scene = synthetic_scene()
+    xyz = rng.uniform(-3, 3, size=(n, 3))
+    scene["points"] = {
+        "xyz": np.round(xyz, 4).ravel().tolist(),
+        "color": rng.integers(0, 256, size=3 * n).tolist(),
+        "size": [0.08] * n,
+        "label": [f"point {i}" for i in range(n)],
+        "link": [None] * n,
+        "outline": [int(i % 7 == 0) for i in range(n)],
+        "highlight": 0,
+    }
+    return scene
+
+
+def script_json(data: dict) -> str:
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def write_page(folder: Path, scene: dict) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(VIEWER, folder / "viewer3d.js")
+    Image.new("RGB", (64, 48), (200, 210, 220)).save(folder / "scene.webp", format="WEBP")
+    (folder / "examples").mkdir(exist_ok=True)
+    (folder / "examples" / "lone.html").write_text(
+        '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lone</title><p>lone</p>'
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>viewer test</title><link rel="icon" href="data:,">
+<style>body {{ margin: 0; padding: 1rem; font: 15px/1.5 system-ui, sans-serif; color: #1d2330;
+background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><body>
+<h1>3D viewer</h1>
+<figure class="scene3d">
+<canvas hidden></canvas>
+<script type="application/json" class="scene-data">{script_json(scene)}</script>
+<img class="scene-fallback" src="scene.webp" width="640" height="480" alt="a still image of the scene">
+<figcaption>{scene["title"]}</figcaption>
+</figure>
+<script src="viewer3d.js"></script>
+</body></html>
+"""
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    return folder / "index.html"
+
+
+# -- independent numbers -------------------------------------------------------------------------
+
+
+def project(scene: dict, xyz, width: float, height: float) -> np.ndarray:
+    """Screen positions ``[N, 2]`` (pixels from the top left) through the scene's perspective camera."""
+    cam = scene["camera"]
+    pos, target, up = (np.asarray(cam[k], dtype=np.float64) for k in ("position", "target", "up"))
+    forward = (target - pos) / np.linalg.norm(target - pos)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, forward)
+    rel = np.asarray(xyz, dtype=np.float64).reshape(-1, 3) - pos
+    depth = rel @ forward
+    tan_v = np.tan(np.radians(cam["fov"]) / 2)
+    x = (rel @ right) / (depth * tan_v * width / height)
+    y = (rel @ true_up) / (depth * tan_v)
+    return np.stack([(x + 1) / 2 * width, (1 - y) / 2 * height], axis=1)
+
+
+# -- the browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing; .ci/run installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if os.environ.get("CI"):
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield b
+    b.close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve tmp_path/root on 127.0.0.1, so pages sit under a GitHub-Pages-like /site/ sub-path."""
+    root = tmp_path / "root"
+    root.mkdir()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def site_url(kind: str, tmp_path: Path, served, scene: dict) -> tuple[str, str]:
+    """Write the page and return its URL and the prefix every request must stay under."""
+    if kind == "file":
+        index = write_page(tmp_path / "file-site", scene)
+        return index.as_uri(), index.parent.as_uri() + "/"
+    root, base = served
+    write_page(root / "site", scene)
+    return f"{base}/site/index.html", f"{base}/site/"
+
+
+def open_page(browser, url: str, prefix: str, *, init_script: str | None = None, scale: float = 1):
+    context = browser.new_context(viewport={"width": 900, "height": 800}, device_scale_factor=scale)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    problems, outside = [], []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: None if r.url.startswith(prefix) else outside.append(r.url))
+    page.goto(url)
+    page.wait_for_function(f"document.querySelector('{FIGURE}').dataset.state", polling="raf")
+    return page, problems, outside
+
+
+def frames(page) -> int:
+    return int(page.get_attribute(FIGURE, "data-frames") or 0)
+
+
+def after_next_frame(page, before: int) -> None:
+    page.wait_for_function(
+        f"n => +document.querySelector('{FIGURE}').dataset.frames > n", arg=before, polling="raf"
+    )
+
+
+def pixels(page) -> np.ndarray:
+    """The canvas drawing buffer as RGBA ``[h, w, 4]`` (the viewer keeps it: preserveDrawingBuffer)."""
+    from PIL import Image
+
+    url = page.eval_on_selector(f"{FIGURE} canvas", "c => c.toDataURL('image/png')")
+    data = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def canvas_geometry(page) -> dict:
+    return page.eval_on_selector(
+        f"{FIGURE} canvas",
+        "c => { const r = c.getBoundingClientRect();"
+        " return {x: r.left, y: r.top, w: r.width, h: r.height, bw: c.width, bh: c.height}; }",
+    )
+
+
+def near_colour(image: np.ndarray, xy, rgb, *, reach: int = 1, tol: int = 12) -> bool:
+    c, r = int(xy[0]), int(xy[1])
+    patch = image[max(r - reach, 0) : r + reach + 1, max(c - reach, 0) : c + reach + 1].reshape(-1, 4)
+    close = (np.abs(patch[:, :3].astype(int) - np.asarray(rgb)).max(axis=1) <= tol) & (patch[:, 3] == 255)
+    return bool(close.any())
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_first_frame_puts_each_colour_where_the_camera_says(browser, tmp_path, served, kind):
+    scene = synthetic_scene()
+    url, prefix = site_url(kind, tmp_path, served, scene)
+    page, problems, outside = open_page(browser, url, prefix)
+    assert page.get_attribute(FIGURE, "data-state") == "drawn"
+    assert frames(page) >= 1
+    assert page.is_visible(f"{FIGURE} canvas") and not page.is_visible(f"{FIGURE} img.scene-fallback")
+
+    geo = canvas_geometry(page)
+    assert (geo["bw"], geo["bh"]) == (round(geo["w"]), round(geo["h"]))
+    assert abs(geo["w"] / geo["h"] - 4 / 3) < 0.01  # the fallback image's shape
+    image = pixels(page)
+    assert image.shape == (geo["bh"], geo["bw"], 4)
+    assert image[2, 2, 3] == 0  # transparent background: the page shows through
+
+    xyz = np.asarray(scene["points"]["xyz"]).reshape(-1, 3)
+    screen = project(scene, xyz, geo["bw"], geo["bh"])
+    colors = np.asarray(scene["points"]["color"]).reshape(-1, 3)
+    for rgb in (RED, GREEN, BLUE, LONE, TRAP):
+        members = np.flatnonzero((colors == rgb).all(axis=1))
+        found = [near_colour(image, screen[i], rgb) for i in members]
+        assert np.mean(found) >= 0.75, (rgb, found)
+        # and the colour is not where the mirror image of the scene would put it
+        mirrored = [near_colour(image, (geo["bw"] - screen[i][0], screen[i][1]), rgb, reach=0) for i in members]
+        assert np.mean(mirrored) < 0.5, rgb
+    opaque = image[image[..., 3] == 255][:, :3]
+    assert len({tuple(c) for c in opaque}) >= 7  # five point colours, the rings, the line
+
+    # the widest, opaque segment has its colour half-way; the tetrahedron is lit and translucent
+    seg = np.asarray(scene["lines"][0]["segments"]).reshape(-1, 2, 3)
+    middle = project(scene, seg[0].mean(axis=0), geo["bw"], geo["bh"])[0]
+    assert near_colour(image, middle, LINE, reach=1, tol=3)
+    tetra = np.asarray(scene["meshes"][0]["vertices"]).reshape(-1, 3).mean(axis=0)
+    cx, cy = project(scene, tetra, geo["bw"], geo["bh"])[0].astype(int)
+    r, g, b, a = (int(v) for v in image[cy, cx])
+    assert 0 < a < 255 and r > g > b, (r, g, b, a)
+
+    # hostile strings are text, nothing ran; the notes are under the canvas
+    texts = page.locator(f"{FIGURE} .scene3d-text").all_text_contents()
+    assert HOSTILE_TEXT in texts and "PC3 <i>" in texts and "top" in texts
+    assert page.locator(f"{FIGURE} .scene3d-notes").inner_text().splitlines() == scene["notes"]
+    assert page.locator(f"{FIGURE} img").count() == 1 and page.locator(f"{FIGURE} i, {FIGURE} b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    label_top = page.locator(f"{FIGURE} .scene3d-text", has_text="top").bounding_box()
+    top = project(scene, [0, 0, 3], geo["w"], geo["h"])[0]
+    assert abs(label_top["x"] + label_top["width"] / 2 - geo["x"] - top[0]) < 2
+    assert abs(label_top["y"] + label_top["height"] / 2 - geo["y"] - top[1]) < 2
+
+    if kind == "http":
+        page.screenshot(path=str(tmp_path / "viewer-look.png"), full_page=True)
+        if os.environ.get("ATTNREPORT_VIEWER_SHOT"):
+            shutil.copy(tmp_path / "viewer-look.png", os.environ["ATTNREPORT_VIEWER_SHOT"])
+    assert problems == [] and outside == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_hover_drag_keys_wheel_reset_and_links(browser, tmp_path, served, kind):
+    scene = synthetic_scene()
+    url, prefix = site_url(kind, tmp_path, served, scene)
+    page, problems, outside = open_page(browser, url, prefix)
+    geo = canvas_geometry(page)
+    first = pixels(page)
+    xyz = np.asarray(scene["points"]["xyz"]).reshape(-1, 3)
+    screen = project(scene, xyz, geo["w"], geo["h"]) + [geo["x"], geo["y"]]
+    lone, trap = len(xyz) - 2, len(xyz) - 1
+
+    # hover: the label appears literally, next to the point; 20 px away, nothing
+    page.mouse.move(*screen[lone])
+    tip = page.locator(f"{FIGURE} .scene3d-tip")
+    assert tip.is_visible() and tip.text_content() == HOSTILE_LABEL
+    page.mouse.move(screen[lone][0] + 20, screen[lone][1] + 20)
+    assert not tip.is_visible()
+    page.mouse.move(*screen[3])
+    assert tip.text_content() in {f"red {i}" for i in range(12)}
+
+    # drag turns the view; reset gives back the first frame to the last bit
+    n = frames(page)
+    cx, cy = geo["x"] + geo["w"] / 2, geo["y"] + geo["h"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 40, steps=6)
+    page.mouse.up()
+    after_next_frame(page, n)
+    turned = pixels(page)
+    assert (turned != first).any(axis=2).mean() > 0.01
+    assert page.url == url  # a drag is not a click
+    n = frames(page)
+    page.click(f"{FIGURE} .scene3d-reset")
+    after_next_frame(page, n)
+    assert np.array_equal(pixels(page), first)
+
+    # keys (the canvas takes focus) and the wheel
+    page.focus(f"{FIGURE} canvas")
+    for key in ("ArrowLeft", "ArrowUp", "+", "-"):
+        n = frames(page)
+        before = pixels(page)
+        page.keyboard.press(key)
+        after_next_frame(page, n)
+        assert (pixels(page) != before).any(), key
+    n = frames(page)
+    page.keyboard.press("Home")
+    after_next_frame(page, n)
+    assert np.array_equal(pixels(page), first)
+    n = frames(page)
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -400)
+    after_next_frame(page, n)
+    zoomed = pixels(page)
+    assert (zoomed[..., 3] > 0).mean() > (first[..., 3] > 0).mean()  # closer: the scene covers more
+    n = frames(page)
+    page.click(f"{FIGURE} .scene3d-reset")
+    after_next_frame(page, n)
+    assert np.array_equal(pixels(page), first)
+
+    # a javascript: link is not followed; a relative one is, from where the page is
+    page.mouse.click(*screen[trap])
+    page.wait_for_timeout(200)
+    assert page.url == url and page.evaluate("window.__pwned") is None
+    page.mouse.click(*screen[lone])
+    page.wait_for_url(url.rsplit("/", 1)[0] + "/examples/lone.html")
+    assert page.text_content("p") == "lone"
+    assert problems == [] and outside == []
+    page.context.close()
+
+
+def test_ten_thousand_points_first_frame_and_redraws(browser, tmp_path, served, record_property):
+    timings = {}
+    for n in (10_000, 50_000):
+        url, prefix = site_url("http", tmp_path / str(n), served, many_points(n))
+        start = time.perf_counter()
+        page, problems, outside = open_page(browser, url, prefix)
+        wall = time.perf_counter() - start
+        assert page.get_attribute(FIGURE, "data-state") == "drawn"
+        image = pixels(page)
+        assert (image[..., 3] == 255).mean() > 0.05
+        # time to the first frame from the start of navigation, measured by the page's clock
+        drawn = page.evaluate("performance.now()")
+        # redraws: orbit by key, wait for each frame
+        per_frame = page.evaluate(
+            """async (fig) => {
+              const f = document.querySelector(fig), c = f.querySelector('canvas');
+              const t0 = performance.now();
+              for (let i = 0; i < 20; i++) {
+                const n = +f.dataset.frames;
+                c.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft', bubbles: true}));
+                while (+f.dataset.frames === n) await new Promise(r => requestAnimationFrame(r));
+              }
+              return (performance.now() - t0) / 20;
+            }""",
+            FIGURE,
+        )
+        # hover: every pointer move projects nothing new and scans all points
+        geo = canvas_geometry(page)
+        per_hover = page.evaluate(
+            """([fig, x, y]) => {
+              const c = document.querySelector(fig + ' canvas');
+              const t0 = performance.now();
+              for (let i = 0; i < 50; i++) c.dispatchEvent(new PointerEvent('pointermove',
+                {clientX: x + i, clientY: y, pointerType: 'mouse', bubbles: true}));
+              return (performance.now() - t0) / 50;
+            }""",
+            [FIGURE, geo["x"] + geo["w"] / 2, geo["y"] + geo["h"] / 2],
+        )
+        assert problems == [] and outside == []
+        timings[n] = {"first_frame_s": drawn / 1000, "wall_s": wall, "redraw_ms": per_frame, "hover_ms": per_hover}
+        page.context.close()
+    record_property("viewer_timings", timings)
+    print("\nviewer timings:", json.dumps(timings, indent=1))
+    assert timings[10_000]["first_frame_s"] < 5
+    assert timings[50_000]["first_frame_s"] < 15
+    assert timings[10_000]["hover_ms"] < 20
+
+
+def test_high_dpi_canvas_uses_device_pixels(browser, tmp_path, served):
+    url, prefix = site_url("http", tmp_path, served, synthetic_scene())
+    page, problems, _ = open_page(browser, url, prefix, scale=2)
+    geo = canvas_geometry(page)
+    assert (geo["bw"], geo["bh"]) == (round(2 * geo["w"]), round(2 * geo["h"]))
+    assert page.get_attribute(FIGURE, "data-state") == "drawn" and problems == []
+    page.context.close()
+
+
+NO_WEBGL = """
+const getContext = HTMLCanvasElement.prototype.getContext;
+HTMLCanvasElement.prototype.getContext = function (type, ...rest) {
+  return /webgl/i.test(type) ? null : getContext.call(this, type, ...rest);
+};
+"""
+
+
+def test_without_webgl_the_still_image_stays(browser, playwright, tmp_path, served):
+    url, prefix = site_url("http", tmp_path, served, synthetic_scene())
+    page, problems, outside = open_page(browser, url, prefix, init_script=NO_WEBGL)
+    disabled = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, "--disable-webgl"])
+    try:
+        page2, problems2, _ = open_page(disabled, url, prefix)
+        for p in (page, page2):
+            assert p.get_attribute(FIGURE, "data-state") == "fallback"
+            assert p.is_visible(f"{FIGURE} img.scene-fallback")
+            assert p.eval_on_selector(f"{FIGURE} img.scene-fallback", "i => i.naturalWidth") == 64
+            assert not p.is_visible(f"{FIGURE} canvas")
+            assert "WebGL" in p.text_content(f"{FIGURE} .scene3d-fallback-note")
+        assert problems == [] and problems2 == [] and outside == []
+    finally:
+        disabled.close()
+    page.context.close()
