@@ -19,11 +19,12 @@ from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
 from attnreport.analysis.explain import Explanation, explain
 from attnreport.analysis.heads import HeadThresholds, head_scores, induction_scores, repeated_random_tokens
+from attnreport.analysis.rollout import read_row, rollout
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.modelcard import is_exported
 from attnreport.site.build import spool_folder, write_site
-from attnreport.site.encode import clean
+from attnreport.site.encode import clean, script_json
 from attnreport.site.pages import gather
 from attnreport.trace import Tracer, TraceStats, read_rows
 from attnreport.trace.cache import ResultCache, default_cache_dir
@@ -217,6 +218,69 @@ class Comparison:
         }
 
 
+class SceneMaker:
+    """The scenes stage in the build: render each scene to WebP and .glb in the spool, keep its
+    JSON for the page's viewer, and list the files for the site."""
+
+    def __init__(self, spool: Path, theme: str, *, example_glb: bool = False) -> None:
+        self.spool = Path(spool)
+        self.theme = theme
+        self.example_glb = example_glb
+        self.files: dict[str, Path] = {}
+        self.count = 0
+
+    def _save(self, scene, name: str, *, glb: bool = True, legend: list | None = None) -> dict:
+        from attnreport.scenes import export_glb, render, to_json
+
+        folder = self.spool / "scenes"
+        folder.mkdir(parents=True, exist_ok=True)
+        image, path, data = folder / f"{name}.webp", folder / f"{name}.glb", folder / f"{name}.json"
+        render(scene, image, theme=self.theme)
+        data.write_text(script_json(to_json(scene)), encoding="utf-8")
+        self.files[f"scenes/{name}.webp"] = image
+        if glb:
+            export_glb(scene, path, theme=self.theme)
+            self.files[f"scenes/{name}.glb"] = path
+        return {
+            "json": str(data),
+            "image": f"scenes/{name}.webp",
+            "glb": f"scenes/{name}.glb" if glb else None,
+            "notes": list(scene.notes),
+            "legend": legend or [],
+            "title": scene.title,
+        }
+
+    def flow(self, trace, read_position: str) -> dict:
+        from attnreport.scenes import flow_scene
+
+        self.count += 1
+        scene = flow_scene(trace, rollout_row=read_row(rollout(trace.attentions), read_position))
+        return self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb)
+
+    def stream(self, items, read_position: str):
+        for trace, explanation in items:
+            yield trace, explanation, self.flow(trace, read_position)
+
+    def decision(self, space: DecisionSpace, report: dict) -> dict:
+        from attnreport.scenes import decision_scene
+
+        labels = set(space.labels)
+        examples = report["examples"]
+        scene = decision_scene(
+            space,
+            truth=[e["label"] if e["label"] in labels else None for e in examples],
+            predicted=[e["prediction"] for e in examples],
+            texts=[e["text"] for e in examples],
+            links=[e["page"] for e in examples],
+        )
+        from attnreport.scenes import class_color
+
+        legend = [
+            (name, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, name in enumerate(space.labels)
+        ]
+        return self._save(scene, "decision", legend=legend)
+
+
 def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool = True) -> BuildResult:
     """Build the site for `config` into `out`, replacing a previous site only when done."""
     cache_dir = config.cache_dir or default_cache_dir()
@@ -240,7 +304,11 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
     if comparison is not None:
         traces = comparison.stream(traces)
     try:
-        plan = gather(analysis.stream(traces), tracer.card, title=config.title, spool=spool)
+        scenes = SceneMaker(spool, config.site.theme, example_glb=config.site.example_glb)
+        items = analysis.stream(traces)
+        if config.site.scenes:
+            items = scenes.stream(items, tracer.card.read_position)
+        plan = gather(items, tracer.card, title=config.title, spool=spool)
         if comparison is not None:
             plan.report["compare"] = clean(comparison.summary())
         plan.report["heads"] = clean(analysis.heads())
@@ -253,6 +321,9 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
             ):
                 record["xyz"] = clean(xyz.tolist())
                 record["slice_prediction"] = tracer.card.labels[int(on_slice)]
+            if config.site.scenes:
+                plan.decision_scene = scenes.decision(space, plan.report)
+        plan.files.update(scenes.files)
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")

@@ -74,7 +74,12 @@ def synthetic_scene() -> dict:
         "kind": "decision_space",
         "title": "synthetic scene",
         "axes": {"labels": ["PC1", "PC2", "PC3 <i>"], "bounds": [-3, 3, -3, 3, -3, 3]},
-        "camera": {"position": [9.0, -12.6, 8.1], "target": [0.0, 0.0, 0.0], "up": [0.0, 0.0, 1.0], "fov": 30},
+        "camera": {
+            "position": [12.0, -16.8, 10.8],
+            "target": [0.0, 0.0, 0.0],
+            "up": [0.0, 0.0, 1.0],
+            "fov": 30,
+        },
         "points": {
             "xyz": np.round(np.concatenate(xyz), 4).tolist(),
             "color": [c for rgb in colors for c in rgb],
@@ -266,7 +271,7 @@ def canvas_geometry(page) -> dict:
     )
 
 
-def near_colour(image: np.ndarray, xy, rgb, *, reach: int = 1, tol: int = 12) -> bool:
+def near_colour(image: np.ndarray, xy, rgb, *, reach: int = 1, tol: int = 2) -> bool:
     c, r = int(xy[0]), int(xy[1])
     patch = image[max(r - reach, 0) : r + reach + 1, max(c - reach, 0) : c + reach + 1].reshape(-1, 4)
     close = (np.abs(patch[:, :3].astype(int) - np.asarray(rgb)).max(axis=1) <= tol) & (patch[:, 3] == 255)
@@ -300,7 +305,9 @@ def test_first_frame_puts_each_colour_where_the_camera_says(browser, tmp_path, s
         found = [near_colour(image, screen[i], rgb) for i in members]
         assert np.mean(found) >= 0.75, (rgb, found)
         # and the colour is not where the mirror image of the scene would put it
-        mirrored = [near_colour(image, (geo["bw"] - screen[i][0], screen[i][1]), rgb, reach=0) for i in members]
+        mirrored = [
+            near_colour(image, (geo["bw"] - screen[i][0], screen[i][1]), rgb, reach=0) for i in members
+        ]
         assert np.mean(mirrored) < 0.5, rgb
     opaque = image[image[..., 3] == 255][:, :3]
     assert len({tuple(c) for c in opaque}) >= 7  # five point colours, the rings, the line
@@ -321,8 +328,8 @@ def test_first_frame_puts_each_colour_where_the_camera_says(browser, tmp_path, s
     assert page.locator(f"{FIGURE} img").count() == 1 and page.locator(f"{FIGURE} i, {FIGURE} b").count() == 0
     assert page.evaluate("window.__pwned") is None
     label_top = page.locator(f"{FIGURE} .scene3d-text", has_text="top").bounding_box()
-    top = project(scene, [0, 0, 3], geo["w"], geo["h"])[0]
-    assert abs(label_top["x"] + label_top["width"] / 2 - geo["x"] - top[0]) < 2
+    top = project(scene, [0, 0, 3], geo["w"], geo["h"])[0]  # texts start 4 px right of their point
+    assert abs(label_top["x"] - geo["x"] - top[0] - 4) < 2
     assert abs(label_top["y"] + label_top["height"] / 2 - geo["y"] - top[1]) < 2
 
     if kind == "http":
@@ -408,13 +415,16 @@ def test_ten_thousand_points_first_frame_and_redraws(browser, tmp_path, served, 
     for n in (10_000, 50_000):
         url, prefix = site_url("http", tmp_path / str(n), served, many_points(n))
         start = time.perf_counter()
-        page, problems, outside = open_page(browser, url, prefix)
+        page, problems, outside = open_page(browser, url, prefix, init_script=WHEN_DRAWN)
         wall = time.perf_counter() - start
         assert page.get_attribute(FIGURE, "data-state") == "drawn"
         image = pixels(page)
         assert (image[..., 3] == 255).mean() > 0.05
-        # time to the first frame from the start of navigation, measured by the page's clock
-        drawn = page.evaluate("performance.now()")
+        # the page's clock: navigation start to the first frame, and the viewer's share of it
+        drawn, viewer = page.evaluate(
+            "[window.__drawnAt,"
+            " window.__drawnAt - performance.getEntriesByType('navigation')[0].domInteractive]"
+        )
         # redraws: orbit by key, wait for each frame
         per_frame = page.evaluate(
             """async (fig) => {
@@ -442,12 +452,18 @@ def test_ten_thousand_points_first_frame_and_redraws(browser, tmp_path, served, 
             [FIGURE, geo["x"] + geo["w"] / 2, geo["y"] + geo["h"] / 2],
         )
         assert problems == [] and outside == []
-        timings[n] = {"first_frame_s": drawn / 1000, "wall_s": wall, "redraw_ms": per_frame, "hover_ms": per_hover}
+        timings[n] = {
+            "first_frame_ms": round(drawn, 1),
+            "viewer_setup_and_first_frame_ms": round(viewer, 1),
+            "goto_until_drawn_wall_ms": round(1000 * wall, 1),
+            "redraw_ms": round(per_frame, 1),
+            "hover_ms": round(per_hover, 3),
+        }
         page.context.close()
     record_property("viewer_timings", timings)
     print("\nviewer timings:", json.dumps(timings, indent=1))
-    assert timings[10_000]["first_frame_s"] < 5
-    assert timings[50_000]["first_frame_s"] < 15
+    assert timings[10_000]["first_frame_ms"] < 5000
+    assert timings[50_000]["first_frame_ms"] < 15000
     assert timings[10_000]["hover_ms"] < 20
 
 
@@ -457,6 +473,32 @@ def test_high_dpi_canvas_uses_device_pixels(browser, tmp_path, served):
     geo = canvas_geometry(page)
     assert (geo["bw"], geo["bh"]) == (round(2 * geo["w"]), round(2 * geo["h"]))
     assert page.get_attribute(FIGURE, "data-state") == "drawn" and problems == []
+    page.context.close()
+
+
+WHEN_DRAWN = """
+new MutationObserver(() => {
+  const f = document.querySelector('figure.scene3d');
+  if (f && f.dataset.state && window.__drawnAt === undefined) window.__drawnAt = performance.now();
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-state']});
+"""
+
+
+def test_sparse_scene_and_top_down_camera_draw(browser, tmp_path, served):
+    """Empty parts are fine; a camera looking straight down its up vector still draws."""
+    scene = synthetic_scene()
+    scene.update(
+        points={"xyz": [], "color": [], "size": [], "label": [], "link": [], "outline": [], "highlight": None}
+    )
+    scene.update(meshes=[], texts=[], notes=[])
+    scene["camera"] = {"position": [0, 0, 20], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40}
+    url, prefix = site_url("http", tmp_path, served, scene)
+    page, problems, outside = open_page(browser, url, prefix)
+    assert page.get_attribute(FIGURE, "data-state") == "drawn"
+    assert (pixels(page)[..., 3] > 0).any()
+    assert page.locator(f"{FIGURE} .scene3d-note").count() == 0
+    page.mouse.move(100, 100)
+    assert problems == [] and outside == []
     page.context.close()
 
 
@@ -480,6 +522,8 @@ def test_without_webgl_the_still_image_stays(browser, playwright, tmp_path, serv
             assert p.eval_on_selector(f"{FIGURE} img.scene-fallback", "i => i.naturalWidth") == 64
             assert not p.is_visible(f"{FIGURE} canvas")
             assert "WebGL" in p.text_content(f"{FIGURE} .scene3d-fallback-note")
+            assert p.locator(f"{FIGURE} .scene3d-note").all_text_contents() == synthetic_scene()["notes"]
+            assert p.evaluate("window.__pwned") is None
         assert problems == [] and problems2 == [] and outside == []
     finally:
         disabled.close()

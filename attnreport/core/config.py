@@ -98,6 +98,10 @@ class SiteConfig:
     #: a folder of templates that take precedence over the theme's
     templates: Path | None = None
     base_url: str = ""
+    #: 3D scenes (decision space on the index, attention flow on every example page)
+    scenes: bool = True
+    #: a .glb download of every example's flow scene too (~200 KB each; the index's is always there)
+    example_glb: bool = False
 
 
 @dataclass

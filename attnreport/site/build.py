@@ -76,6 +76,13 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
+def _scene_context(scene: dict | None) -> dict | None:
+    """A scene's JSON (spooled, already script-safe) and its files, for a template."""
+    if scene is None:
+        return None
+    return {**scene, "json": markupsafe.Markup(Path(scene["json"]).read_text(encoding="utf-8"))}
+
+
 def head_page(layer: int, head: int) -> str:
     return f"heads/L{layer}-H{head}.html"
 
@@ -97,10 +104,15 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         shutil.copyfile(source, assets / source.name)
     shutil.copyfile(theme_folder(theme) / "theme.css", assets / "theme.css")
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
-    _write(folder / "index.html", _page(env, "index.html.j2", root="", **common))
+    decision = _scene_context(plan.decision_scene)
+    _write(folder / "index.html", _page(env, "index.html.j2", root="", scene=decision, **common))
+    for relative, source in sorted(plan.files.items()):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / relative)
     for page in tqdm(plan.examples, desc="writing", unit="page", disable=not progress or None):
         data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
-        html = _page(env, "example.html.j2", root="../", page=page, page_data=data, **common)
+        scene = _scene_context(page.scene)
+        html = _page(env, "example.html.j2", root="../", page=page, page_data=data, scene=scene, **common)
         _write(folder / "examples" / f"{page.slug}.html", html)
     pages = {e["id"]: e for e in plan.report["examples"]}
     for head in plan.report.get("heads", []):

@@ -34,6 +34,8 @@ class ExamplePage:
     data_file: Path
     previous: str | None = None
     next: str | None = None
+    #: the attention-flow scene: {"json": spooled script-safe JSON, "image": ..., "glb": ...}
+    scene: dict | None = None
 
 
 @dataclass
@@ -44,6 +46,10 @@ class SitePlan:
     examples: list[ExamplePage] = field(default_factory=list)
     #: the analysis stage's DecisionSpace (coordinates and probability volumes), for the scenes
     decision_space: object | None = None
+    #: extra files of the site (site-relative path -> file to copy), e.g. rendered scenes
+    files: dict[str, Path] = field(default_factory=dict)
+    #: the decision-space scene on the index: {"json": spooled JSON file, "image", "glb"}
+    decision_scene: dict | None = None
 
 
 def _display_tokens(trace: Trace) -> list[str]:
@@ -148,25 +154,24 @@ def summarise(records: list[dict]) -> dict:
     }
 
 
-def gather(
-    items: Iterable[Trace | tuple[Trace, Explanation | None]], card: ModelCard, *, title: str, spool: Path
-) -> SitePlan:
+def gather(items: Iterable[Trace | tuple], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
     """Gather every page's context; `spool` is a scratch folder for the pages' data.
 
-    `items` are traces, or (trace, explanation) pairs when the analysis stage ran.
+    `items` are traces, or (trace, explanation[, scene]) tuples when the analysis and scene
+    stages ran.
     """
     spool = Path(spool)
     spool.mkdir(parents=True, exist_ok=True)
     slug_for = SlugMaker()
     pages = []
     for item in items:
-        trace, explanation = item if isinstance(item, tuple) else (item, None)
+        trace, explanation, scene = (*item, None, None)[:3] if isinstance(item, tuple) else (item, None, None)
         slug = slug_for(trace.id)
         record, data = example_record(trace, card, slug, explanation)
         del trace, item
         data_file = spool / f"{len(pages)}.json"
         data_file.write_text(script_json(data), encoding="utf-8")
-        pages.append(ExamplePage(slug=slug, record=record, data_file=data_file))
+        pages.append(ExamplePage(slug=slug, record=record, data_file=data_file, scene=scene))
     for i, page in enumerate(pages):
         page.previous = pages[i - 1].slug if i > 0 else None
         page.next = pages[i + 1].slug if i + 1 < len(pages) else None
