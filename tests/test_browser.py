@@ -144,9 +144,3 @@ def test_demo_example_page_from_file_url(browser, demo_site):
     index.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
     assert problems == []
     assert (demo_site.site / "scenes" / "decision.glb").read_bytes()[:4] == b"glTF"
-    page.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
-    assert page.get_attribute("figure.scene3d", "data-state") in ("drawn", "fallback")
-    index, problems, _ = open_page(browser, (demo_site.site / "index.html").as_uri())
-    index.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
-    assert problems == []
-    assert (demo_site.site / "scenes" / "decision.glb").read_bytes()[:4] == b"glTF"
