@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -73,3 +76,20 @@ def demo_site(tmp_path_factory):
     finally:
         mp.undo()
     return result
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve tmp_path/root on 127.0.0.1, so pages sit under a GitHub-Pages-like /site/ sub-path."""
+    root = tmp_path / "root"
+    root.mkdir()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()

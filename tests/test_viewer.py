@@ -10,13 +10,10 @@ and the fallback image without WebGL.
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import io
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -201,23 +198,6 @@ def browser(playwright):
     b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     yield b
     b.close()
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def served(tmp_path):
-    """Serve tmp_path/root on 127.0.0.1, so pages sit under a GitHub-Pages-like /site/ sub-path."""
-    root = tmp_path / "root"
-    root.mkdir()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
 
 
 def site_url(kind: str, tmp_path: Path, served, scene: dict) -> tuple[str, str]:
