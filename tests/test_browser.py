@@ -91,6 +91,10 @@ def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, 
         page.select_option("#head", "2")
         assert page.get_attribute("#heatmap", "data-layer") == "0"
         assert page.get_attribute("#heatmap", "data-head") == "2"
+        assert page.locator("#model-view canvas.thumb").count() == 2 * 4
+        page.click("#model-view canvas.thumb[data-layer='1'][data-head='3']")
+        assert page.get_attribute("#heatmap", "data-layer") == "1"
+        assert page.get_attribute("#heatmap", "data-head") == "3"
         page.close()
 
 

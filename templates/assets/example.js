@@ -158,9 +158,51 @@
   layerSelect.addEventListener("change", draw);
   headSelect.addEventListener("change", draw);
   drawTokens();
+  // Model view: one small canvas per layer and head, each row scaled to its own maximum so
+  // the pattern shows however diffuse the head is; a click opens that head in the heatmap.
+  function drawModelView() {
+    var box = document.getElementById("model-view");
+    var colour = getComputedStyle(document.body).getPropertyValue("--neg").trim() || "#0072b2";
+    var probe = document.createElement("canvas").getContext("2d");
+    probe.fillStyle = colour;
+    var rgb = probe.fillStyle.match(/[0-9a-f]{2}/gi) || ["00", "72", "b2"];
+    var cr = parseInt(rgb[0], 16), cg = parseInt(rgb[1], 16), cb = parseInt(rgb[2], 16);
+    for (var l = 0; l < L; l++) {
+      for (var h = 0; h < H; h++) {
+        var canvas = document.createElement("canvas");
+        canvas.width = n;
+        canvas.height = n;
+        canvas.className = "thumb";
+        canvas.title = "layer " + l + ", head " + h;
+        canvas.dataset.layer = String(l);
+        canvas.dataset.head = String(h);
+        var ctx = canvas.getContext("2d");
+        var image = ctx.createImageData(n, n);
+        for (var r = 0; r < n; r++) {
+          var base = ((l * H + h) * n + r) * n, peak = 0, c;
+          for (c = 0; c < n; c++) if (attention[base + c] > peak) peak = attention[base + c];
+          for (c = 0; c < n; c++) {
+            var a = peak > 0 ? attention[base + c] / peak : 0, k = (r * n + c) * 4;
+            image.data[k] = cr; image.data[k + 1] = cg; image.data[k + 2] = cb;
+            image.data[k + 3] = Math.round(255 * a);
+          }
+        }
+        ctx.putImageData(image, 0, 0);
+        canvas.addEventListener("click", function (event) {
+          layerSelect.value = event.currentTarget.dataset.layer;
+          headSelect.value = event.currentTarget.dataset.head;
+          draw();
+          document.getElementById("heatmap").scrollIntoView({behavior: "smooth", block: "center"});
+        });
+        box.appendChild(canvas);
+      }
+    }
+  }
+
   Promise.all([inflate(data.attention), inflate(data.rollout_matrix)]).then(function (arrays) {
     attention = arrays[0];
     rolloutMatrix = arrays[1];
     draw();
+    drawModelView();
   });
 })();
