@@ -4,6 +4,8 @@ import contextlib
 import functools
 import http.server
 import io
+import os
+import shutil
 import threading
 import warnings
 from pathlib import Path
@@ -93,3 +95,21 @@ def served(tmp_path):
     yield root, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """Playwright driving Debian's Chromium (no browser download); in CI a missing one fails."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing; .ci/run installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if os.environ.get("CI"):
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CHROMIUM
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
     "--enable-unsafe-swiftshader",
@@ -177,20 +177,6 @@ def project(scene: dict, xyz, width: float, height: float) -> np.ndarray:
 
 
 # -- the browser -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing; .ci/run installs it")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    if os.environ.get("CI"):
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

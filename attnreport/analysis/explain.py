@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
+from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
 from attnreport.analysis.rollout import read_row, rollout
+from attnreport.analysis.shapley import occlusion, shapley
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.trace import Trace
+from attnreport.trace.evaluate import MaskedModel
 
 
 class MemoValue:
@@ -91,10 +94,6 @@ def _per_token(trace: Trace, content_values: np.ndarray) -> list[float]:
 
 def explain(tracer, trace: Trace, options: AnalysisConfig, *, random_state: int = 0) -> Explanation:
     """Attributions, flow and faithfulness for one traced example."""
-    from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
-    from attnreport.analysis.shapley import occlusion, shapley
-    from attnreport.trace.evaluate import MaskedModel
-
     card = tracer.card
     result = Explanation()
     read = 0 if card.read_position == "first" else trace.n_tokens - 1

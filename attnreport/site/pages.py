@@ -22,8 +22,6 @@ from attnreport.core.trace import Trace
 from attnreport.site.encode import clean, packed_unit, script_json
 from attnreport.site.slugs import SlugMaker
 
-SNIPPET = 140
-
 
 @dataclass
 class ExamplePage:

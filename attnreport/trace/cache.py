@@ -24,10 +24,10 @@ def file_sha256(path: Path) -> str:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("ATTNREPORT_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    """$ATTNREPORT_CACHE, else $XDG_CACHE_HOME/attnreport, else ~/.cache/attnreport."""
     if os.environ.get("ATTNREPORT_CACHE"):
-        return Path(root)
-    return (Path(root) if root else Path.home() / ".cache") / "attnreport"
+        return Path(os.environ["ATTNREPORT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attnreport"
 
 
 class TraceCache:
