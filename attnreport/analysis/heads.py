@@ -181,53 +181,86 @@ def head_scores(
     traces = list(traces)
     if not traces:
         raise ValueError("head_scores needs at least one trace")
-    layers, heads = traces[0].layers, traces[0].heads
-    for trace in traces[1:]:
-        if (trace.layers, trace.heads) != (layers, heads):
+    atlas = HeadAtlas(traces[0].layers, traces[0].heads, causal=causal, window=thresholds.local_window)
+    for trace in traces:
+        atlas.add(trace)
+    return atlas.scores(thresholds, induction=induction)
+
+
+class HeadAtlas:
+    """The atlas's sums, fed one trace at a time, so a dataset of any size streams through.
+
+    Per example it keeps only the ``[patterns, L, H]`` scores and ``[2, L, H]`` entropy and
+    distance (float32, about 2.6 KB for 6 x 12 heads): the means need the NaN-aware counts and
+    the most typical examples need every example's score on the head's winning pattern, which
+    is known only at the end.
+    """
+
+    def __init__(self, layers: int, heads: int, *, causal: bool = False, window: int = 3) -> None:
+        self.layers, self.heads = layers, heads
+        self.causal, self.window = causal, window
+        self.per: list[np.ndarray] = []
+        self.extra: list[np.ndarray] = []
+        self.induction_queries = 0
+        self.first_id: str | None = None
+        self.first_shape: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.per)
+
+    def add(self, trace: Trace) -> None:
+        if (trace.layers, trace.heads) != (self.layers, self.heads):
             raise ValueError(
                 f"trace {trace.id!r} has attentions {list(trace.attentions.shape)}, but trace "
-                f"{traces[0].id!r} has {list(traces[0].attentions.shape)}: every trace needs "
-                f"[{layers}, {heads}, n, n]"
+                f"{self.first_id!r} has {self.first_shape}: every trace needs "
+                f"[{self.layers}, {self.heads}, n, n]"
             )
-    if induction is not None:
-        induction = np.asarray(induction, dtype=np.float64)
-        if induction.shape != (layers, heads):
-            raise ValueError(f"induction must be [{layers}, {heads}], got {list(induction.shape)}")
+        if self.first_id is None:
+            self.first_id, self.first_shape = trace.id, list(trace.attentions.shape)
+        per, extra, count = _example_scores(trace, causal=self.causal, window=self.window)
+        self.per.append(per.astype(np.float32))
+        self.extra.append(extra.astype(np.float32))
+        self.induction_queries += count
 
-    per = np.full((len(traces), len(SCORED), layers, heads), np.nan)
-    # per example: mean normalised entropy and mean distance, [E, 2, L, H]
-    extra = np.full((len(traces), 2, layers, heads), np.nan)
-    induction_queries = 0
-    for e, trace in enumerate(traces):
-        per[e], extra[e], count = _example_scores(trace, causal=causal, window=thresholds.local_window)
-        induction_queries += count
+    def scores(
+        self, thresholds: HeadThresholds = HeadThresholds(), *, induction: np.ndarray | None = None
+    ) -> list[HeadScores]:
+        """Every head's scores and label, ``L * H`` entries, layer by layer, head by head;
+        `HeadScores.typical` indexes the traces in the order they were added."""
+        layers, heads = self.layers, self.heads
+        if not self.per:
+            raise ValueError("the head atlas needs at least one trace")
+        if induction is not None:
+            induction = np.asarray(induction, dtype=np.float64)
+            if induction.shape != (layers, heads):
+                raise ValueError(f"induction must be [{layers}, {heads}], got {list(induction.shape)}")
+        per = np.stack(self.per).astype(np.float64)
+        means = _nanmean(per)
+        entropy, distance = _nanmean(np.stack(self.extra).astype(np.float64))
+        k = SCORED.index("induction")
+        if induction is not None:
+            means[k] = np.clip(induction, 0.0, 1.0)
+        elif not self.causal or self.induction_queries < thresholds.induction_min_queries:
+            means[k] = 0.0
 
-    means = _nanmean(per)
-    entropy, distance = _nanmean(extra)
-    k = SCORED.index("induction")
-    if induction is not None:
-        means[k] = np.clip(induction, 0.0, 1.0)
-    elif not causal or induction_queries < thresholds.induction_min_queries:
-        means[k] = 0.0
-
-    out = []
-    for layer in range(layers):
-        for head in range(heads):
-            scores = {p: float(means[s, layer, head]) for s, p in enumerate(SCORED)}
-            pattern = choose_label(scores, thresholds)
-            best = pattern if pattern != "mixed" else _ranked(scores)[0]
-            out.append(
-                HeadScores(
-                    layer=layer,
-                    head=head,
-                    scores=scores,
-                    pattern=pattern,
-                    entropy=float(entropy[layer, head]),
-                    mean_distance=float(distance[layer, head]),
-                    typical=_typical(per[:, SCORED.index(best), layer, head], thresholds.typical),
+        out = []
+        for layer in range(layers):
+            for head in range(heads):
+                scores = {p: float(means[s, layer, head]) for s, p in enumerate(SCORED)}
+                pattern = choose_label(scores, thresholds)
+                best = pattern if pattern != "mixed" else _ranked(scores)[0]
+                out.append(
+                    HeadScores(
+                        layer=layer,
+                        head=head,
+                        scores=scores,
+                        pattern=pattern,
+                        entropy=float(entropy[layer, head]),
+                        mean_distance=float(distance[layer, head]),
+                        typical=_typical(per[:, SCORED.index(best), layer, head], thresholds.typical),
+                    )
                 )
-            )
-    return out
+        return out
 
 
 def choose_label(scores: Mapping[str, float], thresholds: HeadThresholds = HeadThresholds()) -> str:

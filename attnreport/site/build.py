@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
-from attnreport.site.encode import dumps
+from attnreport.site.encode import dumps, script_safe
 from attnreport.site.pages import SitePlan
 from attnreport.site.templating import environment, theme_folder
 
@@ -77,10 +77,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def _scene_context(scene: dict | None) -> dict | None:
-    """A scene's JSON (spooled, already script-safe) and its files, for a template."""
+    """A scene's JSON (spooled by the scenes stage, made script-safe here) and its files, for a template."""
     if scene is None:
         return None
-    return {**scene, "json": markupsafe.Markup(Path(scene["json"]).read_text(encoding="utf-8"))}
+    text = script_safe(Path(scene["json"]).read_text(encoding="utf-8"))
+    return {**scene, "json": markupsafe.Markup(text)}
 
 
 def head_page(layer: int, head: int) -> str:

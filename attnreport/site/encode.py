@@ -9,44 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import zlib
 
 import numpy as np
 
-#: significant digits kept: enough for float32 round trips of probabilities, compact in JSON
-DIGITS = 7
+from attnreport.core.jsonsafe import DIGITS, NonFinite, clean
+
+__all__ = ["DIGITS", "NonFinite", "clean", "dumps", "packed_unit", "script_json", "script_safe"]
+
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
-
-
-class NonFinite:
-    """Counts the non-finite numbers met while cleaning a value."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
-def clean(value, nonfinite: NonFinite | None = None):
-    """Plain JSON types only: numpy scalars and arrays converted, floats rounded, NaN/inf -> None."""
-    if isinstance(value, dict):
-        return {str(k): clean(v, nonfinite) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v, nonfinite) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist(), nonfinite)
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        x = float(value)
-        if not math.isfinite(x):
-            if nonfinite is not None:
-                nonfinite.count += 1
-            return None
-        x = float(f"{x:.{DIGITS}g}")
-        return 0.0 if x == 0 else x
-    return value
 
 
 def dumps(value) -> str:
@@ -59,6 +30,11 @@ def dumps(value) -> str:
 def script_json(value) -> str:
     """JSON that can sit inside a <script type="application/json"> element without closing it."""
     text = json.dumps(clean(value), sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    return script_safe(text)
+
+
+def script_safe(text: str) -> str:
+    """JSON text (already ASCII) with the characters that could close a <script> element escaped."""
     for char, escape in _SCRIPT_ESCAPES.items():
         text = text.replace(char, escape)
     return text

@@ -1,0 +1,152 @@
+"""The analysis stage in a build: traces stream through, results come out beside them.
+
+The functions of this package are pure and know nothing of builds. This module is the one
+place that runs them over a stream of traces: per example (attributions, faithfulness,
+rollout, flow) as the trace goes by, with results cached by model and options; over the
+dataset (head atlas, decision space, comparison) from small running sums, so no trace is
+kept after its page data is spooled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from attnreport.analysis.compare import compare_pair, summarise_comparison
+from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
+from attnreport.analysis.explain import Explanation, explain
+from attnreport.analysis.heads import HeadAtlas, HeadThresholds, induction_scores, repeated_random_tokens
+from attnreport.core.config import AnalysisConfig
+from attnreport.core.jsonsafe import clean
+from attnreport.trace import Tracer
+from attnreport.trace.cache import ResultCache
+from attnreport.trace.evaluate import HeadModel
+
+
+class AnalysisStage:
+    """Runs the analysis on traces as they stream by, with the per-example results cached."""
+
+    def __init__(self, tracer: Tracer, options: AnalysisConfig, cache_dir: Path) -> None:
+        self.tracer = tracer
+        self.options = options
+        # checked before any model runs: a misspelt threshold is a config error, not a late crash
+        self.thresholds = HeadThresholds.from_dict(options.head_thresholds)
+        card = tracer.card
+        self.atlas = HeadAtlas(
+            card.layers, card.heads, causal=card.causal, window=self.thresholds.local_window
+        )
+        self.ids: list[str] = []
+        self.pooled: list[np.ndarray] = []
+        self.truth: list[str | None] = []
+        self.predicted: list[int] = []
+        self.cache = None
+        if tracer.key:
+            self.cache = ResultCache(cache_dir, "analysis", tracer.key, asdict(options))
+        self.computed = 0
+
+    @property
+    def pooling(self) -> str:
+        return self.options.decision_pooling or self.tracer.card.read_position
+
+    def explain(self, trace) -> Explanation:
+        cached = self.cache.get(trace.text) if self.cache else None
+        if cached is not None:
+            return Explanation.from_dict(cached)
+        result = explain(self.tracer, trace, self.options)
+        self.computed += 1
+        if self.cache:
+            self.cache.put(trace.text, clean(result.to_dict()))
+        return result
+
+    def stream(self, traces):
+        """Yield ``(trace, explanation)`` for each trace, keeping only the dataset-level sums."""
+        for trace in traces:
+            self.atlas.add(trace)
+            self.ids.append(trace.id)
+            self.pooled.append(
+                pool(trace.hidden, trace.special, pooling=self.pooling, layer=self.options.decision_layer)
+            )
+            self.truth.append(trace.label)
+            if trace.logits is not None:
+                self.predicted.append(int(np.argmax(trace.logits)))
+            yield trace, self.explain(trace)
+
+    def decision(self) -> DecisionSpace | None:
+        """The decision space, drawn by the model's head when it reads this pooling, else a probe."""
+        card = self.tracer.card
+        if len(self.pooled) < 2 or not card.labels or len(self.predicted) != len(self.pooled):
+            return None
+        own = (
+            card.has_head
+            and self.pooling == card.read_position
+            and self.options.decision_layer in (-1, card.layers)
+        )
+        if own:
+            head, source = HeadModel(self.tracer.folder), "model_head"
+        else:
+            known = [(p, t) for p, t in zip(self.pooled, self.truth, strict=True) if t in card.labels]
+            if len({t for _, t in known}) < 2:
+                return None
+            head = fit_probe(np.stack([p for p, _ in known]), [t for _, t in known], card.labels)
+            source = "probe"
+        return decision_space(
+            np.stack(self.pooled),
+            np.array(self.predicted),
+            head,
+            labels=card.labels,
+            layer=self.options.decision_layer,
+            pooling=self.pooling,
+            source=source,
+        )
+
+    def induction_probe(self, period: int = 32) -> np.ndarray:
+        """Olsson et al.'s probe: a random token sequence repeated twice, after the prefix tokens."""
+        tok = self.tracer.tokenizer
+        period = max(3, min(period, (self.tracer.window - 1) // 2))
+        ids = repeated_random_tokens(tok.vocab_size, period, random_state=0, exclude=tok.special_ids)
+        full = np.concatenate([tok.prefix_ids, ids, tok.suffix_ids])
+        return induction_scores(self.tracer.attentions_for_ids(full), period, len(tok.prefix_ids))
+
+    def heads(self) -> list[dict]:
+        """The head atlas over every example streamed, typical examples named by id."""
+        if not len(self.atlas):
+            return []
+        induction = self.induction_probe() if self.tracer.card.causal else None
+        out = []
+        for h in self.atlas.scores(self.thresholds, induction=induction):
+            entry = asdict(h)
+            entry["typical"] = [self.ids[i] for i in h.typical]
+            out.append(entry)
+        return out
+
+
+class CompareStage:
+    """The same rows through a second tracer (another model, or the int8 export), compared
+    trace by trace as the main traces stream by."""
+
+    def __init__(self, main: Tracer, other: Tracer, rows, *, name: str) -> None:
+        self.main = main
+        self.tracer = other
+        self.rows = rows
+        self.name = name
+        self.pairs: list[dict] = []
+
+    def stream(self, traces):
+        for a, b in zip(traces, self.tracer.trace(self.rows), strict=True):
+            self.pairs.append(compare_pair(a, b, self.main.card.labels, self.tracer.card.labels))
+            yield a
+
+    def summary(self) -> dict:
+        card = self.tracer.card
+        return {
+            "name": self.name,
+            "model": {
+                "architecture": card.architecture,
+                "file": self.tracer.model_path.name,
+                "labels": card.labels,
+            },
+            **summarise_comparison(self.pairs),
+            "examples_detail": self.pairs,
+        }

@@ -1,0 +1,89 @@
+"""The scenes stage in a build: each scene rendered to WebP (and ``.glb``) in the build's spool
+folder, its viewer JSON kept beside it for the page, and the files listed for the site.
+
+pyvista is imported only when a scene is drawn, so a build without scenes never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attnreport.analysis.decision import DecisionSpace
+from attnreport.analysis.rollout import read_row, rollout
+from attnreport.core.jsonsafe import clean
+from attnreport.scenes.palette import class_color
+
+
+class SceneStage:
+    """Draws the scenes of one build into ``spool/scenes``; `files` maps site paths to them."""
+
+    def __init__(self, spool: Path, theme: str, *, example_glb: bool = False) -> None:
+        self.spool = Path(spool)
+        self.theme = theme
+        self.example_glb = example_glb
+        self.files: dict[str, Path] = {}
+        self.count = 0
+
+    def _save(self, scene, name: str, *, glb: bool = True, legend: list | None = None) -> dict:
+        """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`; return
+        what a page needs to show it: {"json": path of the JSON, "image", "glb", "notes", ...}."""
+        from attnreport.scenes.scene import export_glb, render, to_json
+
+        folder = self.spool / "scenes"
+        folder.mkdir(parents=True, exist_ok=True)
+        image, path, data = folder / f"{name}.webp", folder / f"{name}.glb", folder / f"{name}.json"
+        render(scene, image, theme=self.theme)
+        data.write_text(
+            json.dumps(
+                clean(to_json(scene)),
+                sort_keys=True,
+                ensure_ascii=True,
+                separators=(",", ":"),
+                allow_nan=False,
+            ),
+            encoding="utf-8",
+        )
+        self.files[f"scenes/{name}.webp"] = image
+        if glb:
+            export_glb(scene, path, theme=self.theme)
+            self.files[f"scenes/{name}.glb"] = path
+        return {
+            "json": str(data),
+            "image": f"scenes/{name}.webp",
+            "glb": f"scenes/{name}.glb" if glb else None,
+            "notes": list(scene.notes),
+            "legend": legend or [],
+            "title": scene.title,
+        }
+
+    def flow(self, trace, read_position: str) -> dict:
+        """The attention-flow scene of one example."""
+        from attnreport.scenes.flow import flow_scene
+
+        self.count += 1
+        scene = flow_scene(trace, rollout_row=read_row(rollout(trace.attentions), read_position))
+        return self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb)
+
+    def stream(self, items, read_position: str):
+        """``(trace, explanation)`` in, ``(trace, explanation, flow scene)`` out."""
+        for trace, explanation in items:
+            yield trace, explanation, self.flow(trace, read_position)
+
+    def decision(self, space: DecisionSpace, report: dict) -> dict:
+        """The decision-space scene of the whole report, every example a point linking to its page."""
+        from attnreport.scenes.decision import decision_scene
+
+        labels = set(space.labels)
+        examples = report["examples"]
+        scene = decision_scene(
+            space,
+            truth=[e["label"] if e["label"] in labels else None for e in examples],
+            predicted=[e["prediction"] for e in examples],
+            texts=[e["text"] for e in examples],
+            links=[e["page"] for e in examples],
+        )
+        legend = [
+            (name, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, name in enumerate(space.labels)
+        ]
+        return self._save(scene, "decision", legend=legend)
