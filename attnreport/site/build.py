@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
-from attnreport.site.encode import dumps, script_safe
+from attnreport.site.encode import dumps, script_json, script_safe
+from attnreport.site.listing import PAGE_ROWS, example_columns
 from attnreport.site.pages import SitePlan
 from attnreport.site.templating import environment, theme_folder
 
@@ -106,7 +107,19 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     shutil.copyfile(theme_folder(theme) / "theme.css", assets / "theme.css")
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
     decision = _scene_context(plan.decision_scene)
-    _write(folder / "index.html", _page(env, "index.html.j2", root="", scene=decision, **common))
+    columns = example_columns(plan.report["examples"])
+    listing = markupsafe.Markup(script_json(columns))
+    index = _page(
+        env,
+        "index.html.j2",
+        root="",
+        scene=decision,
+        columns=columns,
+        listing=listing,
+        page_rows=PAGE_ROWS,
+        **common,
+    )
+    _write(folder / "index.html", index)
     for relative, source in sorted(plan.files.items()):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / relative)

@@ -1,0 +1,37 @@
+"""The index's list of examples as compact columns, for a page that may list 100,000 of them.
+
+One HTML row per example makes an index of 100k examples tens of MB of markup that the
+browser lays out at once. Instead the index carries the list as one JSON block of columns
+(text cut to `TEXT_CHARS`), and its script filters, sorts and shows one page of rows at a
+time; the first page is also in the HTML, so the list reads without scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: characters of each text kept for the list (the example page has the whole text)
+TEXT_CHARS = 140
+
+#: rows shown at once on the index
+PAGE_ROWS = 100
+
+
+def cut(text: str, limit: int = TEXT_CHARS) -> str:
+    """`text` on one line, at most `limit` characters, "…" marking a cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def example_columns(examples: Sequence[dict]) -> dict[str, list]:
+    """The report's example records as columns: id, text (cut), label, prediction, correct
+    (1, 0 or None), confidence and page, each a list in report order."""
+    return {
+        "id": [e["id"] for e in examples],
+        "text": [cut(e["text"]) for e in examples],
+        "label": [e.get("label") for e in examples],
+        "prediction": [e.get("prediction") for e in examples],
+        "correct": [None if e.get("correct") is None else int(bool(e["correct"])) for e in examples],
+        "confidence": [e.get("confidence") for e in examples],
+        "page": [e["page"] for e in examples],
+    }
