@@ -137,7 +137,20 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
                 record["xyz"] = clean(xyz.tolist())
                 record["slice_prediction"] = tracer.card.labels[int(on_slice)]
             if config.site.scenes:
-                plan.decision_scene = scenes.decision(space, plan.report)
+            others = analysis.layer_decisions()
+            layers = tracer.card.layers
+            plan.report["decision_spaces"] = sorted(
+                (
+                    {
+                        **clean(s.summary()),
+                        "layer": layers if s.layer == -1 else s.layer,
+                        "default": s is space,
+                    }
+                    for s in (space, *others)
+                ),
+                key=lambda entry: entry["layer"],
+            )
+                plan.decision_scene = scenes.decisions(space, others, plan.report, layers=layers)
         plan.files.update(scenes.files)
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from attnreport.core.config import load_config
@@ -12,6 +14,16 @@ def test_smallest_config_gets_defaults_and_relative_paths(tmp_path):
     assert config.model.path == (tmp_path / "m").resolve()
     assert config.data.path == (tmp_path / "d.jsonl").resolve()
     assert config.site.theme == "light" and config.data.on_bad_row == "skip"
+    assert config.analysis.decision_layers == []  # per-layer decision spaces are off by default
+
+
+@pytest.mark.parametrize("value", ["[2, 4, -1]", '"all"', "[]"])
+def test_decision_layers_take_a_list_or_all(tmp_path, value):
+    (tmp_path / "report.toml").write_text(
+        f'[model]\npath = "m"\n[data]\ntexts = ["a"]\n[analysis]\ndecision_layers = {value}\n'
+    )
+    layers = load_config(tmp_path / "report.toml").analysis.decision_layers
+    assert layers == json.loads(value)
 
 
 @pytest.mark.parametrize(
@@ -26,6 +38,9 @@ def test_smallest_config_gets_defaults_and_relative_paths(tmp_path):
         ('[model]\npath="m"\n[data]\ntexts=["a"]\n[site]\ntheme="neon"\n', "known themes: light, dark"),
         ('[model\npath="m"', "not valid TOML"),
         ('[model]\npath="m"\n[data]\ntexts=["a"]\non_bad_row="ignore"\n', "skip, fail"),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layers="some"\n', "decision_layers"),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layers=[1.5]\n', '"all"'),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layer=[2, 4]\n', "decision_layers"),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path, text, message):

@@ -90,3 +90,61 @@ def test_pooling_choices():
     np.testing.assert_array_equal(pool(hidden, special, pooling="mean", layer=0), hidden[0, 1:3].mean(0))
     with pytest.raises(ValueError, match="pooling"):
         pool(hidden, special, pooling="max")
+
+
+# -- per-layer decision spaces in the analysis stage -------------------------------------------------
+
+
+class _Card:
+    layers, heads, causal, read_position, has_head = 3, 2, False, "first", False
+    labels = ["neg", "pos"]
+
+
+class _Tracer:
+    card, key, folder, window = _Card(), None, None, 16
+
+
+def _stage(tmp_path, layers):
+    from attnreport.analysis.stage import AnalysisStage
+    from attnreport.core.config import AnalysisConfig
+
+    return AnalysisStage(_Tracer(), AnalysisConfig(decision_layers=layers), tmp_path)
+
+
+def test_decision_layers_resolve_to_absolute_layers_without_the_default(tmp_path):
+    from attnreport.core.errors import ConfigError
+
+    assert _stage(tmp_path, "all").extra_layers == [0, 1, 2]  # 3 is the default (-1)
+    assert _stage(tmp_path, [2, -2, 3, 0]).extra_layers == [0, 2]
+    assert _stage(tmp_path, []).extra_layers == []
+    with pytest.raises(ConfigError, match="layer 4 is not a hidden layer .* 0 \\(the embeddings\\) to 3"):
+        _stage(tmp_path, [1, 4])
+
+
+def test_layer_decisions_are_probes_fitted_to_the_predictions_with_their_slice_agreement(tmp_path):
+    """Planted: at layer 2 the model's prediction is the sign of the widest direction, with a
+    margin (the slice keeps it: agreement 1); at layer 1 it hides in a narrow direction the slice
+    drops (low); at layer 0 every example is the same vector (no space). Labels disagree with the
+    predictions on purpose: the probe follows the predictions."""
+    rng = np.random.default_rng(7)
+    n, d = 80, 10
+    stage = _stage(tmp_path, "all")
+    wide = rng.standard_normal((n, d)) * np.linspace(6, 0.5, d)
+    predicted = (wide[:, 0] > 0).astype(int)
+    wide[:, 0] += np.where(predicted == 1, 4.0, -4.0)  # a margin along the widest axis
+    narrow = rng.standard_normal((n, d)) * np.r_[6.0, 5.0, 4.0, np.full(d - 3, 0.05)]
+    narrow[:, -1] = np.where(predicted == 1, 0.2, -0.2)
+    stage.pooled_at = {0: [np.ones(d)] * n, 1: list(narrow), 2: list(wide)}
+    stage.ids = [f"e{i}" for i in range(n)]
+    stage.predicted = predicted.tolist()
+    stage.truth = ["pos"] * n
+    spaces = stage.layer_decisions()
+    assert [s.layer for s in spaces] == [1, 2]
+    assert all(s.source == "probe" and s.probe_target == "prediction" for s in spaces)
+    assert spaces[1].slice_agreement == 1.0
+    assert spaces[0].slice_agreement < 0.8
+    for space, pooled in zip(spaces, (narrow, wide), strict=True):  # the probe's own slice, checked by hand
+        pca = PCA3().fit(pooled)
+        np.testing.assert_allclose(space.coords, pca.transform(pooled), atol=1e-9)
+        assert space.slice_agreement == np.mean(space.slice_predictions == predicted)
+        assert space.summary()["probe_target"] == "prediction"

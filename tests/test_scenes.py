@@ -179,6 +179,25 @@ def test_decision_points_colours_rings_labels_and_axes():
         )
 
 
+def test_a_probe_at_another_layer_says_so_plainly():
+    x, head, preds, _ = linear_case()
+    own = scene_for(decision_space(x, preds, head, labels=LABELS, grid=8), preds)
+    assert own.title == "Decision space"
+    assert any("under the model's head;" in note for note in own.notes)
+    probe = decision_space(
+        x, preds, head, labels=LABELS, grid=8, layer=2, source="probe", probe_target="prediction"
+    )
+    scene = scene_for(probe, preds)
+    assert scene.title == "Decision space, layer 2 (probe)"
+    assert scene.notes[0].startswith("axes: the first three principal components of layer 2 (first pooling)")
+    assert any(
+        "a logistic-regression probe fitted to the model's predictions on layer 2's states "
+        "(a probe, not the model's head)" in note
+        for note in scene.notes
+    )
+    assert any(f"slice agreement {probe.slice_agreement:.0%}" in note for note in scene.notes)
+
+
 # -- attention flow --------------------------------------------------------------------------------
 
 

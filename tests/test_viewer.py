@@ -468,6 +468,54 @@ def test_sparse_scene_and_top_down_camera_draw(browser, tmp_path, served):
     page.context.close()
 
 
+def test_a_group_sets_up_only_the_shown_scene_and_buttons_switch(browser, tmp_path, served):
+    """Two scenes in a group: the hidden one is not parsed or drawn until its button is pressed;
+    then it is drawn where its camera says and the first is hidden. The first frame is marked."""
+    first, second = synthetic_scene(), synthetic_scene()
+    second["title"], second["notes"] = "second scene", ["second"]
+    second["points"]["color"] = [c for _ in range(len(second["points"]["size"])) for c in GREEN]
+    root, base = served
+    folder = root / "group"
+    write_page(folder, first)
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    start, end = html.index('<figure class="scene3d">'), html.index("</figure>") + len("</figure>")
+    one = html[start:end]
+    two = one.replace(script_json(first), script_json(second))
+    group = (
+        '<div class="scene3d-group"><div class="scene3d-choices" role="group" aria-label="Layer">'
+        '<button type="button" data-choice="a" aria-pressed="true">a</button>'
+        '<button type="button" data-choice="b" aria-pressed="false">b</button></div>'
+        + one.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="a">')
+        + two.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="b" hidden>')
+        + "</div>"
+    )
+    (folder / "index.html").write_text(html[:start] + group + html[end:], encoding="utf-8")
+    page, problems, outside = open_page(browser, f"{base}/group/index.html", f"{base}/group/")
+    a, b = f"{FIGURE}[data-choice=a]", f"{FIGURE}[data-choice=b]"
+    assert page.get_attribute(a, "data-state") == "drawn"
+    assert page.get_attribute(b, "data-state") is None and page.get_attribute(b, "data-setup") is None
+    assert page.evaluate("performance.getEntriesByName('scene3d:first-frame').length") == 1
+    page.click("button[data-choice=b]")
+    page.wait_for_function(f"document.querySelector('{b}').dataset.state === 'drawn'", polling="raf")
+    assert not page.is_visible(a) and page.is_visible(f"{b} canvas")
+    assert page.get_attribute("button[data-choice=b]", "aria-pressed") == "true"
+    assert page.get_attribute("button[data-choice=a]", "aria-pressed") == "false"
+    assert page.locator(f"{b} .scene3d-note").all_text_contents() == ["second"]
+    url = page.eval_on_selector(f"{b} canvas", "c => c.toDataURL('image/png')")
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+    geo = page.eval_on_selector(f"{b} canvas", "c => ({w: c.width, h: c.height})")
+    xyz = np.asarray(second["points"]["xyz"]).reshape(-1, 3)[:12]  # the "red" cluster, now green
+    screen = project(second, xyz, geo["w"], geo["h"])
+    assert sum(near_colour(image, xy, GREEN) for xy in screen) >= 9
+    assert page.evaluate("performance.getEntriesByName('scene3d:first-frame').length") == 2
+    page.click("button[data-choice=a]")
+    assert page.is_visible(f"{a} canvas") and not page.is_visible(b)
+    assert problems == [] and outside == []
+    page.context.close()
+
+
 NO_WEBGL = """
 const getContext = HTMLCanvasElement.prototype.getContext;
 HTMLCanvasElement.prototype.getContext = function (type, ...rest) {

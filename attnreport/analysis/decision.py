@@ -7,7 +7,10 @@ with the model's real prediction. `slice_agreement` is the share that agree; a l
 says "do not read the boundaries in this picture literally".
 
 Where the model has no head of its own, a logistic-regression probe on the labels stands
-in for it, and `source` says "probe".
+in for it, and `source` says "probe". At a layer the head does not read (the per-layer
+decision spaces), a probe fitted to the model's own predictions on that layer's pooled states
+draws the boundaries: how far the final decision is already linearly readable there. Its
+`probe_target` says which the probe was fitted to.
 """
 
 from __future__ import annotations
@@ -84,12 +87,15 @@ class DecisionSpace:
     #: the head's class at each example's projected point
     slice_predictions: np.ndarray
     slice_agreement: float
+    #: what a probe was fitted to: "label" or "prediction" (None for the model's head)
+    probe_target: str | None = None
 
     def summary(self) -> dict:
         return {
             "layer": self.layer,
             "pooling": self.pooling,
             "source": self.source,
+            "probe_target": self.probe_target,
             "explained_variance": [float(v) for v in self.explained_variance],
             "slice_agreement": float(self.slice_agreement),
             "grid": int(self.volumes.shape[1]),
@@ -106,7 +112,9 @@ def fit_probe(pooled: np.ndarray, labels: list[str], classes: list[str]) -> Head
     def head(points: np.ndarray) -> np.ndarray:
         # log-probabilities are logits whose softmax is the probe's probabilities
         logits = np.full((len(points), len(classes)), -1e9)
-        logits[:, probe.classes_] = probe.predict_log_proba(np.asarray(points, dtype=np.float64))
+        # (probabilities that underflow to 0 far from the data stay finite: log(0) would warn)
+        probabilities = probe.predict_proba(np.asarray(points, dtype=np.float64))
+        logits[:, probe.classes_] = np.log(np.maximum(probabilities, 1e-300))
         return logits
 
     return head
@@ -121,6 +129,7 @@ def decision_space(
     layer: int = -1,
     pooling: str = "first",
     source: str = "model_head",
+    probe_target: str | None = None,
     grid: int = 24,
     margin: float = 0.15,
     batch: int = 8192,
@@ -160,4 +169,5 @@ def decision_space(
         volumes=volumes.astype(np.float32),
         slice_predictions=on_slice,
         slice_agreement=float(np.mean(on_slice == predictions)) if len(predictions) else 0.0,
+        probe_target=probe_target,
     )

@@ -19,6 +19,7 @@ from attnreport.analysis.decision import DecisionSpace, decision_space, fit_prob
 from attnreport.analysis.explain import Explanation, explain
 from attnreport.analysis.heads import HeadAtlas, HeadThresholds, induction_scores, repeated_random_tokens
 from attnreport.core.config import AnalysisConfig
+from attnreport.core.errors import ConfigError
 from attnreport.core.jsonsafe import clean
 from attnreport.trace import Tracer
 from attnreport.trace.cache import ResultCache
@@ -39,12 +40,30 @@ class AnalysisStage:
         )
         self.ids: list[str] = []
         self.pooled: list[np.ndarray] = []
+        #: the per-layer decision spaces' layers (absolute, 0: the embeddings), and their pooled states
+        self.extra_layers = self._extra_layers(card.layers)
+        self.pooled_at: dict[int, list[np.ndarray]] = {layer: [] for layer in self.extra_layers}
         self.truth: list[str | None] = []
         self.predicted: list[int] = []
         self.cache = None
         if tracer.key:
-            self.cache = ResultCache(cache_dir, "analysis", tracer.key, asdict(options))
+            # the decision spaces are dataset-level: their options do not touch the per-example results
+            key = {k: v for k, v in asdict(options).items() if k != "decision_layers"}
+            self.cache = ResultCache(cache_dir, "analysis", tracer.key, key)
         self.computed = 0
+
+    def _extra_layers(self, layers: int) -> list[int]:
+        """The layers of `decision_layers` (negative ones count from the last) other than the default."""
+        asked = self.options.decision_layers
+        asked = list(range(layers + 1)) if asked == "all" else list(asked)
+        bad = [layer for layer in asked if not -layers - 1 <= layer <= layers]
+        if bad:
+            raise ConfigError(
+                f"[analysis] decision_layers: layer {bad[0]} is not a hidden layer of this model; "
+                f"it has layers 0 (the embeddings) to {layers}"
+            )
+        default = self.options.decision_layer % (layers + 1)
+        return sorted({layer % (layers + 1) for layer in asked} - {default})
 
     @property
     def pooling(self) -> str:
@@ -68,6 +87,8 @@ class AnalysisStage:
             self.pooled.append(
                 pool(trace.hidden, trace.special, pooling=self.pooling, layer=self.options.decision_layer)
             )
+            for layer, pooled in self.pooled_at.items():
+                pooled.append(pool(trace.hidden, trace.special, pooling=self.pooling, layer=layer))
             self.truth.append(trace.label)
             if trace.logits is not None:
                 self.predicted.append(int(np.argmax(trace.logits)))
@@ -99,7 +120,43 @@ class AnalysisStage:
             layer=self.options.decision_layer,
             pooling=self.pooling,
             source=source,
+            probe_target=None if own else "label",
         )
+
+    def layer_decisions(self) -> list[DecisionSpace]:
+        """The decision spaces at the extra layers of `decision_layers`, by layer. The model's
+        head draws the last layer's when it reads this pooling; elsewhere a logistic-regression
+        probe fitted to the model's own predictions does (a probe, not the model's head)."""
+        card = self.tracer.card
+        if len(self.ids) < 2 or not card.labels or len(self.predicted) != len(self.ids):
+            return []
+        predicted = np.array(self.predicted)
+        names = [card.labels[p] for p in predicted]
+        spaces = []
+        for layer, pooled in self.pooled_at.items():
+            pooled = np.stack(pooled)
+            if np.ptp(pooled, axis=0).max() <= 1e-6 * max(float(np.abs(pooled).max()), 1.0):
+                continue  # every example the same here (the first token before any attention): no picture
+            own = card.has_head and self.pooling == card.read_position and layer == card.layers
+            if own:
+                head, source, target = HeadModel(self.tracer.folder), "model_head", None
+            elif len(set(names)) >= 2:
+                head, source, target = fit_probe(pooled, names, card.labels), "probe", "prediction"
+            else:  # one predicted class: nothing for a probe to separate
+                continue
+            spaces.append(
+                decision_space(
+                    pooled,
+                    predicted,
+                    head,
+                    labels=card.labels,
+                    layer=layer,
+                    pooling=self.pooling,
+                    source=source,
+                    probe_target=target,
+                )
+            )
+        return spaces
 
     def induction_probe(self, period: int = 32) -> np.ndarray:
         """Olsson et al.'s probe: a random token sequence repeated twice, after the prefix tokens."""

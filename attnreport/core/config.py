@@ -74,6 +74,10 @@ class AnalysisConfig:
     #: default: what the model's head reads, so the head itself draws the boundaries)
     decision_layer: int = -1
     decision_pooling: str | None = None
+    #: extra decision spaces at these hidden layers (0: the embeddings; "all": every layer), shown
+    #: on the index with a layer switch; where the head does not read a layer, a logistic-regression
+    #: probe fitted to the model's predictions draws the boundaries (~2 s of build time per layer)
+    decision_layers: list[int] | str = field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +153,20 @@ class ReportConfig:
             raise ConfigError(
                 f"{where}: [analysis] decision_pooling = {self.analysis.decision_pooling!r}; "
                 f"choose first, last or mean"
+            )
+        layer = self.analysis.decision_layer
+        if not isinstance(layer, int) or isinstance(layer, bool):
+            raise ConfigError(
+                f"{where}: [analysis] decision_layer = {layer!r} must be one layer "
+                f"number; for spaces at several layers, use decision_layers"
+            )
+        layers = self.analysis.decision_layers
+        if layers != "all" and not (
+            isinstance(layers, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in layers)
+        ):
+            raise ConfigError(
+                f"{where}: [analysis] decision_layers = {layers!r}; give a list of layer numbers "
+                f'(0: the embeddings), e.g. [2, 4], or "all"'
             )
         if self.analysis.permutations < 2 or self.analysis.max_exact > 20:
             raise ConfigError(f"{where}: [analysis] needs permutations >= 2 and max_exact <= 20")

@@ -70,6 +70,14 @@ def _decimate(surface, max_triangles: int):
     return reduced
 
 
+def decision_title(space: DecisionSpace) -> str:
+    """ "Decision space" for the report's own; with the layer, and "(probe)" when a probe drew it."""
+    if space.layer == -1 and space.source == "model_head":
+        return "Decision space"
+    where = "last layer" if space.layer == -1 else f"layer {space.layer}"
+    return f"Decision space, {where}" + (" (probe)" if space.source == "probe" else "")
+
+
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
@@ -136,20 +144,33 @@ def decision_scene(
         meshes.append(Mesh(label, vertices, triangles, class_color(index), SURFACE_OPACITY))
 
     variance = [float(v) for v in space.explained_variance]
+    where = "the last layer" if space.layer == -1 else f"layer {space.layer}"
+    if space.source == "model_head":
+        drawn_by = "the model's head"
+    else:
+        fitted = "the model's predictions" if space.probe_target == "prediction" else "the true labels"
+        drawn_by = (
+            f"a logistic-regression probe fitted to {fitted} on {where}'s states "
+            "(a probe, not the model's head)"
+        )
     notes = [
-        f"axes: the first three principal components of layer {space.layer} ({space.pooling} pooling), "
+        f"axes: the first three principal components of {where} ({space.pooling} pooling), "
         f"{sum(variance):.0%} of the variance",
-        f"surfaces: where a class's probability is {LEVEL} under the "
-        f"{'model head' if space.source == 'model_head' else 'probe'}; the class wins inside",
+        f"surfaces: where a class's probability is {LEVEL} under {drawn_by}; the class wins inside",
         f"slice agreement {space.slice_agreement:.0%}: the share of examples whose class at their "
         "point on this slice is the model's prediction",
         f"{int(wrong.sum())} of {int(labelled.sum())} labelled examples predicted wrongly (ringed)",
     ]
+    if n > 1 and np.ptp(coords, axis=0).max() <= 1e-9:
+        notes.append(
+            f"every example has the same pooled state at {where} (nothing has mixed into it yet), "
+            "so all share one point and nothing here separates the classes"
+        )
     if flat:
         notes.append(f"no surface for {', '.join(flat)}: the probability never crosses {LEVEL} on this slice")
     return Scene(
         kind="decision_space",
-        title="Decision space",
+        title=decision_title(space),
         points=points,
         meshes=meshes,
         axis_labels=tuple(f"PC{i + 1} ({v:.1%})" for i, v in enumerate(variance)),

@@ -70,7 +70,9 @@ class SceneStage:
         for trace, explanation in items:
             yield trace, explanation, self.flow(trace, read_position)
 
-    def decision(self, space: DecisionSpace, report: dict) -> dict:
+    def decision(
+        self, space: DecisionSpace, report: dict, *, name: str = "decision", glb: bool = True
+    ) -> dict:
         """The decision-space scene of the whole report, every example a point linking to its page."""
         from attnreport.scenes.decision import decision_scene
 
@@ -86,4 +88,31 @@ class SceneStage:
         legend = [
             (name, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, name in enumerate(space.labels)
         ]
-        return self._save(scene, "decision", legend=legend)
+        return self._save(scene, name, glb=glb, legend=legend)
+
+    def decisions(
+        self, default: DecisionSpace, others: list[DecisionSpace], report: dict, *, layers: int
+    ) -> dict:
+        """The index's decision-space scene; with per-layer spaces (`others`), a group of scenes the
+        page switches between by layer (``choices``, by layer; the default one is marked)."""
+        main = self.decision(default, report)
+        if not others:
+            return main
+
+        def choice(scene: dict, space: DecisionSpace, *, is_default: bool) -> dict:
+            layer = layers if space.layer == -1 else space.layer
+            tag = "head" if space.source == "model_head" else "probe"
+            return {
+                **scene,
+                "key": f"L{layer}",
+                "name": f"layer {layer} · {tag}",
+                "layer": layer,
+                "default": is_default,
+            }
+
+        choices = [choice(main, default, is_default=True)]
+        for space in others:
+            scene = self.decision(space, report, name=f"decision-L{space.layer}", glb=False)
+            choices.append(choice(scene, space, is_default=False))
+        choices.sort(key=lambda c: c["layer"])
+        return {**main, "choices": choices, "choose": "Layer"}

@@ -82,7 +82,10 @@ def _scene_context(scene: dict | None) -> dict | None:
     if scene is None:
         return None
     text = script_safe(Path(scene["json"]).read_text(encoding="utf-8"))
-    return {**scene, "json": markupsafe.Markup(text)}
+    context = {**scene, "json": markupsafe.Markup(text)}
+    if scene.get("choices"):  # a group of scenes the page switches between (e.g. by layer)
+        context["choices"] = [_scene_context(choice) for choice in scene["choices"]]
+    return context
 
 
 def head_page(layer: int, head: int) -> str:

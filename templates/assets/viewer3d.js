@@ -2,7 +2,11 @@
 // scene (format: attnreport.scenes) in <script type="application/json" class="scene-data"> and a
 // still <img class="scene-fallback">, which stays when there is no WebGL. Scene text is untrusted:
 // textContent only. Sizes and widths are diameters in scene units, fov is vertical. Nothing moves
-// by itself (prefers-reduced-motion). The figure gets data-state "drawn"|"fallback", data-frames.
+// by itself (prefers-reduced-motion). The figure gets data-state "drawn"|"fallback", data-frames;
+// its first frame is marked "scene3d:first-frame" on the page's performance timeline.
+// A <div class="scene3d-group"> holds several figures (data-choice) and buttons with the same
+// data-choice: a button shows its figure and hides the others; a figure is set up (its JSON
+// parsed, its WebGL context made) only when first shown.
 (function () {
   "use strict";
 
@@ -375,6 +379,7 @@
         if (on) m.el.style.transform = "translate(" + s[0].toFixed(1) + "px," + s[1].toFixed(1) + "px)" + m.shift;
       });
       frames += 1;
+      if (frames === 1 && window.performance && performance.mark) performance.mark("scene3d:first-frame");
       figure.dataset.frames = String(frames);
       figure.dataset.state = "drawn";
     }
@@ -494,16 +499,40 @@
     redraw();
   }
 
-  function start() {
-    var figures = document.querySelectorAll("figure.scene3d");
-    for (var i = 0; i < figures.length; i++) {
-      try {
-        setup(figures[i]);
-      } catch (e) {
-        if (window.console) console.warn("scene3d:", e);
-        fallback(figures[i], "The interactive view could not start; this is a still image of the scene.");
+  function init(figure) {
+    if (figure.dataset.setup) return;
+    figure.dataset.setup = "1";
+    try {
+      setup(figure);
+    } catch (e) {
+      if (window.console) console.warn("scene3d:", e);
+      fallback(figure, "The interactive view could not start; this is a still image of the scene.");
+    }
+  }
+  function group(box) {
+    var buttons = box.querySelectorAll("button[data-choice]"), figures = box.querySelectorAll("figure.scene3d[data-choice]");
+    function press(button, on) {  // the chosen button: bold and underlined, whatever the theme's buttons look like
+      button.setAttribute("aria-pressed", String(on));
+      button.style.fontWeight = on ? "600" : "";
+      button.style.boxShadow = on ? "inset 0 -2px 0 currentColor" : "";
+    }
+    function choose(key) {
+      for (var i = 0; i < buttons.length; i++) press(buttons[i], buttons[i].dataset.choice === key);
+      for (i = 0; i < figures.length; i++) {
+        var on = figures[i].dataset.choice === key;
+        figures[i].hidden = !on;
+        if (on) init(figures[i]);
       }
     }
+    for (var i = 0; i < buttons.length; i++) {
+      press(buttons[i], buttons[i].getAttribute("aria-pressed") === "true");
+      buttons[i].addEventListener("click", function (e) { choose(e.currentTarget.dataset.choice); });
+    }
+  }
+  function start() {
+    var groups = document.querySelectorAll(".scene3d-group"), figures = document.querySelectorAll("figure.scene3d");
+    for (var i = 0; i < groups.length; i++) group(groups[i]);
+    for (i = 0; i < figures.length; i++) if (!figures[i].hidden) init(figures[i]);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
