@@ -136,7 +136,6 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
             ):
                 record["xyz"] = clean(xyz.tolist())
                 record["slice_prediction"] = tracer.card.labels[int(on_slice)]
-            if config.site.scenes:
             others = analysis.layer_decisions()
             layers = tracer.card.layers
             plan.report["decision_spaces"] = sorted(
@@ -150,6 +149,7 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
                 ),
                 key=lambda entry: entry["layer"],
             )
+            if config.site.scenes:
                 plan.decision_scene = scenes.decisions(space, others, plan.report, layers=layers)
         plan.files.update(scenes.files)
         if not plan.examples:
