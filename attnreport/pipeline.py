@@ -127,6 +127,7 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
         if comparison is not None:
             plan.report["compare"] = clean(comparison.summary())
         plan.report["heads"] = clean(analysis.heads())
+        plan.report["analysis"]["attention_by_distance"] = clean(analysis.decay.profile())
         space = analysis.decision()
         if space is not None:
             plan.decision_space = space

@@ -161,3 +161,25 @@ def test_index_draws_one_page_and_filters_and_sorts_every_example(browser, big_i
     assert page.get_attribute("th[data-column=confidence]", "aria-sort") == "descending"
     assert errors == []
     page.close()
+
+
+def test_attention_by_distance_is_reported_and_shown(big_index):
+    """The small real site behind `big_index`: pair counts follow from the tokens alone (every
+    content pair at distance d, both directions, no windows), and the index shows the numbers."""
+    site = big_index[0].parent / "small"
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    decay = report["analysis"]["attention_by_distance"]
+    assert len(decay["relative_weight"]) == report["model"]["layers"]
+    expected = []
+    for lo, hi in decay["bins"]:
+        count = 0
+        for ex in report["examples"]:
+            content = [i for i, s in enumerate(ex["special"]) if not s]
+            count += sum(1 for i in content for j in content if lo <= abs(i - j) <= hi)
+        expected.append(count)
+    assert decay["pairs"] == expected
+    html = (site / "index.html").read_text(encoding="utf-8")
+    table = html.split('id="distance"')[1].split("</table>")[0]
+    for row in decay["relative_weight"]:
+        for x in row:
+            assert f">{x:.2f}<" in table

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attnreport.analysis.aggregate import DistanceDecay
 from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
 from attnreport.analysis.explain import Explanation, explain
@@ -51,6 +52,8 @@ class AnalysisStage:
             key = {k: v for k, v in asdict(options).items() if k != "decision_layers"}
             self.cache = ResultCache(cache_dir, "analysis", tracer.key, key)
         self.computed = 0
+        # attention by distance over the dataset, binned up to the longest input the model runs
+        self.decay = DistanceDecay(card.layers, max(tracer.window, 2), causal=card.causal)
 
     def _extra_layers(self, layers: int) -> list[int]:
         """The layers of `decision_layers` (negative ones count from the last) other than the default."""
@@ -83,6 +86,7 @@ class AnalysisStage:
         """Yield ``(trace, explanation)`` for each trace, keeping only the dataset-level sums."""
         for trace in traces:
             self.atlas.add(trace)
+            self.decay.add(trace.attentions, trace.special)
             self.ids.append(trace.id)
             self.pooled.append(
                 pool(trace.hidden, trace.special, pooling=self.pooling, layer=self.options.decision_layer)
