@@ -17,9 +17,10 @@ import numpy as np
 from attnreport import __version__
 from attnreport.analysis import classification_metrics, read_row, rollout, softmax
 from attnreport.analysis.explain import Explanation
+from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-from attnreport.site.encode import clean, packed_unit, script_json
+from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.slugs import SlugMaker
 
 
@@ -61,7 +62,12 @@ def _display_tokens(trace: Trace) -> list[str]:
 def example_record(
     trace: Trace, card: ModelCard, slug: str, explanation: Explanation | None = None
 ) -> tuple[dict, dict]:
-    roll = read_row(rollout(trace.attentions), card.read_position)
+    broken = nonfinite_outputs(trace)
+    attentions = trace.attentions
+    if broken.get("attentions"):
+        # shown as 0 (and said so on the page), never as a made-up weight
+        attentions = np.nan_to_num(attentions, nan=0.0, posinf=0.0, neginf=0.0)
+    roll = read_row(rollout(attentions), card.read_position)
     record = {
         "id": trace.id,
         "page": f"examples/{slug}.html",
@@ -73,7 +79,7 @@ def example_record(
         "rollout": roll,
         "windows": [list(w) for w in trace.windows],
     }
-    if trace.logits is not None and card.labels:
+    if trace.logits is not None and card.labels and not broken.get("logits"):
         probs = softmax(trace.logits)
         best = int(np.argmax(probs))
         record["prediction"] = card.labels[best]
@@ -106,12 +112,34 @@ def example_record(
         "layers": trace.layers,
         "heads": trace.heads,
         "n": trace.n_tokens,
-        "attention": packed_unit(trace.attentions),
-        "rollout_matrix": packed_unit(rollout(trace.attentions)),
+        "attention": packed_unit(attentions),
+        "rollout_matrix": packed_unit(rollout(attentions)),
         "rollout": roll,
         "read_position": card.read_position,
     }
-    return clean(record), clean(data)
+    derived = NonFinite()
+    record = clean(record, derived)
+    data = clean(data, derived)
+    if derived.count:
+        broken["derived_values"] = derived.count
+    if broken:
+        record["nonfinite"] = broken
+        data["nonfinite"] = broken
+    return record, data
+
+
+def nonfinite_outputs(trace: Trace) -> dict[str, int]:
+    """How many of the model's outputs for `trace` are NaN or infinite, by output; empty when
+    all are finite. A model that gives NaN (overflow in fp16, broken weights) must not get a
+    confident-looking page: its prediction is withheld and its page says what was wrong."""
+    counts = {}
+    outputs = {"logits": trace.logits, "attentions": trace.attentions, "hidden": trace.hidden}
+    for name, values in outputs.items():
+        if values is not None:
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                counts[name] = bad
+    return counts
 
 
 def _view_notes(record: dict) -> dict[str, str]:
@@ -136,20 +164,26 @@ def summarise(records: list[dict]) -> dict:
     for r in records:
         for method, f in (r.get("faithfulness") or {}).items():
             slot = faith.setdefault(method, {"comprehensiveness": [], "sufficiency": []})
-            slot["comprehensiveness"].append(f["comprehensiveness"])
-            slot["sufficiency"].append(f["sufficiency"])
+            if _finite(f["comprehensiveness"]) and _finite(f["sufficiency"]):
+                slot["comprehensiveness"].append(f["comprehensiveness"])
+                slot["sufficiency"].append(f["sufficiency"])
         for method, rho in (r.get("agreement_with_occlusion") or {}).items():
-            if rho is not None:
+            if _finite(rho):
                 agree.setdefault(method, []).append(rho)
     return {
         "faithfulness": {
             m: {k: float(np.mean(v)) for k, v in d.items()} | {"examples": len(d["comprehensiveness"])}
             for m, d in sorted(faith.items())
+            if d["comprehensiveness"]
         },
         "agreement_with_occlusion": {
             m: {"spearman_mean": float(np.mean(v)), "examples": len(v)} for m, v in sorted(agree.items())
         },
     }
+
+
+def _finite(x) -> bool:
+    return x is not None and bool(np.isfinite(x))
 
 
 def gather(items: Iterable[Trace | tuple], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
@@ -174,9 +208,11 @@ def gather(items: Iterable[Trace | tuple], card: ModelCard, *, title: str, spool
         page.previous = pages[i - 1].slug if i > 0 else None
         page.next = pages[i + 1].slug if i + 1 < len(pages) else None
     metrics = {}
-    if card.labels and pages and pages[0].record["prediction"] is not None:
+    predicted = [p.record for p in pages if p.record["prediction"] is not None]
+    if card.labels and predicted:
+        # examples whose outputs were not finite have no prediction and are left out (and listed)
         m = classification_metrics(
-            card.labels, [p.record["label"] for p in pages], [p.record["prediction"] for p in pages]
+            card.labels, [r["label"] for r in predicted], [r["prediction"] for r in predicted]
         )
         metrics = {
             "accuracy": m.accuracy,
@@ -211,6 +247,7 @@ def gather(items: Iterable[Trace | tuple], card: ModelCard, *, title: str, spool
         },
         "metrics": metrics,
         "analysis": summarise([p.record for p in pages]),
+        "nonfinite_examples": [p.record["id"] for p in pages if "nonfinite" in p.record],
         "examples": [p.record for p in pages],
     }
     return SitePlan(title=title, card=card, report=clean(report), examples=pages)
