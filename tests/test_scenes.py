@@ -36,6 +36,7 @@ from attnreport.scenes import (  # noqa: E402
     render,
     to_json,
     to_pyvista,
+    trajectory_scene,
 )
 from attnreport.scenes.camera import box_corners  # noqa: E402
 from attnreport.scenes.flow import EDGE_WIDTHS, hidden_depth  # noqa: E402
@@ -282,6 +283,35 @@ def test_flow_depth_is_each_layers_first_component_with_chained_signs():
     assert np.all(np.abs(z[:, -1]) == 1.5)  # the special token is clipped
     flat = flow_scene(make_trace(), rollout_row=np.ones(9), third_axis="flat")
     assert np.all(flat.points.xyz[:, 2] == 0)
+
+
+def test_trajectory_vertices_are_the_pca_projection_of_every_layers_states():
+    """Independent reference: numpy's SVD of the content tokens' states at all layers, stacked."""
+    trace = make_trace(n=9, layers=3, d=7, seed=4)
+    scene = trajectory_scene(trace)
+    hidden = np.asarray(trace.hidden, dtype=np.float64)  # [4, 9, 7]
+    content = hidden[:, ~trace.special].reshape(-1, 7)
+    mean = content.mean(axis=0)
+    _, singular, vt = np.linalg.svd(content - mean, full_matrices=False)
+    expected = (hidden - mean) @ vt[:3].T  # [4, 9, 3], up to the sign of each axis
+    signs = np.sign(np.sum(expected * np.asarray(scene.points.xyz).reshape(4, 9, 3), axis=(0, 1)))
+    expected = expected * signs
+    np.testing.assert_allclose(scene.points.xyz, expected.reshape(-1, 3), atol=1e-9)
+    # one polyline per token: layer l's line set joins each token's state at l-1 to the one at l
+    assert [lines.name for lines in scene.lines] == ["layer 1", "layer 2", "layer 3"]
+    for layer, lines in enumerate(scene.lines, start=1):
+        np.testing.assert_allclose(lines.segments[:, 0], expected[layer - 1], atol=1e-9)
+        np.testing.assert_allclose(lines.segments[:, 1], expected[layer], atol=1e-9)
+    shares = singular[:3] ** 2 / np.sum(singular**2)
+    assert scene.axis_labels == tuple(f"PC{i + 1} ({v:.1%})" for i, v in enumerate(shares))
+    assert f"{shares.sum():.0%} of the variance" in scene.notes[0]
+    # colours run from light (embeddings) to dark (last layer), and tokens are labelled at layer 0
+    light = [sum(lines.color) for lines in scene.lines]
+    assert light == sorted(light, reverse=True)
+    assert [t.text for t in scene.texts] == trace.tokens
+    np.testing.assert_allclose([t.xyz for t in scene.texts], expected[0], atol=1e-9)
+    data = to_json(scene)
+    assert data["kind"] == "hidden_trajectories" and len(data["lines"]) == 3
 
 
 # -- camera ----------------------------------------------------------------------------------------

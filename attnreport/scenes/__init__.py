@@ -4,7 +4,7 @@ drawn), so `palette` and the JSON format work without it.
 
 The viewer's JSON (`to_json`)::
 
-    {"kind": "decision_space" | "attention_flow", "title": str,
+    {"kind": "decision_space" | "attention_flow" | "hidden_trajectories", "title": str,
      "axes": {"labels": [x, y, z], "bounds": [xmin, xmax, ymin, ymax, zmin, zmax]},
      "camera": {"position": [x, y, z], "target": [x, y, z], "up": [x, y, z], "fov": degrees},
      "points": {"xyz": [3N floats], "color": [3N ints 0-255], "size": [N floats, diameters in scene units],
@@ -34,6 +34,7 @@ from attnreport.scenes.scene import (
     to_json,
     to_pyvista,
 )
+from attnreport.scenes.trajectory import trajectories, trajectory_scene
 
 __all__ = [
     "CLASS_COLORS",
@@ -56,4 +57,6 @@ __all__ = [
     "render",
     "to_json",
     "to_pyvista",
+    "trajectories",
+    "trajectory_scene",
 ]

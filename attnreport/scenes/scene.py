@@ -36,12 +36,13 @@ from attnreport.scenes.camera import Camera, box_corners, camera_for
 from attnreport.scenes.glb import pack_glb
 from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, check_theme, hex_to_rgb
 
-KINDS = ("decision_space", "attention_flow")
+KINDS = ("decision_space", "attention_flow", "hidden_trajectories")
 
 #: where each kind of scene is looked at from (focal point to camera) and which way is up
 VIEWS = {
     "decision_space": {"direction": (1.0, -1.4, 0.9), "up": (0.0, 0.0, 1.0)},
     "attention_flow": {"direction": (0.2, 0.22, 1.0), "up": (0.0, 1.0, 0.0)},
+    "hidden_trajectories": {"direction": (1.0, -1.4, 0.9), "up": (0.0, 0.0, 1.0)},
 }
 
 IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP"}

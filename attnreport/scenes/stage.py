@@ -14,18 +14,27 @@ from attnreport.analysis.rollout import read_row, rollout
 from attnreport.core.jsonsafe import clean
 from attnreport.scenes.palette import class_color
 
+#: still images (width, height): the decision space and flow scenes; the trajectories (a second view)
+IMAGE_SIZE = (960, 720)
+TRAJECTORY_SIZE = (640, 480)
+
 
 class SceneStage:
     """Draws the scenes of one build into ``spool/scenes``; `files` maps site paths to them."""
 
-    def __init__(self, spool: Path, theme: str, *, example_glb: bool = False) -> None:
+    def __init__(
+        self, spool: Path, theme: str, *, example_glb: bool = False, trajectories: bool = True
+    ) -> None:
         self.spool = Path(spool)
         self.theme = theme
         self.example_glb = example_glb
+        self.trajectories = trajectories
         self.files: dict[str, Path] = {}
         self.count = 0
 
-    def _save(self, scene, name: str, *, glb: bool = True, legend: list | None = None) -> dict:
+    def _save(
+        self, scene, name: str, *, glb: bool = True, legend: list | None = None, size=IMAGE_SIZE
+    ) -> dict:
         """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`; return
         what a page needs to show it: {"json": path of the JSON, "image", "glb", "notes", ...}."""
         from attnreport.scenes.scene import export_glb, render, to_json
@@ -33,7 +42,7 @@ class SceneStage:
         folder = self.spool / "scenes"
         folder.mkdir(parents=True, exist_ok=True)
         image, path, data = folder / f"{name}.webp", folder / f"{name}.glb", folder / f"{name}.json"
-        render(scene, image, theme=self.theme)
+        render(scene, image, theme=self.theme, size=size)
         data.write_text(
             json.dumps(
                 clean(to_json(scene)),
@@ -58,12 +67,24 @@ class SceneStage:
         }
 
     def flow(self, trace, read_position: str) -> dict:
-        """The attention-flow scene of one example."""
+        """The attention-flow scene of one example and, beside it (a group the page switches
+        between), its hidden-state trajectories."""
         from attnreport.scenes.flow import flow_scene
+        from attnreport.scenes.trajectory import trajectory_scene
 
         self.count += 1
         scene = flow_scene(trace, rollout_row=read_row(rollout(trace.attentions), read_position))
-        return self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb)
+        flow = self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb)
+        if not self.trajectories:
+            return flow
+        paths = self._save(
+            trajectory_scene(trace), f"paths-{self.count:05d}", glb=self.example_glb, size=TRAJECTORY_SIZE
+        )
+        choices = [
+            {**flow, "key": "flow", "name": "attention flow", "default": True},
+            {**paths, "key": "paths", "name": "hidden-state trajectories", "default": False},
+        ]
+        return {**flow, "choices": choices, "choose": "View"}
 
     def stream(self, items, read_position: str):
         """``(trace, explanation)`` in, ``(trace, explanation, flow scene)`` out."""
