@@ -423,6 +423,22 @@ def test_point_colours_sit_where_the_camera_projects_them(tmp_path, theme):
     assert tuple(image[1, 1]) == background
 
 
+def test_other_themes_fall_back_to_their_parent_then_light(tmp_path, monkeypatch):
+    from attnreport.scenes import palette
+
+    assert palette.scene_theme("dark") == "dark" and palette.scene_theme("no-such-theme") == "light"
+    parents = {"night-owl": "midnight", "midnight": "dark", "loop": "loop2", "loop2": "loop"}
+    monkeypatch.setattr(palette, "_parent", lambda name: parents.get(name, ""))
+    assert palette.scene_theme("night-owl") == "dark"  # followed up the chain
+    assert palette.scene_theme("loop") == "light"  # a cycle ends in light
+    scene = asymmetric_scene()
+    light = render(scene, tmp_path / "light.png", size=(160, 120), theme="light")
+    other = render(scene, tmp_path / "other.png", size=(160, 120), theme="no-such-theme")
+    np.testing.assert_array_equal(light, other)
+    dark = render(scene, tmp_path / "dark.png", size=(160, 120), theme="night-owl")
+    assert tuple(dark[0, 0]) == hex_to_rgb(BACKGROUND["dark"])
+
+
 def test_renders_are_repeatable_and_webp_opens(tmp_path):
     _, _, preds, space = linear_case(n=40)
     scene = scene_for(space, preds, highlight=2)
@@ -434,8 +450,6 @@ def test_renders_are_repeatable_and_webp_opens(tmp_path):
         assert image.format == "WEBP" and image.size == (160, 120)
     with pytest.raises(ValueError, match=r"\.png, \.webp"):
         render(scene, tmp_path / "a.jpg")
-    with pytest.raises(ValueError, match="choose one of light, dark"):
-        render(scene, tmp_path / "a.png", theme="sepia")
 
 
 # -- files -----------------------------------------------------------------------------------------

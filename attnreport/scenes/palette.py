@@ -41,7 +41,32 @@ def class_color(index: int) -> tuple[int, int, int]:
     return hex_to_rgb(CLASS_COLORS[index % len(CLASS_COLORS)])
 
 
+def scene_theme(theme: str) -> str:
+    """The scene colours (`THEMES`) for a site theme: its own, else its parent's (``parent`` in
+    the bundled ``themes/<name>/theme.toml``, followed up the chain), else light's. A theme
+    this module has not heard of never stops a build."""
+    seen = set()
+    while theme not in THEMES and theme not in seen:
+        seen.add(theme)
+        theme = _parent(theme)
+    return theme if theme in THEMES else "light"
+
+
+def _parent(theme: str) -> str:
+    import tomllib
+
+    from attnreport.core.resources import bundled
+
+    try:
+        if not theme or "/" in theme or "\\" in theme or theme.startswith("."):
+            return ""
+        data = tomllib.loads((bundled("themes") / theme / "theme.toml").read_text(encoding="utf-8"))
+    except Exception:  # no such theme, no file, bad TOML: light it is
+        return ""
+    parent = data.get("parent")
+    return parent if isinstance(parent, str) else ""
+
+
 def check_theme(theme: str) -> str:
-    if theme not in THEMES:
-        raise ValueError(f"theme {theme!r} is unknown; choose one of {', '.join(THEMES)}")
-    return theme
+    """`scene_theme`, kept under its old name."""
+    return scene_theme(theme)

@@ -451,7 +451,7 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
 
 
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
-    check_theme(theme)
+    theme = check_theme(theme)
     pv = _pyvista()
     _prefer_egl()
     look = pv.themes.Theme()
