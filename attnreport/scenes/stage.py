@@ -14,8 +14,11 @@ from attnreport.analysis.rollout import read_row, rollout
 from attnreport.core.jsonsafe import clean
 from attnreport.scenes.palette import class_color
 
-#: still images (width, height): the decision space and flow scenes; the trajectories (a second view)
+#: still images (width, height), shown only without WebGL and in print: the decision space; each
+#: example's flow (800 wide: about the example page's width; half the bytes of 960 x 720 at the
+#: same settings, and faster to render); the trajectories (a second view)
 IMAGE_SIZE = (960, 720)
+FLOW_SIZE = (800, 600)
 TRAJECTORY_SIZE = (640, 480)
 
 
@@ -74,7 +77,7 @@ class SceneStage:
 
         self.count += 1
         scene = flow_scene(trace, rollout_row=read_row(rollout(trace.attentions), read_position))
-        flow = self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb)
+        flow = self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb, size=FLOW_SIZE)
         if not self.trajectories:
             return flow
         paths = self._save(
