@@ -1,6 +1,11 @@
 """3D scenes: build time, JSON / glb bytes and render time, on synthetic data.
 
-    python benchmarks/scenes.py [--points 1000 10000] [--size 960 720] [--repeats 3]
+    python benchmarks/scenes.py [--points 1000 10000] [--size 960 720] [--repeats 3] [--site SITE]
+    python benchmarks/scenes.py --browser-only --site SITE
+
+Then, in Chromium (Debian's, software WebGL, from file://): the time from navigation start to the
+viewer's first drawn frame (its ``scene3d:first-frame`` performance mark) on a 10,000-point
+decision scene and, with ``--site`` (a built demo), on its index and first example page.
 
 Decision space: ``N`` pooled vectors (d = 384, four clusters) under a linear head with four
 classes, grid 24 (the default); the analysis step (PCA and the head on the grid) is timed
@@ -119,12 +124,69 @@ def decision_row(n: int, rng: np.random.Generator, out: Path, size, repeats: int
     return row
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+]
+FIRST_FRAME = "scene3d:first-frame"
+
+
+def first_frame_ms(browser, url: str, repeats: int) -> float:
+    """Navigation start to the viewer's first drawn frame (its performance mark), best of `repeats`
+    fresh pages (1200 x 900 CSS pixels, no cache between them)."""
+    times = []
+    for _ in range(repeats):
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_function(f"performance.getEntriesByName('{FIRST_FRAME}').length > 0", timeout=60_000)
+        times.append(page.evaluate(f"performance.getEntriesByName('{FIRST_FRAME}')[0].startTime"))
+        context.close()
+    return min(times)
+
+
+def browser_rows(site: Path | None, out: Path, repeats: int) -> list[tuple[str, float, float]]:
+    """(page, first frame ms, page bytes) in Chromium (software WebGL) from file://: the demo's
+    index and first example (when `site` is given) and a 10,000-point decision scene."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_viewer import many_points, write_page
+
+    pages = []
+    if site is not None:
+        example = sorted((site / "examples").glob("*.html"))[0]
+        pages += [
+            ("demo index (decision space)", site / "index.html"),
+            (f"demo {example.name} (flow)", example),
+        ]
+    pages.append(("10,000-point decision scene", write_page(out / "many", many_points(10_000))))
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            for name, path in pages:
+                rows.append((name, first_frame_ms(browser, path.as_uri(), repeats), path.stat().st_size))
+        finally:
+            browser.close()
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--size", type=int, nargs=2, default=[960, 720])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--site", type=Path, help="a built demo site, for time to first frame on its pages")
+    ap.add_argument("--browser-only", action="store_true", help="only the Chromium first-frame figures")
     args = ap.parse_args()
+    if args.browser_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_browser(browser_rows(args.site, Path(tmp), args.repeats))
+        return 0
     size = tuple(args.size)
     rng = np.random.default_rng(0)
     rows = []
@@ -157,7 +219,17 @@ def main() -> int:
         )
     for r in rows:
         print(f"  {r['scene']}: {r['extra']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        print_browser(browser_rows(args.site, Path(tmp), args.repeats))
     return 0
+
+
+def print_browser(rows) -> None:
+    print(
+        "\nChromium (software WebGL, file://): navigation start to the viewer's first frame, best of runs\n"
+    )
+    for name, ms, size in rows:
+        print(f"{name:<40} {ms:>8.0f} ms {size / 1e3:>8.0f} kB page")
 
 
 if __name__ == "__main__":
