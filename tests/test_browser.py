@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import xml.etree.ElementTree as ET
+import zlib
+
+import numpy as np
 import pytest
 from conftest import CHROMIUM
 from sitebuild import HOSTILE, sample_rows, write_config
@@ -93,8 +99,6 @@ def test_hostile_text_is_shown_literally(browser, tiny, tmp_path, served):
     root, base = served
     config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
     site = build(config, root / "site", progress=False).site
-    import json
-
     report = json.loads((site / "report.json").read_text())
     for example in report["examples"][3:]:
         page, problems, _ = open_page(browser, f"{base}/site/{example['page']}")
@@ -119,3 +123,159 @@ def test_demo_example_page_from_file_url(browser, demo_site):
     index.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
     assert problems == []
     assert (demo_site.site / "scenes" / "decision.glb").read_bytes()[:4] == b"glTF"
+
+
+def page_attention(page):
+    """The page's own attention, decoded as its script does: uint8, deflated, base64, [L, H, n, n]."""
+    data = json.loads(page.text_content("#example-data"))
+    block = data["attention"]
+    q = np.frombuffer(zlib.decompress(base64.b64decode(block["data"])), dtype=np.uint8)
+    return data, q.reshape(block["shape"]).astype(np.float64) * block["scale"]
+
+
+def head_view_lines(page):
+    return page.eval_on_selector_all(
+        "#head-view g[data-q] line",
+        "ls => ls.map(l => [+l.parentNode.dataset.q, +l.dataset.k, +l.getAttribute('stroke-opacity')])",
+    )
+
+
+def check_lines_match(page, weights):
+    """Every weight at or above the drawn threshold is one line, as opaque as the weight."""
+    threshold = float(page.get_attribute("#head-view svg", "data-threshold"))
+    lines = head_view_lines(page)
+    assert {(q, k) for q, k, _ in lines} == {tuple(ix) for ix in np.argwhere(weights >= threshold).tolist()}
+    for q, k, opacity in lines:
+        assert opacity == pytest.approx(weights[q, k], abs=1.5e-3)
+    for q in {q for q, _, _ in lines}:
+        mine = [(opacity, k) for qq, k, opacity in lines if qq == q]
+        strongest = max(mine)[1]
+        assert weights[q, strongest] == pytest.approx(weights[q].max(), abs=1e-6), q
+    return lines
+
+
+def planted_site(tiny, tmp_path, root):
+    """The sample texts' real tokens (hostile ones too) with planted attention, and a 300-token text.
+
+    A tiny random model attends almost uniformly, so its heads look alike; planted weights give
+    every head its own peaks, and layer 1 head 2 attends to the previous token (a known answer).
+    """
+    from attnreport.core.trace import Trace
+    from attnreport.site.build import write_site
+    from attnreport.site.pages import gather
+    from attnreport.trace import Tracer
+
+    tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")
+    rng = np.random.default_rng(0)
+
+    def planted(layers, heads, n):
+        weights = rng.dirichlet(np.full(n, 0.3), size=(layers, heads, n))
+        weights[1, 2] = np.eye(n, k=-1)
+        weights[1, 2, 0, 0] = 1.0
+        return weights
+
+    traces = []
+    for trace in tracer.trace_texts([r["text"] for r in sample_rows()]):
+        trace.attentions = planted(*trace.attentions.shape[:3]).astype(np.float32)
+        traces.append(trace)
+    n, layers, heads = 300, traces[0].layers, traces[0].heads
+    tokens = ["[CLS]", *(f"w{i}" if i % 7 else "<b>x</b>" for i in range(1, n - 1)), "[SEP]"]
+    traces.append(
+        Trace(
+            id="long",
+            text=" ".join(tokens[1:-1]),
+            tokens=tokens,
+            offsets=np.zeros((n, 2), dtype=np.int64),
+            special=[i in (0, n - 1) for i in range(n)],
+            attentions=planted(layers, heads, n),
+            hidden=np.zeros((layers + 1, n, 4), dtype=np.float32),
+            logits=np.zeros(len(tracer.card.labels)),
+        )
+    )
+    plan = gather(traces, tracer.card, title="planted", spool=tmp_path / "spool")
+    plan.report["heads"] = []
+    return write_site(plan, root / "site")
+
+
+def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_literal(
+    browser, tiny, tmp_path, served
+):
+    root, base = served
+    site = planted_site(tiny, tmp_path, root)
+    report = json.loads((site / "report.json").read_text())
+    hostile = report["examples"][3]
+    page, problems, outside = open_page(browser, f"{base}/site/{hostile['page']}#layer=0&head=1")
+    page.wait_for_selector("#head-view svg")
+    assert page.get_attribute("#head-view svg", "data-layer") == "0"
+    assert page.get_attribute("#head-view svg", "data-head") == "1"
+    data, attention = page_attention(page)
+    check_lines_match(page, attention[0, 1])
+    # a deep link is followed live; the previous-token head draws each token's line to the one before
+    page.evaluate("location.hash = '#layer=1&head=2'")
+    page.wait_for_function("document.querySelector('#head-view svg').dataset.head === '2'")
+    assert page.get_attribute("#head-view svg", "data-layer") == "1"
+    before = check_lines_match(page, attention[1, 2])
+    n = len(data["tokens"])
+    assert sorted((q, k) for q, k, _ in before) == [(0, 0)] + [(q, q - 1) for q in range(1, n)]
+    # switching the head redraws the head view with the heatmap, and the address follows
+    page.select_option("#head", "0")
+    assert page.get_attribute("#head-view svg", "data-head") == "0"
+    assert page.get_attribute("#heatmap", "data-head") == "0"
+    after = check_lines_match(page, attention[1, 0])
+    assert after != before
+    assert page.url.endswith("#layer=1&head=0")
+    layer = 1
+    page.select_option("#head", "mean")
+    check_lines_match(page, attention[layer].mean(0))
+    page.select_option("#layer", "0")
+    page.select_option("#head", "3")
+    lines = check_lines_match(page, attention[0, 3])
+    # hovering a query token keeps its lines alone
+    page.hover("#head-view g[data-side=q] text[data-i='1']")
+    on = page.eval_on_selector_all(
+        "#head-view line.on", "ls => ls.map(l => [+l.parentNode.dataset.q, +l.dataset.k])"
+    )
+    assert sorted(on) == sorted([q, k] for q, k, _ in lines if q == 1) and on
+    assert page.evaluate("document.querySelector('#head-view svg').classList.contains('focus')")
+    # hostile token text is text: the same strings as the data, no element made from it
+    for side in ("q", "k"):
+        shown = page.eval_on_selector_all(
+            f"#head-view g[data-side={side}] text", "ts => ts.map(t => t.firstChild.nodeValue)"
+        )
+        assert shown == [t if len(t) <= 28 else t[:27] + "…" for t in data["tokens"]]
+    assert any("<" in t for t in data["tokens"]), data["tokens"]
+    assert page.locator("#head-view script, #head-view img, #head-view foreignObject").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    # both downloads are the figure as drawn
+    with page.expect_download() as download:
+        page.click("#hv-svg")
+    assert download.value.suggested_filename == "head-view-layer0-head3.svg"
+    svg = ET.parse(download.value.path()).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(svg.findall(".//{http://www.w3.org/2000/svg}line")) == len(lines)
+    assert not svg.findall(".//*[@class]")
+    with page.expect_download() as download:
+        page.click("#hv-png")
+    assert download.value.suggested_filename == "head-view-layer0-head3.png"
+    with open(download.value.path(), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert problems == [] and outside == []
+    page.close()
+    # hundreds of tokens: only weights above a higher threshold are drawn, in a scrolling box
+    long = next(e for e in report["examples"] if e["id"] == "long")
+    page, problems, outside = open_page(browser, f"{base}/site/{long['page']}#layer=0&head=0")
+    page.wait_for_selector("#head-view svg")
+    data, attention = page_attention(page)
+    assert len(data["tokens"]) == 300
+    assert page.get_attribute("#head-view svg", "data-threshold") == "0.05"
+    lines = check_lines_match(page, attention[0, 0])
+    assert 0 < len(lines) <= 300 * 20  # a row sums to 1: at most 1 / 0.05 lines leave a token
+    box = page.eval_on_selector("#head-view", "b => [b.clientHeight, b.scrollHeight]")
+    assert box[0] < box[1]
+    shown = page.eval_on_selector_all(
+        "#head-view g[data-side=q] text", "ts => ts.map(t => t.firstChild.nodeValue)"
+    )
+    assert shown == data["tokens"] and "<b>x</b>" in shown
+    assert page.locator("#head-view b").count() == 0
+    assert problems == [] and outside == []
+    page.close()

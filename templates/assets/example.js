@@ -58,14 +58,19 @@
   option(headSelect, "mean", "mean of heads");
   for (var h = 0; h < H; h++) option(headSelect, h, "head " + h);
   layerSelect.value = String(L - 1);
-  // head pages link here with #layer=L&head=H
-  var wanted = {};
-  location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
-    var parts = kv.split("=");
-    if (parts.length === 2) wanted[parts[0]] = parts[1];
-  });
-  if (/^\d+$/.test(wanted.layer || "") && +wanted.layer < L) layerSelect.value = wanted.layer;
-  if (/^\d+$/.test(wanted.head || "") && +wanted.head < H) headSelect.value = wanted.head;
+  // head pages link here with #layer=L&head=H (also #layer=rollout, #head=mean); the address
+  // follows the selectors, so it can be copied to share the view
+  function readHash() {
+    var wanted = {};
+    location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+      var parts = kv.split("=");
+      if (parts.length === 2) wanted[parts[0]] = parts[1];
+    });
+    var layer = wanted.layer || "", head = wanted.head || "";
+    if ((/^\d+$/.test(layer) && +layer < L) || layer === "rollout") layerSelect.value = layer;
+    if ((/^\d+$/.test(head) && +head < H) || head === "mean") headSelect.value = head;
+  }
+  readHash();
 
   var labels = data.tokens.map(function (t, i) { return i + " " + t; });
   var ticks = data.tokens.map(function (_, i) { return i; });
@@ -77,12 +82,221 @@
     return m > 0 ? m : 1;
   }
 
+  var printing = window.matchMedia ? window.matchMedia("print") : {matches: false};
+
+  // Head view (after BertViz): the tokens twice, queries on the left and keys on the right, a
+  // line for every weight at or above the threshold, as opaque as the weight. Drawn as SVG with
+  // its colours as attributes, so the saved SVG and PNG look like the page; tokens are text nodes.
+  var SVG = "http://www.w3.org/2000/svg";
+  var HV = {row: 20, pad: 10, gap: 240, top: 28, font: 13, maxChars: 28};
+  var hvBox = document.getElementById("head-view");
+  var hvThreshold = document.getElementById("hv-threshold");
+  [0.01, 0.02, 0.05, 0.1, 0.2, 0.5].forEach(function (v) { option(hvThreshold, v, String(v)); });
+  // every row sums to 1, so at most 1/threshold lines leave a token: long inputs stay drawable
+  hvThreshold.value = n <= 64 ? "0.01" : n <= 192 ? "0.02" : "0.05";
+  var hvFocus = null;
+
+  function svgNode(name, attrs) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    return node;
+  }
+
+  function shortToken(t) {
+    var chars = Array.from(t);
+    return chars.length > HV.maxChars ? chars.slice(0, HV.maxChars - 1).join("") + "…" : t;
+  }
+
+  function cssVar(style, name, fallback) {
+    return style.getPropertyValue(name).trim() || fallback;
+  }
+
+  function drawHeadView(z, layer, head) {
+    var style = getComputedStyle(document.body);
+    var paper = printing.matches;
+    var fg = paper ? "#000000" : style.color;
+    var bg = paper ? "#ffffff" : cssVar(style, "--panel", "#ffffff");
+    var muted = paper ? "#333333" : cssVar(style, "--muted", "#5b6475");
+    var ink = paper ? "#0072b2" : cssVar(style, "--accent", "#0072b2");
+    var fontFamily = style.fontFamily || "sans-serif";
+    var threshold = parseFloat(hvThreshold.value);
+    var shown = data.tokens.map(shortToken);
+    var measure = document.createElement("canvas").getContext("2d");
+    measure.font = HV.font + "px " + fontFamily;
+    var colW = measure.measureText("attending (query)").width;
+    shown.forEach(function (t, i) {
+      colW = Math.max(colW, measure.measureText(i + "  " + t).width);
+    });
+    colW = Math.ceil(Math.min(colW, 260)) + 12;
+    var x1 = HV.pad + colW, x2 = x1 + HV.gap;
+    var width = x2 + colW + HV.pad, height = HV.top + n * HV.row + HV.pad;
+    function y(i) { return HV.top + i * HV.row + HV.row / 2; }
+    var what = layer === "rollout" ? "rollout (all layers)"
+      : "layer " + layer + ", " + (head === "mean" ? "mean of heads" : "head " + head);
+    var svg = svgNode("svg", {
+      width: width, height: height, viewBox: "0 0 " + width + " " + height,
+      role: "img", "font-family": fontFamily, "font-size": HV.font
+    });
+    svg.setAttribute("aria-label", "Head view, " + what + ": lines from attending to attended tokens");
+    svg.dataset.layer = String(layer);
+    svg.dataset.head = String(head);
+    svg.dataset.threshold = String(threshold);
+    var title = svgNode("title", {});
+    title.textContent = "Attention, " + what;
+    svg.appendChild(title);
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: bg}));
+    var left = svgNode("text", {x: x1 - 8, y: 16, "text-anchor": "end", fill: muted});
+    left.textContent = "attending (query)";
+    var right = svgNode("text", {x: x2 + 8, y: 16, fill: muted});
+    right.textContent = "attended (key)";
+    svg.appendChild(left);
+    svg.appendChild(right);
+    var lines = svgNode("g", {stroke: ink, "stroke-width": 2, "stroke-linecap": "round"});
+    var count = 0;
+    for (var r = 0; r < n; r++) {
+      var group = svgNode("g", {"data-q": r});
+      for (var c = 0; c < n; c++) {
+        var w = z[r][c];
+        if (!(w >= threshold)) continue;
+        group.appendChild(svgNode("line", {
+          x1: x1, y1: y(r), x2: x2, y2: y(c), "stroke-opacity": w.toFixed(3), "data-k": c
+        }));
+        count++;
+      }
+      if (group.firstChild) lines.appendChild(group);
+    }
+    svg.appendChild(lines);
+    ["q", "k"].forEach(function (side) {
+      var column = svgNode("g", {fill: fg, "data-side": side});
+      shown.forEach(function (t, i) {
+        var text = svgNode("text", side === "q"
+          ? {x: x1 - 8, y: y(i) + 4, "text-anchor": "end", "data-i": i}
+          : {x: x2 + 8, y: y(i) + 4, "data-i": i});
+        text.setAttributeNS("http://www.w3.org/XML/1998/namespace", "xml:space", "preserve");
+        if (data.special[i]) text.setAttribute("fill", muted);
+        text.textContent = t;
+        var tip = svgNode("title", {});
+        tip.textContent = i + ": " + data.tokens[i];
+        text.appendChild(tip);
+        column.appendChild(text);
+      });
+      svg.appendChild(column);
+    });
+    svg.dataset.lines = String(count);
+    hvBox.textContent = "";
+    hvBox.appendChild(svg);
+    hvBox.dataset.layer = String(layer);
+    hvBox.dataset.head = String(head);
+    document.getElementById("hv-note").textContent =
+      count + " lines (weights ≥ " + threshold + ")";
+    if (hvFocus !== null) highlight(hvFocus.side, hvFocus.i);
+  }
+
+  // follow one token's lines: a query's to every key it reads, a key's from every query
+  function highlight(side, i) {
+    var svg = hvBox.querySelector("svg");
+    if (!svg) return;
+    clearHighlight(svg);
+    if (side === null) return;
+    hvFocus = {side: side, i: i};
+    svg.classList.add("focus");
+    var selector = side === "q" ? "g[data-q='" + i + "'] line" : "line[data-k='" + i + "']";
+    svg.querySelectorAll(selector).forEach(function (line) { line.classList.add("on"); });
+    var label = svg.querySelector("g[data-side='" + side + "'] text[data-i='" + i + "']");
+    if (label) label.classList.add("on");
+  }
+
+  function clearHighlight(svg) {
+    hvFocus = null;
+    svg.classList.remove("focus");
+    svg.querySelectorAll(".on").forEach(function (node) { node.classList.remove("on"); });
+  }
+
+  hvBox.addEventListener("mouseover", function (event) {
+    var text = event.target.closest ? event.target.closest("text[data-i]") : null;
+    if (!text) return;
+    highlight(text.parentNode.getAttribute("data-side"), parseInt(text.getAttribute("data-i"), 10));
+  });
+  hvBox.addEventListener("mouseleave", function () { highlight(null); });
+  hvBox.addEventListener("keydown", function (event) {
+    var step = {ArrowDown: 1, ArrowUp: -1}[event.key];
+    if (event.key === "Escape") { highlight(null); return; }
+    if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      var side = event.key === "ArrowLeft" ? "q" : "k";
+      highlight(side, hvFocus ? hvFocus.i : 0);
+      event.preventDefault();
+      return;
+    }
+    if (!step) return;
+    var at = hvFocus ? Math.max(0, Math.min(n - 1, hvFocus.i + step)) : 0;
+    highlight(hvFocus ? hvFocus.side : "q", at);
+    var label = hvBox.querySelector("g[data-side='" + hvFocus.side + "'] text[data-i='" + at + "']");
+    if (label && label.scrollIntoView) label.scrollIntoView({block: "nearest"});
+    event.preventDefault();
+  });
+  hvThreshold.addEventListener("change", draw);
+
+  // Saving: the SVG as drawn (without the hover state), and a PNG rendered from it
+  function figureName() {
+    var svg = hvBox.querySelector("svg");
+    return "head-view-" + (svg.dataset.layer === "rollout" ? "rollout"
+      : "layer" + svg.dataset.layer + "-head" + svg.dataset.head);
+  }
+
+  function svgText() {
+    var copy = hvBox.querySelector("svg").cloneNode(true);
+    copy.removeAttribute("class");
+    copy.querySelectorAll("[class]").forEach(function (node) { node.removeAttribute("class"); });
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(copy);
+  }
+
+  function save(url, filename) {
+    var a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+
+  document.getElementById("hv-svg").addEventListener("click", function () {
+    if (!hvBox.querySelector("svg")) return;
+    var url = URL.createObjectURL(new Blob([svgText()], {type: "image/svg+xml"}));
+    save(url, figureName() + ".svg");
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  });
+
+  document.getElementById("hv-png").addEventListener("click", function () {
+    var svg = hvBox.querySelector("svg");
+    if (!svg) return;
+    var w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
+    var scale = h * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / h);  // browsers cap canvas sizes
+    var name = figureName();
+    var image = new Image();
+    image.onload = function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(w * scale);
+      canvas.height = Math.round(h * scale);
+      var ctx = canvas.getContext("2d");
+      ctx.scale(scale, scale);
+      ctx.drawImage(image, 0, 0, w, h);
+      canvas.toBlob(function (blob) {
+        var url = URL.createObjectURL(blob);
+        save(url, name + ".png");
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      }, "image/png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
+  });
+
+
   function draw() {
     if (attention === null) return;  // still inflating
     var layer = layerSelect.value === "rollout" ? "rollout" : parseInt(layerSelect.value, 10);
     var head = headSelect.value === "mean" ? "mean" : parseInt(headSelect.value, 10);
     headSelect.disabled = layer === "rollout";
     var z = matrix(layer, head);
+    drawHeadView(z, layer, head);
     var hover = z.map(function (row, r) {
       return row.map(function (v, c) { return data.tokens[r] + " → " + data.tokens[c]; });
     });
@@ -94,7 +308,7 @@
     var layout = {
       margin: {l: 110, r: 10, t: 10, b: 110},
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: {color: style.color},
+      font: {color: printing.matches ? "#000" : style.color},
       xaxis: {tickvals: ticks, ticktext: labels, tickangle: -60, side: "bottom"},
       yaxis: {tickvals: ticks, ticktext: labels, autorange: "reversed"},
       height: Math.max(360, Math.min(900, 18 * n + 140))
@@ -149,14 +363,25 @@
     document.getElementById("view-note").textContent = data.view_notes[name] || "";
     var legend = document.getElementById("legend");
     legend.textContent = signed || name === "shapley" || name === "occlusion"
-      ? "blue: against the prediction · orange: for it · strongest ±" + max.toPrecision(3)
+      ? "blue, dashed outline: against the prediction · orange, solid outline: for it · strongest ±" + max.toPrecision(3)
       : "darker: more · strongest " + max.toPrecision(3);
     box.dataset.view = name;
   }
 
+  function choose() {
+    var hash = "#layer=" + layerSelect.value + "&head=" + headSelect.value;
+    if (location.hash !== hash && window.history && history.replaceState) {
+      try { history.replaceState(null, "", hash); } catch (e) { /* some file:// browsers refuse */ }
+    }
+    draw();
+  }
+
   viewSelect.addEventListener("change", drawTokens);
-  layerSelect.addEventListener("change", draw);
-  headSelect.addEventListener("change", draw);
+  layerSelect.addEventListener("change", choose);
+  headSelect.addEventListener("change", choose);
+  window.addEventListener("hashchange", function () { readHash(); draw(); });
+  // figures take their colours from the theme when drawn: redraw them for paper and back
+  if (printing.addEventListener) printing.addEventListener("change", draw);
   drawTokens();
   // Model view: one small canvas per layer and head, each row scaled to its own maximum so
   // the pattern shows however diffuse the head is; a click opens that head in the heatmap.
@@ -191,7 +416,7 @@
         canvas.addEventListener("click", function (event) {
           layerSelect.value = event.currentTarget.dataset.layer;
           headSelect.value = event.currentTarget.dataset.head;
-          draw();
+          choose();
           document.getElementById("heatmap").scrollIntoView({behavior: "smooth", block: "center"});
         });
         box.appendChild(canvas);
