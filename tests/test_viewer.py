@@ -542,3 +542,41 @@ def test_without_webgl_the_still_image_stays(browser, playwright, tmp_path, serv
     finally:
         disabled.close()
     page.context.close()
+
+
+def test_save_png_holds_the_view_its_background_and_its_labels(browser, tmp_path, served):
+    from PIL import Image
+
+    scene = synthetic_scene()
+    url, prefix = site_url("file", tmp_path, served, scene)
+    page, problems, outside = open_page(browser, url, prefix)
+    geo = canvas_geometry(page)
+    with page.expect_download() as info:
+        page.click(f"{FIGURE} button.scene3d-save")
+    download = info.value
+    assert download.suggested_filename == f"{scene['kind']}.png"
+    path = tmp_path / "saved.png"
+    download.save_as(path)
+    saved = np.asarray(Image.open(path).convert("RGBA"))
+    assert saved.shape == (geo["bh"], geo["bw"], 4)
+    assert (saved[..., 3] == 255).all()  # opaque: the page's background is painted in
+    # the points are where the live canvas has them
+    xyz = np.asarray(scene["points"]["xyz"]).reshape(-1, 3)
+    screen = project(scene, xyz, geo["bw"], geo["bh"])
+    colors = np.asarray(scene["points"]["color"]).reshape(-1, 3)
+    red = np.flatnonzero((colors == RED).all(axis=1))
+    assert np.mean([near_colour(saved, screen[i], RED) for i in red]) >= 0.75
+    # a label: ink inside the box the page shows it in, none in the live canvas there
+    box = page.locator(f"{FIGURE} .scene3d-text", has_text="top").bounding_box()
+    x0, y0 = int(box["x"] - geo["x"]), int(box["y"] - geo["y"])
+    x1, y1 = x0 + int(box["width"]), y0 + int(box["height"])
+    background = saved[2, 2, :3].astype(int)
+    inked = np.abs(saved[y0:y1, x0:x1, :3].astype(int) - background).max(axis=-1) > 60
+    assert inked.mean() > 0.03
+    # ...and that ink is the label's, not the WebGL pixels' (the canvas over the same background)
+    live = pixels(page)[y0:y1, x0:x1].astype(float)
+    alpha = live[..., 3:] / 255
+    composite = live[..., :3] * alpha + background * (1 - alpha)
+    assert (np.abs(saved[y0:y1, x0:x1, :3] - composite).max(axis=-1) > 60).mean() > 0.03
+    assert problems == [] and outside == []
+    page.context.close()

@@ -207,6 +207,15 @@
     figure.dataset.state = "fallback";
   }
 
+  // the first opaque background colour at or above `node` (the card the scene sits on)
+  function background(node) {
+    for (; node && node.nodeType === 1; node = node.parentNode) {
+      var c = getComputedStyle(node).backgroundColor;
+      if (c && c !== "transparent" && !/rgba\(.*,\s*0\)$/.test(c)) return c;
+    }
+    return "#fff";
+  }
+
   // ---- one figure ----
   function setup(figure) {
     var canvas = figure.querySelector("canvas"), img = figure.querySelector("img.scene-fallback");
@@ -241,6 +250,10 @@
     var reset = el("button", "scene3d-reset", "", "reset view");
     reset.type = "button";
     bar.appendChild(reset);
+    var save = el("button", "scene3d-save", "margin-left:.5rem", "save PNG");
+    save.type = "button";
+    save.title = "this view as a PNG, labels included";
+    bar.appendChild(save);
     bar.appendChild(el("span", "scene3d-hint", "opacity:.7;margin-left:.75rem",
       "drag to turn · wheel or pinch to zoom · hover a point for its label"));
     stage.parentNode.insertBefore(bar, stage.nextSibling);
@@ -383,6 +396,39 @@
       figure.dataset.frames = String(frames);
       figure.dataset.state = "drawn";
     }
+    // the current view as a PNG: the WebGL pixels over the page's background, then every visible
+    // label drawn where the page shows it (the labels are HTML, not part of the WebGL canvas)
+    function snapshot() {
+      draw();
+      var out = document.createElement("canvas"), k = canvas.width / Math.max(cssW, 1);
+      out.width = canvas.width; out.height = canvas.height;
+      var g = out.getContext("2d");
+      g.fillStyle = background(figure);
+      g.fillRect(0, 0, out.width, out.height);
+      g.drawImage(canvas, 0, 0);
+      var box = canvas.getBoundingClientRect();
+      marks.forEach(function (m) {
+        if (m.el.hidden || !m.el.textContent) return;
+        var r = m.el.getBoundingClientRect(), cs = getComputedStyle(m.el), size = parseFloat(cs.fontSize) * k;
+        g.font = cs.fontWeight + " " + size + "px " + cs.fontFamily;
+        g.fillStyle = cs.color;
+        g.globalAlpha = parseFloat(cs.opacity) || 1;
+        g.textBaseline = "top";
+        m.el.textContent.split("\n").forEach(function (line, i) {
+          g.fillText(line, (r.left - box.left) * k, (r.top - box.top) * k + i * 1.2 * size);
+        });
+        g.globalAlpha = 1;
+      });
+      out.toBlob(function (blob) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(blob);
+        a.download = (scene.kind || "scene") + ".png";
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+      }, "image/png");
+    }
+    save.addEventListener("click", snapshot);
     function toScreen(p) {  // CSS pixels from the canvas's top left and depth; null behind the camera
       var m = mvp, w = m[3] * p[0] + m[7] * p[1] + m[11] * p[2] + m[15];
       if (!(w > near)) return null;
