@@ -1,4 +1,4 @@
-"""The wheel ships what a site needs: templates, themes and the demo data."""
+"""The wheel ships what a site needs: templates, themes (with their parents) and the demo data."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from attnreport.site.templating import theme_chain, theme_css
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +27,9 @@ def test_wheel_contains_templates_themes_and_examples(tmp_path):
         for name in shipped:
             assert f"attnreport/_bundled/{name}" in names, name
     assert "attnreport/cli.py" in names
+    # a child theme resolves through its parent inside the installed layout too
+    assert "attnreport/_bundled/themes/high-contrast/theme.toml" in names
+    zipfile.ZipFile(wheel).extractall(tmp_path / "unpacked", [n for n in names if "/_bundled/themes/" in n])
+    themes = tmp_path / "unpacked" / "attnreport" / "_bundled" / "themes"
+    assert theme_chain("high-contrast", themes=themes) == ["high-contrast", "light"]
+    assert "---- light ----" in theme_css("high-contrast", themes=themes)

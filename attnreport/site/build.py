@@ -22,7 +22,7 @@ from attnreport.core.resources import bundled
 from attnreport.site.encode import dumps, script_json, script_safe
 from attnreport.site.listing import PAGE_ROWS, example_columns
 from attnreport.site.pages import SitePlan
-from attnreport.site.templating import environment, theme_folder
+from attnreport.site.templating import environment, theme_css
 
 MARKER = "report.json"
 
@@ -107,7 +107,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", assets / "plotly.min.js")
     for source in sorted((bundled("templates") / "assets").iterdir()):
         shutil.copyfile(source, assets / source.name)
-    shutil.copyfile(theme_folder(theme) / "theme.css", assets / "theme.css")
+    _write(assets / "theme.css", theme_css(theme, overrides))
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
     decision = _scene_context(plan.decision_scene)
     columns = example_columns(plan.report["examples"])
