@@ -259,6 +259,18 @@ def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_li
     assert download.value.suggested_filename == "head-view-layer0-head3.png"
     with open(download.value.path(), "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the model view saves too: one image per layer and head
+    with page.expect_download() as download:
+        page.click("#mv-svg")
+    svg = ET.parse(download.value.path()).getroot()
+    images = svg.findall(".//{http://www.w3.org/2000/svg}image")
+    assert len(images) == attention.shape[0] * attention.shape[1]
+    assert all(i.get("href").startswith("data:image/png;base64,") for i in images)
+    with page.expect_download() as download:
+        page.click("#mv-png")
+    assert download.value.suggested_filename == "model-view.png"
+    with open(download.value.path(), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert problems == [] and outside == []
     page.close()
     # hundreds of tokens: only weights above a higher threshold are drawn, in a scrolling box

@@ -424,6 +424,95 @@
     }
   }
 
+  // Saving the model view: every thumbnail on one grid, layers down and heads across, labelled;
+  // the PNG is drawn from the thumbnails, the SVG holds each as an image with crisp pixels
+  function modelViewGrid() {
+    var thumbs = Array.prototype.slice.call(document.querySelectorAll("#model-view canvas.thumb"));
+    var style = getComputedStyle(document.body);
+    var cell = Math.max(48, Math.min(128, n)), gap = 4, left = 34, top = 20;
+    return {
+      thumbs: thumbs, cell: cell, gap: gap, left: left, top: top,
+      width: left + H * (cell + gap), height: top + L * (cell + gap),
+      fg: printing.matches ? "#000000" : style.color,
+      bg: printing.matches ? "#ffffff" : cssVar(style, "--panel", "#ffffff"),
+      font: style.fontFamily || "sans-serif",
+      x: function (h) { return left + h * (cell + gap); },
+      y: function (l) { return top + l * (cell + gap); }
+    };
+  }
+
+  document.getElementById("mv-png").addEventListener("click", function () {
+    var g = modelViewGrid();
+    if (!g.thumbs.length) return;
+    var canvas = document.createElement("canvas");
+    canvas.width = g.width * 2;
+    canvas.height = g.height * 2;
+    var ctx = canvas.getContext("2d");
+    ctx.scale(2, 2);
+    ctx.fillStyle = g.bg;
+    ctx.fillRect(0, 0, g.width, g.height);
+    ctx.imageSmoothingEnabled = false;
+    ctx.fillStyle = g.fg;
+    ctx.font = "11px " + g.font;
+    ctx.textAlign = "center";
+    for (var h = 0; h < H; h++) ctx.fillText("H" + h, g.x(h) + g.cell / 2, 13);
+    ctx.textAlign = "right";
+    for (var l = 0; l < L; l++) ctx.fillText("L" + l, g.left - 6, g.y(l) + g.cell / 2 + 4);
+    g.thumbs.forEach(function (thumb) {
+      var x = g.x(+thumb.dataset.head), y = g.y(+thumb.dataset.layer);
+      ctx.drawImage(thumb, x, y, g.cell, g.cell);
+      ctx.strokeStyle = g.fg;
+      ctx.globalAlpha = 0.25;
+      ctx.strokeRect(x + 0.5, y + 0.5, g.cell - 1, g.cell - 1);
+      ctx.globalAlpha = 1;
+    });
+    canvas.toBlob(function (blob) {
+      var url = URL.createObjectURL(blob);
+      save(url, "model-view.png");
+      setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    }, "image/png");
+  });
+
+  document.getElementById("mv-svg").addEventListener("click", function () {
+    var g = modelViewGrid();
+    if (!g.thumbs.length) return;
+    var svg = svgNode("svg", {
+      width: g.width, height: g.height, viewBox: "0 0 " + g.width + " " + g.height,
+      "font-family": g.font, "font-size": 11, fill: g.fg
+    });
+    var title = svgNode("title", {});
+    title.textContent = "Attention of every layer and head";
+    svg.appendChild(title);
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: g.width, height: g.height, fill: g.bg}));
+    for (var h = 0; h < H; h++) {
+      var ht = svgNode("text", {x: g.x(h) + g.cell / 2, y: 13, "text-anchor": "middle"});
+      ht.textContent = "H" + h;
+      svg.appendChild(ht);
+    }
+    for (var l = 0; l < L; l++) {
+      var lt = svgNode("text", {x: g.left - 6, y: g.y(l) + g.cell / 2 + 4, "text-anchor": "end"});
+      lt.textContent = "L" + l;
+      svg.appendChild(lt);
+    }
+    g.thumbs.forEach(function (thumb) {
+      var x = g.x(+thumb.dataset.head), y = g.y(+thumb.dataset.layer);
+      var image = svgNode("image", {
+        x: x, y: y, width: g.cell, height: g.cell, preserveAspectRatio: "none",
+        style: "image-rendering: pixelated", "data-layer": thumb.dataset.layer, "data-head": thumb.dataset.head
+      });
+      image.setAttribute("href", thumb.toDataURL("image/png"));
+      svg.appendChild(image);
+      svg.appendChild(svgNode("rect", {
+        x: x + 0.5, y: y + 0.5, width: g.cell - 1, height: g.cell - 1, fill: "none",
+        stroke: g.fg, "stroke-opacity": 0.25
+      }));
+    });
+    var text = '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg);
+    var url = URL.createObjectURL(new Blob([text], {type: "image/svg+xml"}));
+    save(url, "model-view.svg");
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  });
+
   Promise.all([inflate(data.attention), inflate(data.rollout_matrix)]).then(function (arrays) {
     attention = arrays[0];
     rolloutMatrix = arrays[1];
