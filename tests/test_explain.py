@@ -11,7 +11,9 @@ import pytest
 from sitebuild import write_config
 
 from attnreport.analysis import PATTERNS
-from attnreport.core.config import load_config
+from attnreport.analysis.explain import explain
+from attnreport.core.config import AnalysisConfig, load_config
+from attnreport.core.errors import ConfigError
 from attnreport.pipeline import build
 from attnreport.trace import Tracer
 from attnreport.trace.evaluate import MaskedModel
@@ -80,9 +82,53 @@ def test_exact_shapley_in_report_matches_brute_force_on_the_model(report, tiny):
 
 def test_sampled_shapley_reports_its_error_and_keeps_efficiency(report):
     data, _ = report
-    sh = data["examples"][1]["attributions"]["shapley"]
-    assert sh["exact"] is False and len(sh["std_error"]) == len(data["examples"][1]["tokens"])
+    example = data["examples"][1]
+    sh = example["attributions"]["shapley"]
+    assert sh["exact"] is False and len(sh["std_error"]) == len(example["tokens"])
+    assert sh["method"] == "kernel-shap-paired"
+    players = len(example["tokens"]) - 2
+    assert sh["evaluations"] <= AnalysisConfig().evaluations_per_token * players
+    assert sh["std_error"][0] == 0 and sh["std_error"][-1] == 0 and max(sh["std_error"]) > 0
     assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-5)
+
+
+LONG = "where is my parcel and when will it arrive, the card was charged twice"
+
+
+@pytest.mark.parametrize(
+    ("method", "declared"),
+    [
+        ("kernel", "kernel-shap-paired"),
+        ("surrogate", "logit-additive-surrogate"),
+        ("permutation", "antithetic-permutation"),
+    ],
+)
+def test_every_shapley_estimator_declares_itself_and_keeps_efficiency(tiny, tmp_path, method, declared):
+    tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path)
+    (trace,) = tracer.trace_texts([LONG])
+    options = AnalysisConfig(shapley_method=method, evaluations_per_token=5, faithfulness=False, flow=False)
+    result = explain(tracer, trace, options)
+    sh = result.attributions["shapley"]
+    players = int((~trace.special).sum())
+    assert sh["method"] == declared and sh["exact"] is False
+    assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-9)
+    assert ("std_error" in sh) is (method != "surrogate")  # the surrogate's error is a bias
+    if method == "kernel":
+        assert sh["evaluations"] <= 5 * players
+    if method == "surrogate":
+        assert sh["evaluations"] == 2 * players + 2
+    # occlusion is read from the same evaluations: leave-one-out by hand
+    f = MaskedModel(tracer, trace)
+    occ = np.array(result.attributions["occlusion"]["values"])[~trace.special]
+    masks = ~np.eye(players, dtype=bool)
+    np.testing.assert_allclose(occ, f(np.ones((1, players), dtype=bool))[0] - f(masks), atol=2e-6)
+
+
+def test_an_unknown_shapley_method_is_refused_with_the_known_ones():
+    with pytest.raises(ConfigError, match="kernel, permutation, surrogate"):
+        AnalysisConfig(shapley_method="banzhaf")
+    with pytest.raises(ConfigError, match="evaluations_per_token"):
+        AnalysisConfig(evaluations_per_token=0)
 
 
 def test_faithfulness_and_agreement_are_reported_for_every_view(report):

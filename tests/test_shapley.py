@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from attnreport.analysis.shapley import (
+    ESTIMATORS,
     ShapleyResult,
     exact_shapley,
+    kernel_shap,
     occlusion,
     sampled_shapley,
     shapley,
+    surrogate_shapley,
 )
 
 
@@ -205,7 +208,7 @@ def test_exact_calls_the_value_function_in_batches(batch):
 def test_shapley_is_exact_up_to_max_exact_and_sampled_beyond():
     _, game = random_game(6, seed=4)
     assert shapley(game, 6, max_exact=6).method == "exact-enumeration"
-    sampled = shapley(game, 6, max_exact=5, permutations=10, random_state=1)
+    sampled = shapley(game, 6, method="permutation", max_exact=5, permutations=10, random_state=1)
     assert sampled.method == "antithetic-permutation"
     assert sampled.permutations == 10
     np.testing.assert_array_equal(
@@ -248,3 +251,163 @@ def test_result_round_trips_through_a_dict():
         again = ShapleyResult.from_dict(result.to_dict())
         np.testing.assert_array_equal(again.values, result.values)
         assert again.to_dict() == result.to_dict()
+
+
+# --- paired Kernel SHAP -----------------------------------------------------------------------
+
+
+def interaction_game(players: int, seed: int):
+    """A probability with pairwise interactions, like a classifier's: σ(a + Σ β_i z_i + Σ γ_ij z_i z_j)."""
+    rng = np.random.default_rng(seed)
+    beta, gamma = rng.normal(size=players), np.triu(rng.normal(size=(players, players)), 1)
+    codes = np.arange(1 << players)
+    z = ((codes[:, None] >> np.arange(players)) & 1).astype(float)
+    table = 1 / (1 + np.exp(-(0.2 + z @ beta + np.einsum("ni,ij,nj->n", z, gamma, z))))
+    return table, table_game(table)
+
+
+@pytest.mark.parametrize("players", [6, 8])
+def test_kernel_shap_at_full_budget_is_the_textbook_value(players):
+    table, game = interaction_game(players, seed=players)
+    result = kernel_shap(game, players, budget=2**players)
+    np.testing.assert_allclose(result.values, textbook_shapley(table, players), atol=1e-12)
+    assert result.exact and result.evaluations == 2**players
+
+
+def test_kernel_shap_recovers_an_additive_game_exactly_with_zero_error():
+    w = np.random.default_rng(1).normal(size=14)
+    result = kernel_shap(lambda masks: masks.astype(float) @ w + 3.0, 14, budget=4 * 14, random_state=2)
+    np.testing.assert_allclose(result.values, w, atol=1e-10)
+    np.testing.assert_allclose(result.std_error, 0, atol=1e-10)
+    assert result.method == "kernel-shap-paired" and not result.exact
+
+
+@pytest.mark.parametrize(("players", "budget"), [(6, 30), (9, 40), (10, 200), (13, 52), (40, 160)])
+def test_kernel_shap_efficiency_holds_exactly_whatever_the_sample(players, budget):
+    if players <= 13:
+        table, game = random_game(players, seed=players, offset=50.0)
+        full, empty = table[-1], table[0]
+    else:
+        w = np.random.default_rng(0).normal(size=players)
+        game = lambda masks: 50 + np.sin(masks @ w) + masks[:, 0] * masks[:, 1]  # noqa: E731
+        full, empty = game(np.ones((1, players), dtype=bool))[0], 50.0
+    for seed in range(3):
+        result = kernel_shap(game, players, budget=budget, random_state=seed)
+        assert abs(result.efficiency_gap) < 1e-10
+        assert abs(result.values.sum() - (full - empty)) < 1e-10
+
+
+def test_kernel_shap_evaluates_each_coalition_once_within_budget_and_shares_occlusions():
+    players, budget = 11, 60
+    _, game = random_game(players, seed=3)
+    recorder = Recorder(game)
+    result = kernel_shap(recorder, players, budget=budget, batch=16)
+    codes = codes_of(recorder.rows)
+    assert len(np.unique(codes)) == len(codes) == result.evaluations <= budget
+    assert result.evaluations >= budget - 1  # pairs: at most one short
+    assert all(len(call) <= 16 for call in recorder.calls)
+    everyone = 2**players - 1
+    outer = {0, everyone} | {1 << i for i in range(players)} | {everyone & ~(1 << i) for i in range(players)}
+    assert outer <= set(codes.tolist())  # occlusion's leave-one-out rows are among them
+
+
+def test_kernel_shap_error_shrinks_as_the_budget_grows():
+    """Mean error over seeds against brute force; each 4x budget must cut it by a third at least."""
+    players = 9
+    errors = []
+    for budget in (3 * players, 12 * players, 48 * players):  # 432 < 2^9: still sampled
+        err = []
+        for seed in range(6):
+            table, game = interaction_game(players, seed=seed)
+            exact = textbook_shapley(table, players) if seed == 0 else exact_shapley(game, players).values
+            estimate = kernel_shap(game, players, budget=budget, random_state=100 + seed).values
+            err.append(np.abs(estimate - exact).mean())
+        errors.append(np.mean(err))
+    assert errors[1] < 0.67 * errors[0] and errors[2] < 0.67 * errors[1], errors
+    assert errors[2] < 0.01, errors
+
+
+def test_kernel_shap_standard_error_is_roughly_calibrated():
+    """Over 60 games, about 95% of values lie within 1.96 standard errors of the exact ones."""
+    players, inside = 8, []
+    for seed in range(60):
+        _, game = interaction_game(players, seed=seed)
+        exact = exact_shapley(game, players).values
+        result = kernel_shap(game, players, budget=12 * players, random_state=seed + 7)
+        inside.append(np.abs(result.values - exact) <= 1.96 * result.std_error)
+    coverage = np.mean(inside)
+    assert 0.82 <= coverage <= 0.995, coverage
+
+
+def test_kernel_shap_is_deterministic_with_a_fixed_random_state():
+    _, game = random_game(10, seed=8)
+    a, b = (kernel_shap(game, 10, budget=50, random_state=4) for _ in range(2))
+    c = kernel_shap(game, 10, budget=50, random_state=5)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.std_error, b.std_error)
+    assert not np.array_equal(a.values, c.values)
+
+
+def test_kernel_shap_beats_permutations_at_equal_evaluations():
+    players, k_err, p_err = 10, [], []
+    for seed in range(8):
+        _, game = interaction_game(players, seed=50 + seed)
+        exact = exact_shapley(game, players).values
+        kernel = kernel_shap(game, players, budget=80, random_state=seed)
+        perm = sampled_shapley(game, players, permutations=8, random_state=seed)  # 8 * 9 + 2 = 74
+        assert perm.evaluations <= kernel.evaluations + 6
+        k_err.append(np.abs(kernel.values - exact).mean())
+        p_err.append(np.abs(perm.values - exact).mean())
+    assert np.mean(k_err) < np.mean(p_err), (np.mean(k_err), np.mean(p_err))
+
+
+# --- logit-additive surrogate -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("players", [5, 16])
+def test_surrogate_is_exact_on_a_logit_additive_game(players):
+    """2p + 2 runs determine such a game; beyond 14 players its values come from orders."""
+    rng = np.random.default_rng(players)
+    beta = rng.normal(size=players)
+    game = lambda masks: 1 / (1 + np.exp(-(0.3 + masks @ beta)))  # noqa: E731
+    recorder = Recorder(game)
+    result = surrogate_shapley(recorder, players)
+    exact = exact_shapley(game, players).values
+    np.testing.assert_allclose(result.values, exact, atol=1e-9 if players <= 14 else 2e-3)
+    assert result.evaluations == len(recorder.rows) == 2 * players + 2
+    assert result.std_error is None and not result.exact
+    assert result.method == "logit-additive-surrogate"
+    assert abs(result.efficiency_gap) < 1e-12
+
+
+def test_surrogate_with_identity_link_is_exact_on_additive_games_and_efficient_on_any():
+    w = np.random.default_rng(3).normal(size=9)
+    result = surrogate_shapley(lambda masks: masks @ w - 1.0, 9, link="identity")
+    np.testing.assert_allclose(result.values, w, atol=1e-12)
+    table, game = random_game(9, seed=2, offset=0.5)
+    for link in ("identity", "logit"):
+        tab = table if link == "identity" else 1 / (1 + np.exp(-table))
+        result = surrogate_shapley(table_game(tab), 9, link=link)
+        assert abs(result.values.sum() - (tab[-1] - tab[0])) < 1e-12
+    with pytest.raises(ValueError, match="identity"):
+        surrogate_shapley(game, 9, link="probit")
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def test_shapley_dispatches_by_method_and_budget():
+    players = 12
+    _, game = interaction_game(players, seed=1)
+    recorder = Recorder(game)
+    kernel = shapley(recorder, players, max_exact=8, evaluations_per_player=5)
+    assert kernel.method == "kernel-shap-paired" and kernel.evaluations <= 5 * players
+    assert kernel.evaluations == len(recorder.rows)
+    assert shapley(game, players, method="surrogate").evaluations == 2 * players + 2
+    assert shapley(game, players, method="permutation", permutations=6).permutations == 6
+    # enumeration whenever it is no dearer than the estimator
+    assert shapley(game, 6, max_exact=4, evaluations_per_player=11).method == "exact-enumeration"
+    assert shapley(game, 3, max_exact=1, method="surrogate").exact
+    with pytest.raises(ValueError, match="kernel, permutation, surrogate"):
+        shapley(game, players, method="banzhaf")
+    assert ESTIMATORS == ("kernel", "permutation", "surrogate")

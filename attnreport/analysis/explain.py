@@ -120,11 +120,16 @@ def explain(tracer, trace: Trace, options: AnalysisConfig, *, random_state: int 
     value = MemoValue(model)
     declared = model.declaration.to_dict()
     if "shapley" in options.attributions:
+        # before occlusion: Kernel SHAP and the surrogate evaluate every leave-one-out
+        # coalition anyway, so occlusion then costs no model run (MemoValue)
         sh = shapley(
             value,
             players,
+            method=options.shapley_method,
             max_exact=options.max_exact,
+            evaluations_per_player=options.evaluations_per_token,
             permutations=options.permutations,
+            link="logit" if options.output == "probability" else "identity",
             random_state=random_state,
         )
         entry = {

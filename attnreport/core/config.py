@@ -56,11 +56,18 @@ class AnalysisConfig:
     attributions: list[str] = field(default_factory=lambda: ["shapley", "occlusion"])
     #: what attributions explain: the target class's "probability", or its "logit"
     output: str = "probability"
-    #: Shapley values are exact (all 2^p coalitions) up to this many tokens, sampled beyond;
+    #: Shapley values are exact (all 2^p coalitions) up to this many tokens, estimated beyond;
     #: exact costs 2^p model runs (256 at 8 tokens, 4096 at 12)
     max_exact: int = 8
-    #: permutations for sampled Shapley values (antithetic pairs), about p model runs each;
-    #: the standard error of every value is reported, raise this to shrink it
+    #: the estimator beyond max_exact: "kernel" (paired Kernel SHAP with the efficiency
+    #: constraint, Covert & Lee 2021; a standard error for every value), "permutation"
+    #: (antithetic permutations), or "surrogate" (exact Shapley values of a logit-additive fit
+    #: to 2p + 2 model runs: fast, but biased and without a standard error)
+    shapley_method: str = "kernel"
+    #: model runs per token for "kernel" (8 tokens x 8 = 64 runs); standard errors shrink
+    #: roughly as one over its square root
+    evaluations_per_token: int = 8
+    #: permutations for "permutation" (antithetic pairs), about p model runs each
     permutations: int = 24
     #: examples with more content tokens than this get no attributions (reported as skipped)
     max_attribution_tokens: int = 64
@@ -74,10 +81,21 @@ class AnalysisConfig:
     #: default: what the model's head reads, so the head itself draws the boundaries)
     decision_layer: int = -1
     decision_pooling: str | None = None
+
     #: extra decision spaces at these hidden layers (0: the embeddings; "all": every layer), shown
     #: on the index with a layer switch; where the head does not read a layer, a logistic-regression
     #: probe fitted to the model's predictions draws the boundaries (~2 s of build time per layer)
     decision_layers: list[int] | str = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        estimators = ("kernel", "permutation", "surrogate")  # attnreport.analysis.shapley.ESTIMATORS
+        if self.shapley_method not in estimators:
+            raise ConfigError(
+                f"[analysis] shapley_method = {self.shapley_method!r}; choose one of {', '.join(estimators)}"
+            )
+        per_token = self.evaluations_per_token
+        if not isinstance(per_token, int) or isinstance(per_token, bool) or per_token < 1:
+            raise ConfigError(f"[analysis] evaluations_per_token = {per_token!r}; give a whole number >= 1")
 
 
 @dataclass
