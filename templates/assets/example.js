@@ -74,6 +74,11 @@
 
   var labels = data.tokens.map(function (t, i) { return i + " " + t; });
   var ticks = data.tokens.map(function (_, i) { return i; });
+  // Plotly measures every tick label: hundreds of them take seconds per redraw and overlap
+  // anyway, so long inputs label every k-th token (hover still names both tokens)
+  var tickStep = n <= 128 ? 1 : Math.ceil(n / 96);
+  var tickvals = ticks.filter(function (i) { return i % tickStep === 0; });
+  var ticktext = tickvals.map(function (i) { return labels[i]; });
 
   // the colour scale runs to the largest weight shown, so a diffuse head is not all dark
   function peak(z) {
@@ -89,8 +94,13 @@
   // its colours as attributes, so the saved SVG and PNG look like the page; tokens are text nodes.
   var SVG = "http://www.w3.org/2000/svg";
   var HV = {row: 20, pad: 10, gap: 240, top: 28, font: 13, maxChars: 28};
+  // a user's own example template may leave any of these out: each is optional
+  function on(id, event, handler) {
+    var node = document.getElementById(id);
+    if (node) node.addEventListener(event, handler);
+  }
   var hvBox = document.getElementById("head-view");
-  var hvThreshold = document.getElementById("hv-threshold");
+  var hvThreshold = document.getElementById("hv-threshold") || document.createElement("select");
   [0.01, 0.02, 0.05, 0.1, 0.2, 0.5].forEach(function (v) { option(hvThreshold, v, String(v)); });
   // every row sums to 1, so at most 1/threshold lines leave a token: long inputs stay drawable
   hvThreshold.value = n <= 64 ? "0.01" : n <= 192 ? "0.02" : "0.05";
@@ -112,6 +122,7 @@
   }
 
   function drawHeadView(z, layer, head) {
+    if (!hvBox) return;
     var style = getComputedStyle(document.body);
     var paper = printing.matches;
     var fg = paper ? "#000000" : style.color;
@@ -154,10 +165,12 @@
     var lines = svgNode("g", {stroke: ink, "stroke-width": 2, "stroke-linecap": "round"});
     var count = 0;
     for (var r = 0; r < n; r++) {
-      var group = svgNode("g", {"data-q": r});
+      var group = svgNode("g", {"data-q": r}), best = 0;
+      for (var b = 1; b < n; b++) if (z[r][b] > z[r][best]) best = b;
       for (var c = 0; c < n; c++) {
         var w = z[r][c];
-        if (!(w >= threshold)) continue;
+        // every weight above the threshold, and each token's strongest, so none is left without a line
+        if (!(w >= threshold) && !(c === best && w > 0)) continue;
         group.appendChild(svgNode("line", {
           x1: x1, y1: y(r), x2: x2, y2: y(c), "stroke-opacity": w.toFixed(3), "data-k": c
         }));
@@ -187,8 +200,8 @@
     hvBox.appendChild(svg);
     hvBox.dataset.layer = String(layer);
     hvBox.dataset.head = String(head);
-    document.getElementById("hv-note").textContent =
-      count + " lines (weights ≥ " + threshold + ")";
+    var note = document.getElementById("hv-note");
+    if (note) note.textContent = count + " lines: weights ≥ " + threshold + ", and each token's strongest";
     if (hvFocus !== null) highlight(hvFocus.side, hvFocus.i);
   }
 
@@ -212,13 +225,13 @@
     svg.querySelectorAll(".on").forEach(function (node) { node.classList.remove("on"); });
   }
 
-  hvBox.addEventListener("mouseover", function (event) {
+  on("head-view", "mouseover", function (event) {
     var text = event.target.closest ? event.target.closest("text[data-i]") : null;
     if (!text) return;
     highlight(text.parentNode.getAttribute("data-side"), parseInt(text.getAttribute("data-i"), 10));
   });
-  hvBox.addEventListener("mouseleave", function () { highlight(null); });
-  hvBox.addEventListener("keydown", function (event) {
+  on("head-view", "mouseleave", function () { highlight(null); });
+  on("head-view", "keydown", function (event) {
     var step = {ArrowDown: 1, ArrowUp: -1}[event.key];
     if (event.key === "Escape") { highlight(null); return; }
     if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
@@ -234,7 +247,7 @@
     if (label && label.scrollIntoView) label.scrollIntoView({block: "nearest"});
     event.preventDefault();
   });
-  hvThreshold.addEventListener("change", draw);
+  on("hv-threshold", "change", draw);
 
   // Saving: the SVG as drawn (without the hover state), and a PNG rendered from it
   function figureName() {
@@ -259,15 +272,15 @@
     a.remove();
   }
 
-  document.getElementById("hv-svg").addEventListener("click", function () {
-    if (!hvBox.querySelector("svg")) return;
+  on("hv-svg", "click", function () {
+    if (!hvBox || !hvBox.querySelector("svg")) return;
     var url = URL.createObjectURL(new Blob([svgText()], {type: "image/svg+xml"}));
     save(url, figureName() + ".svg");
     setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
   });
 
-  document.getElementById("hv-png").addEventListener("click", function () {
-    var svg = hvBox.querySelector("svg");
+  on("hv-png", "click", function () {
+    var svg = hvBox && hvBox.querySelector("svg");
     if (!svg) return;
     var w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
     var scale = h * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / h);  // browsers cap canvas sizes
@@ -309,8 +322,8 @@
       margin: {l: 110, r: 10, t: 10, b: 110},
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: {color: printing.matches ? "#000" : style.color},
-      xaxis: {tickvals: ticks, ticktext: labels, tickangle: -60, side: "bottom"},
-      yaxis: {tickvals: ticks, ticktext: labels, autorange: "reversed"},
+      xaxis: {tickvals: tickvals, ticktext: ticktext, tickangle: -60, side: "bottom"},
+      yaxis: {tickvals: tickvals, ticktext: ticktext, autorange: "reversed"},
       height: Math.max(360, Math.min(900, 18 * n + 140))
     };
     var el = document.getElementById("heatmap");
@@ -441,7 +454,7 @@
     };
   }
 
-  document.getElementById("mv-png").addEventListener("click", function () {
+  on("mv-png", "click", function () {
     var g = modelViewGrid();
     if (!g.thumbs.length) return;
     var canvas = document.createElement("canvas");
@@ -473,7 +486,7 @@
     }, "image/png");
   });
 
-  document.getElementById("mv-svg").addEventListener("click", function () {
+  on("mv-svg", "click", function () {
     var g = modelViewGrid();
     if (!g.thumbs.length) return;
     var svg = svgNode("svg", {
