@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from attnreport import __version__
+from attnreport.core.config import shipped_themes
 from attnreport.core.errors import AttnReportError
 
 EXIT_USER_ERROR = 2
@@ -112,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a site from a report.toml")
     b.add_argument("config", help="the report.toml")
     b.add_argument("-o", "--output", required=True, help="the site folder (replaced only when done)")
-    b.add_argument("--theme", choices=["light", "dark"], help="override [site] theme")
+    b.add_argument("--theme", choices=shipped_themes(), help="override [site] theme")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(run=cmd_build)
 
@@ -134,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the whole pipeline on the built-in MiniLM demo (needs attnreport[demo])")
     d.add_argument("-o", "--output", default="site", help="the site folder (default: ./site)")
-    d.add_argument("--theme", choices=["light", "dark"], default="light")
+    d.add_argument("--theme", choices=shipped_themes(), default="light")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(run=cmd_demo)
     return p

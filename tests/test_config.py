@@ -35,7 +35,7 @@ def test_decision_layers_take_a_list_or_all(tmp_path, value):
         ),
         ('[model]\npath="m"\n', "\\[data\\] needs"),
         ('[data]\ntexts=["a"]\n', "\\[model\\] path is missing"),
-        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[site]\ntheme="neon"\n', "known themes: light, dark"),
+        ('[model]\npath="m"\n[data]\ntexts=["a"]\n[site]\ntheme="neon"\n', "known themes: dark, high-c"),
         ('[model\npath="m"', "not valid TOML"),
         ('[model]\npath="m"\n[data]\ntexts=["a"]\non_bad_row="ignore"\n', "skip, fail"),
         ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layers="some"\n', "decision_layers"),

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from attnreport.core.errors import ConfigError
+from attnreport.core.resources import bundled
 
 BAD_ROW_POLICIES = ("skip", "fail")
-THEMES = ("light", "dark")
+
+
+def shipped_themes() -> list[str]:
+    """The themes in the package's themes/ folder (light, dark, high-contrast, ...)."""
+    return sorted(p.name for p in bundled("themes").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @dataclass
@@ -151,9 +156,10 @@ class ReportConfig:
                 f"{where}: [data] on_bad_row = {self.data.on_bad_row!r}; "
                 f"choose one of {', '.join(BAD_ROW_POLICIES)}"
             )
-        if self.site.theme not in THEMES:
+        themes = shipped_themes()
+        if self.site.theme not in themes:
             raise ConfigError(
-                f"{where}: [site] theme = {self.site.theme!r}; known themes: {', '.join(THEMES)}"
+                f"{where}: [site] theme = {self.site.theme!r}; known themes: {', '.join(themes)}"
             )
         if self.model.batch_size < 1:
             raise ConfigError(f"{where}: [model] batch_size must be at least 1")

@@ -150,7 +150,12 @@ def _view_notes(record: dict) -> dict[str, str]:
     for name, a in record.get("attributions", {}).items():
         what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
         if name == "shapley":
-            how = "exact" if a["exact"] else f"sampled ({a['method']}), standard error shown on hover"
+            if a["exact"]:
+                how = "exact"
+            elif a.get("std_error") is not None:
+                how = f"sampled ({a['method']}), standard error shown on hover"
+            else:
+                how = f"estimated ({a['method']}), no standard error (a fit: biased where it fits poorly)"
             notes[name] = f"Shapley values of the {what}; {how}, {a['evaluations']} model evaluations"
         else:
             notes[name] = f"occlusion: drop in the {what} when the token alone is removed"
