@@ -162,6 +162,10 @@
     right.textContent = "attended (key)";
     svg.appendChild(left);
     svg.appendChild(right);
+    // as the heatmap's colour scale, opacity runs to the strongest weight shown, so a diffuse
+    // head (or a long input) is not all faint
+    var strongest = peak(z);
+    svg.dataset.peak = String(strongest);
     var lines = svgNode("g", {stroke: ink, "stroke-width": 2, "stroke-linecap": "round"});
     var count = 0;
     for (var r = 0; r < n; r++) {
@@ -172,7 +176,7 @@
         // every weight above the threshold, and each token's strongest, so none is left without a line
         if (!(w >= threshold) && !(c === best && w > 0)) continue;
         group.appendChild(svgNode("line", {
-          x1: x1, y1: y(r), x2: x2, y2: y(c), "stroke-opacity": w.toFixed(3), "data-k": c
+          x1: x1, y1: y(r), x2: x2, y2: y(c), "stroke-opacity": (w / strongest).toFixed(3), "data-k": c
         }));
         count++;
       }
