@@ -234,7 +234,8 @@ def main() -> int:
     b_traced = len(bv_model_traced.encode())
     layers, heads = len(out.attentions), out.attentions[0].shape[1]
     print(
-        f"input: demo text {row['id']!r}, {n} tokens (ours: {ours['tokens']}), "
+        f"input: {'demo texts joined' if row['id'].startswith('joined') else 'demo text ' + row['id']}, "
+        f"{n} tokens (ours: {ours['tokens']}), "
         f"MiniLM {layers} layers x {heads} heads"
     )
     print()
