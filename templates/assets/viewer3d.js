@@ -556,6 +556,8 @@
     }
   }
   function group(box) {
+    if (box.dataset.setup) return;
+    box.dataset.setup = "1";
     var buttons = box.querySelectorAll("button[data-choice]"), figures = box.querySelectorAll("figure.scene3d[data-choice]");
     function press(button, on) {  // the chosen button: bold and underlined, whatever the theme's buttons look like
       button.setAttribute("aria-pressed", String(on));
@@ -580,6 +582,8 @@
     for (var i = 0; i < groups.length; i++) group(groups[i]);
     for (i = 0; i < figures.length; i++) if (!figures[i].hidden) init(figures[i]);
   }
+  // a page that loads this script after its scenes (at the end of the body) gets them set up at
+  // once, before any heavier script below it is parsed; the rest are set up when the DOM is done
+  start();
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
 })();

@@ -1,6 +1,6 @@
 """Our example page against BertViz, side by side on one ~107-token MiniLM input.
 
-    python benchmarks/site.py [--tokens 107] [--long 512] [--browser]
+    python benchmarks/page_size.py [--tokens 107] [--long 512] [--browser]
 
 BertViz (`pip install bertviz`; a baseline here, not a dependency) gets the attention of a
 transformers MiniLM run with `output_attentions=True` (the demo's base model: the fine-tuned
