@@ -580,3 +580,28 @@ def test_save_png_holds_the_view_its_background_and_its_labels(browser, tmp_path
     assert (np.abs(saved[y0:y1, x0:x1, :3] - composite).max(axis=-1) > 60).mean() > 0.03
     assert problems == [] and outside == []
     page.context.close()
+
+
+def test_an_example_page_link_rings_its_point_on_the_index(browser, tmp_path, served):
+    scene = synthetic_scene()
+    links = scene["points"]["link"]
+    target = next(i for i, link in enumerate(links) if link and not link.startswith("javascript"))
+    url, prefix = site_url("file", tmp_path, served, scene)
+    from urllib.parse import quote
+
+    page, problems, outside = open_page(browser, f"{url}#show={quote(links[target])}", prefix)
+    assert page.get_attribute(FIGURE, "data-highlight") == str(target)
+    label = scene["points"]["label"][target]
+    texts = page.locator(f"{FIGURE} .scene3d-text").all_text_contents()
+    assert label[:59] in " ".join(texts)
+    plain, _, _ = open_page(browser, url, prefix)
+    assert plain.get_attribute(FIGURE, "data-highlight") is None
+    # the ring is drawn: the highlighted point's sprite is wider than in the page without it
+    geo = canvas_geometry(page)
+    x, y = project(scene, np.asarray(scene["points"]["xyz"]).reshape(-1, 3)[target], geo["bw"], geo["bh"])[0]
+    ringed, bare = pixels(page), pixels(plain)
+    window = (slice(int(y) - 12, int(y) + 13), slice(int(x) - 12, int(x) + 13))
+    assert (ringed[window][..., 3] > 0).sum() > (bare[window][..., 3] > 0).sum()
+    assert problems == [] and outside == []
+    page.context.close()
+    plain.context.close()

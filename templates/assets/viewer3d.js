@@ -207,6 +207,13 @@
     figure.dataset.state = "fallback";
   }
 
+  // "#show=examples/x.html" in the page's address (a link from an example page) names the point to ring
+  function shownLink() {
+    var m = /(?:^#|&)show=([^&]*)/.exec(window.location.hash || "");
+    if (!m) return null;
+    try { return decodeURIComponent(m[1]); } catch (e) { return null; }
+  }
+
   // the first opaque background colour at or above `node` (the card the scene sits on)
   function background(node) {
     for (; node && node.nodeType === 1; node = node.parentNode) {
@@ -262,7 +269,12 @@
 
     // data
     var axes = scene.axes || {}, bounds = axes.bounds || [-1, 1, -1, 1, -1, 1];
-    var pts = scene.points || {}, P = pointData(pts), labels = pts.label || [], links = pts.link || [];
+    var pts = scene.points || {}, labels = pts.label || [], links = pts.link || [], shown = shownLink();
+    if (shown !== null && links.indexOf(shown) >= 0) {  // an example page sent the reader here
+      pts.highlight = links.indexOf(shown);
+      figure.dataset.highlight = String(pts.highlight);
+    }
+    var P = pointData(pts);
     var meshes = (scene.meshes || []).map(meshData).filter(function (m) { return m.count > 0; });
     var L = lineData(scene.lines || []);
     var lo = [+bounds[0], +bounds[2], +bounds[4]], hi = [+bounds[1], +bounds[3], +bounds[5]];
@@ -311,6 +323,11 @@
       mark(tmax, num(hi[ax]), small);
     }
     (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, "", " translate(4px,-50%)"); });
+    if (figure.dataset.highlight) {
+      var h = +figure.dataset.highlight, said = String(labels[h] == null ? "" : labels[h]);
+      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "font-weight:600", " translate(10px,-50%)");
+      figure.scrollIntoView({block: "center"});
+    }
 
     // camera: a turntable around the scene's up direction
     var c0 = scene.camera || {}, home = {
