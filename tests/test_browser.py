@@ -301,3 +301,48 @@ def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_li
     assert page.locator("#head-view b").count() == 0
     assert problems == [] and outside == []
     page.close()
+
+
+def _alpha(css: str) -> float:
+    """The alpha of a computed colour: rgba(r, g, b, a), color(srgb r g b / a), or opaque."""
+    import re
+
+    found = re.search(r"/\s*([0-9.]+)\)$", css) or re.search(r"rgba\([^,]+,[^,]+,[^,]+,\s*([0-9.]+)\)", css)
+    return float(found.group(1)) if found else (0.0 if css == "transparent" else 1.0)
+
+
+def test_demo_token_colours_follow_report_json(browser, demo_site):
+    """Every token view on a demo page: the value on each token is the report's, the shade is
+    |value| / strongest (x 0.9 alpha), orange for, blue against, specials unshaded."""
+    import json
+
+    report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
+    example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
+    page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
+    views = {name: a["values"] for name, a in example["attributions"].items()}
+    views["rollout"] = example["rollout"]
+    if example.get("flow") is not None:
+        views["flow"] = example["flow"]
+    options = page.eval_on_selector_all("#view option", "os => os.map(o => o.value)")
+    assert sorted(options) == sorted(views)
+    for name, values in views.items():
+        page.select_option("#view", name)
+        tokens = page.eval_on_selector_all(
+            "#tokens .token",
+            "ts => ts.map(t => ({cls: t.className, value: t.dataset.value,"
+            " w: t.style.getPropertyValue('--w'), bg: getComputedStyle(t).backgroundColor}))",
+        )
+        assert len(tokens) == len(values) == len(example["tokens"])
+        scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
+        strongest = max(abs(v) for v in scored)
+        for token, value, special in zip(tokens, values, example["special"], strict=True):
+            if special:
+                assert "special" in token["cls"] and token["value"] is None
+                continue
+            assert float(token["value"]) == pytest.approx(value, rel=1e-6, abs=1e-9)
+            share = abs(value) / strongest if strongest > 0 else 0.0
+            assert float(token["w"]) == pytest.approx(share, abs=1e-3)
+            assert ("neg" if value < 0 else "pos") in token["cls"].split()
+            assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
+    assert problems == []
+    page.close()
