@@ -6,6 +6,7 @@ import base64
 import json
 import xml.etree.ElementTree as ET
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,7 +315,6 @@ def _alpha(css: str) -> float:
 def test_demo_token_colours_follow_report_json(browser, demo_site):
     """Every token view on a demo page: the value on each token is the report's, the shade is
     |value| / strongest (x 0.9 alpha), orange for, blue against, specials unshaded."""
-    import json
 
     report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
     example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
@@ -344,5 +344,19 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
             assert float(token["w"]) == pytest.approx(share, abs=1e-3)
             assert ("neg" if value < 0 else "pos") in token["cls"].split()
             assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
+
+    # the token view saved as a figure: one box and one text per token, the tokens as text
+    page.select_option("#view", "shapley")
+    with page.expect_download() as info:
+        page.click("#tok-svg")
+    svg = ET.fromstring(Path(info.value.path()).read_bytes())
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in svg.iter(f"{ns}text")]
+    shown = page.eval_on_selector_all("#tokens .token", "ts => ts.map(t => t.textContent)")
+    assert texts[: len(shown)] == shown and texts[-1].startswith("shapley: ")
+    assert len(list(svg.iter(f"{ns}rect"))) == len(shown) + 1  # and the background
+    with page.expect_download() as info:
+        page.click("#tok-png")
+    assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert problems == []
     page.close()

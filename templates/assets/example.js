@@ -385,6 +385,70 @@
     box.dataset.view = name;
   }
 
+  // The token view as a figure: each token's box, shade and outline as the page draws it, with
+  // the view's name and scale under it, as SVG (text stays text) or as a PNG rendered from it
+  function tokensSvg() {
+    var box = document.getElementById("tokens"), origin = box.getBoundingClientRect();
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+    var width = Math.ceil(origin.width), bottom = 0;
+    function node(tag, attrs, text) {
+      var e = document.createElementNS(ns, tag);
+      Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    }
+    var page = getComputedStyle(document.body);
+    node("rect", {x: 0, y: 0, width: "100%", height: "100%", fill: page.backgroundColor});
+    box.querySelectorAll(".token").forEach(function (span) {
+      var r = span.getBoundingClientRect(), cs = getComputedStyle(span);
+      var x = r.left - origin.left, y = r.top - origin.top;
+      node("rect", {x: x.toFixed(1), y: y.toFixed(1), width: r.width.toFixed(1), height: r.height.toFixed(1),
+        rx: 4, fill: cs.backgroundColor, stroke: cs.borderTopColor,
+        "stroke-width": parseFloat(cs.borderTopWidth) || 0,
+        "stroke-dasharray": cs.borderTopStyle === "dashed" ? "3 2" : "none"});
+      node("text", {x: (x + r.width / 2).toFixed(1), y: (y + r.height / 2).toFixed(1), "text-anchor": "middle",
+        "dominant-baseline": "central", fill: cs.color, "font-family": cs.fontFamily, "font-size": cs.fontSize,
+        "xml:space": "preserve"}, span.textContent);
+      bottom = Math.max(bottom, y + r.height);
+    });
+    var caption = viewSelect.value + ": " + document.getElementById("legend").textContent;
+    node("text", {x: 0, y: (bottom + 18).toFixed(1), fill: page.color, "font-family": page.fontFamily,
+      "font-size": "12px"}, caption);
+    var height = Math.ceil(bottom + 28);
+    svg.setAttribute("xmlns", ns);
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    return {text: '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg),
+      width: width, height: height, name: "tokens-" + viewSelect.value};
+  }
+
+  on("tok-svg", "click", function () {
+    var fig = tokensSvg(), url = URL.createObjectURL(new Blob([fig.text], {type: "image/svg+xml"}));
+    save(url, fig.name + ".svg");
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  });
+
+  on("tok-png", "click", function () {
+    var fig = tokensSvg(), scale = fig.height * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / fig.height);
+    var image = new Image();
+    image.onload = function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(fig.width * scale);
+      canvas.height = Math.round(fig.height * scale);
+      var ctx = canvas.getContext("2d");
+      ctx.scale(scale, scale);
+      ctx.drawImage(image, 0, 0, fig.width, fig.height);
+      canvas.toBlob(function (blob) {
+        var url = URL.createObjectURL(blob);
+        save(url, fig.name + ".png");
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+      }, "image/png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(fig.text);
+  });
+
   function choose() {
     var hash = "#layer=" + layerSelect.value + "&head=" + headSelect.value;
     if (location.hash !== hash && window.history && history.replaceState) {
