@@ -276,34 +276,41 @@
     a.remove();
   }
 
+  function saveBlob(blob, filename) {
+    var url = URL.createObjectURL(blob);
+    save(url, filename);
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  }
+
+  function saveSvg(text, filename) {
+    saveBlob(new Blob([text], {type: "image/svg+xml"}), filename);
+  }
+
+  // a PNG drawn from SVG text at twice its size (less for very tall figures: browsers cap canvases)
+  function saveSvgAsPng(text, width, height, filename) {
+    var scale = height * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / height);
+    var image = new Image();
+    image.onload = function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(width * scale);
+      canvas.height = Math.round(height * scale);
+      var ctx = canvas.getContext("2d");
+      ctx.scale(scale, scale);
+      ctx.drawImage(image, 0, 0, width, height);
+      canvas.toBlob(function (blob) { saveBlob(blob, filename); }, "image/png");
+    };
+    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(text);
+  }
+
   on("hv-svg", "click", function () {
     if (!hvBox || !hvBox.querySelector("svg")) return;
-    var url = URL.createObjectURL(new Blob([svgText()], {type: "image/svg+xml"}));
-    save(url, figureName() + ".svg");
-    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    saveSvg(svgText(), figureName() + ".svg");
   });
 
   on("hv-png", "click", function () {
     var svg = hvBox && hvBox.querySelector("svg");
     if (!svg) return;
-    var w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
-    var scale = h * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / h);  // browsers cap canvas sizes
-    var name = figureName();
-    var image = new Image();
-    image.onload = function () {
-      var canvas = document.createElement("canvas");
-      canvas.width = Math.round(w * scale);
-      canvas.height = Math.round(h * scale);
-      var ctx = canvas.getContext("2d");
-      ctx.scale(scale, scale);
-      ctx.drawImage(image, 0, 0, w, h);
-      canvas.toBlob(function (blob) {
-        var url = URL.createObjectURL(blob);
-        save(url, name + ".png");
-        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
-      }, "image/png");
-    };
-    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
+    saveSvgAsPng(svgText(), +svg.getAttribute("width"), +svg.getAttribute("height"), figureName() + ".png");
   });
 
 
@@ -425,28 +432,13 @@
   }
 
   on("tok-svg", "click", function () {
-    var fig = tokensSvg(), url = URL.createObjectURL(new Blob([fig.text], {type: "image/svg+xml"}));
-    save(url, fig.name + ".svg");
-    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    var fig = tokensSvg();
+    saveSvg(fig.text, fig.name + ".svg");
   });
 
   on("tok-png", "click", function () {
-    var fig = tokensSvg(), scale = fig.height * 2 <= 16000 ? 2 : Math.max(0.25, 16000 / fig.height);
-    var image = new Image();
-    image.onload = function () {
-      var canvas = document.createElement("canvas");
-      canvas.width = Math.round(fig.width * scale);
-      canvas.height = Math.round(fig.height * scale);
-      var ctx = canvas.getContext("2d");
-      ctx.scale(scale, scale);
-      ctx.drawImage(image, 0, 0, fig.width, fig.height);
-      canvas.toBlob(function (blob) {
-        var url = URL.createObjectURL(blob);
-        save(url, fig.name + ".png");
-        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
-      }, "image/png");
-    };
-    image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(fig.text);
+    var fig = tokensSvg();
+    saveSvgAsPng(fig.text, fig.width, fig.height, fig.name + ".png");
   });
 
   function choose() {
@@ -547,11 +539,7 @@
       ctx.strokeRect(x + 0.5, y + 0.5, g.cell - 1, g.cell - 1);
       ctx.globalAlpha = 1;
     });
-    canvas.toBlob(function (blob) {
-      var url = URL.createObjectURL(blob);
-      save(url, "model-view.png");
-      setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
-    }, "image/png");
+    canvas.toBlob(function (blob) { saveBlob(blob, "model-view.png"); }, "image/png");
   });
 
   on("mv-svg", "click", function () {
@@ -589,9 +577,7 @@
       }));
     });
     var text = '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg);
-    var url = URL.createObjectURL(new Blob([text], {type: "image/svg+xml"}));
-    save(url, "model-view.svg");
-    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    saveSvg(text, "model-view.svg");
   });
 
   Promise.all([inflate(data.attention), inflate(data.rollout_matrix)]).then(function (arrays) {
