@@ -65,8 +65,9 @@
       rows.appendChild(tr);
     }
     body.replaceChildren(rows);
-    shown.textContent = (order.length === total ? "" : order.length + " of " + total + " match; ") +
-      (order.length ? "showing " + (start + 1) + "–" + end : "none shown");
+    shown.textContent = order.length === total
+      ? "showing " + (start + 1) + "–" + end + " of " + total
+      : order.length + " of " + total + " match" + (order.length ? "; showing " + (start + 1) + "–" + end : "");
     pager.style.display = pages < 2 ? "none" : "";
     pageOf.textContent = "page " + (page + 1) + " of " + pages;
     prev.disabled = page === 0;
