@@ -132,9 +132,10 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
         if space is not None:
             plan.decision_space = space
             plan.report["decision_space"] = clean(space.summary())
-            for record, xyz, on_slice in zip(
-                plan.report["examples"], space.coords, space.slice_predictions, strict=True
-            ):
+            examples = plan.report["examples"]
+            rows = range(len(examples)) if space.rows is None else space.rows
+            for row, xyz, on_slice in zip(rows, space.coords, space.slice_predictions, strict=True):
+                record = examples[row]
                 record["xyz"] = clean(xyz.tolist())
                 record["slice_prediction"] = tracer.card.labels[int(on_slice)]
             others = analysis.layer_decisions()

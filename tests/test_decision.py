@@ -148,3 +148,29 @@ def test_layer_decisions_are_probes_fitted_to_the_predictions_with_their_slice_a
         np.testing.assert_allclose(space.coords, pca.transform(pooled), atol=1e-9)
         assert space.slice_agreement == np.mean(space.slice_predictions == predicted)
         assert space.summary()["probe_target"] == "prediction"
+
+
+def test_examples_without_a_finite_prediction_get_no_point(tmp_path):
+    """A NaN logit has no argmax worth drawing, and a NaN pooled state would poison the PCA: such
+    examples are left out of every space (counted), and the other points are those of a PCA
+    fitted without them (checked against sklearn's on the finite rows alone)."""
+    rng = np.random.default_rng(3)
+    n, d = 40, 6
+    stage = _stage(tmp_path, [1])
+    pooled = rng.standard_normal((n, d)) * np.linspace(5, 1, d)
+    predicted = (pooled[:, 0] > 0).astype(int).tolist()
+    predicted[5] = -1  # NaN logits: the stage marks the prediction missing
+    pooled[9] = np.nan  # a NaN hidden state with finite logits
+    stage.pooled = list(pooled)
+    stage.pooled_at = {1: list(pooled)}
+    stage.ids = [f"e{i}" for i in range(n)]
+    stage.predicted = predicted
+    stage.truth = ["pos" if p == 1 else "neg" for p in predicted]
+    keep = [i for i in range(n) if i not in (5, 9)]
+    for space in (stage.decision(), *stage.layer_decisions()):
+        assert list(space.rows) == keep and space.withheld == 2
+        assert space.summary()["withheld"] == 2
+        assert np.isfinite(space.coords).all() and np.isfinite(space.volumes).all()
+        pca = PCA3().fit(pooled[keep])
+        np.testing.assert_allclose(space.coords, pca.transform(pooled[keep]), atol=1e-9)
+        assert space.slice_agreement == np.mean(space.slice_predictions == np.array(predicted)[keep])

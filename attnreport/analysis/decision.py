@@ -89,6 +89,11 @@ class DecisionSpace:
     slice_agreement: float
     #: what a probe was fitted to: "label" or "prediction" (None for the model's head)
     probe_target: str | None = None
+    #: which examples (indices in the order they streamed) the points are, ``[N]``; None: all,
+    #: in order. Examples whose prediction or pooled state is not finite have no point.
+    rows: np.ndarray | None = None
+    #: examples left out of the space because their logits or pooled state were not finite
+    withheld: int = 0
 
     def summary(self) -> dict:
         return {
@@ -99,6 +104,7 @@ class DecisionSpace:
             "explained_variance": [float(v) for v in self.explained_variance],
             "slice_agreement": float(self.slice_agreement),
             "grid": int(self.volumes.shape[1]),
+            "withheld": int(self.withheld),
         }
 
 
@@ -133,10 +139,13 @@ def decision_space(
     grid: int = 24,
     margin: float = 0.15,
     batch: int = 8192,
+    rows: np.ndarray | None = None,
+    withheld: int = 0,
 ) -> DecisionSpace:
     """PCA of `pooled` [N, d] and the head's class probabilities on a grid over the 3D slice.
 
-    `predictions` are the model's real predicted class indices, for the slice agreement.
+    `predictions` are the model's real predicted class indices, for the slice agreement;
+    `rows` and `withheld` say which examples the points are (see `DecisionSpace`).
     """
     pooled = np.asarray(pooled, dtype=np.float64)
     predictions = np.asarray(predictions)
@@ -170,4 +179,6 @@ def decision_space(
         slice_predictions=on_slice,
         slice_agreement=float(np.mean(on_slice == predictions)) if len(predictions) else 0.0,
         probe_target=probe_target,
+        rows=None if rows is None else np.asarray(rows, dtype=np.int64),
+        withheld=withheld,
     )

@@ -94,15 +94,28 @@ class AnalysisStage:
             for layer, pooled in self.pooled_at.items():
                 pooled.append(pool(trace.hidden, trace.special, pooling=self.pooling, layer=layer))
             self.truth.append(trace.label)
-            if trace.logits is not None:
-                self.predicted.append(int(np.argmax(trace.logits)))
+            if trace.logits is not None:  # a NaN's argmax is no prediction: -1 marks it
+                finite = np.isfinite(trace.logits).all()
+                self.predicted.append(int(np.argmax(trace.logits)) if finite else -1)
             yield trace, self.explain(trace)
+
+    def _drawable(self, pooled: list[np.ndarray]) -> np.ndarray:
+        """Indices of the examples with a prediction and a finite pooled state: the others
+        would put NaN into the PCA (or a made-up class on the slice) and get no point."""
+        predicted = np.array(self.predicted)
+        finite = np.array([np.isfinite(p).all() for p in pooled], dtype=bool)
+        return np.flatnonzero((predicted >= 0) & finite)
 
     def decision(self) -> DecisionSpace | None:
         """The decision space, drawn by the model's head when it reads this pooling, else a probe."""
         card = self.tracer.card
         if len(self.pooled) < 2 or not card.labels or len(self.predicted) != len(self.pooled):
             return None
+        rows = self._drawable(self.pooled)
+        if len(rows) < 2:
+            return None
+        pooled = [self.pooled[i] for i in rows]
+        truth = [self.truth[i] for i in rows]
         own = (
             card.has_head
             and self.pooling == card.read_position
@@ -111,20 +124,22 @@ class AnalysisStage:
         if own:
             head, source = HeadModel(self.tracer.folder), "model_head"
         else:
-            known = [(p, t) for p, t in zip(self.pooled, self.truth, strict=True) if t in card.labels]
+            known = [(p, t) for p, t in zip(pooled, truth, strict=True) if t in card.labels]
             if len({t for _, t in known}) < 2:
                 return None
             head = fit_probe(np.stack([p for p, _ in known]), [t for _, t in known], card.labels)
             source = "probe"
         return decision_space(
-            np.stack(self.pooled),
-            np.array(self.predicted),
+            np.stack(pooled),
+            np.array(self.predicted)[rows],
             head,
             labels=card.labels,
             layer=self.options.decision_layer,
             pooling=self.pooling,
             source=source,
             probe_target=None if own else "label",
+            rows=rows,
+            withheld=len(self.pooled) - len(rows),
         )
 
     def layer_decisions(self) -> list[DecisionSpace]:
@@ -134,11 +149,14 @@ class AnalysisStage:
         card = self.tracer.card
         if len(self.ids) < 2 or not card.labels or len(self.predicted) != len(self.ids):
             return []
-        predicted = np.array(self.predicted)
-        names = [card.labels[p] for p in predicted]
         spaces = []
-        for layer, pooled in self.pooled_at.items():
-            pooled = np.stack(pooled)
+        for layer, at_layer in self.pooled_at.items():
+            rows = self._drawable(at_layer)
+            if len(rows) < 2:
+                continue
+            pooled = np.stack([at_layer[i] for i in rows])
+            predicted = np.array(self.predicted)[rows]
+            names = [card.labels[p] for p in predicted]
             if np.ptp(pooled, axis=0).max() <= 1e-6 * max(float(np.abs(pooled).max()), 1.0):
                 continue  # every example the same here (the first token before any attention): no picture
             own = card.has_head and self.pooling == card.read_position and layer == card.layers
@@ -158,6 +176,8 @@ class AnalysisStage:
                     pooling=self.pooling,
                     source=source,
                     probe_target=target,
+                    rows=rows,
+                    withheld=len(at_layer) - len(rows),
                 )
             )
         return spaces

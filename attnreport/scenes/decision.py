@@ -166,6 +166,11 @@ def decision_scene(
             f"every example has the same pooled state at {where} (nothing has mixed into it yet), "
             "so all share one point and nothing here separates the classes"
         )
+    if space.withheld:
+        notes.append(
+            f"{space.withheld} example(s) not shown: the model gave a NaN or infinite output for "
+            "them, so they have no prediction (their pages say which output)"
+        )
     if flat:
         notes.append(f"no surface for {', '.join(flat)}: the probability never crosses {LEVEL} on this slice")
     return Scene(

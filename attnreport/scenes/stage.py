@@ -102,6 +102,8 @@ class SceneStage:
 
         labels = set(space.labels)
         examples = report["examples"]
+        if space.rows is not None:  # examples without a finite prediction have no point
+            examples = [examples[i] for i in space.rows]
         scene = decision_scene(
             space,
             truth=[e["label"] if e["label"] in labels else None for e in examples],
