@@ -12,6 +12,7 @@ from sitebuild import write_config
 
 from attnreport.analysis import PATTERNS
 from attnreport.analysis.explain import explain
+from attnreport.analysis.shapley import KERNEL_MAX_PLAYERS
 from attnreport.core.config import AnalysisConfig, load_config
 from attnreport.core.errors import ConfigError
 from attnreport.pipeline import build
@@ -85,8 +86,10 @@ def test_sampled_shapley_reports_its_error_and_keeps_efficiency(report):
     example = data["examples"][1]
     sh = example["attributions"]["shapley"]
     assert sh["exact"] is False and len(sh["std_error"]) == len(example["tokens"])
-    assert sh["method"] == "kernel-shap-paired"
     players = len(example["tokens"]) - 2
+    assert sh["method"] == (
+        "kernel-shap-paired" if players <= KERNEL_MAX_PLAYERS else "antithetic-permutation"
+    )
     assert sh["evaluations"] <= AnalysisConfig().evaluations_per_token * players
     assert sh["std_error"][0] == 0 and sh["std_error"][-1] == 0 and max(sh["std_error"]) > 0
     assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-5)
@@ -124,8 +127,23 @@ def test_every_shapley_estimator_declares_itself_and_keeps_efficiency(tiny, tmp_
     np.testing.assert_allclose(occ, f(np.ones((1, players), dtype=bool))[0] - f(masks), atol=2e-6)
 
 
+def test_auto_estimator_follows_the_length_and_declares_what_it_used(tiny, tmp_path):
+    tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path)
+    shorter, longer = "where is my parcel and when will it arrive", LONG
+    options = AnalysisConfig(evaluations_per_token=4, faithfulness=False, flow=False)
+    assert options.shapley_method == "auto"
+    seen = {}
+    for trace in tracer.trace_texts([shorter, longer]):
+        players = int((~trace.special).sum())
+        sh = explain(tracer, trace, options).attributions["shapley"]
+        seen[players <= KERNEL_MAX_PLAYERS] = sh["method"]
+        assert len(sh["std_error"]) == len(trace.tokens)
+        assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-9)
+    assert seen == {True: "kernel-shap-paired", False: "antithetic-permutation"}
+
+
 def test_an_unknown_shapley_method_is_refused_with_the_known_ones():
-    with pytest.raises(ConfigError, match="kernel, permutation, surrogate"):
+    with pytest.raises(ConfigError, match="auto, kernel, permutation, surrogate"):
         AnalysisConfig(shapley_method="banzhaf")
     with pytest.raises(ConfigError, match="evaluations_per_token"):
         AnalysisConfig(evaluations_per_token=0)

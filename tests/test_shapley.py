@@ -10,6 +10,7 @@ import pytest
 
 from attnreport.analysis.shapley import (
     ESTIMATORS,
+    KERNEL_MAX_PLAYERS,
     ShapleyResult,
     exact_shapley,
     kernel_shap,
@@ -408,6 +409,24 @@ def test_shapley_dispatches_by_method_and_budget():
     # enumeration whenever it is no dearer than the estimator
     assert shapley(game, 6, max_exact=4, evaluations_per_player=11).method == "exact-enumeration"
     assert shapley(game, 3, max_exact=1, method="surrogate").exact
-    with pytest.raises(ValueError, match="kernel, permutation, surrogate"):
+    with pytest.raises(ValueError, match="auto, kernel, permutation, surrogate"):
         shapley(game, players, method="banzhaf")
-    assert ESTIMATORS == ("kernel", "permutation", "surrogate")
+    assert ESTIMATORS == ("auto", "kernel", "permutation", "surrogate")
+
+
+def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_on_long_ones():
+    def logistic(players: int):  # σ(Σ β_i z_i), computed per coalition (no table of 2^p)
+        beta = np.random.default_rng(players).normal(size=players)
+        return lambda masks: 1 / (1 + np.exp(-(masks.astype(float) @ beta)))
+
+    short = shapley(logistic(KERNEL_MAX_PLAYERS), KERNEL_MAX_PLAYERS, evaluations_per_player=8)
+    assert short.method == "kernel-shap-paired"
+    for players, per_player in ((KERNEL_MAX_PLAYERS + 1, 8), (40, 8), (40, 3)):
+        recorder = Recorder(logistic(players))
+        result = shapley(recorder, players, evaluations_per_player=per_player)
+        assert result.method == "antithetic-permutation" and result.std_error is not None
+        # the budget spent on whole antithetic pairs, no more, but two pairs at least (the spread)
+        budget = per_player * players
+        pairs = result.permutations // 2
+        assert pairs == max(2, (budget - 2) // (2 * (players - 1)))
+        assert len(recorder.rows) == result.evaluations <= max(budget, 2 + 4 * (players - 1))

@@ -64,13 +64,14 @@ class AnalysisConfig:
     #: Shapley values are exact (all 2^p coalitions) up to this many tokens, estimated beyond;
     #: exact costs 2^p model runs (256 at 8 tokens, 4096 at 12)
     max_exact: int = 8
-    #: the estimator beyond max_exact: "kernel" (paired Kernel SHAP with the efficiency
-    #: constraint, Covert & Lee 2021; a standard error for every value), "permutation"
-    #: (antithetic permutations), or "surrogate" (exact Shapley values of a logit-additive fit
-    #: to 2p + 2 model runs: fast, but biased and without a standard error)
-    shapley_method: str = "kernel"
-    #: model runs per token for "kernel" (8 tokens x 8 = 64 runs); standard errors shrink
-    #: roughly as one over its square root
+    #: the estimator beyond max_exact: "auto" ("kernel" up to 14 tokens, "permutation" beyond,
+    #: whichever was closer to the reference at that length), "kernel" (paired Kernel SHAP with
+    #: the efficiency constraint, Covert & Lee 2021), "permutation" (antithetic permutations),
+    #: or "surrogate" (exact Shapley values of a logit-additive fit to 2p + 2 model runs: fast,
+    #: but biased and without a standard error); all but "surrogate" give standard errors
+    shapley_method: str = "auto"
+    #: model runs per token for "auto" and "kernel" (8 tokens x 8 = 64 runs); standard errors
+    #: shrink roughly as one over its square root
     evaluations_per_token: int = 8
     #: permutations for "permutation" (antithetic pairs), about p model runs each
     permutations: int = 24
@@ -93,7 +94,7 @@ class AnalysisConfig:
     decision_layers: list[int] | str = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        estimators = ("kernel", "permutation", "surrogate")  # attnreport.analysis.shapley.ESTIMATORS
+        estimators = ("auto", "kernel", "permutation", "surrogate")  # analysis.shapley.ESTIMATORS
         if self.shapley_method not in estimators:
             raise ConfigError(
                 f"[analysis] shapley_method = {self.shapley_method!r}; choose one of {', '.join(estimators)}"
