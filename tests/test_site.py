@@ -69,7 +69,8 @@ def test_rollout_in_report_is_the_first_row_of_the_paper_formula(config, tmp_pat
 
 def test_pages_link_relatively_and_load_nothing_from_outside(config, tmp_path):
     site = build(config, tmp_path / "site", progress=False).site
-    assert (site / ".nojekyll").is_file() and (site / "assets" / "plotly.min.js").is_file()
+    assert (site / ".nojekyll").is_file() and (site / "assets" / "plotly-cartesian.min.js").is_file()
+    assert (site / "assets" / "plotly-LICENSE.txt").read_text().startswith("MIT License")
     heads = sorted((site / "heads").glob("*.html"))
     assert len(heads) == 2 * 4
     for page in [site / "index.html", *sorted((site / "examples").glob("*.html")), *heads]:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import jinja2
 import markupsafe
-import plotly
 from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
@@ -25,6 +24,9 @@ from attnreport.site.pages import SitePlan
 from attnreport.site.templating import environment, theme_css
 
 MARKER = "report.json"
+#: plotly.js's cartesian bundle (it has the heatmap; 1.5 MB, the full one 4.8 MB) and its licence,
+#: vendored in templates/vendor (see the README there)
+PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
 
 
 @contextmanager
@@ -104,7 +106,8 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     env = environment(theme, overrides)
     assets = folder / "assets"
     assets.mkdir(parents=True)
-    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", assets / "plotly.min.js")
+    for name in PLOTLY:  # the partial bundle with the heatmap, and its licence
+        shutil.copyfile(bundled("templates") / "vendor" / name, assets / name)
     for source in sorted((bundled("templates") / "assets").iterdir()):
         shutil.copyfile(source, assets / source.name)
     _write(assets / "theme.css", theme_css(theme, overrides))
