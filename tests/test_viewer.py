@@ -605,3 +605,47 @@ def test_an_example_page_link_rings_its_point_on_the_index(browser, tmp_path, se
     assert problems == [] and outside == []
     page.context.close()
     plain.context.close()
+
+
+def test_the_still_image_of_a_shown_scene_loads_for_print_though_lazy(browser, tmp_path, served):
+    """With WebGL the still image is hidden, and `loading="lazy"` would never fetch it; a printout
+    shows it, so after load the shown scene's image is fetched (a hidden choice's is not, until
+    its button is pressed), and print media show it, loaded."""
+    root, base = served
+    folder = root / "lazy"
+    write_page(folder, synthetic_scene())
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    start, end = html.index('<figure class="scene3d">'), html.index("</figure>") + len("</figure>")
+    one = html[start:end].replace('class="scene-fallback"', 'class="scene-fallback" loading="lazy"')
+    two = one.replace('src="scene.webp"', 'src="second.webp"')
+    shutil.copy(folder / "scene.webp", folder / "second.webp")
+    group = (
+        '<div class="scene3d-group"><div class="scene3d-choices" role="group" aria-label="Layer">'
+        '<button type="button" data-choice="a" aria-pressed="true">a</button>'
+        '<button type="button" data-choice="b" aria-pressed="false">b</button></div>'
+        + one.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="a">')
+        + two.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="b" hidden>')
+        + "</div>"
+    )
+    css = (  # the print rule of templates/assets/base.css
+        "<style>@media print { figure.scene3d canvas { display: none !important; } "
+        "figure.scene3d img.scene-fallback { display: block !important; } }</style>"
+    )
+    page_html = html[:start] + group + html[end:]
+    (folder / "index.html").write_text(page_html.replace("</head>", css + "</head>"), encoding="utf-8")
+    fetched = []
+    context = browser.new_context(viewport={"width": 900, "height": 800})
+    page = context.new_page()
+    page.on("request", lambda r: fetched.append(r.url.rsplit("/", 1)[-1]))
+    page.goto(f"{base}/lazy/index.html", wait_until="load")
+    a, b = f"{FIGURE}[data-choice=a]", f"{FIGURE}[data-choice=b]"
+    page.wait_for_function(f"document.querySelector('{a}').dataset.state === 'drawn'", polling="raf")
+    page.wait_for_function(f"document.querySelector('{a} img').naturalWidth === 64")
+    assert not page.is_visible(f"{a} img") and "second.webp" not in fetched
+    page.emulate_media(media="print")
+    assert page.is_visible(f"{a} img") and not page.is_visible(f"{a} canvas")
+    page.emulate_media(media="screen")
+    page.click("button[data-choice=b]")
+    page.wait_for_function(f"document.querySelector('{b} img').naturalWidth === 64")
+    assert "second.webp" in fetched
+    context.close()

@@ -588,6 +588,7 @@
         figures[i].hidden = !on;
         if (on) init(figures[i]);
       }
+      if (document.readyState === "complete") stills();
     }
     for (var i = 0; i < buttons.length; i++) {
       press(buttons[i], buttons[i].getAttribute("aria-pressed") === "true");
@@ -599,6 +600,15 @@
     for (var i = 0; i < groups.length; i++) group(groups[i]);
     for (i = 0; i < figures.length; i++) if (!figures[i].hidden) init(figures[i]);
   }
+  // a printout shows the still image, not the canvas; the image is lazy (hidden while WebGL
+  // draws, it would never load) and a print starts too soon to fetch it: so once the page has
+  // loaded, and before a print, the shown scenes' images are fetched
+  function stills() {
+    var imgs = document.querySelectorAll("figure.scene3d:not([hidden]) img.scene-fallback");
+    for (var i = 0; i < imgs.length; i++) imgs[i].loading = "eager";
+  }
+  if (document.readyState === "complete") stills(); else window.addEventListener("load", stills);
+  window.addEventListener("beforeprint", stills);
   // a page that loads this script after its scenes (at the end of the body) gets them set up at
   // once, before any heavier script below it is parsed; the rest are set up when the DOM is done
   start();
