@@ -157,6 +157,19 @@ background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><bo
     return folder / "index.html"
 
 
+def choice_group(one: str, two: str) -> str:
+    """Two figures as a scene group with buttons a and b, as templates/scene.html.j2 writes it:
+    the first shown, the second hidden."""
+    return (
+        '<div class="scene3d-group"><div class="scene3d-choices" role="group" aria-label="Layer">'
+        '<button type="button" data-choice="a" aria-pressed="true">a</button>'
+        '<button type="button" data-choice="b" aria-pressed="false">b</button></div>'
+        + one.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="a">')
+        + two.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="b" hidden>')
+        + "</div>"
+    )
+
+
 # -- independent numbers -------------------------------------------------------------------------
 
 
@@ -481,14 +494,7 @@ def test_a_group_sets_up_only_the_shown_scene_and_buttons_switch(browser, tmp_pa
     start, end = html.index('<figure class="scene3d">'), html.index("</figure>") + len("</figure>")
     one = html[start:end]
     two = one.replace(script_json(first), script_json(second))
-    group = (
-        '<div class="scene3d-group"><div class="scene3d-choices" role="group" aria-label="Layer">'
-        '<button type="button" data-choice="a" aria-pressed="true">a</button>'
-        '<button type="button" data-choice="b" aria-pressed="false">b</button></div>'
-        + one.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="a">')
-        + two.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="b" hidden>')
-        + "</div>"
-    )
+    group = choice_group(one, two)
     (folder / "index.html").write_text(html[:start] + group + html[end:], encoding="utf-8")
     page, problems, outside = open_page(browser, f"{base}/group/index.html", f"{base}/group/")
     a, b = f"{FIGURE}[data-choice=a]", f"{FIGURE}[data-choice=b]"
@@ -619,14 +625,7 @@ def test_the_still_image_of_a_shown_scene_loads_for_print_though_lazy(browser, t
     one = html[start:end].replace('class="scene-fallback"', 'class="scene-fallback" loading="lazy"')
     two = one.replace('src="scene.webp"', 'src="second.webp"')
     shutil.copy(folder / "scene.webp", folder / "second.webp")
-    group = (
-        '<div class="scene3d-group"><div class="scene3d-choices" role="group" aria-label="Layer">'
-        '<button type="button" data-choice="a" aria-pressed="true">a</button>'
-        '<button type="button" data-choice="b" aria-pressed="false">b</button></div>'
-        + one.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="a">')
-        + two.replace('<figure class="scene3d">', '<figure class="scene3d" data-choice="b" hidden>')
-        + "</div>"
-    )
+    group = choice_group(one, two)
     css = (  # the print rule of templates/assets/base.css
         "<style>@media print { figure.scene3d canvas { display: none !important; } "
         "figure.scene3d img.scene-fallback { display: block !important; } }</style>"
