@@ -314,12 +314,15 @@ def _alpha(css: str) -> float:
 
 def test_demo_token_colours_follow_report_json(browser, demo_site):
     """Every token view on a demo page: the value on each token is the report's, the shade is
-    |value| / strongest (x 0.9 alpha), orange for, blue against, specials unshaded."""
+    |value| / strongest (x 0.9 alpha), orange for, blue against, specials unshaded; a sampled
+    value within 1.96 of its standard errors of 0 has a dotted outline, and the legend counts them."""
 
     report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
     example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
     page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
     views = {name: a["values"] for name, a in example["attributions"].items()}
+    errors = {name: a["std_error"] for name, a in example["attributions"].items() if a.get("std_error")}
+    assert "shapley" in errors  # the demo's texts are longer than max_exact: sampled, with errors
     views["rollout"] = example["rollout"]
     if example.get("flow") is not None:
         views["flow"] = example["flow"]
@@ -330,12 +333,23 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
         tokens = page.eval_on_selector_all(
             "#tokens .token",
             "ts => ts.map(t => ({cls: t.className, value: t.dataset.value,"
-            " w: t.style.getPropertyValue('--w'), bg: getComputedStyle(t).backgroundColor}))",
+            " w: t.style.getPropertyValue('--w'), bg: getComputedStyle(t).backgroundColor,"
+            " border: getComputedStyle(t).borderTopStyle}))",
         )
+        se = errors.get(name)
+        unsure = [
+            se is not None and not special and abs(v) < 1.96 * se[i]
+            for i, (v, special) in enumerate(zip(values, example["special"], strict=True))
+        ]
+        legend = page.text_content("#legend")
+        if any(unsure):
+            assert f"dotted outline: {sum(unsure)} within 1.96 standard errors of 0" in legend
+        else:
+            assert "dotted" not in legend
         assert len(tokens) == len(values) == len(example["tokens"])
         scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
         strongest = max(abs(v) for v in scored)
-        for token, value, special in zip(tokens, values, example["special"], strict=True):
+        for i, (token, value, special) in enumerate(zip(tokens, values, example["special"], strict=True)):
             if special:
                 assert "special" in token["cls"] and token["value"] is None
                 continue
@@ -343,6 +357,9 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
             share = abs(value) / strongest if strongest > 0 else 0.0
             assert float(token["w"]) == pytest.approx(share, abs=1e-3)
             assert ("neg" if value < 0 else "pos") in token["cls"].split()
+            assert ("unsure" in token["cls"].split()) is unsure[i]
+            outline = "dotted" if unsure[i] else "dashed" if value < 0 else "solid"
+            assert token["border"] == outline
             assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
 
     # the token view saved as a figure: one box and one text per token, the tokens as text

@@ -363,7 +363,7 @@
     var values = data.views[name];
     var box = document.getElementById("tokens");
     box.textContent = "";
-    var max = 0, signed = false;
+    var max = 0, signed = false, unsure = 0;
     values.forEach(function (v, i) {
       if (data.special[i]) return;
       if (v < 0) signed = true;
@@ -381,7 +381,17 @@
         span.dataset.value = String(v);
       }
       var err = data.errors[name];
-      span.title = name + " " + v.toPrecision(4) + (err && !data.special[i] ? " ± " + err[i].toPrecision(2) + " (standard error)" : "");
+      var title = name + " " + v.toPrecision(4);
+      if (err && !data.special[i] && err[i] !== null) {
+        title += " ± " + err[i].toPrecision(2) + " (standard error)";
+        // an estimate whose 95% interval holds 0 has no established sign: a dotted outline says so
+        if (Math.abs(v) < 1.96 * err[i]) {
+          span.classList.add("unsure");
+          title += "; within 1.96 standard errors of 0";
+          unsure += 1;
+        }
+      }
+      span.title = title;
       box.appendChild(span);
     });
     document.getElementById("view-note").textContent = data.view_notes[name] || "";
@@ -389,6 +399,7 @@
     legend.textContent = signed || name === "shapley" || name === "occlusion"
       ? "blue, dashed outline: against the prediction · orange, solid outline: for it · strongest ±" + max.toPrecision(3)
       : "darker: more · strongest " + max.toPrecision(3);
+    if (unsure) legend.textContent += " · dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)";
     box.dataset.view = name;
   }
 
@@ -413,7 +424,7 @@
       node("rect", {x: x.toFixed(1), y: y.toFixed(1), width: r.width.toFixed(1), height: r.height.toFixed(1),
         rx: 4, fill: cs.backgroundColor, stroke: cs.borderTopColor,
         "stroke-width": parseFloat(cs.borderTopWidth) || 0,
-        "stroke-dasharray": cs.borderTopStyle === "dashed" ? "3 2" : "none"});
+        "stroke-dasharray": cs.borderTopStyle === "dashed" ? "3 2" : cs.borderTopStyle === "dotted" ? "1 2" : "none"});
       node("text", {x: (x + r.width / 2).toFixed(1), y: (y + r.height / 2).toFixed(1), "text-anchor": "middle",
         "dominant-baseline": "central", fill: cs.color, "font-family": cs.fontFamily, "font-size": cs.fontSize,
         "xml:space": "preserve"}, span.textContent);
