@@ -1,11 +1,11 @@
 """3D scenes: build time, JSON / glb bytes and render time, on synthetic data.
 
     python benchmarks/scenes.py [--points 1000 10000] [--size 960 720] [--repeats 3] [--site SITE]
-    python benchmarks/scenes.py --browser-only --site SITE
+    python benchmarks/scenes.py --browser-only --site SITE [--browser-points 10000 50000]
 
 Then, in Chromium (Debian's, software WebGL, from file://): the time from navigation start to the
-viewer's first drawn frame (its ``scene3d:first-frame`` performance mark) on a 10,000-point
-decision scene and, with ``--site`` (a built demo), on its index and first example page.
+viewer's first drawn frame (its ``scene3d:first-frame`` performance mark) on decision scenes
+of 10,000 and 50,000 points and, with ``--site`` (a built demo), on its index and first example page.
 
 Decision space: ``N`` pooled vectors (d = 384, four clusters) under a linear head with four
 classes, grid 24 (the default); the analysis step (PCA and the head on the grid) is timed
@@ -148,9 +148,11 @@ def first_frame_ms(browser, url: str, repeats: int) -> float:
     return min(times)
 
 
-def browser_rows(site: Path | None, out: Path, repeats: int) -> list[tuple[str, float, float]]:
+def browser_rows(
+    site: Path | None, out: Path, repeats: int, points: list[int]
+) -> list[tuple[str, float, float]]:
     """(page, first frame ms, page bytes) in Chromium (software WebGL) from file://: the demo's
-    index and first example (when `site` is given) and a 10,000-point decision scene."""
+    index and first example (when `site` is given) and a decision scene of each of `points`."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -163,7 +165,8 @@ def browser_rows(site: Path | None, out: Path, repeats: int) -> list[tuple[str, 
             ("demo index (decision space)", site / "index.html"),
             (f"demo {example.name} (flow)", example),
         ]
-    pages.append(("10,000-point decision scene", write_page(out / "many", many_points(10_000))))
+    for n in points:
+        pages.append((f"{n:,}-point decision scene", write_page(out / f"many-{n}", many_points(n))))
     rows = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -182,10 +185,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--site", type=Path, help="a built demo site, for time to first frame on its pages")
     ap.add_argument("--browser-only", action="store_true", help="only the Chromium first-frame figures")
+    ap.add_argument(
+        "--browser-points", type=int, nargs="+", default=[10000, 50000], help="scenes timed in Chromium"
+    )
     args = ap.parse_args()
     if args.browser_only:
         with tempfile.TemporaryDirectory() as tmp:
-            print_browser(browser_rows(args.site, Path(tmp), args.repeats))
+            print_browser(browser_rows(args.site, Path(tmp), args.repeats, args.browser_points))
         return 0
     size = tuple(args.size)
     rng = np.random.default_rng(0)
@@ -220,7 +226,7 @@ def main() -> int:
     for r in rows:
         print(f"  {r['scene']}: {r['extra']}")
     with tempfile.TemporaryDirectory() as tmp:
-        print_browser(browser_rows(args.site, Path(tmp), args.repeats))
+        print_browser(browser_rows(args.site, Path(tmp), args.repeats, args.browser_points))
     return 0
 
 
