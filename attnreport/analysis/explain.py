@@ -121,7 +121,7 @@ def explain(tracer, trace: Trace, options: AnalysisConfig, *, random_state: int 
     declared = model.declaration.to_dict()
     if "shapley" in options.attributions:
         # before occlusion: Kernel SHAP and the surrogate evaluate every leave-one-out
-        # coalition anyway, so occlusion then costs no model run (MemoValue)
+        # coalition anyway (permutations some), so occlusion then costs no model run (MemoValue)
         sh = shapley(
             value,
             players,
