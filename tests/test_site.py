@@ -346,3 +346,20 @@ def test_every_shipped_theme_builds(config, tmp_path, theme):
         assert "outline: 4px solid" in css
     page = (site / "examples").glob("*.html").__next__().read_text()
     assert 'id="head-view"' in page and "assets/theme.css" in page
+
+
+def test_the_vendored_plotly_names_no_server_it_could_load_from():
+    """plotly.js carries two defaults pointing at Plotly's servers (map outlines, Chart Studio);
+    templates/vendor/README.md empties them. Any other address must be one nothing fetches: XML
+    namespaces, and links and licence credits in messages and comments."""
+    import re
+
+    from attnreport.core.resources import bundled
+
+    text = (bundled("templates") / "vendor" / "plotly-cartesian.min.js").read_text(encoding="utf-8")
+    assert 'topojsonURL:{valType:"string",noBlank:!0,dflt:""}' in text
+    assert 'plotlyServerURL:{valType:"string",dflt:""}' in text
+    hosts = set(re.findall(r"https?://([^/\"'\s)<>]+)", text))
+    never_fetched = {"www.w3.org", "plotly.com", "github.com", "feross.org", "syntheti.cc"}
+    never_fetched.add("getify.mit-license.org")
+    assert hosts <= never_fetched, sorted(hosts - never_fetched)
