@@ -8,20 +8,24 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from attnreport.analysis.options import check_options
+from attnreport.analysis.results import AnalysisResults, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
-from attnreport.core.config import ReportConfig
+from attnreport.analysis.tally import ExampleTally
+from attnreport.core.config import ModelConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
-from attnreport.core.jsonsafe import clean
-from attnreport.core.modelcard import is_exported
-from attnreport.scenes.stage import SceneStage
+from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.core.trace import Trace
+from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
-from attnreport.site.pages import gather
+from attnreport.site.pages import ExamplePage, SitePlan, gather
+from attnreport.site.report import report_document
 from attnreport.trace import Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
 
@@ -79,35 +83,61 @@ def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
     return target
 
 
+def make_tracer(folder: Path, options: ModelConfig, cache_dir: Path, *, quantized: bool) -> Tracer:
+    """A tracer over the exported model in `folder` with the [model] options of the config."""
+    return Tracer(
+        folder,
+        quantized=quantized,
+        batch_size=options.batch_size,
+        window=options.window,
+        stride=options.stride,
+        cache_dir=cache_dir,
+    )
+
+
 def compare_stage(tracer: Tracer, config: ReportConfig, cache_dir: Path, *, log: Log) -> CompareStage:
     """The second model of [compare] (or the int8 export of the first) over the same rows."""
     other = config.compare
     folder = resolve_model(other.path, cache_dir, log=log) if other.path else tracer.folder
-    second = Tracer(
-        folder,
-        quantized=other.quantized,
-        batch_size=config.model.batch_size,
-        window=config.model.window,
-        stride=config.model.stride,
-        cache_dir=cache_dir,
-    )
+    second = make_tracer(folder, config.model, cache_dir, quantized=other.quantized)
     rows = read_rows(config.data, on_bad=lambda bad: None)  # bad rows were reported once
     name = other.name or ("int8" if other.quantized and not other.path else str(folder.name))
     return CompareStage(tracer, second, rows, name=name)
 
 
+def _decision_scene(scenes: SceneStage, results: AnalysisResults, pages: list[ExamplePage], layers: int):
+    """The index's decision-space scene (with its per-layer choices), every example a point."""
+    points = [
+        DecisionPoint(label=row.label, prediction=row.prediction, text=row.text, link=page.path)
+        for row, page in zip(results.rows, pages, strict=True)
+    ]
+    return scenes.decisions(results.decision_space, results.layer_spaces, points, layers=layers)
+
+
+def plan_from_traces(traces: Iterable[Trace], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
+    """A site plan from traces alone, with no model at hand: each page's attention, rollout and
+    prediction, and the metrics; no attributions, head atlas or decision space (they run the model)."""
+    tally = ExampleTally(card.labels)
+
+    def examples():
+        for trace in traces:
+            example = describe(trace, card)
+            tally.add(example)
+            yield example, None
+
+    pages = gather(examples(), card, spool=spool)
+    report = report_document(
+        title=title, card=card, entries=[p.record for p in pages], results=tally.results()
+    )
+    return SitePlan(title=title, card=card, report=report, examples=pages)
+
+
 def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool = True) -> BuildResult:
     """Build the site for `config` into `out`, replacing a previous site only when done."""
+    check_options(config.analysis, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
     model_dir = resolve_model(config.model.path, cache_dir, log=log)
-    tracer = Tracer(
-        model_dir,
-        quantized=config.model.quantized,
-        batch_size=config.model.batch_size,
-        window=config.model.window,
-        stride=config.model.stride,
-        cache_dir=cache_dir,
-    )
+    tracer = make_tracer(model_dir, config.model, cache_dir, quantized=config.model.quantized)
     rows = read_rows(config.data)
     traces = tqdm(tracer.trace(rows), desc="tracing", unit="text", disable=not progress or None)
     analysis = AnalysisStage(tracer, config.analysis, cache_dir)
@@ -120,46 +150,30 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
         traces = comparison.stream(traces)
     try:
         scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
-        items = analysis.stream(traces)
-        if config.site.scenes:
-            items = scenes.stream(items, tracer.card.read_position)
-        plan = gather(items, tracer.card, title=config.title, spool=spool)
-        if comparison is not None:
-            plan.report["compare"] = clean(comparison.summary())
-        plan.report["heads"] = clean(analysis.heads())
-        plan.report["analysis"]["attention_by_distance"] = clean(analysis.decay.profile())
-        space = analysis.decision()
-        if space is not None:
-            plan.decision_space = space
-            plan.report["decision_space"] = clean(space.summary())
-            examples = plan.report["examples"]
-            rows = range(len(examples)) if space.rows is None else space.rows
-            for row, xyz, on_slice in zip(rows, space.coords, space.slice_predictions, strict=True):
-                record = examples[row]
-                record["xyz"] = clean(xyz.tolist())
-                record["slice_prediction"] = tracer.card.labels[int(on_slice)]
-            others = analysis.layer_decisions()
-            layers = tracer.card.layers
-            plan.report["decision_spaces"] = sorted(
-                (
-                    {
-                        **clean(s.summary()),
-                        "layer": layers if s.layer == -1 else s.layer,
-                        "default": s is space,
-                    }
-                    for s in (space, *others)
-                ),
-                key=lambda entry: entry["layer"],
-            )
-            if config.site.scenes:
-                plan.decision_scene = scenes.decisions(space, others, plan.report, layers=layers)
-        plan.files.update(scenes.files)
-        if not plan.examples:
+        examples = analysis.stream(traces)
+        items = scenes.stream(examples) if config.site.scenes else ((e, None) for e in examples)
+        pages = gather(items, tracer.card, spool=spool)
+        if not pages:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
+        results = analysis.finish(comparison)
+        decision_scene = None
+        if config.site.scenes and results.decision_space is not None:
+            decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
+        report = report_document(
+            title=config.title, card=tracer.card, entries=[p.record for p in pages], results=results
+        )
+        plan = SitePlan(
+            title=config.title,
+            card=tracer.card,
+            report=report,
+            examples=pages,
+            files=dict(scenes.files),
+            decision_scene=decision_scene,
+        )
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
         site = write_site(
             plan, out, theme=config.site.theme, overrides=config.site.templates, progress=progress
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-    return BuildResult(site=site, examples=len(plan.examples), stats=tracer.stats, model=model_dir)
+    return BuildResult(site=site, examples=len(pages), stats=tracer.stats, model=model_dir)

@@ -170,8 +170,8 @@ def planted_site(tiny, tmp_path, root):
     every head its own peaks, and layer 1 head 2 attends to the previous token (a known answer).
     """
     from attnreport.core.trace import Trace
+    from attnreport.pipeline import plan_from_traces
     from attnreport.site.build import write_site
-    from attnreport.site.pages import gather
     from attnreport.trace import Tracer
 
     tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")
@@ -201,8 +201,7 @@ def planted_site(tiny, tmp_path, root):
             logits=np.zeros(len(tracer.card.labels)),
         )
     )
-    plan = gather(traces, tracer.card, title="planted", spool=tmp_path / "spool")
-    plan.report["heads"] = []
+    plan = plan_from_traces(traces, tracer.card, title="planted", spool=tmp_path / "spool")
     return write_site(plan, root / "site")
 
 

@@ -92,3 +92,15 @@ def test_hf_folder_in_config_is_exported_into_the_cache_once(tiny, tmp_path):
     stamp = (exports[0] / "model.onnx").stat().st_mtime_ns
     assert main(["build", str(config), "-o", str(tmp_path / "site"), "-q"]) == 0
     assert (exports[0] / "model.onnx").stat().st_mtime_ns == stamp
+
+
+def test_an_unknown_method_fails_before_any_model_is_exported(tmp_path, capsys):
+    """The registries are checked first: a misspelt method never waits behind an export."""
+    checkpoint = tmp_path / "hf"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}", encoding="utf-8")  # would be exported on the fly
+    config = write_config(tmp_path, checkpoint, sample_rows(), extra='[analysis]\nattributions = ["lime"]\n')
+    assert main(["build", str(config), "-o", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "report.toml" in err[0] and "'lime'" in err[0] and "shapley, occlusion" in err[0]
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "site").exists()

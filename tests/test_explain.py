@@ -142,9 +142,15 @@ def test_auto_estimator_follows_the_length_and_declares_what_it_used(tiny, tmp_p
     assert seen == {True: "kernel-shap-paired", False: "antithetic-permutation"}
 
 
-def test_an_unknown_shapley_method_is_refused_with_the_known_ones():
-    with pytest.raises(ConfigError, match="auto, kernel, permutation, surrogate"):
-        AnalysisConfig(shapley_method="banzhaf")
+def test_unknown_methods_are_refused_with_the_known_ones_from_the_registries():
+    from attnreport.analysis.options import check_options
+
+    with pytest.raises(ConfigError, match="shapley_method = 'banzhaf'; choose one of auto, kernel, permutation"):
+        check_options(AnalysisConfig(shapley_method="banzhaf"))
+    with pytest.raises(ConfigError, match="unknown method 'lime'; known methods: shapley, occlusion"):
+        check_options(AnalysisConfig(attributions=["occlusion", "lime"]))
+    with pytest.raises(ConfigError, match="output = 'margin'; choose one of probability, logit"):
+        check_options(AnalysisConfig(output="margin"))
     with pytest.raises(ConfigError, match="evaluations_per_token"):
         AnalysisConfig(evaluations_per_token=0)
 

@@ -77,7 +77,7 @@ def test_exact_matches_the_textbook_sum_on_random_games(players):
         np.testing.assert_allclose(result.values, textbook_shapley(table, players), rtol=0, atol=1e-12)
         assert result.exact and result.std_error is None
         assert result.evaluations == 2**players
-        assert result.base == table[0] and result.full == table[-1]
+        assert result.f_baseline == table[0] and result.f_input == table[-1]
         assert result.method == "exact-enumeration"
 
 
@@ -411,7 +411,7 @@ def test_shapley_dispatches_by_method_and_budget():
     assert shapley(game, 3, max_exact=1, method="surrogate").exact
     with pytest.raises(ValueError, match="auto, kernel, permutation, surrogate"):
         shapley(game, players, method="banzhaf")
-    assert ESTIMATORS == ("auto", "kernel", "permutation", "surrogate")
+    assert tuple(ESTIMATORS) == ("auto", "kernel", "permutation", "surrogate")
 
 
 def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_on_long_ones():

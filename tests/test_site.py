@@ -176,7 +176,7 @@ def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
     import gc
     import weakref
 
-    from attnreport.site.pages import gather
+    from attnreport.pipeline import plan_from_traces
     from attnreport.trace import Tracer
 
     tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")
@@ -193,7 +193,7 @@ def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
             yield trace
             del trace
 
-    plan = gather(stream(), tracer.card, title="t", spool=tmp_path / "spool")
+    plan = plan_from_traces(stream(), tracer.card, title="t", spool=tmp_path / "spool")
     assert len(plan.examples) == len(stored)
     assert all(p.data_file.is_file() for p in plan.examples)
 

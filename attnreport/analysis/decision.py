@@ -95,6 +95,10 @@ class DecisionSpace:
     #: examples left out of the space because their logits or pooled state were not finite
     withheld: int = 0
 
+    def layer_index(self, layers: int) -> int:
+        """The hidden layer as an absolute index (0: the embeddings) of a model with `layers` layers."""
+        return self.layer % (layers + 1)
+
     def summary(self) -> dict:
         return {
             "layer": self.layer,

@@ -7,6 +7,7 @@ and shared between methods through `MemoValue`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,14 +93,69 @@ def _per_token(trace: Trace, content_values: np.ndarray) -> list[float]:
     return values.tolist()
 
 
-def explain(tracer, trace: Trace, options: AnalysisConfig, *, random_state: int = 0) -> Explanation:
-    """Attributions, flow and faithfulness for one traced example."""
+@dataclass
+class Attribution:
+    """One method's scores of the content tokens, and the facts report.json states beside them."""
+
+    values: np.ndarray
+    facts: dict = field(default_factory=dict)
+    std_error: np.ndarray | None = None
+
+
+#: a method: (value function, content tokens, options, random state) -> its scores
+AttributionMethod = Callable[[MemoValue, int, AnalysisConfig, int], Attribution]
+
+
+def _shapley(value: MemoValue, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
+    sh = shapley(
+        value,
+        players,
+        method=options.shapley_method,
+        max_exact=options.max_exact,
+        evaluations_per_player=options.evaluations_per_token,
+        permutations=options.permutations,
+        link="logit" if options.output == "probability" else "identity",
+        random_state=random_state,
+    )
+    facts = {
+        "exact": bool(sh.exact),
+        "evaluations": int(sh.evaluations),
+        "method": sh.method,
+        "efficiency_gap": sh.efficiency_gap,
+        "f_input": sh.f_input,
+        "f_baseline": sh.f_baseline,
+    }
+    return Attribution(values=sh.values, facts=facts, std_error=sh.std_error)
+
+
+def _occlusion(value: MemoValue, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
+    return Attribution(values=occlusion(value, players))
+
+
+#: the token attribution methods by the name a config uses, in the order they run: Shapley
+#: first, because Kernel SHAP and the surrogate evaluate every leave-one-out coalition anyway
+#: (permutations some), so occlusion then costs no model run (`MemoValue`)
+ATTRIBUTIONS: dict[str, AttributionMethod] = {"shapley": _shapley, "occlusion": _occlusion}
+
+
+def explain(
+    tracer,
+    trace: Trace,
+    options: AnalysisConfig,
+    *,
+    rollout_row: np.ndarray | None = None,
+    random_state: int = 0,
+) -> Explanation:
+    """Attributions, flow and faithfulness for one traced example. `rollout_row` is its rollout
+    into the read position, which a build has already computed (`results.describe`)."""
     card = tracer.card
     result = Explanation()
     read = 0 if card.read_position == "first" else trace.n_tokens - 1
     content = ~trace.special
+    if rollout_row is None:
+        rollout_row = read_row(rollout(trace.attentions), card.read_position)
     rankings = {
-        "rollout": read_row(rollout(trace.attentions), card.read_position)[content],
+        "rollout": np.asarray(rollout_row)[content],
         "raw_attention": raw_attention(trace, card.read_position)[content],
     }
     if options.flow and not trace.windows:
@@ -119,37 +175,15 @@ def explain(tracer, trace: Trace, options: AnalysisConfig, *, random_state: int 
     model = MaskedModel(tracer, trace, output=options.output)
     value = MemoValue(model)
     declared = model.declaration.to_dict()
-    if "shapley" in options.attributions:
-        # before occlusion: Kernel SHAP and the surrogate evaluate every leave-one-out
-        # coalition anyway (permutations some), so occlusion then costs no model run (MemoValue)
-        sh = shapley(
-            value,
-            players,
-            method=options.shapley_method,
-            max_exact=options.max_exact,
-            evaluations_per_player=options.evaluations_per_token,
-            permutations=options.permutations,
-            link="logit" if options.output == "probability" else "identity",
-            random_state=random_state,
-        )
-        entry = {
-            "values": _per_token(trace, sh.values),
-            "exact": bool(sh.exact),
-            "evaluations": int(sh.evaluations),
-            "method": sh.method,
-            "efficiency_gap": float(sh.efficiency_gap),
-            "f_input": float(sh.full),
-            "f_baseline": float(sh.base),
-            **declared,
-        }
-        if sh.std_error is not None:
-            entry["std_error"] = _per_token(trace, sh.std_error)
-        result.attributions["shapley"] = entry
-        rankings["shapley"] = sh.values
-    if "occlusion" in options.attributions:
-        occ = occlusion(value, players)
-        result.attributions["occlusion"] = {"values": _per_token(trace, occ), **declared}
-        rankings["occlusion"] = occ
+    for name, method in ATTRIBUTIONS.items():
+        if name not in options.attributions:
+            continue
+        scores = method(value, players, options, random_state)
+        entry = {"values": _per_token(trace, scores.values), **scores.facts, **declared}
+        if scores.std_error is not None:
+            entry["std_error"] = _per_token(trace, scores.std_error)
+        result.attributions[name] = entry
+        rankings[name] = scores.values
     if "occlusion" in rankings:
         for name, scores in rankings.items():
             if name != "occlusion":

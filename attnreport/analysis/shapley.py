@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -56,24 +56,26 @@ _CHUNK_ELEMENTS = 1 << 24
 class ShapleyResult:
     #: one Shapley value per player, ``[p]``
     values: np.ndarray
-    #: v(∅): the value with every player absent
-    base: float
+    #: v(∅): the value with every player absent (report.json's name)
+    f_baseline: float
     #: v(N): the value with every player present
-    full: float
+    f_input: float
     exact: bool
     #: distinct coalitions evaluated (calls to the model, counted in rows)
     evaluations: int
     #: standard error of each value, ``[p]``; None when exact
     std_error: np.ndarray | None
-    #: sum(values) − (full − base): zero up to float rounding when efficiency holds
-    efficiency_gap: float
     #: "exact-enumeration", "kernel-shap-paired", "antithetic-permutation" or "<link>-additive-surrogate"
     method: str
     #: permutations sampled (antithetic ones included); None when exact
     permutations: int | None = None
+    #: sum(values) − (f_input − f_baseline): zero up to float rounding when efficiency holds
+    efficiency_gap: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float64)
+        self.f_baseline, self.f_input = float(self.f_baseline), float(self.f_input)
+        self.efficiency_gap = float(self.values.sum() - (self.f_input - self.f_baseline))
         if self.values.ndim != 1:
             raise ValueError(f"values must be [p], got {list(self.values.shape)}")
         if self.std_error is not None:
@@ -86,8 +88,8 @@ class ShapleyResult:
     def to_dict(self) -> dict:
         return {
             "values": self.values.tolist(),
-            "base": float(self.base),
-            "full": float(self.full),
+            "f_baseline": self.f_baseline,
+            "f_input": self.f_input,
             "exact": bool(self.exact),
             "evaluations": int(self.evaluations),
             "std_error": None if self.std_error is None else self.std_error.tolist(),
@@ -98,7 +100,7 @@ class ShapleyResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> ShapleyResult:
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k != "efficiency_gap"})
 
 
 def exact_shapley(value: ValueFunction, players: int, *, batch: int = 4096) -> ShapleyResult:
@@ -134,12 +136,11 @@ def exact_shapley(value: ValueFunction, players: int, *, batch: int = 4096) -> S
     base, full = float(v[0]), float(v[n - 1])
     return ShapleyResult(
         values=phi,
-        base=base,
-        full=full,
+        f_baseline=base,
+        f_input=full,
         exact=True,
         evaluations=n,
         std_error=None,
-        efficiency_gap=float(phi.sum() - (full - base)),
         method="exact-enumeration",
     )
 
@@ -194,12 +195,11 @@ def sampled_shapley(
     base, full = float(v[0, 0]), float(v[0, p])
     return ShapleyResult(
         values=phi,
-        base=base,
-        full=full,
+        f_baseline=base,
+        f_input=full,
         exact=False,
         evaluations=len(distinct),
         std_error=std_error,
-        efficiency_gap=float(phi.sum() - (full - base)),
         method="antithetic-permutation",
         permutations=len(orders),
     )
@@ -229,8 +229,8 @@ def kernel_shap(
     makes it converge several times faster than permutation sampling. On top of theirs:
 
     - the heaviest strata are *enumerated*, not sampled: all p size-1 and p size-(p−1)
-      coalitions always (they carry the most kernel weight, p / ((p − 1) H_{p−1}) of it: 30%
-      at 20 tokens; the size-(p−1) ones are occlusion's, so a memoising caller shares them), and
+      coalitions always (they carry the most kernel weight, p / ((p − 1) H_{p−1}) of it;
+      the size-(p−1) ones are occlusion's, so a memoising caller shares them), and
       further sizes k and p − k while the kernel's share of the remaining budget would cover
       them whole (the rule of shap's KernelExplainer);
     - the rest of the budget is drawn in complementary pairs from the remaining sizes, the
@@ -244,8 +244,8 @@ def kernel_shap(
     coalition is enumerated and the values are exact. The standard error comes from
     ``bootstrap`` resamples of the sampled pairs (the enumerated strata are no source of
     error), which needs no further calls to the model (Covert & Lee's delta-method estimate
-    is the analytic alternative). Measured calibration: about 90% of values within 1.96
-    standard errors from 8p evaluations on, fewer at 4p (a few pairs under-state the spread).
+    is the analytic alternative). A few pairs under-state the spread: the calibration by
+    budget is measured in benchmarks/shapley.py and tests/test_shapley.py.
     """
     p = _check_players(players)
     batch = _check_positive(batch, "batch")
@@ -317,12 +317,11 @@ def kernel_shap(
     std_error = boot.std(axis=0, ddof=1)
     return ShapleyResult(
         values=phi,
-        base=base,
-        full=full,
+        f_baseline=base,
+        f_input=full,
         exact=False,
         evaluations=evaluations,
         std_error=std_error,
-        efficiency_gap=float(phi.sum() - (full - base)),
         method="kernel-shap-paired",
     )
 
@@ -426,10 +425,9 @@ def surrogate_shapley(
     Monte Carlo Estimators for Shapley Values and Probabilistic Values"); the second half
     (Kernel SHAP on the residual) measured no better than plain Kernel SHAP on the demo
     model, whose games interact too strongly off the outer strata for a few samples to
-    correct. Against exact values on 51 demo texts of 9-12 tokens its relative L1 error was
-    0.35 (median 0.28): on some texts closer than Kernel SHAP at 12p runs, on average between
-    Kernel SHAP at 4p (0.47) and 6p (0.30), and on 20-35 tokens much further (0.70); see
-    benchmarks/attributions.py. ``link="identity"``
+    correct. Against exact values it is on average further off than Kernel SHAP at a few
+    runs per token, and much further on long texts (benchmarks/attributions.py prints how
+    far). ``link="identity"``
     (for a logit output, already additive evidence) gives the mean of occlusion and
     leave-one-in, re-centred.
     """
@@ -461,12 +459,11 @@ def surrogate_shapley(
     phi = phi + ((full - base) - phi.sum()) / p  # the link's clipping at 0 or 1, and rounding
     return ShapleyResult(
         values=phi,
-        base=base,
-        full=full,
+        f_baseline=base,
+        f_input=full,
         exact=False,
         evaluations=evaluations,
         std_error=None,
-        efficiency_gap=float(phi.sum() - (full - base)),
         method=f"{link}-additive-surrogate",
     )
 
@@ -482,13 +479,60 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 _LINKS = {"logit": (_logit, _sigmoid), "identity": (lambda v: v, lambda x: x)}
 
-#: the estimators for games too large to enumerate, by the name a config uses
-ESTIMATORS = ("auto", "kernel", "permutation", "surrogate")
-
 #: "auto" uses Kernel SHAP up to this many players and antithetic permutations beyond: at
 #: equal model runs Kernel SHAP was the closer of the two on short texts and permutations on
-#: longer ones (benchmarks/attributions.py; figures in `shapley`'s docstring)
+#: longer ones (benchmarks/attributions.py prints the comparison)
 KERNEL_MAX_PLAYERS = 14
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What an estimator may spend, and how it draws: the options every estimator receives."""
+
+    evaluations_per_player: int = 8
+    permutations: int = 256
+    link: str = "logit"
+    random_state: int | np.random.Generator | None = 0
+    batch: int = 4096
+
+
+def _kernel(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
+    runs = _check_positive(budget.evaluations_per_player, "evaluations_per_player") * p
+    return kernel_shap(value, p, budget=runs, random_state=budget.random_state, batch=budget.batch)
+
+
+def _permutation(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
+    return sampled_shapley(
+        value, p, permutations=budget.permutations, random_state=budget.random_state, batch=budget.batch
+    )
+
+
+def _surrogate(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
+    if p <= MAX_ENUMERABLE and 1 << p <= 2 * p + 2:
+        return exact_shapley(value, p, batch=budget.batch)
+    return surrogate_shapley(value, p, link=budget.link, random_state=budget.random_state, batch=budget.batch)
+
+
+def _auto(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
+    if p <= KERNEL_MAX_PLAYERS:
+        return _kernel(value, p, budget)
+    # as many antithetic pairs of orders as the runs buy: a pair adds at most 2(p - 1)
+    # coalitions to the empty and the full one
+    runs = _check_positive(budget.evaluations_per_player, "evaluations_per_player") * p
+    permutations = 2 * max(2, (runs - 2) // (2 * (p - 1)))
+    return _permutation(value, p, replace(budget, permutations=permutations))
+
+
+Estimator = Callable[[ValueFunction, int, Budget], ShapleyResult]
+
+#: the estimators for games too large to enumerate, by the name a config uses (`shapley`'s
+#: docstring says what each does); adding one is one entry here
+ESTIMATORS: dict[str, Estimator] = {
+    "auto": _auto,
+    "kernel": _kernel,
+    "permutation": _permutation,
+    "surrogate": _surrogate,
+}
 
 
 def shapley(
@@ -506,17 +550,11 @@ def shapley(
     """Exact Shapley values up to ``max_exact`` players, estimated by ``method`` beyond.
 
     - ``"auto"`` (the default): ``"kernel"`` up to `KERNEL_MAX_PLAYERS` players, else
-      ``"permutation"`` with as many orders as ``evaluations_per_player · p`` model runs buy.
-      Measured on the demo model at a budget of 8 runs per token, relative L1 error of Kernel
-      SHAP against permutations: against exact values, 0.24 vs 0.32 on 51 texts of 9-12 tokens,
-      0.31 vs 0.32 on 6 of 14 tokens and 0.53 vs 0.41 on 3 of 16; against a 160p Kernel SHAP
-      reference on 6 texts of 20-35 tokens, 0.51 vs 0.38. Regression needs many more
-      coalitions than unknowns, and a fixed number of runs per token gives it relatively
-      fewer as the text grows;
+      ``"permutation"`` with as many orders as ``evaluations_per_player · p`` model runs buy:
+      regression needs many more coalitions than unknowns, and a fixed number of runs per
+      token gives it relatively fewer as the text grows;
     - ``"kernel"``: `kernel_shap` with ``evaluations_per_player · p`` evaluations; values,
-      standard errors and exact efficiency. On the demo model its error against exact values
-      at 8p evaluations is about that of antithetic permutations at 12p (measured on
-      enumerated games of 10-13 tokens; benchmarks/attributions.py);
+      standard errors and exact efficiency;
     - ``"permutation"``: `sampled_shapley` with ``permutations`` orders (about p evaluations each);
     - ``"surrogate"``: `surrogate_shapley`, 2p + 2 evaluations, no standard error (a bias, not
       a sampling error; read its docstring before choosing it).
@@ -528,21 +566,14 @@ def shapley(
         raise ValueError(f"Shapley method {method!r} is unknown; choose one of {', '.join(ESTIMATORS)}")
     if p <= max_exact:
         return exact_shapley(value, p, batch=batch)
-    if method == "auto":
-        if p <= KERNEL_MAX_PLAYERS:
-            method = "kernel"
-        else:  # an antithetic pair of orders adds at most 2(p - 1) coalitions to ∅ and N
-            method = "permutation"
-            budget = _check_positive(evaluations_per_player, "evaluations_per_player") * p
-            permutations = 2 * max(2, (budget - 2) // (2 * (p - 1)))
-    if method == "kernel":
-        budget = _check_positive(evaluations_per_player, "evaluations_per_player") * p
-        return kernel_shap(value, p, budget=budget, random_state=random_state, batch=batch)
-    if method == "surrogate":
-        if p <= MAX_ENUMERABLE and 1 << p <= 2 * p + 2:
-            return exact_shapley(value, p, batch=batch)
-        return surrogate_shapley(value, p, link=link, random_state=random_state, batch=batch)
-    return sampled_shapley(value, p, permutations=permutations, random_state=random_state, batch=batch)
+    budget = Budget(
+        evaluations_per_player=evaluations_per_player,
+        permutations=permutations,
+        link=link,
+        random_state=random_state,
+        batch=batch,
+    )
+    return ESTIMATORS[method](value, p, budget)
 
 
 def occlusion(value: ValueFunction, players: int) -> np.ndarray:

@@ -9,6 +9,7 @@ kept after its page data is spooled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
 from attnreport.analysis.explain import Explanation, explain
 from attnreport.analysis.heads import HeadAtlas, HeadThresholds, induction_scores, repeated_random_tokens
+from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis, HeadSummary, describe
+from attnreport.analysis.tally import ExampleTally
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.errors import ConfigError
 from attnreport.core.jsonsafe import clean
@@ -45,6 +48,8 @@ class AnalysisStage:
         self.extra_layers = self._extra_layers(card.layers)
         self.pooled_at: dict[int, list[np.ndarray]] = {layer: [] for layer in self.extra_layers}
         self.truth: list[str | None] = []
+        self.tally = ExampleTally(card.labels)
+        #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []
         self.cache = None
         if tracer.key:
@@ -72,18 +77,21 @@ class AnalysisStage:
     def pooling(self) -> str:
         return self.options.decision_pooling or self.tracer.card.read_position
 
-    def explain(self, trace) -> Explanation:
+    def explain(self, trace, rollout_row: np.ndarray) -> Explanation:
         cached = self.cache.get(trace.text) if self.cache else None
         if cached is not None:
             return Explanation.from_dict(cached)
-        result = explain(self.tracer, trace, self.options)
+        # handed on as plain rounded values, exactly as a later build reads them from the cache,
+        # so a rebuild's dataset means and bytes are the same
+        result = clean(explain(self.tracer, trace, self.options, rollout_row=rollout_row).to_dict())
         self.computed += 1
         if self.cache:
-            self.cache.put(trace.text, clean(result.to_dict()))
-        return result
+            self.cache.put(trace.text, result)
+        return Explanation.from_dict(result)
 
-    def stream(self, traces):
-        """Yield ``(trace, explanation)`` for each trace, keeping only the dataset-level sums."""
+    def stream(self, traces) -> Iterator[ExampleAnalysis]:
+        """Yield each trace's `ExampleAnalysis`, keeping only the dataset-level sums."""
+        card = self.tracer.card
         for trace in traces:
             self.atlas.add(trace)
             self.decay.add(trace.attentions, trace.special)
@@ -97,7 +105,21 @@ class AnalysisStage:
             if trace.logits is not None:  # a NaN's argmax is no prediction: -1 marks it
                 finite = np.isfinite(trace.logits).all()
                 self.predicted.append(int(np.argmax(trace.logits)) if finite else -1)
-            yield trace, self.explain(trace)
+            example = describe(trace, card)
+            example.explanation = self.explain(trace, example.rollout_row)
+            self.tally.add(example)
+            yield example
+
+    def finish(self, comparison: CompareStage | None = None) -> AnalysisResults:
+        """The dataset-level results, once every trace has streamed by."""
+        space = self.decision()
+        return self.tally.results(
+            heads=self.heads(),
+            distance_profile=self.decay.profile(),
+            decision_space=space,
+            layer_spaces=self.layer_decisions() if space is not None else [],
+            comparison=None if comparison is None else comparison.result(),
+        )
 
     def _drawable(self, pooled: list[np.ndarray]) -> np.ndarray:
         """Indices of the examples with a prediction and a finite pooled state: the others
@@ -106,38 +128,42 @@ class AnalysisStage:
         finite = np.array([np.isfinite(p).all() for p in pooled], dtype=bool)
         return np.flatnonzero((predicted >= 0) & finite)
 
+    def _head_for(self, layer: int, pooled: np.ndarray, targets: list[str], target: str):
+        """The model's own head where it reads this layer and pooling, else a logistic-regression
+        probe fitted to `targets` (the labels, or the predictions); None when a probe has fewer
+        than two classes to separate. Returns (head, source, what the probe was fitted to)."""
+        card = self.tracer.card
+        if card.has_head and self.pooling == card.read_position and layer in (-1, card.layers):
+            return HeadModel(self.tracer.folder), "model_head", None
+        known = [i for i, t in enumerate(targets) if t in card.labels]
+        if len({targets[i] for i in known}) < 2:
+            return None
+        probe = fit_probe(pooled[known], [targets[i] for i in known], card.labels)
+        return probe, "probe", target
+
     def decision(self) -> DecisionSpace | None:
-        """The decision space, drawn by the model's head when it reads this pooling, else a probe."""
+        """The decision space, drawn by the model's head when it reads this pooling, else a probe
+        fitted to the true labels."""
         card = self.tracer.card
         if len(self.pooled) < 2 or not card.labels or len(self.predicted) != len(self.pooled):
             return None
         rows = self._drawable(self.pooled)
         if len(rows) < 2:
             return None
-        pooled = [self.pooled[i] for i in rows]
-        truth = [self.truth[i] for i in rows]
-        own = (
-            card.has_head
-            and self.pooling == card.read_position
-            and self.options.decision_layer in (-1, card.layers)
-        )
-        if own:
-            head, source = HeadModel(self.tracer.folder), "model_head"
-        else:
-            known = [(p, t) for p, t in zip(pooled, truth, strict=True) if t in card.labels]
-            if len({t for _, t in known}) < 2:
-                return None
-            head = fit_probe(np.stack([p for p, _ in known]), [t for _, t in known], card.labels)
-            source = "probe"
+        pooled = np.stack([self.pooled[i] for i in rows])
+        chosen = self._head_for(self.options.decision_layer, pooled, [self.truth[i] for i in rows], "label")
+        if chosen is None:
+            return None
+        head, source, target = chosen
         return decision_space(
-            np.stack(pooled),
+            pooled,
             np.array(self.predicted)[rows],
             head,
             labels=card.labels,
             layer=self.options.decision_layer,
             pooling=self.pooling,
             source=source,
-            probe_target=None if own else "label",
+            probe_target=target,
             rows=rows,
             withheld=len(self.pooled) - len(rows),
         )
@@ -156,16 +182,12 @@ class AnalysisStage:
                 continue
             pooled = np.stack([at_layer[i] for i in rows])
             predicted = np.array(self.predicted)[rows]
-            names = [card.labels[p] for p in predicted]
             if np.ptp(pooled, axis=0).max() <= 1e-6 * max(float(np.abs(pooled).max()), 1.0):
                 continue  # every example the same here (the first token before any attention): no picture
-            own = card.has_head and self.pooling == card.read_position and layer == card.layers
-            if own:
-                head, source, target = HeadModel(self.tracer.folder), "model_head", None
-            elif len(set(names)) >= 2:
-                head, source, target = fit_probe(pooled, names, card.labels), "probe", "prediction"
-            else:  # one predicted class: nothing for a probe to separate
+            chosen = self._head_for(layer, pooled, [card.labels[p] for p in predicted], "prediction")
+            if chosen is None:  # one predicted class: nothing for a probe to separate
                 continue
+            head, source, target = chosen
             spaces.append(
                 decision_space(
                     pooled,
@@ -190,17 +212,15 @@ class AnalysisStage:
         full = np.concatenate([tok.prefix_ids, ids, tok.suffix_ids])
         return induction_scores(self.tracer.attentions_for_ids(full), period, len(tok.prefix_ids))
 
-    def heads(self) -> list[dict]:
+    def heads(self) -> list[HeadSummary]:
         """The head atlas over every example streamed, typical examples named by id."""
         if not len(self.atlas):
             return []
         induction = self.induction_probe() if self.tracer.card.causal else None
-        out = []
-        for h in self.atlas.scores(self.thresholds, induction=induction):
-            entry = asdict(h)
-            entry["typical"] = [self.ids[i] for i in h.typical]
-            out.append(entry)
-        return out
+        return [
+            HeadSummary(scores=h, typical_ids=[self.ids[i] for i in h.typical])
+            for h in self.atlas.scores(self.thresholds, induction=induction)
+        ]
 
 
 class CompareStage:
@@ -219,15 +239,13 @@ class CompareStage:
             self.pairs.append(compare_pair(a, b, self.main.card.labels, self.tracer.card.labels))
             yield a
 
-    def summary(self) -> dict:
+    def result(self) -> Comparison:
         card = self.tracer.card
-        return {
-            "name": self.name,
-            "model": {
-                "architecture": card.architecture,
-                "file": self.tracer.model_path.name,
-                "labels": card.labels,
-            },
-            **summarise_comparison(self.pairs),
-            "examples_detail": self.pairs,
-        }
+        return Comparison(
+            name=self.name,
+            architecture=card.architecture,
+            file=self.tracer.model_path.name,
+            labels=list(card.labels),
+            pairs=self.pairs,
+            summary=summarise_comparison(self.pairs),
+        )

@@ -7,10 +7,12 @@ pyvista is imported only when a scene is drawn, so a build without scenes never 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from attnreport.analysis.decision import DecisionSpace
-from attnreport.analysis.rollout import read_row, rollout
+from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import clean
 from attnreport.scenes.palette import class_color
 
@@ -20,6 +22,40 @@ from attnreport.scenes.palette import class_color
 IMAGE_SIZE = (960, 720)
 FLOW_SIZE = (800, 600)
 TRAJECTORY_SIZE = (640, 480)
+
+
+@dataclass
+class SceneFiles:
+    """One drawn scene: what a page needs to show it. A scene with `choices` is a group the page
+    switches between (its own fields are the default choice's)."""
+
+    title: str
+    #: the viewer's JSON, spooled in the build's scratch folder
+    data: Path
+    #: site-relative paths of the still image and the .glb (None: not exported)
+    image: str
+    glb: str | None
+    notes: list[str]
+    #: (name, colour) pairs shown under the scene
+    legend: list[tuple[str, str]] = field(default_factory=list)
+    #: as a choice of a group: its key, button name, whether it is shown first, its layer
+    key: str | None = None
+    name: str | None = None
+    default: bool = False
+    layer: int | None = None
+    choices: list[SceneFiles] = field(default_factory=list)
+    #: the group's switch label ("View", "Layer")
+    choose: str | None = None
+
+
+@dataclass
+class DecisionPoint:
+    """What a decision-space point shows of its example: true label, prediction, text, page."""
+
+    label: str | None
+    prediction: str | None
+    text: str
+    link: str
 
 
 class SceneStage:
@@ -37,9 +73,8 @@ class SceneStage:
 
     def _save(
         self, scene, name: str, *, glb: bool = True, legend: list | None = None, size=IMAGE_SIZE
-    ) -> dict:
-        """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`; return
-        what a page needs to show it: {"json": path of the JSON, "image", "glb", "notes", ...}."""
+    ) -> SceneFiles:
+        """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`."""
         from attnreport.scenes.scene import export_glb, render, to_json
 
         folder = self.spool / "scenes"
@@ -60,23 +95,24 @@ class SceneStage:
         if glb:
             export_glb(scene, path, theme=self.theme)
             self.files[f"scenes/{name}.glb"] = path
-        return {
-            "json": str(data),
-            "image": f"scenes/{name}.webp",
-            "glb": f"scenes/{name}.glb" if glb else None,
-            "notes": list(scene.notes),
-            "legend": legend or [],
-            "title": scene.title,
-        }
+        return SceneFiles(
+            title=scene.title,
+            data=data,
+            image=f"scenes/{name}.webp",
+            glb=f"scenes/{name}.glb" if glb else None,
+            notes=list(scene.notes),
+            legend=legend or [],
+        )
 
-    def flow(self, trace, read_position: str) -> dict:
+    def flow(self, example: ExampleAnalysis) -> SceneFiles:
         """The attention-flow scene of one example and, beside it (a group the page switches
         between), its hidden-state trajectories."""
         from attnreport.scenes.flow import flow_scene
         from attnreport.scenes.trajectory import trajectory_scene
 
+        trace = example.trace
         self.count += 1
-        scene = flow_scene(trace, rollout_row=read_row(rollout(trace.attentions), read_position))
+        scene = flow_scene(trace, rollout_row=example.rollout_row)
         flow = self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb, size=FLOW_SIZE)
         if not self.trajectories:
             return flow
@@ -84,32 +120,37 @@ class SceneStage:
             trajectory_scene(trace), f"paths-{self.count:05d}", glb=self.example_glb, size=TRAJECTORY_SIZE
         )
         choices = [
-            {**flow, "key": "flow", "name": "attention flow", "default": True},
-            {**paths, "key": "paths", "name": "hidden-state trajectories", "default": False},
+            replace(flow, key="flow", name="attention flow", default=True),
+            replace(paths, key="paths", name="hidden-state trajectories", default=False),
         ]
-        return {**flow, "choices": choices, "choose": "View"}
+        return replace(flow, choices=choices, choose="View")
 
-    def stream(self, items, read_position: str):
-        """``(trace, explanation)`` in, ``(trace, explanation, flow scene)`` out."""
-        for trace, explanation in items:
-            yield trace, explanation, self.flow(trace, read_position)
+    def stream(self, examples: Iterable[ExampleAnalysis]) -> Iterator[tuple[ExampleAnalysis, SceneFiles]]:
+        """Each example with its flow scene."""
+        for example in examples:
+            yield example, self.flow(example)
 
     def decision(
-        self, space: DecisionSpace, report: dict, *, name: str = "decision", glb: bool = True
-    ) -> dict:
-        """The decision-space scene of the whole report, every example a point linking to its page."""
+        self,
+        space: DecisionSpace,
+        points: Sequence[DecisionPoint],
+        *,
+        name: str = "decision",
+        glb: bool = True,
+    ) -> SceneFiles:
+        """The decision-space scene of the whole report, every example a point linking to its page;
+        `points` has one entry per example streamed."""
         from attnreport.scenes.decision import decision_scene
 
         labels = set(space.labels)
-        examples = report["examples"]
         if space.rows is not None:  # examples without a finite prediction have no point
-            examples = [examples[i] for i in space.rows]
+            points = [points[i] for i in space.rows]
         scene = decision_scene(
             space,
-            truth=[e["label"] if e["label"] in labels else None for e in examples],
-            predicted=[e["prediction"] for e in examples],
-            texts=[e["text"] for e in examples],
-            links=[e["page"] for e in examples],
+            truth=[p.label if p.label in labels else None for p in points],
+            predicted=[p.prediction for p in points],
+            texts=[p.text for p in points],
+            links=[p.link for p in points],
         )
         legend = [
             (name, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, name in enumerate(space.labels)
@@ -117,28 +158,29 @@ class SceneStage:
         return self._save(scene, name, glb=glb, legend=legend)
 
     def decisions(
-        self, default: DecisionSpace, others: list[DecisionSpace], report: dict, *, layers: int
-    ) -> dict:
+        self,
+        default: DecisionSpace,
+        others: list[DecisionSpace],
+        points: Sequence[DecisionPoint],
+        *,
+        layers: int,
+    ) -> SceneFiles:
         """The index's decision-space scene; with per-layer spaces (`others`), a group of scenes the
         page switches between by layer (``choices``, by layer; the default one is marked)."""
-        main = self.decision(default, report)
+        main = self.decision(default, points)
         if not others:
             return main
 
-        def choice(scene: dict, space: DecisionSpace, *, is_default: bool) -> dict:
-            layer = layers if space.layer == -1 else space.layer
+        def choice(scene: SceneFiles, space: DecisionSpace, *, is_default: bool) -> SceneFiles:
+            layer = space.layer_index(layers)
             tag = "head" if space.source == "model_head" else "probe"
-            return {
-                **scene,
-                "key": f"L{layer}",
-                "name": f"layer {layer} · {tag}",
-                "layer": layer,
-                "default": is_default,
-            }
+            return replace(
+                scene, key=f"L{layer}", name=f"layer {layer} · {tag}", layer=layer, default=is_default
+            )
 
         choices = [choice(main, default, is_default=True)]
         for space in others:
-            scene = self.decision(space, report, name=f"decision-L{space.layer}", glb=False)
+            scene = self.decision(space, points, name=f"decision-L{space.layer}", glb=False)
             choices.append(choice(scene, space, is_default=False))
-        choices.sort(key=lambda c: c["layer"])
-        return {**main, "choices": choices, "choose": "Layer"}
+        choices.sort(key=lambda c: c.layer)
+        return replace(main, choices=choices, choose="Layer")

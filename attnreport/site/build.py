@@ -18,12 +18,15 @@ from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
-from attnreport.site.encode import dumps, script_json, script_safe
+from attnreport.scenes.stage import SceneFiles
+from attnreport.site.encode import script_json, script_safe
 from attnreport.site.listing import PAGE_ROWS, example_columns
-from attnreport.site.pages import SitePlan
+from attnreport.site.pages import SitePlan, head_page
+from attnreport.site.report import REPORT_FILE, write_report
 from attnreport.site.templating import environment, theme_css
 
-MARKER = "report.json"
+#: a folder holding it is an attnreport site, which a build may replace
+MARKER = REPORT_FILE
 #: plotly.js's cartesian bundle (it has the heatmap; 1.5 MB, the full one 4.8 MB) and its licence,
 #: vendored in templates/vendor (see the README there)
 PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
@@ -79,19 +82,24 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
-def _scene_context(scene: dict | None) -> dict | None:
-    """A scene's JSON (spooled by the scenes stage, made script-safe here) and its files, for a template."""
+def _scene_context(scene: SceneFiles | None) -> dict | None:
+    """What a template needs of a scene: its JSON (spooled by the scenes stage, made script-safe
+    here), its files and legend, and the scenes of its group."""
     if scene is None:
         return None
-    text = script_safe(Path(scene["json"]).read_text(encoding="utf-8"))
-    context = {**scene, "json": markupsafe.Markup(text)}
-    if scene.get("choices"):  # a group of scenes the page switches between (e.g. by layer)
-        context["choices"] = [_scene_context(choice) for choice in scene["choices"]]
-    return context
-
-
-def head_page(layer: int, head: int) -> str:
-    return f"heads/L{layer}-H{head}.html"
+    text = script_safe(scene.data.read_text(encoding="utf-8"))
+    return {
+        "title": scene.title,
+        "json": markupsafe.Markup(text),
+        "image": scene.image,
+        "glb": scene.glb,
+        "legend": scene.legend,
+        "key": scene.key,
+        "name": scene.name,
+        "default": scene.default,
+        "choose": scene.choose,
+        "choices": [_scene_context(choice) for choice in scene.choices],
+    }
 
 
 def _page(env: jinja2.Environment, name: str, **context) -> str:
@@ -141,7 +149,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         _write(folder / head_page(head["layer"], head["head"]), html)
     if "compare" in plan.report:
         _write(folder / "compare.html", _page(env, "compare.html.j2", root="", pages=pages, **common))
-    _write(folder / MARKER, dumps(plan.report) + "\n")
+    write_report(folder, plan.report)
     _write(folder / ".nojekyll", "")
 
 

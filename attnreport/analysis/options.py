@@ -1,0 +1,34 @@
+"""`[analysis]` options checked against what the analysis registers, before any model runs.
+
+`core.config` parses the table but cannot know the methods (core imports no later stage); the
+names live once, in the registries of the modules that run them, and are checked here.
+"""
+
+from __future__ import annotations
+
+from attnreport.analysis.explain import ATTRIBUTIONS
+from attnreport.analysis.heads import HeadThresholds
+from attnreport.analysis.shapley import ESTIMATORS
+from attnreport.core.config import AnalysisConfig
+from attnreport.core.errors import ConfigError
+from attnreport.trace.evaluate import OUTPUTS
+
+
+def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
+    """Raise a one-line `ConfigError` naming the option and the known values."""
+    unknown = [name for name in options.attributions if name not in ATTRIBUTIONS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: [analysis] attributions has unknown method {unknown[0]!r}; "
+            f"known methods: {', '.join(ATTRIBUTIONS)}"
+        )
+    if options.shapley_method not in ESTIMATORS:
+        raise ConfigError(
+            f"{where}: [analysis] shapley_method = {options.shapley_method!r}; "
+            f"choose one of {', '.join(ESTIMATORS)}"
+        )
+    if options.output not in OUTPUTS:
+        raise ConfigError(
+            f"{where}: [analysis] output = {options.output!r}; choose one of {', '.join(OUTPUTS)}"
+        )
+    HeadThresholds.from_dict(options.head_thresholds)

@@ -1,0 +1,74 @@
+"""Dataset-level facts that need no model: what each example was, the metrics, mean faithfulness.
+
+The analysis stage feeds it every example as it streams by; a site made from traces alone (no
+model at hand) uses it the same way, so both get the same metrics and summaries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnreport.analysis.predictions import Metrics, classification_metrics
+from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, ExampleSummary, Summaries
+
+
+class ExampleTally:
+    """Running lists over the examples: their summaries, (truth, prediction) pairs, faithfulness."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = list(labels)
+        self.rows: list[ExampleSummary] = []
+        #: per example with a prediction: (true label, predicted label)
+        self.judged: list[tuple[str | None, str]] = []
+        self.faith: dict[str, dict[str, list[float]]] = {}
+        self.agree: dict[str, list[float]] = {}
+
+    def add(self, example: ExampleAnalysis) -> None:
+        trace = example.trace
+        predicted = None if example.prediction is None else example.prediction.label
+        self.rows.append(ExampleSummary(trace.id, trace.text, trace.label, predicted))
+        if predicted is not None:
+            self.judged.append((trace.label, predicted))
+        if example.explanation is None:
+            return
+        for method, f in example.explanation.faithfulness.items():
+            slot = self.faith.setdefault(method, {"comprehensiveness": [], "sufficiency": []})
+            if _finite(f["comprehensiveness"]) and _finite(f["sufficiency"]):
+                slot["comprehensiveness"].append(f["comprehensiveness"])
+                slot["sufficiency"].append(f["sufficiency"])
+        for method, rho in example.explanation.agreement.items():
+            if _finite(rho):
+                self.agree.setdefault(method, []).append(rho)
+
+    def metrics(self) -> Metrics | None:
+        """Over the examples with a prediction: those whose outputs were not finite have none and
+        are left out (and listed by the report)."""
+        if not self.labels or not self.judged:
+            return None
+        return classification_metrics(self.labels, [t for t, _ in self.judged], [p for _, p in self.judged])
+
+    def summaries(self) -> Summaries:
+        return Summaries(
+            faithfulness={
+                m: {k: float(np.mean(v)) for k, v in d.items()} | {"examples": len(d["comprehensiveness"])}
+                for m, d in sorted(self.faith.items())
+                if d["comprehensiveness"]
+            },
+            agreement_with_occlusion={
+                m: {"spearman_mean": float(np.mean(v)), "examples": len(v)}
+                for m, v in sorted(self.agree.items())
+            },
+        )
+
+    def results(self, **dataset_level) -> AnalysisResults:
+        """The results with these tallies; `dataset_level` holds what needs the model (heads,
+        distance profile, decision spaces, comparison), empty where it did not run."""
+        dataset_level.setdefault("heads", [])
+        dataset_level.setdefault("distance_profile", None)
+        return AnalysisResults(
+            rows=self.rows, metrics=self.metrics(), summaries=self.summaries(), **dataset_level
+        )
+
+
+def _finite(x) -> bool:
+    return x is not None and bool(np.isfinite(x))
