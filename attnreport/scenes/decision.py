@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from attnreport.analysis.decision import DecisionSpace
+from attnreport.scenes.geometry import Mesh, Points, Scene
 from attnreport.scenes.palette import UNLABELLED, class_color, hex_to_rgb
-from attnreport.scenes.scene import Mesh, Points, Scene, _pyvista
+from attnreport.scenes.rendering import _pyvista
 
 #: upper bound on the triangles of one class's surface
 MAX_TRIANGLES = 4000

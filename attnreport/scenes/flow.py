@@ -32,8 +32,8 @@ import numpy as np
 from attnreport.analysis.aggregate import head_average, sparsify
 from attnreport.analysis.decision import PCA3
 from attnreport.core.trace import Trace
+from attnreport.scenes.geometry import LineSet, Points, Scene, Text
 from attnreport.scenes.palette import EDGE, RELEVANCE, UNLABELLED, hex_to_rgb
-from attnreport.scenes.scene import LineSet, Points, Scene, Text
 
 THIRD_AXES = ("pc1", "flat")
 NODE_SIZE = 0.15

@@ -40,7 +40,8 @@ class SceneStage:
     ) -> dict:
         """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`; return
         what a page needs to show it: {"json": path of the JSON, "image", "glb", "notes", ...}."""
-        from attnreport.scenes.scene import export_glb, render, to_json
+        from attnreport.scenes.rendering import export_glb, render
+        from attnreport.scenes.viewer_data import to_json
 
         folder = self.spool / "scenes"
         folder.mkdir(parents=True, exist_ok=True)

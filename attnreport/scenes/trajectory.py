@@ -21,8 +21,8 @@ import numpy as np
 
 from attnreport.analysis.decision import PCA3
 from attnreport.core.trace import Trace
+from attnreport.scenes.geometry import LineSet, Points, Scene, Text
 from attnreport.scenes.palette import EDGE, hex_to_rgb
-from attnreport.scenes.scene import LineSet, Points, Scene, Text
 
 #: the lightest colour of a path (the embeddings' end), mixed towards `EDGE` layer by layer
 START = (0xC8, 0xD6, 0xE5)
