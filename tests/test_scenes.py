@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -529,3 +533,50 @@ def test_scene_validation_names_the_shapes():
         Mesh("m", vertices=np.zeros((3, 3)), triangles=[[0, 1, 3]], color=(1, 2, 3))
     with pytest.raises(ValueError, match="choose one of decision_space, attention_flow"):
         Scene(kind="sphere", title="")
+
+
+# -- pyvista stays lazy ----------------------------------------------------------------------------
+
+NO_PYVISTA = textwrap.dedent(
+    """
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("pyvista", "vtk", "vtkmodules"):
+                raise ImportError(f"{name} is blocked in this test")
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import attnreport.scenes.stage
+    from attnreport.core.errors import BuildError
+    from attnreport.core.trace import Trace
+    from attnreport.scenes import flow_scene, to_json, trajectory_scene
+    from attnreport.scenes.rendering import load_pyvista
+    rng = np.random.default_rng(0)
+    att = rng.dirichlet(np.ones(5), size=(2, 2, 5))
+    trace = Trace(id="t", text="", tokens=list("abcde"), offsets=np.zeros((5, 2)),
+                  special=np.zeros(5, dtype=bool), attentions=att, hidden=rng.standard_normal((3, 5, 4)))
+    flow, paths = to_json(flow_scene(trace, rollout_row=np.ones(5))), to_json(trajectory_scene(trace))
+    assert len(flow["lines"]) == len(paths["lines"]) == 2
+    try:
+        load_pyvista()
+    except BuildError as error:
+        assert "pip install pyvista" in str(error), error
+    else:
+        raise AssertionError("load_pyvista imported a blocked pyvista")
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"pyvista", "vtk", "vtkmodules"})
+    assert not loaded, loaded
+    """
+)
+
+
+def test_scenes_build_and_convert_to_json_without_pyvista():
+    """The geometry, the flow and trajectory builders and the viewer's JSON import no pyvista;
+    the loader turns its absence into a `BuildError` with the install line."""
+    result = subprocess.run(
+        [sys.executable, "-c", NO_PYVISTA],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ import numpy as np
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.scenes.geometry import Mesh, Points, Scene
 from attnreport.scenes.palette import UNLABELLED, class_color, hex_to_rgb
-from attnreport.scenes.rendering import _pyvista
+from attnreport.scenes.rendering import load_pyvista
 
 #: upper bound on the triangles of one class's surface
 MAX_TRIANGLES = 4000
@@ -45,7 +45,7 @@ def iso_surface(space: DecisionSpace, index: int, *, max_triangles: int | None =
     volume = np.asarray(space.volumes[index], dtype=np.float64)
     if not volume.min() < LEVEL < volume.max():
         return None
-    pv = _pyvista()
+    pv = load_pyvista()
     axes = [np.asarray(a, dtype=np.float64) for a in space.axes]
     grid = pv.ImageData(
         dimensions=volume.shape,

@@ -1,9 +1,9 @@
 """Drawing a `Scene` with PyVista: still images (`render`, PNG or WebP), an off-screen
 plotter (`to_pyvista`) and a binary glTF download (`export_glb`).
 
-The one module that draws, and with `decision` (marching cubes) the only one that needs pyvista:
-it is imported here only when a scene is drawn (`load_pyvista`), so a build without scenes,
-the geometry and the viewer's JSON never load VTK.
+The one module that draws. pyvista is imported only by `load_pyvista`, called when a scene is
+drawn here or a decision surface is computed (`decision`, marching cubes), so a build without
+scenes, the geometry and the viewer's JSON never load VTK.
 
 Renders are repeatable: no anti-aliasing, no random state, the same bytes for the same scene on
 the same machine. Points are drawn as flat discs of their exact colour (``size`` is the diameter
@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -42,7 +43,9 @@ OUTLINE_RING = (1.0, 1.35)
 HIGHLIGHT_RING = (1.6, 2.1)
 
 
-def _pyvista():
+def load_pyvista() -> ModuleType:
+    """The ``pyvista`` module, imported on first use; a `BuildError` with the install line when
+    it is missing. Every use of pyvista in `attnreport.scenes` goes through here."""
     try:
         import pyvista
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -190,7 +193,7 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
 
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
     theme = check_theme(theme)
-    pv = _pyvista()
+    pv = load_pyvista()
     _prefer_egl()
     look = pv.themes.Theme()
     look.anti_aliasing = None
