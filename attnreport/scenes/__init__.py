@@ -8,12 +8,12 @@ module's docstring), `rendering` (pyvista: images and glTF) and `camera` (the fi
 """
 
 from attnreport.scenes.camera import Camera, camera_for, project
-from attnreport.scenes.decision import MAX_TRIANGLES, decision_scene, iso_surface
-from attnreport.scenes.flow import THIRD_AXES, flow_scene
+from attnreport.scenes.decision import MAX_TRIANGLES, DecisionFacts, decision_scene, iso_surface
+from attnreport.scenes.flow import THIRD_AXES, FlowFacts, flow_scene
 from attnreport.scenes.geometry import KINDS, LineSet, Mesh, Points, Scene, Text
 from attnreport.scenes.palette import CLASS_COLORS, class_color
 from attnreport.scenes.rendering import export_glb, render, to_pyvista
-from attnreport.scenes.trajectory import trajectories, trajectory_scene
+from attnreport.scenes.trajectory import TrajectoryFacts, trajectories, trajectory_scene
 from attnreport.scenes.viewer_data import to_json
 
 __all__ = [
@@ -22,11 +22,14 @@ __all__ = [
     "MAX_TRIANGLES",
     "THIRD_AXES",
     "Camera",
+    "DecisionFacts",
+    "FlowFacts",
     "LineSet",
     "Mesh",
     "Points",
     "Scene",
     "Text",
+    "TrajectoryFacts",
     "camera_for",
     "class_color",
     "decision_scene",

@@ -163,7 +163,9 @@ class Scene:
     """Everything a 3D picture shows. ``bounds`` (``xmin, xmax, ymin, ymax, zmin, zmax``) default
     to the geometry's box with a 4% margin; ``camera`` defaults to `camera_for` the bounds from
     the kind's fixed view (`VIEWS`). ``frame`` draws the bounds as axes with ticks and the axis
-    labels in images (the JSON always carries the labels)."""
+    labels in images (the JSON always carries the labels). ``notes`` are sentences for the reader;
+    ``facts`` holds what they state as data (the builder's own frozen dataclass: `DecisionFacts`,
+    `FlowFacts`, `TrajectoryFacts`), for code and tests; the viewer's JSON has only the notes."""
 
     kind: str
     title: str
@@ -176,6 +178,7 @@ class Scene:
     bounds: np.ndarray | None = None
     camera: Camera | None = None
     frame: bool = True
+    facts: object | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
