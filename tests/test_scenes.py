@@ -2,12 +2,21 @@
 pixels (colours where the camera says the points are), then the files (PNG, WebP, glb, JSON).
 
 Scenes are asymmetric on purpose: a centred sphere passes whether the code is right or broken.
+Facts are asserted as data (``scene.facts``), not as the notes' wording.
+
+One file over 400 lines on purpose: the builders, the renderer and the files share the
+hand-built inputs below (`linear_case`, `make_trace`, `asymmetric_scene`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,9 +48,11 @@ from attnreport.scenes import (  # noqa: E402
     trajectory_scene,
 )
 from attnreport.scenes.camera import box_corners  # noqa: E402
-from attnreport.scenes.flow import EDGE_WIDTHS, hidden_depth  # noqa: E402
+from attnreport.scenes.decision import decision_notes  # noqa: E402
+from attnreport.scenes.flow import EDGE_WIDTHS, flow_notes, hidden_depth  # noqa: E402
 from attnreport.scenes.glb import unpack_glb  # noqa: E402
 from attnreport.scenes.palette import BACKGROUND, FOREGROUND, UNLABELLED, hex_to_rgb  # noqa: E402
+from attnreport.scenes.trajectory import trajectory_notes  # noqa: E402
 
 LABELS = ["billing", "bug", "praise"]
 
@@ -141,12 +152,13 @@ def test_decimated_surfaces_stay_bounded_and_near_the_level():
         assert np.median(np.abs(interp(centroids[inside]) - 0.5)) < 0.05
 
 
-def test_a_class_that_never_reaches_half_gets_no_surface_and_a_note():
+def test_a_class_that_never_reaches_half_gets_no_surface_and_is_named():
     _, _, preds, space = linear_case(bias=(0.0, 0.0, -60.0))
     assert iso_surface(space, 2) is None
     scene = scene_for(space, preds)
     assert [m.name for m in scene.meshes] == ["billing", "bug"]
-    assert any(note.startswith("no surface for praise") for note in scene.notes)
+    assert scene.facts.no_surface == ("praise",)
+    assert scene.notes == decision_notes(scene.facts)  # the reader's notes say what the facts hold
 
 
 def test_decision_points_colours_rings_labels_and_axes():
@@ -168,8 +180,9 @@ def test_decision_points_colours_rings_labels_and_axes():
     assert p.links[3] == "examples/3.html" and "ticket number 3" in p.labels[3]
     for i, v in enumerate(space.explained_variance):
         assert scene.axis_labels[i] == f"PC{i + 1} ({v * 100:.1f}%)"
-    assert "1 of 79 labelled examples predicted wrongly (ringed)" in scene.notes
-    assert any(f"slice agreement {space.slice_agreement:.0%}" in note for note in scene.notes)
+    assert (scene.facts.labelled, scene.facts.wrong) == (n - 1, 1)  # one unlabelled, one wrong
+    assert scene.facts.slice_agreement == space.slice_agreement
+    assert scene.facts.no_surface == () and scene.facts.withheld == 0 and not scene.facts.collapsed
     for mesh in scene.meshes:
         assert mesh.color == class_color(LABELS.index(mesh.name)) and 0 < mesh.opacity < 1
     with pytest.raises(ValueError, match="known labels: billing, bug, praise"):
@@ -180,23 +193,36 @@ def test_decision_points_colours_rings_labels_and_axes():
         )
 
 
-def test_a_probe_at_another_layer_says_so_plainly():
+def test_a_probe_at_another_layer_says_so():
     x, head, preds, _ = linear_case()
     own = scene_for(decision_space(x, preds, head, labels=LABELS, grid=8), preds)
     assert own.title == "Decision space"
-    assert any("under the model's head;" in note for note in own.notes)
+    assert (own.facts.layer, own.facts.source, own.facts.probe_target) == (-1, "model_head", None)
     probe = decision_space(
         x, preds, head, labels=LABELS, grid=8, layer=2, source="probe", probe_target="prediction"
     )
     scene = scene_for(probe, preds)
     assert scene.title == "Decision space, layer 2 (probe)"
-    assert scene.notes[0].startswith("axes: the first three principal components of layer 2 (first pooling)")
-    assert any(
-        "a logistic-regression probe fitted to the model's predictions on layer 2's states "
-        "(a probe, not the model's head)" in note
-        for note in scene.notes
-    )
-    assert any(f"slice agreement {probe.slice_agreement:.0%}" in note for note in scene.notes)
+    facts = scene.facts
+    want = {"layer": 2, "pooling": "first", "source": "probe", "probe_target": "prediction"}
+    assert {name: getattr(facts, name) for name in want} == want
+    assert facts.slice_agreement == probe.slice_agreement
+    np.testing.assert_allclose(facts.variance, PCA3().fit(x).explained_variance_ratio_, atol=1e-12)
+    assert scene.notes == decision_notes(facts)
+
+
+def test_withheld_examples_and_a_collapsed_layer_are_counted():
+    """Every example the same vector (a layer nothing has mixed into yet): one point for all;
+    examples without a finite prediction are counted, not drawn."""
+    x = np.ones((6, 4))
+    preds = np.array([0, 1, 2, 0, 1, 2])
+    space = decision_space(x, preds, lambda p: np.zeros((len(p), 3)), labels=LABELS, grid=4)
+    space = dataclasses.replace(space, withheld=2)
+    scene = scene_for(space, preds)
+    assert scene.facts.collapsed and scene.facts.withheld == 2
+    assert scene.facts.no_surface == tuple(LABELS)  # every class sits at 1/3 everywhere
+    assert len(scene.points) == 6 and np.ptp(scene.points.xyz, axis=0).max() == 0
+    assert scene.notes == decision_notes(scene.facts)
 
 
 # -- attention flow --------------------------------------------------------------------------------
@@ -242,8 +268,9 @@ def test_flow_edges_are_the_sparsified_head_average_and_the_mass_is_stated():
             kept_total += got.sum()
         # rows sum to 1, so the total mass is layers × n
         assert kept_total / (layers * n) == pytest.approx(expected.mass_kept)
-        note = next(note for note in scene.notes if note.startswith(f"top {k} edges"))
-        assert f"{expected.mass_kept:.0%} of the attention mass" in note
+        assert scene.facts.top_k == k and scene.facts.third_axis == "pc1"
+        assert scene.facts.mass_kept == pytest.approx(kept_total / (layers * n))
+        assert scene.notes == flow_notes(scene.facts)
 
 
 def test_flow_markers_grow_with_rollout_and_tokens_label_layer_zero():
@@ -304,7 +331,11 @@ def test_trajectory_vertices_are_the_pca_projection_of_every_layers_states():
         np.testing.assert_allclose(lines.segments[:, 1], expected[layer], atol=1e-9)
     shares = singular[:3] ** 2 / np.sum(singular**2)
     assert scene.axis_labels == tuple(f"PC{i + 1} ({v:.1%})" for i, v in enumerate(shares))
-    assert f"{shares.sum():.0%} of the variance" in scene.notes[0]
+    np.testing.assert_allclose(scene.facts.variance, shares, atol=1e-12)
+    norms = np.linalg.norm(hidden[:, ~trace.special], axis=-1).mean(axis=1)  # content tokens, per layer
+    np.testing.assert_allclose(scene.facts.norms, (norms[0], norms[-1]), rtol=1e-12)
+    assert scene.facts.fitted_on_content and scene.facts.layers == 3
+    assert scene.notes == trajectory_notes(scene.facts)
     # colours run from light (embeddings) to dark (last layer), and tokens are labelled at layer 0
     light = [sum(lines.color) for lines in scene.lines]
     assert light == sorted(light, reverse=True)
@@ -529,3 +560,50 @@ def test_scene_validation_names_the_shapes():
         Mesh("m", vertices=np.zeros((3, 3)), triangles=[[0, 1, 3]], color=(1, 2, 3))
     with pytest.raises(ValueError, match="choose one of decision_space, attention_flow"):
         Scene(kind="sphere", title="")
+
+
+# -- pyvista stays lazy ----------------------------------------------------------------------------
+
+NO_PYVISTA = textwrap.dedent(
+    """
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("pyvista", "vtk", "vtkmodules"):
+                raise ImportError(f"{name} is blocked in this test")
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import attnreport.scenes.stage
+    from attnreport.core.errors import BuildError
+    from attnreport.core.trace import Trace
+    from attnreport.scenes import flow_scene, to_json, trajectory_scene
+    from attnreport.scenes.rendering import load_pyvista
+    rng = np.random.default_rng(0)
+    att = rng.dirichlet(np.ones(5), size=(2, 2, 5))
+    trace = Trace(id="t", text="", tokens=list("abcde"), offsets=np.zeros((5, 2)),
+                  special=np.zeros(5, dtype=bool), attentions=att, hidden=rng.standard_normal((3, 5, 4)))
+    flow, paths = to_json(flow_scene(trace, rollout_row=np.ones(5))), to_json(trajectory_scene(trace))
+    assert len(flow["lines"]) == len(paths["lines"]) == 2
+    try:
+        load_pyvista()
+    except BuildError as error:
+        assert "pip install pyvista" in str(error), error
+    else:
+        raise AssertionError("load_pyvista imported a blocked pyvista")
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"pyvista", "vtk", "vtkmodules"})
+    assert not loaded, loaded
+    """
+)
+
+
+def test_scenes_build_and_convert_to_json_without_pyvista():
+    """The geometry, the flow and trajectory builders and the viewer's JSON import no pyvista;
+    the loader turns its absence into a `BuildError` with the install line."""
+    result = subprocess.run(
+        [sys.executable, "-c", NO_PYVISTA],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

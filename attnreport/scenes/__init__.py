@@ -2,39 +2,19 @@
 browser viewer's JSON. The only package that imports pyvista (lazily, when a scene is built or
 drawn), so `palette` and the JSON format work without it.
 
-The viewer's JSON (`to_json`)::
-
-    {"kind": "decision_space" | "attention_flow" | "hidden_trajectories", "title": str,
-     "axes": {"labels": [x, y, z], "bounds": [xmin, xmax, ymin, ymax, zmin, zmax]},
-     "camera": {"position": [x, y, z], "target": [x, y, z], "up": [x, y, z], "fov": degrees},
-     "points": {"xyz": [3N floats], "color": [3N ints 0-255], "size": [N floats, diameters in scene units],
-                "label": [N str], "link": [N str | null], "outline": [N 0 | 1], "highlight": int | null},
-     "meshes": [{"name", "vertices": [3V floats], "triangles": [3T ints], "color": [r, g, b], "opacity"}],
-     "lines": [{"name", "segments": [6S floats], "width": [S floats], "opacity": [S floats],
-                "color": [r, g, b]}],
-     "texts": [{"xyz": [x, y, z], "text": str}],
-     "notes": [str]}
-
-``fov`` is the vertical view angle; the camera frames the bounds for viewports at least 4:3 wide.
+One module per concern: `geometry` (the scene dataclasses, numpy only), the builders
+(`decision`, `flow`, `trajectory`), `viewer_data` (the viewer's JSON, its format in that
+module's docstring), `rendering` (pyvista: images and glTF) and `camera` (the fixed camera).
 """
 
 from attnreport.scenes.camera import Camera, camera_for, project
-from attnreport.scenes.decision import MAX_TRIANGLES, decision_scene, iso_surface
-from attnreport.scenes.flow import THIRD_AXES, flow_scene
+from attnreport.scenes.decision import MAX_TRIANGLES, DecisionFacts, decision_scene, iso_surface
+from attnreport.scenes.flow import THIRD_AXES, FlowFacts, flow_scene
+from attnreport.scenes.geometry import KINDS, LineSet, Mesh, Points, Scene, Text
 from attnreport.scenes.palette import CLASS_COLORS, class_color
-from attnreport.scenes.scene import (
-    KINDS,
-    LineSet,
-    Mesh,
-    Points,
-    Scene,
-    Text,
-    export_glb,
-    render,
-    to_json,
-    to_pyvista,
-)
-from attnreport.scenes.trajectory import trajectories, trajectory_scene
+from attnreport.scenes.rendering import export_glb, render, to_pyvista
+from attnreport.scenes.trajectory import TrajectoryFacts, trajectories, trajectory_scene
+from attnreport.scenes.viewer_data import to_json
 
 __all__ = [
     "CLASS_COLORS",
@@ -42,11 +22,14 @@ __all__ = [
     "MAX_TRIANGLES",
     "THIRD_AXES",
     "Camera",
+    "DecisionFacts",
+    "FlowFacts",
     "LineSet",
     "Mesh",
     "Points",
     "Scene",
     "Text",
+    "TrajectoryFacts",
     "camera_for",
     "class_color",
     "decision_scene",

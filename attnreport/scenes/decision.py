@@ -4,7 +4,8 @@ probability for it crosses 0.5 on the PCA slice.
 A point's colour is its true label's class colour (grey when unlabelled); a ring marks a wrong
 prediction. A class's surface is the 0.5 iso-surface of its probability volume (marching
 cubes on the grid of `DecisionSpace`), so the class wins everywhere on its inner side; a class
-whose probability never crosses 0.5 on the grid gets no surface, and a note says so. Surfaces
+whose probability never crosses 0.5 on the grid gets no surface, and a note says so
+(`DecisionFacts.no_surface`: the scene's notes are written from its `DecisionFacts`). Surfaces
 are decimated to at most `MAX_TRIANGLES` triangles per class, keeping the scene's JSON small;
 the decimation keeps surviving vertices where marching cubes put them (on the 0.5 level).
 
@@ -14,11 +15,14 @@ the label strings); the surfaces depend only on the grid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from attnreport.analysis.decision import DecisionSpace
+from attnreport.scenes.geometry import Mesh, Points, Scene
 from attnreport.scenes.palette import UNLABELLED, class_color, hex_to_rgb
-from attnreport.scenes.scene import Mesh, Points, Scene, _pyvista
+from attnreport.scenes.rendering import load_pyvista
 
 #: upper bound on the triangles of one class's surface
 MAX_TRIANGLES = 4000
@@ -44,7 +48,7 @@ def iso_surface(space: DecisionSpace, index: int, *, max_triangles: int | None =
     volume = np.asarray(space.volumes[index], dtype=np.float64)
     if not volume.min() < LEVEL < volume.max():
         return None
-    pv = _pyvista()
+    pv = load_pyvista()
     axes = [np.asarray(a, dtype=np.float64) for a in space.axes]
     grid = pv.ImageData(
         dimensions=volume.shape,
@@ -81,6 +85,60 @@ def decision_title(space: DecisionSpace) -> str:
 def _short(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    """What a decision scene's notes state, as data."""
+
+    layer: int  # -1: the last
+    pooling: str
+    source: str  # who drew the surfaces: "model_head" or "probe"
+    probe_target: str | None  # what a probe was fitted to: "label" or "prediction"
+    variance: tuple[float, ...]  # the three axes' shares of the variance
+    slice_agreement: float
+    labelled: int  # examples with a known label ...
+    wrong: int  # ... and those among them predicted wrongly (ringed)
+    withheld: int  # examples not shown: no finite prediction
+    collapsed: bool  # every example at one point
+    no_surface: tuple[str, ...]  # classes whose probability never crosses `LEVEL` on the slice
+
+
+def decision_notes(facts: DecisionFacts) -> list[str]:
+    """The reader's notes under a decision scene, in words."""
+    where = "the last layer" if facts.layer == -1 else f"layer {facts.layer}"
+    if facts.source == "model_head":
+        drawn_by = "the model's head"
+    else:
+        fitted = "the model's predictions" if facts.probe_target == "prediction" else "the true labels"
+        drawn_by = (
+            f"a logistic-regression probe fitted to {fitted} on {where}'s states "
+            "(a probe, not the model's head)"
+        )
+    notes = [
+        f"axes: the first three principal components of {where} ({facts.pooling} pooling), "
+        f"{sum(facts.variance):.0%} of the variance",
+        f"surfaces: where a class's probability is {LEVEL} under {drawn_by}; the class wins inside",
+        f"slice agreement {facts.slice_agreement:.0%}: the share of examples whose class at their "
+        "point on this slice is the model's prediction",
+        f"{facts.wrong} of {facts.labelled} labelled examples predicted wrongly (ringed)",
+    ]
+    if facts.collapsed:
+        notes.append(
+            f"every example has the same pooled state at {where} (nothing has mixed into it yet), "
+            "so all share one point and nothing here separates the classes"
+        )
+    if facts.withheld:
+        notes.append(
+            f"{facts.withheld} example(s) not shown: the model gave a NaN or infinite output for "
+            "them, so they have no prediction (their pages say which output)"
+        )
+    if facts.no_surface:
+        notes.append(
+            f"no surface for {', '.join(facts.no_surface)}: "
+            f"the probability never crosses {LEVEL} on this slice"
+        )
+    return notes
 
 
 def decision_scene(
@@ -143,42 +201,27 @@ def decision_scene(
         vertices, triangles = surface
         meshes.append(Mesh(label, vertices, triangles, class_color(index), SURFACE_OPACITY))
 
-    variance = [float(v) for v in space.explained_variance]
-    where = "the last layer" if space.layer == -1 else f"layer {space.layer}"
-    if space.source == "model_head":
-        drawn_by = "the model's head"
-    else:
-        fitted = "the model's predictions" if space.probe_target == "prediction" else "the true labels"
-        drawn_by = (
-            f"a logistic-regression probe fitted to {fitted} on {where}'s states "
-            "(a probe, not the model's head)"
-        )
-    notes = [
-        f"axes: the first three principal components of {where} ({space.pooling} pooling), "
-        f"{sum(variance):.0%} of the variance",
-        f"surfaces: where a class's probability is {LEVEL} under {drawn_by}; the class wins inside",
-        f"slice agreement {space.slice_agreement:.0%}: the share of examples whose class at their "
-        "point on this slice is the model's prediction",
-        f"{int(wrong.sum())} of {int(labelled.sum())} labelled examples predicted wrongly (ringed)",
-    ]
-    if n > 1 and np.ptp(coords, axis=0).max() <= 1e-9:
-        notes.append(
-            f"every example has the same pooled state at {where} (nothing has mixed into it yet), "
-            "so all share one point and nothing here separates the classes"
-        )
-    if space.withheld:
-        notes.append(
-            f"{space.withheld} example(s) not shown: the model gave a NaN or infinite output for "
-            "them, so they have no prediction (their pages say which output)"
-        )
-    if flat:
-        notes.append(f"no surface for {', '.join(flat)}: the probability never crosses {LEVEL} on this slice")
+    variance = tuple(float(v) for v in space.explained_variance)
+    facts = DecisionFacts(
+        layer=int(space.layer),
+        pooling=space.pooling,
+        source=space.source,
+        probe_target=space.probe_target,
+        variance=variance,
+        slice_agreement=float(space.slice_agreement),
+        labelled=int(labelled.sum()),
+        wrong=int(wrong.sum()),
+        withheld=int(space.withheld),
+        collapsed=bool(n > 1 and np.ptp(coords, axis=0).max() <= 1e-9),
+        no_surface=tuple(flat),
+    )
     return Scene(
         kind="decision_space",
         title=decision_title(space),
         points=points,
         meshes=meshes,
         axis_labels=tuple(f"PC{i + 1} ({v:.1%})" for i, v in enumerate(variance)),
-        notes=notes,
+        notes=decision_notes(facts),
         bounds=np.stack([low, high], axis=1).reshape(6),
+        facts=facts,
     )

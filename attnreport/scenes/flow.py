@@ -19,21 +19,24 @@ Layout (token spacing is the unit):
 Between layers ``l-1`` and ``l``, each query ``i`` keeps its ``top_k`` strongest keys ``j`` in
 the head-averaged attention of layer ``l`` (`sparsify`); the edge runs from ``(j, l-1)`` to
 ``(i, l)``, with diameter ``0.05 + 0.45·w`` and opacity ``0.15 + 0.85·w`` for weight ``w``.
-The share of the attention mass those edges hold is stated in the notes. The tokens' markers at
-layer 0 have diameter ``0.15 + 0.75·sqrt(r / max(r))`` for rollout relevance ``r``: increasing in
-r, with the disc's area (beyond the smallest) proportional to it, as the eye reads marker sizes.
+The share of the attention mass those edges hold is stated in the notes (and `FlowFacts`).
+The tokens' markers at layer 0 have diameter ``0.15 + 0.75·sqrt(r / max(r))`` for rollout
+relevance ``r``: increasing in r, with the disc's area (beyond the smallest) proportional to it,
+as the eye reads marker sizes.
 The read position usually keeps much of its own rollout mass, so it is often the largest.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from attnreport.analysis.aggregate import head_average, sparsify
 from attnreport.analysis.decision import PCA3
 from attnreport.core.trace import Trace
+from attnreport.scenes.geometry import LineSet, Points, Scene, Text
 from attnreport.scenes.palette import EDGE, RELEVANCE, UNLABELLED, hex_to_rgb
-from attnreport.scenes.scene import LineSet, Points, Scene, Text
 
 THIRD_AXES = ("pc1", "flat")
 NODE_SIZE = 0.15
@@ -69,6 +72,30 @@ def hidden_depth(hidden: np.ndarray, special: np.ndarray) -> np.ndarray:
             scores = -scores
         depth[layer] = scores
     return depth
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    """What a flow scene's notes state, as data."""
+
+    top_k: int  # edges kept per query and layer (the asked top_k, at most the token count)
+    mass_kept: float  # their share of the head-averaged attention mass
+    third_axis: str  # one of `THIRD_AXES`
+
+
+def flow_notes(facts: FlowFacts) -> list[str]:
+    """The reader's notes under a flow scene, in words."""
+    depth_note = (
+        "depth: each layer's first principal component of the hidden states, scaled per layer"
+        if facts.third_axis == "pc1"
+        else "depth: none (flat lattice)"
+    )
+    return [
+        f"top {facts.top_k} edges per token and layer, {facts.mass_kept:.0%} of the attention mass "
+        "(heads averaged)",
+        "marker size at layer 0: rollout relevance of each input token to the read position",
+        depth_note,
+    ]
 
 
 def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_axis: str = "pc1") -> Scene:
@@ -129,16 +156,7 @@ def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_a
     texts = [Text((i, below, z[0, i]), token) for i, token in enumerate(trace.tokens)]
     left = -0.06 * (n - 1) - 1.0
     texts += [Text((left, layer * gap, 0.0), f"layer {layer}") for layer in range(n_layers + 1)]
-    depth_note = (
-        "depth: each layer's first principal component of the hidden states, scaled per layer"
-        if third_axis == "pc1"
-        else "depth: none (flat lattice)"
-    )
-    notes = [
-        f"top {k} edges per token and layer, {kept.mass_kept:.0%} of the attention mass (heads averaged)",
-        "marker size at layer 0: rollout relevance of each input token to the read position",
-        depth_note,
-    ]
+    facts = FlowFacts(top_k=k, mass_kept=float(kept.mass_kept), third_axis=third_axis)
     return Scene(
         kind="attention_flow",
         title=f"Attention flow: {trace.id}",
@@ -146,6 +164,7 @@ def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_a
         lines=lines,
         texts=texts,
         axis_labels=("token position", "layer", "hidden-state PC1" if third_axis == "pc1" else "depth"),
-        notes=notes,
+        notes=flow_notes(facts),
         frame=False,
+        facts=facts,
     )

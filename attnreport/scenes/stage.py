@@ -75,7 +75,8 @@ class SceneStage:
         self, scene, name: str, *, glb: bool = True, legend: list | None = None, size=IMAGE_SIZE
     ) -> SceneFiles:
         """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`."""
-        from attnreport.scenes.scene import export_glb, render, to_json
+        from attnreport.scenes.rendering import export_glb, render
+        from attnreport.scenes.viewer_data import to_json
 
         folder = self.spool / "scenes"
         folder.mkdir(parents=True, exist_ok=True)

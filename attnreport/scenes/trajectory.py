@@ -12,17 +12,19 @@ enough to label.
 
 The notes give the share of the variance the three axes hold, and the mean norm of the content
 tokens' states at the first and last layer (where norms grow with depth, the deep layers take
-more of the axes).
+more of the axes); `TrajectoryFacts` holds the same as data.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from attnreport.analysis.decision import PCA3
 from attnreport.core.trace import Trace
+from attnreport.scenes.geometry import LineSet, Points, Scene, Text
 from attnreport.scenes.palette import EDGE, hex_to_rgb
-from attnreport.scenes.scene import LineSet, Points, Scene, Text
 
 #: the lightest colour of a path (the embeddings' end), mixed towards `EDGE` layer by layer
 START = (0xC8, 0xD6, 0xE5)
@@ -52,6 +54,28 @@ def trajectories(hidden: np.ndarray, special: np.ndarray) -> tuple[np.ndarray, n
     return pca.transform(states).reshape(hidden.shape[0], hidden.shape[1], 3), pca.explained_variance_ratio_
 
 
+@dataclass(frozen=True)
+class TrajectoryFacts:
+    """What a trajectory scene's notes state, as data."""
+
+    variance: tuple[float, ...]  # the three axes' shares of the variance
+    fitted_on_content: bool  # the PCA saw the content tokens only (else every token)
+    layers: int
+    norms: tuple[float, float]  # mean norm of the content tokens' states: embeddings, last layer
+
+
+def trajectory_notes(facts: TrajectoryFacts) -> list[str]:
+    """The reader's notes under a trajectory scene, in words."""
+    fitted = "content tokens" if facts.fitted_on_content else "all tokens"
+    first, last = facts.norms
+    return [
+        f"axes: the first three principal components of this text's hidden states at every layer "
+        f"(fitted on the {fitted}), {float(np.sum(facts.variance)):.0%} of the variance",
+        f"each line is one token's path from the embeddings (light) to layer {facts.layers} (dark)",
+        f"mean norm of the states: {first:.3g} at the embeddings, {last:.3g} at layer {facts.layers}",
+    ]
+
+
 def trajectory_scene(trace: Trace) -> Scene:
     """The `Scene` of one text's hidden-state trajectories (one polyline per token)."""
     n, n_layers = trace.n_tokens, trace.layers
@@ -78,16 +102,16 @@ def trajectory_scene(trace: Trace) -> Scene:
     ]
     texts = [Text(paths[0, i], token) for i, token in enumerate(trace.tokens)] if n <= MAX_TEXTS else []
     content = ~np.asarray(trace.special, dtype=bool)
-    fitted = "content tokens" if np.count_nonzero(content) >= 2 else "all tokens"
+    fitted_on_content = bool(np.count_nonzero(content) >= 2)
     if not content.any():
         content = np.ones(n, dtype=bool)
     norms = np.linalg.norm(np.asarray(trace.hidden, dtype=np.float64)[:, content], axis=-1).mean(axis=1)
-    notes = [
-        f"axes: the first three principal components of this text's hidden states at every layer "
-        f"(fitted on the {fitted}), {float(np.sum(variance)):.0%} of the variance",
-        f"each line is one token's path from the embeddings (light) to layer {n_layers} (dark)",
-        f"mean norm of the states: {norms[0]:.3g} at the embeddings, {norms[-1]:.3g} at layer {n_layers}",
-    ]
+    facts = TrajectoryFacts(
+        variance=tuple(float(v) for v in variance),
+        fitted_on_content=fitted_on_content,
+        layers=n_layers,
+        norms=(float(norms[0]), float(norms[-1])),
+    )
     return Scene(
         kind="hidden_trajectories",
         title=f"Hidden-state trajectories: {trace.id}",
@@ -95,5 +119,6 @@ def trajectory_scene(trace: Trace) -> Scene:
         lines=lines,
         texts=texts,
         axis_labels=tuple(f"PC{i + 1} ({v:.1%})" for i, v in enumerate(variance)),
-        notes=notes,
+        notes=trajectory_notes(facts),
+        facts=facts,
     )

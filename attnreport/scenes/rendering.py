@@ -1,20 +1,17 @@
-"""`Scene`: the geometry of a 3D picture in plain numpy, and its three outputs.
+"""Drawing a `Scene` with PyVista: still images (`render`, PNG or WebP), an off-screen
+plotter (`to_pyvista`) and a binary glTF download (`export_glb`).
 
-A scene is built from analysis results by `decision_scene` or `flow_scene`, then
+The one module that draws. pyvista is imported only by `load_pyvista`, called when a scene is
+drawn here or a decision surface is computed (`decision`, marching cubes), so a build without
+scenes, the geometry and the viewer's JSON never load VTK.
 
-* `to_json` gives the browser viewer its data (a fixed format, floats rounded to 4 decimals),
-* `render` writes a still image (PNG or WebP) through an off-screen PyVista plotter,
-* `export_glb` writes a binary glTF to download and open in any 3D viewer.
-
-All three use the same fixed camera (`camera.camera_for` on the scene's bounds), so the
-image, the download and the viewer's first frame agree. Renders are repeatable: no
-anti-aliasing, no random state, the same bytes for the same scene on the same machine.
-
-Points are drawn as flat discs of their exact colour (``size`` is the diameter in scene
-units), so colours match the 2D figures; an outlined point gets a ring in the theme's text
-colour around the disc, the highlighted one a wider ring set off by a gap. Meshes are lit (by
-white lights) and translucent, composited by depth peeling; line sets are tubes whose diameter
-is the segment's width. Text labels and the axes frame appear in images only, not in the glb.
+Renders are repeatable: no anti-aliasing, no random state, the same bytes for the same scene on
+the same machine. Points are drawn as flat discs of their exact colour (``size`` is the diameter
+in scene units), so colours match the 2D figures; an outlined point gets a ring in the theme's
+text colour around the disc, the highlighted one a wider ring set off by a gap. Meshes are lit
+(by white lights) and translucent, composited by depth peeling; line sets are tubes whose
+diameter is the segment's width. Text labels and the axes frame appear in images only, not in
+the glb.
 
 Off-screen rendering needs no display: on Linux without one, `render` asks VTK for its EGL
 window (``VTK_DEFAULT_OPENGL_WINDOW``, unless already set), which skips a noisy X11 attempt.
@@ -26,24 +23,16 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from attnreport.core.errors import BuildError
-from attnreport.scenes.camera import Camera, box_corners, camera_for
+from attnreport.scenes.camera import box_corners
+from attnreport.scenes.geometry import Scene
 from attnreport.scenes.glb import pack_glb
 from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, check_theme, hex_to_rgb
-
-KINDS = ("decision_space", "attention_flow", "hidden_trajectories")
-
-#: where each kind of scene is looked at from (focal point to camera) and which way is up
-VIEWS = {
-    "decision_space": {"direction": (1.0, -1.4, 0.9), "up": (0.0, 0.0, 1.0)},
-    "attention_flow": {"direction": (0.2, 0.22, 1.0), "up": (0.0, 1.0, 0.0)},
-    "hidden_trajectories": {"direction": (1.0, -1.4, 0.9), "up": (0.0, 0.0, 1.0)},
-}
 
 IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP"}
 WEBP_QUALITY = 80
@@ -53,259 +42,10 @@ WEBP_QUALITY = 80
 OUTLINE_RING = (1.0, 1.35)
 HIGHLIGHT_RING = (1.6, 2.1)
 
-#: camera margins: framed scenes leave room for the axis titles outside the bounds
-MARGINS = {True: 1.25, False: 1.1}
 
-Color = tuple[int, int, int]
-
-
-def _color(value, what: str) -> Color:
-    rgb = tuple(int(c) for c in value)
-    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise ValueError(f"{what} colour must be 3 integers in 0..255, got {value!r}")
-    return rgb  # type: ignore[return-value]
-
-
-@dataclass
-class Points:
-    """``N`` markers: ``xyz [N, 3]``, ``colors [N, 3]`` (0-255), ``sizes [N]`` (diameters, scene
-    units), a label each (hover text), a link each (or None), ``outline [N]`` flags, and at most
-    one highlighted index."""
-
-    xyz: np.ndarray
-    colors: np.ndarray
-    sizes: np.ndarray
-    labels: list[str]
-    links: list[str | None] | None = None
-    outline: np.ndarray | None = None
-    highlight: int | None = None
-
-    def __post_init__(self) -> None:
-        self.xyz = np.asarray(self.xyz, dtype=np.float64)
-        if self.xyz.size == 0:
-            self.xyz = self.xyz.reshape(0, 3)
-        if self.xyz.ndim != 2 or self.xyz.shape[1] != 3:
-            raise ValueError(f"points xyz must be [N, 3], got {list(self.xyz.shape)}")
-        n = len(self.xyz)
-        colors = np.asarray(self.colors)
-        if colors.shape != (n, 3):
-            raise ValueError(f"points colors must be [{n}, 3] for {n} points, got {list(colors.shape)}")
-        if n and (colors.min() < 0 or colors.max() > 255):
-            raise ValueError("points colors must be integers in 0..255")
-        self.colors = colors.astype(np.uint8)
-        self.sizes = np.asarray(self.sizes, dtype=np.float64)
-        if self.sizes.shape != (n,):
-            raise ValueError(f"points sizes must be [{n}] for {n} points, got {list(self.sizes.shape)}")
-        if n and not (np.all(np.isfinite(self.sizes)) and self.sizes.min() > 0):
-            raise ValueError("points sizes must be positive and finite")
-        if len(self.labels) != n:
-            raise ValueError(f"{len(self.labels)} point labels for {n} points")
-        self.labels = [str(label) for label in self.labels]
-        self.links = [None] * n if self.links is None else list(self.links)
-        if len(self.links) != n:
-            raise ValueError(f"{len(self.links)} point links for {n} points")
-        self.outline = np.zeros(n, dtype=bool) if self.outline is None else np.asarray(self.outline, bool)
-        if self.outline.shape != (n,):
-            raise ValueError(f"points outline must be [{n}] for {n} points, got {list(self.outline.shape)}")
-        if self.highlight is not None:
-            if not 0 <= int(self.highlight) < n:
-                raise ValueError(f"highlight {self.highlight} is not a point index (0..{n - 1})")
-            self.highlight = int(self.highlight)
-
-    def __len__(self) -> int:
-        return len(self.xyz)
-
-    @classmethod
-    def empty(cls) -> Points:
-        return cls(xyz=np.zeros((0, 3)), colors=np.zeros((0, 3)), sizes=np.zeros(0), labels=[])
-
-
-@dataclass
-class Mesh:
-    """A triangle mesh: ``vertices [V, 3]``, ``triangles [T, 3]`` (vertex indices)."""
-
-    name: str
-    vertices: np.ndarray
-    triangles: np.ndarray
-    color: Color
-    opacity: float = 1.0
-
-    def __post_init__(self) -> None:
-        self.vertices = np.asarray(self.vertices, dtype=np.float64).reshape(-1, 3)
-        triangles = np.asarray(self.triangles)
-        if triangles.size == 0:
-            triangles = triangles.reshape(0, 3)
-        if triangles.ndim != 2 or triangles.shape[1] != 3:
-            raise ValueError(f"mesh {self.name!r}: triangles must be [T, 3], got {list(triangles.shape)}")
-        if triangles.size and (triangles.min() < 0 or triangles.max() >= len(self.vertices)):
-            raise ValueError(f"mesh {self.name!r}: a triangle indexes past its {len(self.vertices)} vertices")
-        self.triangles = triangles.astype(np.int64)
-        self.color = _color(self.color, f"mesh {self.name!r}")
-        if not 0 < self.opacity <= 1:
-            raise ValueError(f"mesh {self.name!r}: opacity must be in (0, 1], got {self.opacity}")
-        self.opacity = float(self.opacity)
-
-
-@dataclass
-class LineSet:
-    """``S`` straight segments ``[S, 2, 3]`` of one colour, each with a width (diameter, scene
-    units) and an opacity."""
-
-    name: str
-    segments: np.ndarray
-    widths: np.ndarray
-    opacities: np.ndarray
-    color: Color
-
-    def __post_init__(self) -> None:
-        self.segments = np.asarray(self.segments, dtype=np.float64)
-        if self.segments.size == 0:
-            self.segments = self.segments.reshape(0, 2, 3)
-        if self.segments.ndim != 3 or self.segments.shape[1:] != (2, 3):
-            shape = list(self.segments.shape)
-            raise ValueError(f"line set {self.name!r}: segments must be [S, 2, 3], got {shape}")
-        s = len(self.segments)
-        self.widths = np.asarray(self.widths, dtype=np.float64)
-        self.opacities = np.asarray(self.opacities, dtype=np.float64)
-        for what, values in (("widths", self.widths), ("opacities", self.opacities)):
-            if values.shape != (s,):
-                raise ValueError(f"line set {self.name!r}: {what} must be [{s}], got {list(values.shape)}")
-        if s and (self.widths.min() <= 0 or self.opacities.min() < 0 or self.opacities.max() > 1):
-            raise ValueError(f"line set {self.name!r}: widths must be positive, opacities in [0, 1]")
-        self.color = _color(self.color, f"line set {self.name!r}")
-
-
-@dataclass
-class Text:
-    xyz: np.ndarray
-    text: str
-
-    def __post_init__(self) -> None:
-        self.xyz = np.asarray(self.xyz, dtype=np.float64).reshape(3)
-        self.text = str(self.text)
-
-
-@dataclass
-class Scene:
-    """Everything a 3D picture shows. ``bounds`` (``xmin, xmax, ymin, ymax, zmin, zmax``) default
-    to the geometry's box with a 4% margin; ``camera`` defaults to `camera_for` the bounds from
-    the kind's fixed view (`VIEWS`). ``frame`` draws the bounds as axes with ticks and the axis
-    labels in images (the JSON always carries the labels)."""
-
-    kind: str
-    title: str
-    points: Points = field(default_factory=Points.empty)
-    meshes: list[Mesh] = field(default_factory=list)
-    lines: list[LineSet] = field(default_factory=list)
-    texts: list[Text] = field(default_factory=list)
-    axis_labels: tuple[str, str, str] = ("x", "y", "z")
-    notes: list[str] = field(default_factory=list)
-    bounds: np.ndarray | None = None
-    camera: Camera | None = None
-    frame: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"scene kind {self.kind!r} is unknown; choose one of {', '.join(KINDS)}")
-        if len(self.axis_labels) != 3:
-            raise ValueError(f"a scene needs 3 axis labels, got {len(self.axis_labels)}")
-        self.axis_labels = tuple(str(label) for label in self.axis_labels)  # type: ignore[assignment]
-        self.bounds = geometry_bounds(self) if self.bounds is None else np.asarray(self.bounds, np.float64)
-        if self.bounds.shape != (6,) or np.any(self.bounds[1::2] < self.bounds[0::2]):
-            raise ValueError(f"scene bounds must be (xmin, xmax, ymin, ymax, zmin, zmax), got {self.bounds}")
-        if self.camera is None:
-            self.camera = camera_for(self.bounds, **VIEWS[self.kind], margin=MARGINS[bool(self.frame)])
-
-
-def geometry_bounds(scene: Scene, *, pad: float = 0.04) -> np.ndarray:
-    """The box around every point (with its size), vertex, segment (with its width) and text,
-    widened on every side by ``pad`` times its largest extent."""
-    low, high = [], []
-    p = scene.points
-    if len(p):
-        low.append((p.xyz - p.sizes[:, None] / 2).min(axis=0))
-        high.append((p.xyz + p.sizes[:, None] / 2).max(axis=0))
-    for mesh in scene.meshes:
-        if len(mesh.vertices):
-            low.append(mesh.vertices.min(axis=0))
-            high.append(mesh.vertices.max(axis=0))
-    for lines in scene.lines:
-        if len(lines.segments):
-            half = np.repeat(lines.widths / 2, 2)[:, None]
-            ends = lines.segments.reshape(-1, 3)
-            low.append((ends - half).min(axis=0))
-            high.append((ends + half).max(axis=0))
-    for text in scene.texts:
-        low.append(text.xyz)
-        high.append(text.xyz)
-    if not low:
-        return np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
-    lo, hi = np.min(low, axis=0), np.max(high, axis=0)
-    margin = pad * max(float((hi - lo).max()), 1e-9)
-    return np.stack([lo - margin, hi + margin], axis=1).reshape(6)
-
-
-# -- the browser viewer's data -------------------------------------------------------------------
-
-
-def _floats(values) -> list[float]:
-    # float64 first, so float32 inputs round to short decimals; "+ 0.0" turns -0.0 into 0.0
-    return (np.round(np.asarray(values, dtype=np.float64).ravel(), 4) + 0.0).tolist()
-
-
-def to_json(scene: Scene) -> dict:
-    """The scene as plain JSON data for the browser viewer (see the module docstring of
-    `attnreport.scenes`): flat coordinate lists, floats rounded to 4 decimals, colours as 0-255
-    integers, sizes and widths in scene units, lists in the scene's own (deterministic) order."""
-    p, cam = scene.points, scene.camera
-    return {
-        "kind": scene.kind,
-        "title": scene.title,
-        "axes": {"labels": list(scene.axis_labels), "bounds": _floats(scene.bounds)},
-        "camera": {
-            "position": _floats(cam.position),
-            "target": _floats(cam.focal_point),
-            "up": _floats(cam.up),
-            "fov": round(cam.view_angle, 4),
-        },
-        "points": {
-            "xyz": _floats(p.xyz),
-            "color": p.colors.astype(np.int64).ravel().tolist(),
-            "size": _floats(p.sizes),
-            "label": list(p.labels),
-            "link": list(p.links),
-            "outline": p.outline.astype(np.int64).tolist(),
-            "highlight": p.highlight,
-        },
-        "meshes": [
-            {
-                "name": mesh.name,
-                "vertices": _floats(mesh.vertices),
-                "triangles": mesh.triangles.ravel().tolist(),
-                "color": list(mesh.color),
-                "opacity": round(mesh.opacity, 4),
-            }
-            for mesh in scene.meshes
-        ],
-        "lines": [
-            {
-                "name": lines.name,
-                "segments": _floats(lines.segments),
-                "width": _floats(lines.widths),
-                "opacity": _floats(lines.opacities),
-                "color": list(lines.color),
-            }
-            for lines in scene.lines
-        ],
-        "texts": [{"xyz": _floats(text.xyz), "text": text.text} for text in scene.texts],
-        "notes": list(scene.notes),
-    }
-
-
-# -- PyVista: images and glTF --------------------------------------------------------------------
-
-
-def _pyvista():
+def load_pyvista() -> ModuleType:
+    """The ``pyvista`` module, imported on first use; a `BuildError` with the install line when
+    it is missing. Every use of pyvista in `attnreport.scenes` goes through here."""
     try:
         import pyvista
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -453,7 +193,7 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
 
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
     theme = check_theme(theme)
-    pv = _pyvista()
+    pv = load_pyvista()
     _prefer_egl()
     look = pv.themes.Theme()
     look.anti_aliasing = None
