@@ -1,7 +1,7 @@
 """`attnreport demo`: the whole pipeline on MiniLM and the bundled ticket-triage dataset.
 
-The first run fine-tunes and exports the demo model into the cache (~1 minute on 2 cores);
-later runs reuse it. The site shows the held-out split only, so its accuracy is honest.
+The first run fine-tunes and exports the demo model into the cache; later runs reuse it.
+The site shows the held-out split only, so its accuracy is honest.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.config import CompareConfig, DataConfig, ModelConfig, ReportConfig, SiteConfig
-from attnreport.core.errors import ConfigError
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
 from attnreport.pipeline import BuildResult, build
@@ -61,11 +60,10 @@ def demo_model(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
     folder = Path(cache) / "demo" / digest.hexdigest()[:16]
     model_dir, data_path = folder / "model", folder / "heldout.jsonl"
     if not is_exported(model_dir):
-        try:
-            from attnreport.export import export_model
-            from attnreport.export.demo_model import fine_tune
-        except ImportError as exc:
-            raise ConfigError("the demo needs pip install torch==2.13.0 'attnreport[demo]'") from exc
+        # both import torch only when called, and say how to install it when it is missing
+        from attnreport.export import export_model
+        from attnreport.export.demo_model import fine_tune
+
         checkpoint = folder / "checkpoint"
         shutil.rmtree(checkpoint, ignore_errors=True)
         log(f"fine-tuning MiniLM on {len(train)} training texts (held out: {len(test)})")

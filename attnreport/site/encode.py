@@ -13,9 +13,7 @@ import zlib
 
 import numpy as np
 
-from attnreport.core.jsonsafe import DIGITS, NonFinite, clean
-
-__all__ = ["DIGITS", "NonFinite", "clean", "dumps", "packed_unit", "script_json", "script_safe"]
+from attnreport.core.jsonsafe import clean
 
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 

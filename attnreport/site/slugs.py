@@ -48,8 +48,3 @@ class SlugMaker:
         self._seen.add(slug)
         return slug
 
-
-def unique_slugs(identifiers: list[str]) -> list[str]:
-    """One slug per id, unique even under case-insensitive file systems."""
-    make = SlugMaker()
-    return [make(identifier) for identifier in identifiers]
