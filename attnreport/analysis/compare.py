@@ -1,7 +1,7 @@
 """Two runs of the same texts side by side: two models, or fp32 against its int8 export.
 
-Quantization is not a formality: on MiniLM, int8 moved attention weights by up to 0.59.
-Per example we report whether the prediction held and how far attention moved, layer by
+Quantization is not a formality: it can move attention weights a long way (the README gives
+the demo's figure). Per example we report whether the prediction held and how far attention moved, layer by
 layer; over the dataset, the agreement rate and the worst cases.
 """
 

@@ -27,23 +27,10 @@ graph. What we exploit instead:
   of that shape; small graphs are solved many per scipy call, as disjoint copies between
   a super-source and a super-sink.
 
-Measured with ``python benchmarks/flow.py`` (2 shared cores, repeat runs vary ~25%; 6 layers × 12 heads,
-softmax of random logits, one target, all n sources; networkx builds the graph once, then
-runs per pair, with its default ``preflow_push`` and with the notebook's ``edmonds_karp``):
-
-=====  =========  ==========================  ============================
-n      ours, row  networkx row (ratio)        networkx edmonds_karp (ratio)
-=====  =========  ==========================  ============================
-16     0.006 s    0.17 s (27×)                0.6 s (88×)
-32     0.028 s    1.2 s (42×)                 7.0 s (250×)
-64     0.21 s     11.9 s (58×)                166 s (800×)
-128    0.88 s     ~98 s, extrapolated (111×)  —
-=====  =========  ==========================  ============================
-
-Cost grows ~n^2.5 to n^3 (192 tokens: 3.8 s; 256: 9.3 s), about linearly in layers, and
-a causal mask halves it (n = 128, last token: 0.43 s). Reports compute the read row up to
-``MAX_FLOW_TOKENS`` = 128 tokens: about a second per example for a 6-layer model, less
-than the attributions a report already runs; 256 tokens would cost ten.
+Cost grows between n^2.5 and n^3 in the tokens, about linearly in layers, and a causal mask
+halves it; ``python benchmarks/flow.py`` measures it against networkx's per-pair max-flow.
+Reports compute the read row up to ``MAX_FLOW_TOKENS`` tokens, where it costs less than the
+attributions a report already runs.
 """
 
 from __future__ import annotations

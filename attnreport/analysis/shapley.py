@@ -15,7 +15,8 @@ Why these estimators (measured on the demo model: benchmarks/attributions.py):
 
 - **exact enumeration** evaluates all 2^p coalitions once: no error at all, and cheaper than
   any estimator's budget for a handful of tokens.
-- **paired Kernel SHAP** (`kernel_shap`, the default beyond ``max_exact`` up to 14 tokens): Shapley values
+- **paired Kernel SHAP** (`kernel_shap`, the default beyond ``max_exact`` up to
+  `KERNEL_MAX_PLAYERS` tokens): Shapley values
   are a weighted least-squares fit over coalitions (Lundberg & Lee 2017); sampling each
   coalition with its complement and solving with the efficiency constraint (Covert & Lee
   2021) converges several times faster than permutations, and efficiency holds exactly
@@ -24,11 +25,11 @@ Why these estimators (measured on the demo model: benchmarks/attributions.py):
 - **antithetic permutation sampling** (`sampled_shapley`; Castro et al. 2009, antithetic
   pairs as in Mitchell et al. 2022) averages marginal contributions over random orders, each
   paired with its reverse; efficient by construction (every order telescopes). At equal
-  model runs it was less accurate than Kernel SHAP on texts of up to a dozen tokens and more
-  accurate from 16 on, so the default switches to it past 14 tokens (`shapley`).
+  model runs it was less accurate than Kernel SHAP on short texts and more accurate on longer
+  ones, so the default switches to it past `KERNEL_MAX_PLAYERS` tokens (`shapley`).
 - **a logit-additive surrogate** (`surrogate_shapley`): exact Shapley values of a fit to 2p + 2
-  runs. The cheapest, but a bias with no standard error, and on 51 texts of 9-12 tokens
-  further from the exact values than Kernel SHAP at 6p runs: opt-in, and declared as such.
+  runs. The cheapest, but a bias with no standard error, and on average further from the
+  exact values than Kernel SHAP at a few runs per token: opt-in, and declared as such.
 
 The model is the slow part, so every estimator builds its coalitions first, evaluates each
 distinct one exactly once, in batches of ``batch`` rows, and does the rest in numpy.

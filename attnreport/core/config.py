@@ -117,7 +117,7 @@ class SiteConfig:
     base_url: str = ""
     #: 3D scenes (decision space on the index, attention flow on every example page)
     scenes: bool = True
-    #: a .glb download of every example's flow scene too (~200 KB each; the index's is always there)
+    #: a .glb download of every example's flow scene too (the index's is always there)
     example_glb: bool = False
 
 

@@ -27,7 +27,7 @@ from attnreport.site.templating import environment, theme_css
 
 #: a folder holding it is an attnreport site, which a build may replace
 MARKER = REPORT_FILE
-#: plotly.js's cartesian bundle (it has the heatmap; 1.5 MB, the full one 4.8 MB) and its licence,
+#: plotly.js's cartesian bundle (it has the heatmap, at a third of the full bundle's size) and its licence,
 #: vendored in templates/vendor (see the README there)
 PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
 

@@ -41,7 +41,7 @@ def script_safe(text: str) -> str:
 def packed_unit(weights: np.ndarray) -> dict:
     """Weights in [0, 1] as uint8, deflated, base64: the page's compact attention block.
 
-    Attention rows are mostly near-zero, so deflate shrinks them 2-4x; the browser inflates
+    Attention rows are mostly near-zero, so deflate shrinks them well; the browser inflates
     them with DecompressionStream, which needs no library and works from file://.
     """
     w = np.asarray(weights, dtype=np.float64)

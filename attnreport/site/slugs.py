@@ -47,4 +47,3 @@ class SlugMaker:
             slug = f"{slug}-x"
         self._seen.add(slug)
         return slug
-
