@@ -6,6 +6,7 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -56,6 +57,14 @@ def checkpoint_key(folder: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (torch is export/'s alone)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
     """An exported folder as it is; a Hugging Face folder exported into the cache first."""
     path = Path(path)
@@ -70,15 +79,13 @@ def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
     if is_exported(target):
         log(f"using the cached export of {path}")
         return target
-    try:
-        import torch  # noqa: F401
-
-        from attnreport.export import export_model
-    except ImportError as exc:
+    if not _installed("torch"):
         raise ConfigError(
             f"{path}: a Hugging Face folder must be exported first, which needs torch: "
             f"pip install torch==2.13.0 'attnreport[export]', or run `attnreport export` elsewhere"
-        ) from exc
+        )
+    from attnreport.export import export_model
+
     export_model(path, target, log=log)
     return target
 

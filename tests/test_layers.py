@@ -1,0 +1,65 @@
+"""The stages' boundaries, read from the source: each stage imports only itself, earlier stages
+and core; torch and transformers only in export; pyvista and vtk only in scenes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import attnreport
+
+PACKAGE = Path(attnreport.__file__).resolve().parent
+#: the stages in the order data flows through them
+STAGES = ["core", "export", "trace", "analysis", "scenes", "site"]
+#: third-party packages only one stage may import
+OWNED = {"torch": "export", "transformers": "export", "onnx": "export", "pyvista": "scenes", "vtk": "scenes"}
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """Every module `path` imports (at any depth: lazy imports count), with its line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, node.lineno))
+    return found
+
+
+def stage_modules():
+    for stage in STAGES:
+        for path in sorted((PACKAGE / stage).rglob("*.py")):
+            yield stage, path
+
+
+def test_every_stage_imports_only_itself_and_earlier_stages():
+    wrong = []
+    for stage, path in stage_modules():
+        allowed = set(STAGES[: STAGES.index(stage) + 1])
+        for module, line in imports(path):
+            parts = module.split(".")
+            if parts[0] != "attnreport" or len(parts) < 2:
+                continue
+            target = parts[1]
+            if target not in allowed:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} ({stage}) imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_heavy_libraries_stay_in_their_stage():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        stage = relative.parts[0] if len(relative.parts) > 1 else None
+        for module, line in imports(path):
+            owner = OWNED.get(module.split(".")[0])
+            if owner is not None and stage != owner:
+                wrong.append(f"{relative}:{line} imports {module}, which belongs to {owner}/")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_checks_see_the_imports_they_judge():
+    """Known answers for the reader: a lazy import inside a function is found, with its line."""
+    found = dict(imports(PACKAGE / "scenes" / "rendering.py"))
+    assert "pyvista" in found
+    assert any(m.startswith("attnreport.analysis") for m, _ in imports(PACKAGE / "site" / "report.py"))
