@@ -34,7 +34,7 @@ import numpy as np
 from attnreport.core.errors import BuildError
 from attnreport.scenes.camera import Camera, box_corners, camera_for
 from attnreport.scenes.glb import pack_glb
-from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, check_theme, hex_to_rgb
+from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, hex_to_rgb, scene_theme
 
 KINDS = ("decision_space", "attention_flow", "hidden_trajectories")
 
@@ -452,7 +452,7 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
 
 
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
-    theme = check_theme(theme)
+    theme = scene_theme(theme)
     pv = _pyvista()
     _prefer_egl()
     look = pv.themes.Theme()
