@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ExportError
+from attnreport.core.files import replace_folder
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.export.checkpoint import (
     HEAD_FAMILIES,
@@ -210,16 +209,6 @@ def _onnx_export(module, args: tuple, path: Path, *, input_names, output_names, 
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from exc
 
 
-def _replace_folder(new: Path, out: Path) -> None:
-    """Swap a finished export into place; the previous export survives until the swap."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    new.rename(out)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(
     checkpoint: Path,
     out: Path,
@@ -233,7 +222,8 @@ def export_model(
     """Export `checkpoint` into the folder `out` and return its manifest.
 
     Nothing is written when the export is refused or fails its check against PyTorch;
-    an existing export at `out` is replaced only by a finished, checked one.
+    an existing export at `out` is replaced only by a finished, checked one, and survives a
+    killed export too (the next export removes what the killed one left).
     """
     try:
         import torch
@@ -274,10 +264,7 @@ def export_model(
     wrapper = _make_wrapper(model, task=ck.task, causal=ck.causal, head=head)
     wrapper.eval()
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with replace_folder(out) as tmp:
         batch = torch.export.Dim("batch", min=1, max=4096)
         seq = torch.export.Dim("seq", min=1, max=max_positions)
         outputs = ["attentions", "hidden_states"]
@@ -338,10 +325,6 @@ def export_model(
             log("quantizing to int8")
             card.quantized = quantize_int8(tmp, ids, mask, lengths)
         card.save(tmp)
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"exported to {out}")
     return card
 

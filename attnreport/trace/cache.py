@@ -12,15 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from attnreport.core.files import atomic_write
 from attnreport.core.trace import Trace
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -57,9 +50,7 @@ class TraceCache:
     def put(self, trace: Trace) -> None:
         path = self._path(self.key(trace.text))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(trace.to_bytes())
-        os.replace(tmp, path)
+        atomic_write(path, trace.to_bytes())
 
 
 class ResultCache:
@@ -84,6 +75,4 @@ class ResultCache:
     def put(self, text: str, value: dict) -> None:
         path = self._path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, sort_keys=True, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(value, sort_keys=True, allow_nan=False).encode("utf-8"))

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ConfigError
+from attnreport.core.files import sha256_file
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-from attnreport.trace.cache import TraceCache, default_cache_dir, file_sha256
+from attnreport.trace.cache import TraceCache, default_cache_dir
 from attnreport.trace.inputs import Row
 from attnreport.trace.tokenize import Encoded, TextTokenizer
 from attnreport.trace.windows import plan_windows, stitch
@@ -77,7 +78,7 @@ class Tracer:
         self.key = ""
         if use_cache:
             options = {"window": self.window, "stride": self.stride, "model": name}
-            self.key = file_sha256(self.model_path) + file_sha256(self.folder / "tokenizer.json")
+            self.key = sha256_file(self.model_path) + sha256_file(self.folder / "tokenizer.json")
             self.cache = TraceCache(cache_dir or default_cache_dir(), self.key, options)
             self.key += json.dumps(options, sort_keys=True)
 
