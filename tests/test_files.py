@@ -20,6 +20,7 @@ from attnreport.core.files import (
     sha256_folder,
     swap_folder,
 )
+from attnreport.core.padding import pad_batch
 
 
 def contents(folder):
@@ -207,3 +208,17 @@ def test_folder_lock_refuses_a_second_holder_then_frees(tmp_path):
             pass  # a second open file in the same process is a second holder too
     with folder_lock(target, busy=busy):
         pass
+
+
+# -- padding ---------------------------------------------------------------------------------------
+
+
+def test_pad_batch_pads_right_and_masks_the_real_tokens():
+    ids, mask = pad_batch([[5, 6, 7], np.array([8]), [9, 10]], pad_id=0)
+    np.testing.assert_array_equal(ids, [[5, 6, 7], [8, 0, 0], [9, 10, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    assert ids.dtype == mask.dtype == np.int64
+    ids, mask = pad_batch([[1, 2]], pad_id=99)
+    assert ids.tolist() == [[1, 2]] and mask.tolist() == [[1, 1]]
+    with pytest.raises(ValueError, match="at least one row"):
+        pad_batch([], pad_id=0)

@@ -19,6 +19,7 @@ import numpy as np
 from attnreport.core.errors import ExportError
 from attnreport.core.files import replace_folder
 from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.core.padding import pad_batch
 from attnreport.export.checkpoint import (
     HEAD_FAMILIES,
     Checkpoint,
@@ -149,16 +150,11 @@ def _make_wrapper(model, *, task: str, causal: bool, head):
 
 
 def _batch(tok, texts: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The check batch: `texts` tokenized, cut to `max_len`, padded as the tracer pads."""
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     rows = [tok(t, add_special_tokens=True)["input_ids"][:max_len] for t in texts]
-    lengths = [len(r) for r in rows]
-    n = max(lengths)
-    ids = np.full((len(rows), n), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), n), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return ids, mask, lengths
+    ids, mask = pad_batch(rows, pad_id)
+    return ids, mask, [len(r) for r in rows]
 
 
 def _max_diffs(session, wrapper, ids, mask, lengths, task: str) -> dict[str, float]:

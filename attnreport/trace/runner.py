@@ -17,6 +17,7 @@ import numpy as np
 from attnreport.core.errors import ConfigError
 from attnreport.core.files import sha256_file
 from attnreport.core.modelcard import ModelCard
+from attnreport.core.padding import pad_batch
 from attnreport.core.trace import Trace
 from attnreport.trace.cache import TraceCache, default_cache_dir
 from attnreport.trace.inputs import Row
@@ -157,12 +158,7 @@ class Tracer:
         return traces
 
     def _forward(self, batch: list[np.ndarray]) -> list[tuple]:
-        n = max(len(ids) for ids in batch)
-        ids = np.full((len(batch), n), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), n), dtype=np.int64)
-        for r, row in enumerate(batch):
-            ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
+        ids, mask = pad_batch(batch, self.pad_id)
         self.stats.padding.append(1.0 - mask.mean())
         names = [o.name for o in self.session.get_outputs()]
         out = dict(
