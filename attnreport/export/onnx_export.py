@@ -157,7 +157,7 @@ def _batch(tok, texts: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.nd
     return ids, mask, [len(r) for r in rows]
 
 
-def _max_diffs(session, wrapper, ids, mask, lengths, task: str) -> dict[str, float]:
+def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
     """ONNX on the padded batch against PyTorch on each text alone, over the real tokens."""
     import torch
 
@@ -276,7 +276,7 @@ def export_model(
             dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
         )
         session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs = _max_diffs(session, wrapper, ids, mask, lengths, ck.task)
+        diffs = _max_diffs(session, wrapper, ids, mask, lengths)
         log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
         bad = {k: v for k, v in diffs.items() if not v <= TOLERANCE}
         if bad:
