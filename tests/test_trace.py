@@ -184,3 +184,26 @@ def test_cache_entries_sit_where_earlier_versions_put_them(tiny, cache_dir):
     assert ResultCache(cache_dir, "analysis", "abc" * 10, {"x": [1, 2], "a": None}).path(odd) == (
         cache_dir / "analysis" / "3ad4c79b71892f73d580d970" / f"{key}.json"
     )
+
+
+def test_a_damaged_cache_entry_is_a_miss_and_is_written_again(tiny, cache_dir):
+    from attnreport.trace.cache import ResultCache
+
+    first = Tracer(tiny.export("bert"), cache_dir=cache_dir)
+    (trace,) = first.trace_texts(["refill please"])
+    entry = first.cache.path("refill please")
+    entry.write_bytes(entry.read_bytes()[:100])  # cut short, as by a full disk
+    again = Tracer(tiny.export("bert"), cache_dir=cache_dir)
+    (retraced,) = again.trace_texts(["refill please"])
+    assert again.stats.traced == 1 and again.stats.cached == 0
+    np.testing.assert_array_equal(retraced.attentions, trace.attentions)
+    assert Tracer(tiny.export("bert"), cache_dir=cache_dir).cache.get("refill please") is not None
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]  # no temporary left
+
+    results = ResultCache(cache_dir, "analysis", first.key, {})
+    assert results.get("a") is None
+    results.put("a", {"values": [0.5, -1.0], "exact": True})
+    assert results.get("a") == {"values": [0.5, -1.0], "exact": True}
+    for damage in (b'{"values": [0.5', b"\xff\xfe not utf-8"):
+        results.path("a").write_bytes(damage)
+        assert results.get("a") is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -85,7 +86,7 @@ class TraceCache(ContentCache[Trace]):
     """Traces, as npz bytes, under ``traces/``."""
 
     suffix = ".npz"
-    damaged = (ValueError, KeyError, OSError)
+    damaged = (ValueError, KeyError, OSError, zipfile.BadZipFile)
 
     def __init__(self, root: Path, model_key: str, options: dict) -> None:
         # traces were cached before there were other namespaces: their key has no salt
