@@ -1,7 +1,7 @@
 """Export a Hugging Face checkpoint to ONNX with logits, every attention and every hidden state.
 
 Why the dynamo exporter: the legacy TorchScript exporter bakes the padding length into
-the graph and got attentions wrong by up to 1.0 on padded rows (measured on MiniLM).
+the graph, so attentions on padded rows come out wrong.
 Every export is checked against PyTorch on a padded batch of different lengths before
 it is accepted, and the differences are written into the manifest.
 """
