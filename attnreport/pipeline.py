@@ -5,7 +5,6 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 import sys
@@ -21,6 +20,7 @@ from attnreport.analysis.stage import AnalysisStage, CompareStage
 from attnreport.analysis.tally import ExampleTally
 from attnreport.core.config import ModelConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
+from attnreport.core.files import sha256_folder
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.trace import Trace
 from attnreport.scenes.stage import DecisionPoint, SceneStage
@@ -47,14 +47,7 @@ class BuildResult:
 
 def checkpoint_key(folder: Path) -> str:
     """A key for a Hugging Face folder: its config, tokenizer and weight files' hashes."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(folder).iterdir()):
-        if path.is_file() and (path.suffix in (".json", ".safetensors", ".bin", ".txt", ".model")):
-            digest.update(path.name.encode())
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()[:24]
+    return sha256_folder(folder, (".json", ".safetensors", ".bin", ".txt", ".model"))[:24]
 
 
 def _installed(module: str) -> bool:

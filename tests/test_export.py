@@ -170,3 +170,42 @@ def test_not_a_checkpoint_and_foreign_output_folder(tiny, tmp_path):
     with pytest.raises(ExportError, match="not an attnreport export"):
         export_model(tiny.checkpoint("bert"), occupied)
     assert (occupied / "thesis.tex").read_text() == "precious"
+
+
+def test_killed_export_leaves_the_previous_export_and_the_next_one_cleans_up(tiny, tmp_path):
+    """SIGKILL while the new export is being written: the old one is intact and loads."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from attnreport.trace import Tracer
+
+    out = tmp_path / "model"
+    shutil.copytree(tiny.export("bert"), out)
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    code = "import sys; from attnreport.export import export_model\nexport_model(sys.argv[1], sys.argv[2])\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tiny.checkpoint("bert")), str(out)], stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    # killed once model.onnx is in the new folder: while head.onnx is exported and checked
+    while (
+        not list(tmp_path.glob(".model.build-*/model.onnx"))
+        and time.time() < deadline
+        and proc.poll() is None
+    ):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(tmp_path.glob(".model.build-*/model.onnx")), "the export was not caught mid-way"
+    assert not list(tmp_path.glob(".model.build-*/attnreport.json"))
+    after = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before
+    tracer = Tracer(out, use_cache=False)
+    (trace,) = tracer.trace_texts(["refill please"])
+    assert trace.attentions.shape[:2] == (2, 4)
+
+    card = export_model(tiny.checkpoint("bert"), out)
+    assert ModelCard.load(out) == card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no build or old folders left

@@ -147,3 +147,63 @@ def test_cache_misses_when_options_change(tiny, cache_dir):
     other = Tracer(tiny.export("bert"), cache_dir=cache_dir, window=16, stride=4)
     other.trace_texts(TEXTS[:2])
     assert other.stats.traced == 2 and other.stats.cached == 0
+
+
+def test_cache_entries_sit_where_earlier_versions_put_them(tiny, cache_dir):
+    """Keys and layout are pinned, computed here by hand: a user's existing cache stays valid."""
+    import hashlib
+    import json
+
+    from attnreport.trace.cache import ResultCache
+
+    folder = tiny.export("bert")
+    tracer = Tracer(folder, cache_dir=cache_dir)
+    tracer.trace_texts(["refill please"])
+    model = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+    model += hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()
+    options = json.dumps({"model": "model.onnx", "stride": tracer.stride, "window": tracer.window})
+    text = hashlib.sha256(b"refill please").hexdigest()
+    run = hashlib.sha256((model + options).encode()).hexdigest()[:24]
+    assert tracer.cache.path("refill please") == cache_dir / "traces" / run / text[:2] / f"{text}.npz"
+    assert [p.relative_to(cache_dir) for p in cache_dir.rglob("*.npz")] == [
+        tracer.cache.path("refill please").relative_to(cache_dir)
+    ]
+    assert tracer.key == model + options  # what the analysis cache is keyed by
+    results = ResultCache(cache_dir, "analysis", tracer.key, {"output": "probability"})
+    salted = hashlib.sha256(("analysis" + tracer.key + '{"output": "probability"}').encode()).hexdigest()
+    assert results.path("refill please") == cache_dir / "analysis" / salted[:24] / text[:2] / f"{text}.json"
+    # and literally, for a fixed input (the paths the cache wrote before it was one class)
+    odd = "héllo \udc80 world"  # a lone surrogate, as a CSV row with bad bytes can hold
+    key = "5c/5cd514f03ff244c8a6b376cabc15d4b74afe62d6b7c78053b166f373f33cebf2"
+    from attnreport.trace.cache import TraceCache
+
+    opts = {"window": 510, "stride": 64, "model": "model.onnx"}
+    assert TraceCache(cache_dir, "abc" * 10, opts).path(odd) == (
+        cache_dir / "traces" / "1cb5f15165f2e2f4de767a7a" / f"{key}.npz"
+    )
+    assert ResultCache(cache_dir, "analysis", "abc" * 10, {"x": [1, 2], "a": None}).path(odd) == (
+        cache_dir / "analysis" / "3ad4c79b71892f73d580d970" / f"{key}.json"
+    )
+
+
+def test_a_damaged_cache_entry_is_a_miss_and_is_written_again(tiny, cache_dir):
+    from attnreport.trace.cache import ResultCache
+
+    first = Tracer(tiny.export("bert"), cache_dir=cache_dir)
+    (trace,) = first.trace_texts(["refill please"])
+    entry = first.cache.path("refill please")
+    entry.write_bytes(entry.read_bytes()[:100])  # cut short, as by a full disk
+    again = Tracer(tiny.export("bert"), cache_dir=cache_dir)
+    (retraced,) = again.trace_texts(["refill please"])
+    assert again.stats.traced == 1 and again.stats.cached == 0
+    np.testing.assert_array_equal(retraced.attentions, trace.attentions)
+    assert Tracer(tiny.export("bert"), cache_dir=cache_dir).cache.get("refill please") is not None
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]  # no temporary left
+
+    results = ResultCache(cache_dir, "analysis", first.key, {})
+    assert results.get("a") is None
+    results.put("a", {"values": [0.5, -1.0], "exact": True})
+    assert results.get("a") == {"values": [0.5, -1.0], "exact": True}
+    for damage in (b'{"values": [0.5', b"\xff\xfe not utf-8"):
+        results.path("a").write_bytes(damage)
+        assert results.get("a") is None

@@ -1,4 +1,5 @@
-"""Types shared by every stage: errors, the model card, the trace, the report config."""
+"""What every stage shares: errors, the model card, the trace, the report config (types), and
+the plumbing in `files` (hashes, atomic writes, folder swaps), `themes` and `padding`."""
 
 from attnreport.core.config import (
     AnalysisConfig,

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from attnreport.core.errors import ConfigError
-from attnreport.core.resources import bundled
+from attnreport.core.themes import available_themes
 
 BAD_ROW_POLICIES = ("skip", "fail")
 
 
 def shipped_themes() -> list[str]:
-    """The themes in the package's themes/ folder (light, dark, high-contrast, ...)."""
-    return sorted(p.name for p in bundled("themes").iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The themes `[site] theme` may name: those in the package's themes/ folder, read by
+    `core.themes` like the site and the scenes read them."""
+    return available_themes()
 
 
 @dataclass

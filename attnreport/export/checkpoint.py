@@ -5,15 +5,17 @@ Everything here runs before a byte is written, so a refused export leaves nothin
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnreport.core.errors import ExportError
+from attnreport.core.files import sha256_folder
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+#: the files `weights_sha256` covers (shards included)
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 #: families whose sequence-classification head we can export alone (head.onnx);
 #: the value says how the head reads the pooled hidden state
@@ -100,13 +102,4 @@ def inspect_checkpoint(
 
 def weights_sha256(folder: Path) -> str:
     """A hash over the weight files, so a manifest says which weights it was made from."""
-    digest = hashlib.sha256()
-    names = sorted(
-        p.name for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()
-    )
-    for name in names:
-        digest.update(name.encode())
-        with open(Path(folder) / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_folder(folder, WEIGHT_SUFFIXES)

@@ -1,7 +1,7 @@
 """Export a Hugging Face checkpoint to ONNX with logits, every attention and every hidden state.
 
 Why the dynamo exporter: the legacy TorchScript exporter bakes the padding length into
-the graph and got attentions wrong by up to 1.0 on padded rows (measured on MiniLM).
+the graph, so attentions on padded rows come out wrong.
 Every export is checked against PyTorch on a padded batch of different lengths before
 it is accepted, and the differences are written into the manifest.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ExportError
+from attnreport.core.files import replace_folder
 from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.core.padding import pad_batch
 from attnreport.export.checkpoint import (
     HEAD_FAMILIES,
     Checkpoint,
@@ -150,19 +150,14 @@ def _make_wrapper(model, *, task: str, causal: bool, head):
 
 
 def _batch(tok, texts: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The check batch: `texts` tokenized, cut to `max_len`, padded as the tracer pads."""
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     rows = [tok(t, add_special_tokens=True)["input_ids"][:max_len] for t in texts]
-    lengths = [len(r) for r in rows]
-    n = max(lengths)
-    ids = np.full((len(rows), n), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), n), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return ids, mask, lengths
+    ids, mask = pad_batch(rows, pad_id)
+    return ids, mask, [len(r) for r in rows]
 
 
-def _max_diffs(session, wrapper, ids, mask, lengths, task: str) -> dict[str, float]:
+def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
     """ONNX on the padded batch against PyTorch on each text alone, over the real tokens."""
     import torch
 
@@ -210,16 +205,6 @@ def _onnx_export(module, args: tuple, path: Path, *, input_names, output_names, 
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from exc
 
 
-def _replace_folder(new: Path, out: Path) -> None:
-    """Swap a finished export into place; the previous export survives until the swap."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    new.rename(out)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(
     checkpoint: Path,
     out: Path,
@@ -233,7 +218,8 @@ def export_model(
     """Export `checkpoint` into the folder `out` and return its manifest.
 
     Nothing is written when the export is refused or fails its check against PyTorch;
-    an existing export at `out` is replaced only by a finished, checked one.
+    an existing export at `out` is replaced only by a finished, checked one, and survives a
+    killed export too (the next export removes what the killed one left).
     """
     try:
         import torch
@@ -274,10 +260,7 @@ def export_model(
     wrapper = _make_wrapper(model, task=ck.task, causal=ck.causal, head=head)
     wrapper.eval()
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with replace_folder(out) as tmp:
         batch = torch.export.Dim("batch", min=1, max=4096)
         seq = torch.export.Dim("seq", min=1, max=max_positions)
         outputs = ["attentions", "hidden_states"]
@@ -293,7 +276,7 @@ def export_model(
             dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
         )
         session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs = _max_diffs(session, wrapper, ids, mask, lengths, ck.task)
+        diffs = _max_diffs(session, wrapper, ids, mask, lengths)
         log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
         bad = {k: v for k, v in diffs.items() if not v <= TOLERANCE}
         if bad:
@@ -338,10 +321,6 @@ def export_model(
             log("quantizing to int8")
             card.quantized = quantize_int8(tmp, ids, mask, lengths)
         card.save(tmp)
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"exported to {out}")
     return card
 

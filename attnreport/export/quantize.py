@@ -1,7 +1,8 @@
 """int8 dynamic quantization of an export, with its cost in attention fidelity measured.
 
-Measured on MiniLM: 2x the fp32 throughput, but attention weights move by up to 0.59,
-so the manifest records the difference and the site shows it beside every int8 number.
+Quantized weights run faster but move the attention weights, by how much depends on the
+model, so each export measures it: the manifest records the difference and the speeds, and
+the site shows the difference beside every int8 number (benchmarks/run.py compares at scale).
 """
 
 from __future__ import annotations

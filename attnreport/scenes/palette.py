@@ -8,6 +8,9 @@ figures can use it without pyvista.
 
 from __future__ import annotations
 
+from attnreport.core.errors import BuildError
+from attnreport.core.themes import colours_theme, theme_parent
+
 #: blue, orange, bluish green, vermillion, reddish purple, sky blue, yellow
 CLASS_COLORS: list[str] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
 
@@ -42,31 +45,24 @@ def class_color(index: int) -> tuple[int, int, int]:
 
 
 def scene_theme(theme: str) -> str:
-    """The scene colours (`THEMES`) for a site theme: its own, else its parent's (``parent`` in
-    the bundled ``themes/<name>/theme.toml``, followed up the chain), else light's. A theme
-    this module has not heard of never stops a build."""
-    seen = set()
-    while theme not in THEMES and theme not in seen:
-        seen.add(theme)
-        theme = _parent(theme)
-    return theme if theme in THEMES else "light"
+    """The scene colours (`THEMES`) for a site theme: its own, else the nearest ancestor's
+    (`core.themes.colours_theme`), else light's.
 
-
-def _parent(theme: str) -> str:
-    import tomllib
-
-    from attnreport.core.resources import bundled
-
+    Lenient where the site is strict: a name that is not a shipped theme, or whose chain is
+    broken, draws in light. `render` takes any name, including a theme that lives outside
+    the shipped folder (passed to the site's templating as ``themes=``), and a build never
+    reaches here with a broken theme unnoticed: the config rejects unknown names when it is
+    loaded, and the site's templating raises on a broken chain in the same build.
+    """
     try:
-        if not theme or "/" in theme or "\\" in theme or theme.startswith("."):
-            return ""
-        data = tomllib.loads((bundled("themes") / theme / "theme.toml").read_text(encoding="utf-8"))
-    except Exception:  # no such theme, no file, bad TOML: light it is
-        return ""
-    parent = data.get("parent")
-    return parent if isinstance(parent, str) else ""
+        return colours_theme(theme, THEMES, parent_of=_parent) or "light"
+    except BuildError:  # a cycle of parents
+        return "light"
 
 
-def check_theme(theme: str) -> str:
-    """`scene_theme`, kept under its old name."""
-    return scene_theme(theme)
+def _parent(theme: str) -> str | None:
+    """`theme`'s parent as the one theme reader sees it; None when it is not a shipped theme."""
+    try:
+        return theme_parent(theme)
+    except BuildError:
+        return None

@@ -32,7 +32,7 @@ from attnreport.core.errors import BuildError
 from attnreport.scenes.camera import box_corners
 from attnreport.scenes.geometry import Scene
 from attnreport.scenes.glb import pack_glb
-from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, check_theme, hex_to_rgb
+from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, hex_to_rgb, scene_theme
 
 IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP"}
 WEBP_QUALITY = 80
@@ -192,7 +192,7 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
 
 
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
-    theme = check_theme(theme)
+    theme = scene_theme(theme)
     pv = load_pyvista()
     _prefer_egl()
     look = pv.themes.Theme()

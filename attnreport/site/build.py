@@ -1,15 +1,13 @@
 """Phase two of a build: render every page into a fresh folder beside the target, then swap.
 
 A build that fails or is killed leaves the previous site exactly as it was; the next
-build removes the leftovers. A lock stops two builds writing the same site at once.
+build removes the leftovers (`core.files.replace_folder`). A lock stops two builds
+writing the same site at once.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import jinja2
@@ -17,6 +15,7 @@ import markupsafe
 from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
+from attnreport.core.files import folder_lock, process_alive, replace_folder, scratch_folder
 from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import script_json, script_safe
@@ -32,49 +31,17 @@ MARKER = REPORT_FILE
 PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
 
 
-@contextmanager
-def _lock(target: Path):
-    path = target.with_name(f".{target.name}.lock")
-    fh = open(path, "a+")  # noqa: SIM115 - held for the whole build
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise BuildError(
-                f"{target}: another attnreport build is writing this site; wait for it to finish"
-            ) from exc
-        yield
-    finally:
-        fh.close()
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def spool_folder(target: Path) -> Path:
     """Scratch space for one build's page data, beside the target; removed by the build."""
-    return Path(target).resolve().with_name(f".{Path(target).name}.spool-{os.getpid()}")
+    return scratch_folder(Path(target).resolve(), "spool")
 
 
-def _clean_leftovers(target: Path) -> None:
-    olds = sorted(target.parent.glob(f".{target.name}.old-*"))
-    if olds and not target.exists():
-        # killed between the two renames of a swap: the previous site comes back
-        olds[0].rename(target)
+def _remove_dead_spools(target: Path) -> None:
+    """A killed build's page data; a spool whose build still runs is being filled (the pipeline
+    makes it before the lock is taken)."""
     for stale in target.parent.glob(f".{target.name}.spool-*"):
-        if not _alive(stale.name.rsplit("-", 1)[-1]):
+        if not process_alive(stale.name.rsplit("-", 1)[-1]):
             shutil.rmtree(stale, ignore_errors=True)
-    for stale in target.parent.glob(f".{target.name}.build-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in target.parent.glob(f".{target.name}.old-*"):
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _write(path: Path, text: str) -> None:
@@ -170,23 +137,9 @@ def write_site(
             f"{target}: exists, is not empty and is not an attnreport site; "
             f"choose an empty or new folder so nothing of yours is replaced"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target):
-        _clean_leftovers(target)
-        fresh = target.with_name(f".{target.name}.build-{os.getpid()}")
-        try:
+    busy = BuildError(f"{target}: another attnreport build is writing this site; wait for it to finish")
+    with folder_lock(target, busy=busy):
+        _remove_dead_spools(target)
+        with replace_folder(target) as fresh:
             _render(plan, fresh, theme=theme, overrides=overrides, progress=progress)
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            if target.exists():
-                target.rename(old)
-            try:
-                fresh.rename(target)
-            except OSError:
-                if old.exists():
-                    old.rename(target)
-                raise
-        except BaseException:
-            shutil.rmtree(fresh, ignore_errors=True)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
     return target

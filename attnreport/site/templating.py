@@ -1,8 +1,7 @@
 """The Jinja environment and themes: user overrides, then the theme, its parents, then the base templates.
 
-A theme is a folder under ``themes/`` holding a ``theme.css`` and, optionally, templates that
-replace the base ones and a ``theme.toml`` naming its parent (``parent = "light"``). Templates
-are looked up as in MkDocs: the user's override folder, the theme, its parent, the parent's
+Themes and their parent chains are read by `attnreport.core.themes`; this module layers them.
+Templates are looked up as in MkDocs: the user's override folder, the theme, its parent, the parent's
 parent, ..., the base templates. ``theme.css`` is layered the same way: the root ancestor's
 first, then each child's, then the override folder's, so a child only states what it changes.
 A template can reach past an override with ``{% extends "!light/base.html.j2" %}`` (a theme's
@@ -14,80 +13,14 @@ Autoescaping is on for every template name (``select_autoescape`` would miss our
 
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 
 import jinja2
 
 from attnreport.core.errors import BuildError
 from attnreport.core.resources import bundled
-
-#: keys a theme.toml may hold
-THEME_KEYS = ("parent", "description")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-def _themes_root(themes: Path | None) -> Path:
-    return bundled("themes") if themes is None else Path(themes)
-
-
-def available_themes(*, themes: Path | None = None) -> list[str]:
-    """The names of the themes in `themes` (default: the shipped ones)."""
-    root = _themes_root(themes)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
-
-
-def theme_folder(theme: str, *, themes: Path | None = None) -> Path:
-    root = _themes_root(themes)
-    folder = root / theme
-    if not _NAME.fullmatch(theme) or not folder.is_dir():
-        known = ", ".join(available_themes(themes=root))
-        raise BuildError(f"theme {theme!r} not found; known themes: {known}")
-    return folder
-
-
-def theme_parent(theme: str, *, themes: Path | None = None) -> str | None:
-    """The parent that `theme` declares in its theme.toml, or None."""
-    path = theme_folder(theme, themes=themes) / "theme.toml"
-    if not path.is_file():
-        return None
-    try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BuildError(f"{path}: theme {theme!r} has an unreadable theme.toml: {exc}") from exc
-    unknown = sorted(set(settings) - set(THEME_KEYS))
-    if unknown:
-        raise BuildError(
-            f"{path}: theme {theme!r}: unknown key(s) {', '.join(unknown)}; known: {', '.join(THEME_KEYS)}"
-        )
-    parent = settings.get("parent")
-    if parent is not None and not isinstance(parent, str):
-        raise BuildError(f"{path}: theme {theme!r}: parent must be a theme name (a string)")
-    return parent
-
-
-def theme_chain(theme: str, *, themes: Path | None = None) -> list[str]:
-    """`theme`, its parent, the parent's parent, ...: the order in which they are searched."""
-    chain = [theme]
-    theme_folder(theme, themes=themes)
-    while (parent := theme_parent(chain[-1], themes=themes)) is not None:
-        if parent in chain:
-            cycle = " -> ".join([*chain[chain.index(parent) :], parent])
-            raise BuildError(f"theme {theme!r}: its parents form a cycle ({cycle}); fix a theme.toml")
-        if not _NAME.fullmatch(parent) or not (_themes_root(themes) / parent).is_dir():
-            known = ", ".join(available_themes(themes=themes))
-            raise BuildError(
-                f"theme {chain[-1]!r} names parent {parent!r}, which is not a theme"
-                f"{f' (needed by {theme!r})' if chain[-1] != theme else ''}; known themes: {known}"
-            )
-        chain.append(parent)
-    return chain
-
-
-def root_theme(theme: str, *, themes: Path | None = None) -> str:
-    """The ancestor with no parent: the scenes take their palette from it (light or dark)."""
-    return theme_chain(theme, themes=themes)[-1]
+from attnreport.core.themes import theme_chain, theme_folder
+from attnreport.site.pages import head_page
 
 
 def theme_css(theme: str, overrides: Path | None = None, *, themes: Path | None = None) -> str:
@@ -130,6 +63,6 @@ def environment(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals["head_page"] = lambda layer, head: f"heads/L{layer}-H{head}.html"
+    env.globals["head_page"] = head_page
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
     return env

@@ -1,8 +1,14 @@
-"""A content-addressed on-disk cache of traces.
+"""A content-addressed on-disk cache: traces, and the analysis results computed from them.
 
-The key is a hash of the model file, the tokenizer, the tracing options and the text, so
+The key is a hash of the model file, the tokenizer, the options and the text, so
 rebuilding a site after a template change re-runs no model, and any change that could
-alter a number (new weights, another window size) misses the cache.
+alter a number (new weights, another window size) misses the cache. An entry is one
+file, written atomically; a damaged entry is a miss and is written again.
+
+The layout, which existing caches rely on (changing it invalidates every user's cache)::
+
+    <root>/<namespace>/<24 hex: sha256(salt + model key + options as sorted JSON)>/
+        <first 2 hex of sha256(text)>/<sha256(text)>.<suffix>
 """
 
 from __future__ import annotations
@@ -10,17 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
+from typing import Generic, TypeVar
 
+from attnreport.core.files import atomic_write
 from attnreport.core.trace import Trace
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+V = TypeVar("V")
 
 
 def default_cache_dir() -> Path:
@@ -30,60 +33,87 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attnreport"
 
 
-class TraceCache:
-    def __init__(self, root: Path, model_key: str, options: dict) -> None:
+class ContentCache(Generic[V]):
+    """Values of one kind (a namespace) for one model and set of options, one file per text.
+
+    Subclasses say how a value becomes bytes and back (`encode`, `decode`) and which file
+    suffix it gets; `decode` raises one of `damaged` for an entry it cannot read.
+    """
+
+    suffix = ""
+    #: what `decode` raises for an unreadable entry: a miss, not a failed build
+    damaged: tuple[type[BaseException], ...] = (ValueError,)
+
+    def __init__(self, root: Path, namespace: str, model_key: str, options: dict, *, salt: str) -> None:
+        #: identifies the model and options; `salt` keeps namespaces sharing a model apart
         self.model_key = hashlib.sha256(
-            (model_key + json.dumps(options, sort_keys=True)).encode()
+            (salt + model_key + json.dumps(options, sort_keys=True)).encode()
         ).hexdigest()
-        self.folder = Path(root) / "traces" / self.model_key[:24]
+        self.folder = Path(root) / namespace / self.model_key[:24]
+
+    def encode(self, value: V) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> V:
+        raise NotImplementedError
 
     def key(self, text: str) -> str:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.npz"
+    def path(self, text: str) -> Path:
+        """The entry's file for `text` (it may not exist)."""
+        key = self.key(text)
+        return self.folder / key[:2] / f"{key}{self.suffix}"
 
-    def get(self, text: str) -> Trace | None:
-        path = self._path(self.key(text))
+    def get(self, text: str) -> V | None:
+        """The cached value for `text`, or None (not cached, or damaged)."""
         try:
-            data = path.read_bytes()
+            data = self.path(text).read_bytes()
         except OSError:
             return None
         try:
-            return Trace.from_bytes(data)
-        except (ValueError, KeyError, OSError):
-            return None  # a damaged entry is a miss; it is rewritten
-
-    def put(self, trace: Trace) -> None:
-        path = self._path(self.key(trace.text))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(trace.to_bytes())
-        os.replace(tmp, path)
-
-
-class ResultCache:
-    """JSON results keyed like traces (model, options, text): analysis that ran the model once."""
-
-    def __init__(self, root: Path, namespace: str, model_key: str, options: dict) -> None:
-        self.model_key = hashlib.sha256(
-            (namespace + model_key + json.dumps(options, sort_keys=True)).encode()
-        ).hexdigest()
-        self.folder = Path(root) / namespace / self.model_key[:24]
-
-    def _path(self, text: str) -> Path:
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return self.folder / key[:2] / f"{key}.json"
-
-    def get(self, text: str) -> dict | None:
-        try:
-            return json.loads(self._path(text).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            return self.decode(data)
+        except self.damaged:
             return None
 
-    def put(self, text: str, value: dict) -> None:
-        path = self._path(text)
+    def put(self, text: str, value: V) -> None:
+        path = self.path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, sort_keys=True, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, self.encode(value))
+
+
+class TraceCache(ContentCache[Trace]):
+    """Traces, as npz bytes, under ``traces/``."""
+
+    suffix = ".npz"
+    damaged = (ValueError, KeyError, OSError, zipfile.BadZipFile)
+
+    def __init__(self, root: Path, model_key: str, options: dict) -> None:
+        # traces were cached before there were other namespaces: their key has no salt
+        super().__init__(root, "traces", model_key, options, salt="")
+
+    def encode(self, value: Trace) -> bytes:
+        return value.to_bytes()
+
+    def decode(self, data: bytes) -> Trace:
+        return Trace.from_bytes(data)
+
+    def put(self, trace: Trace) -> None:  # type: ignore[override]
+        """Cache `trace` under its own text."""
+        super().put(trace.text, trace)
+
+
+class ResultCache(ContentCache[dict]):
+    """JSON results keyed like traces (model, options, text): analysis that ran the model once."""
+
+    suffix = ".json"
+    damaged = (ValueError,)  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+
+    def __init__(self, root: Path, namespace: str, model_key: str, options: dict) -> None:
+        super().__init__(root, namespace, model_key, options, salt=namespace)
+
+    def encode(self, value: dict) -> bytes:
+        return json.dumps(value, sort_keys=True, allow_nan=False).encode("utf-8")
+
+    def decode(self, data: bytes) -> dict:
+        return json.loads(data.decode("utf-8"))

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ConfigError
+from attnreport.core.files import sha256_file
 from attnreport.core.modelcard import ModelCard
+from attnreport.core.padding import pad_batch
 from attnreport.core.trace import Trace
-from attnreport.trace.cache import TraceCache, default_cache_dir, file_sha256
+from attnreport.trace.cache import TraceCache, default_cache_dir
 from attnreport.trace.inputs import Row
 from attnreport.trace.tokenize import Encoded, TextTokenizer
 from attnreport.trace.windows import plan_windows, stitch
@@ -77,7 +79,7 @@ class Tracer:
         self.key = ""
         if use_cache:
             options = {"window": self.window, "stride": self.stride, "model": name}
-            self.key = file_sha256(self.model_path) + file_sha256(self.folder / "tokenizer.json")
+            self.key = sha256_file(self.model_path) + sha256_file(self.folder / "tokenizer.json")
             self.cache = TraceCache(cache_dir or default_cache_dir(), self.key, options)
             self.key += json.dumps(options, sort_keys=True)
 
@@ -156,12 +158,7 @@ class Tracer:
         return traces
 
     def _forward(self, batch: list[np.ndarray]) -> list[tuple]:
-        n = max(len(ids) for ids in batch)
-        ids = np.full((len(batch), n), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), n), dtype=np.int64)
-        for r, row in enumerate(batch):
-            ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
+        ids, mask = pad_batch(batch, self.pad_id)
         self.stats.padding.append(1.0 - mask.mean())
         names = [o.name for o in self.session.get_outputs()]
         out = dict(
