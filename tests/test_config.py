@@ -49,3 +49,23 @@ def test_bad_configs_are_one_line_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_generate_table_or_prompts_ask_for_a_generation_report(tmp_path):
+    from attnreport.core.config import config_from_dict
+
+    base = {"model": {"path": "m"}}
+    assert not config_from_dict({**base, "data": {"path": "d.jsonl"}}, base=tmp_path).generate.enabled
+    table = config_from_dict({**base, "data": {"path": "d.jsonl"}, "generate": {"top_k": 3}}, base=tmp_path)
+    assert table.generate.enabled and table.generate.top_k == 3 and table.generate.max_new_tokens == 32
+    assert config_from_dict({**base, "data": {"prompts": ["hi"]}}, base=tmp_path).generate.enabled
+    off = {**base, "data": {"path": "d.jsonl"}, "generate": {"enabled": False}}
+    assert not config_from_dict(off, base=tmp_path).generate.enabled
+    for bad, message in [
+        ({"data": {"prompts": ["a"], "texts": ["b"]}}, "has texts and prompts; keep one"),
+        ({"data": {"path": "d.jsonl"}, "generate": {"max_new_tokens": 0}}, "max_new_tokens = 0"),
+        ({"data": {"path": "d.jsonl"}, "generate": {"stop": "\n"}}, "stop must be a list"),
+        ({"data": {"path": "d.jsonl"}, "generate": {"tokens": 3}}, "unknown option \\[generate\\] 'tokens'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict({**base, **bad}, base=tmp_path)

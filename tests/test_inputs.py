@@ -89,3 +89,32 @@ def test_limit_inline_texts_and_unknown_formats(tmp_path):
         list(read_rows(DataConfig(path=tmp_path / "d.parquet")))
     with pytest.raises(InputError, match="not found"):
         list(read_rows(DataConfig(path=tmp_path / "missing.csv")))
+
+
+APPLE = "苹果公司成立于哪一年?"
+
+
+def test_prompt_rows_carry_their_completion_and_bad_ones_are_reported(tmp_path):
+    path = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            json.dumps({"id": "q1", "prompt": APPLE, "completion": "苹果是一种水果。"}).encode(),
+            json.dumps({"id": "q2", "prompt": "reset my pin", "label": "banking"}).encode(),
+            json.dumps({"id": "q3", "text": "a text, not a prompt"}).encode(),
+            json.dumps({"id": "q4", "prompt": "x", "completion": 3}).encode(),
+        ],
+    )
+    bad = []
+    rows = list(read_rows(DataConfig(path=path), on_bad=bad.append, prompts=True))
+    assert [(r.id, r.text, r.completion, r.label) for r in rows] == [
+        ("q1", APPLE, "苹果是一种水果。", None),
+        ("q2", "reset my pin", None, "banking"),
+    ]
+    assert [(b.line, b.reason) for b in bad] == [
+        (3, "no prompt in column 'prompt'"),
+        (4, "the completion in column 'completion' is not a string"),
+    ]
+    inline = list(read_rows(DataConfig(prompts=["hello", "again"]), prompts=True))
+    assert [(r.id, r.text, r.completion) for r in inline] == [("0", "hello", None), ("1", "again", None)]
+    with pytest.raises(InputError, match=r"\[data\] prompts\[1\]: empty"):
+        list(read_rows(DataConfig(prompts=["ok", " "]), prompts=True))

@@ -41,7 +41,12 @@ class ModelConfig:
 class DataConfig:
     path: Path | None = None
     texts: list[str] = field(default_factory=list)
+    #: inline prompts for a causal LM (a generation report), like `texts`
+    prompts: list[str] = field(default_factory=list)
     text_column: str = "text"
+    #: for a generation report: the prompt, and an optional given answer to explain (forced decoding)
+    prompt_column: str = "prompt"
+    completion_column: str = "completion"
     label_column: str = "label"
     id_column: str = "id"
     #: what a bad row (empty, undecodable, too long) does: "skip" it with a warning, or "fail"
@@ -95,6 +100,24 @@ class AnalysisConfig:
 
 
 @dataclass
+class GenerateConfig:
+    """`[generate]`: a causal LM writes an answer to each prompt, and the report explains every
+    token of it. Present (or `[data] prompts` given) means a generation report."""
+
+    #: a generation report; set by the presence of the table or of prompts, or explicitly
+    enabled: bool = False
+    max_new_tokens: int = 32
+    #: strings that end an answer (the answer keeps the text before them)
+    stop: list[str] = field(default_factory=list)
+    #: wrap each prompt in the checkpoint's own chat template (instruct models)
+    chat_template: bool = False
+    #: alternatives kept per step, and per layer in the logit lens
+    top_k: int = 5
+    #: the prompt's own n x n attention is kept up to this many tokens (beyond: the answer's rows only)
+    prompt_attention_limit: int = 512
+
+
+@dataclass
 class CompareConfig:
     """A second run of the same texts, shown on the compare page."""
 
@@ -130,6 +153,7 @@ class ReportConfig:
     site: SiteConfig = field(default_factory=SiteConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -138,10 +162,28 @@ class ReportConfig:
         where = self.source or "config"
         if self.model.path is None:
             raise ConfigError(f"{where}: [model] path is missing; name an exported or HF folder")
-        if self.data.path is None and not self.data.texts:
-            raise ConfigError(f"{where}: [data] needs `path` (CSV or JSONL) or `texts` (a list)")
-        if self.data.path is not None and self.data.texts:
-            raise ConfigError(f"{where}: [data] has both `path` and `texts`; keep one")
+        given = [name for name in ("path", "texts", "prompts") if getattr(self.data, name)]
+        if not given:
+            raise ConfigError(
+                f"{where}: [data] needs `path` (CSV or JSONL), `texts` or `prompts` (a list of strings)"
+            )
+        if len(given) > 1:
+            raise ConfigError(f"{where}: [data] has {' and '.join(given)}; keep one")
+        if self.data.prompts:
+            self.generate.enabled = True
+        if self.data.texts and self.generate.enabled:
+            raise ConfigError(
+                f"{where}: [data] texts are for classifiers; a generation report reads `prompts`"
+            )
+        g = self.generate
+        for name in ("max_new_tokens", "top_k", "prompt_attention_limit"):
+            value = getattr(g, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{where}: [generate] {name} = {value!r}; give a whole number >= 1")
+        if not isinstance(g.stop, list) or not all(isinstance(x, str) and x for x in g.stop):
+            raise ConfigError(
+                f'{where}: [generate] stop must be a list of non-empty strings, e.g. ["\\n\\n"]'
+            )
         if self.data.on_bad_row not in BAD_ROW_POLICIES:
             raise ConfigError(
                 f"{where}: [data] on_bad_row = {self.data.on_bad_row!r}; "
@@ -206,18 +248,22 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
     """Build a validated `ReportConfig` from a parsed TOML table."""
     where = str(source) if source else "config"
     data = dict(data)
+    given_tables = set(data)
     sections = {
         "model": ModelConfig,
         "data": DataConfig,
         "site": SiteConfig,
         "analysis": AnalysisConfig,
         "compare": CompareConfig,
+        "generate": GenerateConfig,
     }
     parts = {}
     for name, cls in sections.items():
         table = data.pop(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
+        if name == "generate" and name in given_tables:  # the table's presence asks for it
+            table = {"enabled": True, **table}
         parts[name] = _fill(cls, table, f"[{name}] ", base, where)
     top = _fill(ReportConfig, data, "", base, where)
     config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)

@@ -28,6 +28,8 @@ class Row:
     label: str | None
     #: 1-based line number in the file (0 for inline texts)
     line: int
+    #: a given answer to a prompt, explained by forced decoding (generation reports only)
+    completion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,23 @@ def _csv_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[
         bad(start, "unterminated quoted field")
 
 
-def read_rows(data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr) -> Iterator[Row]:
-    """Yield the rows of the configured input, one at a time."""
-    if data.texts:
-        for i, text in enumerate(data.texts):
+def read_rows(
+    data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr, prompts: bool = False
+) -> Iterator[Row]:
+    """Yield the rows of the configured input, one at a time. With `prompts` (a generation
+    report) a row's text is its prompt, and it may carry a completion to explain."""
+    inline, name = (data.prompts, "prompts") if prompts else (data.texts, "texts")
+    if inline:
+        for i, text in enumerate(inline):
             if not isinstance(text, str) or not text.strip():
-                raise InputError(f"[data] texts[{i}]: empty or not a string; give a non-empty text")
+                raise InputError(f"[data] {name}[{i}]: empty or not a string; give a non-empty text")
             yield Row(id=str(i), text=text, label=None, line=0)
         return
+    if data.path is None:
+        raise InputError(
+            f"[data] has no `{name}` and no `path`; a {'generation' if prompts else 'classification'} "
+            f"report reads [data] {name} or a file"
+        )
     path = Path(data.path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -130,10 +141,15 @@ def read_rows(data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr) -
 
     records = _jsonl_records(path, bad) if kind == "jsonl" else _csv_records(path, bad)
     seen: set[str] = set()
+    column = data.prompt_column if prompts else data.text_column
     for line, record in records:
-        text = record.get(data.text_column)
+        text = record.get(column)
         if not isinstance(text, str) or not text.strip():
-            bad(line, f"no text in column {data.text_column!r}")
+            bad(line, f"no {'prompt' if prompts else 'text'} in column {column!r}")
+            continue
+        completion = record.get(data.completion_column) if prompts else None
+        if completion is not None and not isinstance(completion, str):
+            bad(line, f"the completion in column {data.completion_column!r} is not a string")
             continue
         if len(text) > data.max_chars:
             bad(line, f"text has {len(text)} characters, more than max_chars = {data.max_chars}")
@@ -145,7 +161,8 @@ def read_rows(data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr) -
             continue
         seen.add(row_id)
         label = record.get(data.label_column)
-        yield Row(id=row_id, text=text, label=None if label in (None, "") else str(label), line=line)
+        label = None if label in (None, "") else str(label)
+        yield Row(id=row_id, text=text, label=label, line=line, completion=completion or None)
         count += 1
         if data.limit and count >= data.limit:
             return
