@@ -1,0 +1,92 @@
+"""What each generated token looked at: attention rows by layer, rollout, and attention by segment.
+
+A generation trace keeps the attention row of the position that chose each answer token, and
+the prompt's own n×n when the prompt is short enough. Together they are the whole causal
+attention over every position up to the last choosing one, so rollout (Abnar & Zuidema 2020,
+exactly as for classifiers) can be read for every step: row ``n - 1 + t`` is step ``t``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnreport.analysis.rollout import rollout
+from attnreport.core.generation import GenerationTrace
+
+#: where a step's attention can go: the chat template's tokens, the user's prompt, the answer so far
+SEGMENTS = ("template", "prompt", "answer")
+
+
+def full_attention(trace: GenerationTrace) -> np.ndarray | None:
+    """``[L, H, N, N]`` causal attention over positions ``0 .. N - 1`` (``N = n + T - 1``): the
+    prompt's own rows, then the choosing rows of steps 1 .. T - 1; None without the prompt's."""
+    if trace.prompt_attentions is None:
+        return None
+    n, steps = trace.n_prompt, trace.steps
+    size = n + steps - 1
+    full = np.zeros((trace.layers, trace.heads, size, size), dtype=np.float64)
+    full[:, :, :n, :n] = trace.prompt_attentions
+    full[:, :, n:, :] = trace.attentions[:, :, 1:, :]
+    return full
+
+
+def step_rollout(trace: GenerationTrace, *, residual: float = 0.5) -> np.ndarray | None:
+    """``[T, N]``: each step's rollout row (the choosing position's), None without the prompt's
+    own attention (a prompt longer than the trace kept)."""
+    full = full_attention(trace)
+    if full is None:
+        return None
+    matrix = rollout(full, residual=residual)
+    return matrix[trace.n_prompt - 1 + np.arange(trace.steps)]
+
+
+def segment_masks(trace: GenerationTrace) -> np.ndarray:
+    """``[3, N]`` boolean: which keys are the template's, the user's prompt's and the answer's."""
+    n, size = trace.n_prompt, trace.n_prompt + trace.steps - 1
+    masks = np.zeros((len(SEGMENTS), size), dtype=bool)
+    masks[0, :n] = trace.from_template
+    masks[1, :n] = ~trace.from_template
+    masks[2, n:] = True
+    return masks
+
+
+def segment_shares(trace: GenerationTrace) -> np.ndarray:
+    """``[T, L, 3]``: per step and layer, the share of the head-averaged attention on each of
+    `SEGMENTS` (rows sum to 1 where the model's attention rows do)."""
+    heads_mean = trace.attentions.astype(np.float64).mean(axis=1)  # [L, T, N]
+    return np.einsum("ltn,sn->tls", heads_mean, segment_masks(trace).astype(np.float64))
+
+
+@dataclass
+class GenerationAnalysis:
+    """One prompt's answer, analysed: everything the page and report.json show beyond the trace."""
+
+    trace: GenerationTrace
+    #: ``[T, N]`` rollout rows of the choosing positions; None for a prompt longer than was kept
+    rollout: np.ndarray | None
+    #: ``[T, L, 3]`` attention shares by segment (`SEGMENTS`)
+    segments: np.ndarray
+    #: the answer's log-probability, sum over its tokens (nats)
+    log_probability: float
+    mean_probability: float
+    min_probability: float
+    #: the step with the least likely token (None for an empty answer)
+    min_step: int | None
+
+
+def analyse_generation(trace: GenerationTrace) -> GenerationAnalysis:
+    probability = trace.probability.astype(np.float64)
+    empty = trace.steps == 0
+    with np.errstate(divide="ignore"):
+        log_probability = float(np.log(probability).sum()) if not empty else 0.0
+    return GenerationAnalysis(
+        trace=trace,
+        rollout=step_rollout(trace) if not empty else None,
+        segments=segment_shares(trace),
+        log_probability=log_probability,
+        mean_probability=float(probability.mean()) if not empty else float("nan"),
+        min_probability=float(probability.min()) if not empty else float("nan"),
+        min_step=None if empty else int(np.argmin(probability)),
+    )
