@@ -107,7 +107,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     for page in tqdm(plan.examples, desc="writing", unit="page", disable=not progress or None):
         data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
         scene = _scene_context(page.scene)
-        html = _page(env, "example.html.j2", root="../", page=page, page_data=data, scene=scene, **common)
+        html = _page(env, page.template, root="../", page=page, page_data=data, scene=scene, **common)
         _write(folder / "examples" / f"{page.slug}.html", html)
     pages = {e["id"]: e for e in plan.report["examples"]}
     for head in plan.report.get("heads", []):

@@ -32,6 +32,8 @@ class ExamplePage:
     next: str | None = None
     #: the attention-flow scene (and its group)
     scene: SceneFiles | None = None
+    #: the page's template: an example's, or a generation's (`site.generation.TEMPLATE`)
+    template: str = "example.html.j2"
 
     @property
     def path(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from attnreport import __version__
 from attnreport.analysis.decision import DecisionSpace
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
@@ -63,6 +64,81 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         broken["derived_values"] = derived.count + page_nonfinite
     if broken:
         entry["nonfinite"] = broken
+    return entry
+
+
+def _top(ids, probabilities, tokens) -> list[dict]:
+    return [
+        {"token": token, "id": int(i), "probability": float(p)}
+        for i, p, token in zip(ids, probabilities, tokens, strict=True)
+    ]
+
+
+def _segments(shares) -> dict:
+    """One step's attention by segment: the mean over layers, and each layer's."""
+    return {
+        **{name: float(v) for name, v in zip(SEGMENTS, shares.mean(axis=0), strict=True)},
+        "by_layer": [dict(zip(SEGMENTS, map(float, layer), strict=True)) for layer in shares],
+    }
+
+
+def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: int = 0) -> dict:
+    """The report's entry for one prompt and its answer (`generation`: every step's scores, its
+    alternatives, its logit lens and where its attention went)."""
+    g = result.trace
+    steps = []
+    for t in range(g.steps):
+        step = {
+            "probability": float(g.probability[t]),
+            "entropy": float(g.entropy[t]),
+            "rank": int(g.rank[t]),
+            "top": _top(g.top_ids[t], g.top_probabilities[t], g.top_tokens[t]),
+            "attention_segments": _segments(result.segments[t]),
+        }
+        if g.lens_probability is not None:
+            step["logit_lens"] = [
+                {
+                    "layer": layer,
+                    "probability": float(g.lens_probability[layer, t]),
+                    "rank": int(g.lens_rank[layer, t]),
+                    "top": _top(
+                        g.lens_top_ids[layer, t],
+                        g.lens_top_probabilities[layer, t],
+                        g.lens_top_tokens[layer][t],
+                    ),
+                }
+                for layer in range(g.layers + 1)
+            ]
+        steps.append(step)
+    entry = {
+        "id": g.id,
+        "page": page,
+        "text": g.prompt,
+        "label": g.label,
+        "generation": {
+            "input_text": g.text,
+            "template": g.template,
+            "prompt_tokens": list(g.prompt_tokens),
+            "prompt_ids": g.prompt_ids.tolist(),
+            "prompt_offsets": g.prompt_offsets.tolist(),
+            "special": g.special.tolist(),
+            "from_template": g.from_template.tolist(),
+            "tokens": list(g.tokens),
+            "ids": g.ids.tolist(),
+            "text": g.answer,
+            "forced": g.forced,
+            "stop_reason": g.stop_reason,
+            "log_probability": result.log_probability,
+            "mean_probability": result.mean_probability,
+            "min_probability": result.min_probability,
+            "min_step": result.min_step,
+            "steps": steps,
+        },
+    }
+    derived = NonFinite()
+    entry = clean(entry, derived)
+    if derived.count + page_nonfinite:
+        entry["nonfinite"] = {"derived_values": derived.count + page_nonfinite}
     return entry
 
 

@@ -1,0 +1,88 @@
+"""A generation report's pages: each prompt's answer, token by token, with what each token looked at.
+
+Like the example pages, the bulky data (every step's attention rows, quantised) is spooled as
+each prompt streams by; only the report's small entry stays in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.core.generation import GenerationTrace
+from attnreport.core.jsonsafe import NonFinite, clean
+from attnreport.site.encode import packed_unit, script_json
+from attnreport.site.pages import ExamplePage, page_path
+from attnreport.site.report import generation_entry
+from attnreport.site.slugs import SlugMaker
+
+#: the template of a generation page
+TEMPLATE = "generation.html.j2"
+
+
+def prompt_display(trace: GenerationTrace) -> list[str]:
+    """What a reader sees for each prompt token: its span of the input text, or the token itself."""
+    shown = []
+    for token, (a, b), special in zip(trace.prompt_tokens, trace.prompt_offsets, trace.special, strict=True):
+        shown.append(token if special or b <= a else trace.text[a:b])
+    return shown
+
+
+def generation_data(result: GenerationAnalysis) -> dict:
+    """What a generation page's script draws: the tokens, every step's scores and alternatives,
+    its attention rows (by layer and head) and rollout row, and the logit lens."""
+    g = result.trace
+    data = {
+        "n": g.n_prompt,
+        "steps": g.steps,
+        "layers": g.layers,
+        "heads": g.heads,
+        "prompt": prompt_display(g),
+        "special": g.special.tolist(),
+        "from_template": g.from_template.tolist(),
+        "answer": list(g.tokens),
+        "probability": g.probability,
+        "entropy": g.entropy,
+        "rank": g.rank,
+        "top": [
+            [{"token": tok, "probability": float(p)} for tok, p in zip(toks, ps, strict=True)]
+            for toks, ps in zip(g.top_tokens, g.top_probabilities, strict=True)
+        ],
+        "attention": packed_unit(g.attentions),
+        "rollout": None if result.rollout is None else packed_unit(result.rollout),
+        "segments": {"names": list(SEGMENTS), "shares": result.segments},
+        "forced": g.forced,
+    }
+    if g.lens_probability is not None:
+        data["lens"] = {
+            "probability": g.lens_probability,
+            "rank": g.lens_rank,
+            "top_token": [[tokens[0] for tokens in layer] for layer in g.lens_top_tokens],
+            "top_probability": g.lens_top_probabilities[..., 0],
+        }
+    return data
+
+
+def gather_generation(results: Iterable[GenerationAnalysis], *, spool: Path) -> list[ExamplePage]:
+    """Every prompt's page, its data spooled into `spool` as it streams by."""
+    spool = Path(spool)
+    spool.mkdir(parents=True, exist_ok=True)
+    slug_for = SlugMaker()
+    pages = []
+    for result in results:
+        slug = slug_for(result.trace.id)
+        counted = NonFinite()
+        data = clean(generation_data(result), counted)
+        record = generation_entry(result, page_path(slug), page_nonfinite=counted.count)
+        if "nonfinite" in record:
+            data["nonfinite"] = record["nonfinite"]
+        del result
+        data_file = spool / f"{len(pages)}.json"
+        data_file.write_text(script_json(data), encoding="utf-8")
+        pages.append(ExamplePage(slug=slug, record=record, data_file=data_file, template=TEMPLATE))
+    for i, page in enumerate(pages):
+        page.previous = pages[i - 1].slug if i > 0 else None
+        page.next = pages[i + 1].slug if i + 1 < len(pages) else None
+    return pages
+
