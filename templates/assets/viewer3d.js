@@ -6,7 +6,8 @@
 // its first frame is marked "scene3d:first-frame" on the page's performance timeline.
 // A <div class="scene3d-group"> holds several figures (data-choice) and buttons with the same
 // data-choice: a button shows its figure and hides the others; a figure is set up (its JSON
-// parsed, its WebGL context made) only when first shown.
+// parsed, its WebGL context made) only when first shown. Its look is in base.css (classes
+// scene3d-*, so themes can restyle it); it saves its PNG through save.js, loaded before it.
 (function () {
   "use strict";
 
@@ -53,14 +54,14 @@
     var m = String(s).match(/[\d.]+/g) || [0, 0, 0], k = /^color\(/.test(s) ? 1 : 255;
     return [m[0] / k, m[1] / k, m[2] / k];
   }
-  function el(tag, cls, css, text) {
+  // the viewer's elements are styled by their classes (base.css), so themes can restyle them
+  function el(tag, cls, text) {
     var e = document.createElement(tag);
     e.className = cls;
-    if (css) e.style.cssText = css;
     if (text != null) e.textContent = String(text);
     return e;
   }
-  function show(e, on) { if (e) { e.hidden = !on; e.style.display = on ? "" : "none"; } }
+  function show(e, on) { if (e) e.hidden = !on; }
 
   // ---- shaders ----
   // points: flat discs of the exact colour, sized in scene units by perspective; a ring (outline,
@@ -202,7 +203,7 @@
     show(figure.querySelector(".scene3d-bar"), false);
     var img = figure.querySelector("img.scene-fallback");
     show(img, true);
-    figure.appendChild(el("p", "scene3d-fallback-note", "font-size:.85em;opacity:.8;margin:.3rem 0", message));
+    figure.appendChild(el("p", "scene3d-fallback-note", message));
     if (notes && !notes.parentNode) figure.appendChild(notes);
     figure.dataset.state = "fallback";
   }
@@ -227,41 +228,35 @@
   function setup(figure) {
     var canvas = figure.querySelector("canvas"), img = figure.querySelector("img.scene-fallback");
     var scene = JSON.parse(figure.querySelector("script.scene-data").textContent);
-    var notes = el("div", "scene3d-notes", "font-size:.85em;opacity:.8;margin-top:.3rem");
-    (scene.notes || []).forEach(function (text) { notes.appendChild(el("div", "scene3d-note", "", text)); });
+    var notes = el("div", "scene3d-notes");
+    (scene.notes || []).forEach(function (text) { notes.appendChild(el("div", "scene3d-note", text)); });
     var gl = null, attrs = {alpha: true, antialias: true, premultipliedAlpha: true, preserveDrawingBuffer: true};
     try { gl = canvas && canvas.getContext("webgl", attrs); } catch (e) { gl = null; }
     if (!gl) return fallback(figure, "A still image: the interactive view needs WebGL, which is off here.", notes);
 
     // a stage (canvas, label overlay, tooltip) shaped like the still image, a bar, the notes
     var src = [canvas, img].filter(function (e) { return e && e.getAttribute("width") > 0 && e.getAttribute("height") > 0; })[0];
-    var stage = el("div", "scene3d-stage", "position:relative;width:100%;aspect-ratio:" +
-      (src ? src.getAttribute("width") + " / " + src.getAttribute("height") : "4 / 3"));
+    var stage = el("div", "scene3d-stage");
+    if (src) stage.style.setProperty("--scene3d-aspect", src.getAttribute("width") + " / " + src.getAttribute("height"));
     canvas.parentNode.insertBefore(stage, canvas);
     stage.appendChild(canvas);
     show(canvas, true);
-    canvas.style.cssText = "display:block;width:100%;height:100%;touch-action:none;cursor:grab";
     canvas.tabIndex = 0;
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", (scene.title || "3D scene") + ": drag or arrow keys turn, wheel or +/- zoom");
-    var overlay = el("div", "scene3d-labels",
-      "position:absolute;left:0;top:0;right:0;bottom:0;overflow:hidden;pointer-events:none;font-size:.8em;" +
-      "text-shadow:0 0 3px var(--panel,#fff),0 0 3px var(--panel,#fff)");
-    var tip = el("div", "scene3d-tip", "position:absolute;left:0;top:0;pointer-events:none;max-width:22em;" +
-      "padding:.2em .45em;border-radius:4px;font-size:.85em;white-space:pre-wrap;overflow-wrap:anywhere;" +
-      "background:var(--panel,#fff);color:var(--fg,#222);border:1px solid var(--line,#999);z-index:2");
+    var overlay = el("div", "scene3d-labels"), tip = el("div", "scene3d-tip");
     show(tip, false);
     stage.appendChild(overlay);
     stage.appendChild(tip);
-    var bar = el("div", "scene3d-bar", "margin-top:.3rem;font-size:.85em");
-    var reset = el("button", "scene3d-reset", "", "reset view");
+    var bar = el("div", "scene3d-bar");
+    var reset = el("button", "scene3d-reset", "reset view");
     reset.type = "button";
     bar.appendChild(reset);
-    var save = el("button", "scene3d-save", "margin-left:.5rem", "save PNG");
-    save.type = "button";
-    save.title = "this view as a PNG, labels included";
-    bar.appendChild(save);
-    bar.appendChild(el("span", "scene3d-hint", "opacity:.7;margin-left:.75rem",
+    var saveButton = el("button", "scene3d-save", "save PNG");
+    saveButton.type = "button";
+    saveButton.title = "this view as a PNG, labels included";
+    bar.appendChild(saveButton);
+    bar.appendChild(el("span", "scene3d-hint",
       "drag to turn · wheel or pinch to zoom · hover a point for its label"));
     stage.parentNode.insertBefore(bar, stage.nextSibling);
     bar.parentNode.insertBefore(notes, bar.nextSibling);
@@ -306,26 +301,27 @@
 
     // HTML labels: each axis's name (centred past its far end) and range; the scene's texts start
     // just right of their point, as in the still image
-    var marks = [], small = "opacity:.65;font-size:.85em";
-    function mark(xyz, text, css, shift) {
-      var e = el("div", "scene3d-text", "position:absolute;left:0;top:0;white-space:pre;line-height:1.2;" + css, text);
+    // kind: "range" (an axis's numbers), "axis" (its name), "shown" (the point a link asked for) or none
+    var marks = [];
+    function mark(xyz, text, kind, shift) {
+      var e = el("div", "scene3d-text" + (kind ? " scene3d-" + kind : ""), text);
       overlay.appendChild(e);
       marks.push({xyz: xyz, el: e, shift: shift || " translate(-50%,-50%)"});
     }
     function num(v) { return String(+v.toPrecision(3)); }
     var names = axes.labels || ["x", "y", "z"];
-    mark(lo, lo.map(num).join(", "), small);
+    mark(lo, lo.map(num).join(", "), "range");
     for (ax = 0; ax < 3; ax++) {
       var beyond = lo.slice(), tmax = lo.slice();
       beyond[ax] = hi[ax] + 0.08 * Math.max(span[0], span[1], span[2]);
       tmax[ax] = hi[ax];
-      mark(beyond, names[ax] == null ? "" : names[ax], "font-weight:600");
-      mark(tmax, num(hi[ax]), small);
+      mark(beyond, names[ax] == null ? "" : names[ax], "axis");
+      mark(tmax, num(hi[ax]), "range");
     }
-    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, "", " translate(4px,-50%)"); });
+    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, null, " translate(4px,-50%)"); });
     if (figure.dataset.highlight) {
       var h = +figure.dataset.highlight, said = String(labels[h] == null ? "" : labels[h]);
-      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "font-weight:600", " translate(10px,-50%)");
+      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "shown", " translate(10px,-50%)");
       figure.scrollIntoView({block: "center"});
     }
 
@@ -436,16 +432,9 @@
         });
         g.globalAlpha = 1;
       });
-      out.toBlob(function (blob) {
-        var a = document.createElement("a");
-        a.href = URL.createObjectURL(blob);
-        a.download = (scene.kind || "scene") + ".png";
-        document.body.appendChild(a);
-        a.click();
-        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-      }, "image/png");
+      window.attnreport.save.saveCanvas(out, (scene.kind || "scene") + ".png");
     }
-    save.addEventListener("click", snapshot);
+    saveButton.addEventListener("click", snapshot);
     function toScreen(p) {  // CSS pixels from the canvas's top left and depth; null behind the camera
       var m = mvp, w = m[3] * p[0] + m[7] * p[1] + m[11] * p[2] + m[15];
       if (!(w > near)) return null;
@@ -485,7 +474,7 @@
     }
     function hover(x, y) {
       var i = pick(x, y), label = i >= 0 && labels[i] != null ? String(labels[i]) : "";
-      canvas.style.cursor = i >= 0 && safeLink(i) ? "pointer" : "grab";
+      canvas.classList.toggle("scene3d-on-link", i >= 0 && !!safeLink(i));
       show(tip, !!label);
       if (!label) return;
       tip.textContent = label;
@@ -576,10 +565,8 @@
     if (box.dataset.setup) return;
     box.dataset.setup = "1";
     var buttons = box.querySelectorAll("button[data-choice]"), figures = box.querySelectorAll("figure.scene3d[data-choice]");
-    function press(button, on) {  // the chosen button: bold and underlined, whatever the theme's buttons look like
+    function press(button, on) {  // the chosen button: base.css makes it bold and underlined
       button.setAttribute("aria-pressed", String(on));
-      button.style.fontWeight = on ? "600" : "";
-      button.style.boxShadow = on ? "inset 0 -2px 0 currentColor" : "";
     }
     function choose(key) {
       for (var i = 0; i < buttons.length; i++) press(buttons[i], buttons[i].dataset.choice === key);
