@@ -1,7 +1,7 @@
 """The 3D viewer (templates/assets/viewer3d.js) in real headless Chromium with software WebGL.
 
 The test page loads what a built page loads for it, in the same order: base.css (the viewer's
-look), save.js (its PNG download) and viewer3d.js.
+look), save.js (its PNG download), viewer3d-gl.js (its drawing side) and viewer3d.js.
 
 An asymmetric scene (three clusters of different colours, a translucent tetrahedron, lines of
 different widths, hostile text) is drawn from file:// and from an http sub-path. Where each
@@ -34,7 +34,7 @@ ARGS = [
     "--no-first-run",
 ]
 ASSETS = Path(__file__).resolve().parents[1] / "templates" / "assets"
-SCRIPTS = ("save.js", "viewer3d.js")
+SCRIPTS = ("save.js", "viewer3d-gl.js", "viewer3d.js")
 
 RED, GREEN, BLUE = (230, 40, 40), (20, 170, 60), (40, 90, 230)
 LONE, TRAP = (240, 200, 0), (150, 0, 150)
