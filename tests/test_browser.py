@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -305,8 +306,6 @@ def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_li
 
 def _alpha(css: str) -> float:
     """The alpha of a computed colour: rgba(r, g, b, a), color(srgb r g b / a), or opaque."""
-    import re
-
     found = re.search(r"/\s*([0-9.]+)\)$", css) or re.search(r"rgba\([^,]+,[^,]+,[^,]+,\s*([0-9.]+)\)", css)
     return float(found.group(1)) if found else (0.0 if css == "transparent" else 1.0)
 
@@ -375,4 +374,102 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
         page.click("#tok-png")
     assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert problems == []
+    page.close()
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height from a PNG's header, after checking its signature."""
+    head = Path(path).read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_every_figure_of_an_example_page_downloads_a_valid_file(browser, tiny, tmp_path, served):
+    """The heatmap (Plotly's PNG button and the SVG one added to it), the model view and the token
+    view, saved from a page under a sub-path: SVG that parses with the figure's elements, PNG at
+    twice the SVG's size with the figure drawn in it (the model view's PNG is rendered from its SVG)."""
+    from PIL import Image
+
+    root, base = served
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
+    site = build(config, root / "site", progress=False).site
+    example = json.loads((site / "report.json").read_text())["examples"][0]
+    page, problems, outside = open_page(browser, f"{base}/site/{example['page']}#layer=1&head=0")
+    page.wait_for_selector("#heatmap .main-svg")
+    page.wait_for_selector("#model-view canvas.thumb")
+    ns = "{http://www.w3.org/2000/svg}"
+
+    def download(selector):
+        with page.expect_download() as info:
+            page.click(selector)
+        return info.value.suggested_filename, Path(info.value.path())
+
+    page.hover("#heatmap .main-svg")
+    name, path = download("#heatmap .modebar-btn[data-title='Download plot as a PNG']")
+    assert name == "attention-layer1-head0.png"
+    width, height = png_size(path)
+    assert width > 400 and height > 400 and path.stat().st_size > 5000
+    name, path = download("#heatmap .modebar-btn[data-title='Download as SVG']")
+    assert name == "attention-layer1-head0.svg"
+    svg = ET.parse(path).getroot()
+    assert svg.tag == f"{ns}svg" and svg.findall(f".//{ns}image")  # Plotly draws the heatmap as an image
+
+    name, path = download("#mv-svg")
+    assert name == "model-view.svg"
+    svg = ET.parse(path).getroot()
+    images = svg.findall(f".//{ns}image")
+    assert sorted((i.get("data-layer"), i.get("data-head")) for i in images) == sorted(
+        (str(layer), str(head)) for layer in range(2) for head in range(4)
+    )
+    labels = [t.text for t in svg.iter(f"{ns}text")]
+    assert labels == ["H0", "H1", "H2", "H3", "L0", "L1"]
+    name, path = download("#mv-png")
+    assert name == "model-view.png"
+    assert png_size(path) == (2 * int(svg.get("width")), 2 * int(svg.get("height")))
+    grid = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    first = images[0]
+    x, y, cell = (2 * int(float(first.get(k))) for k in ("x", "y", "width"))
+    thumb = grid[y + 4 : y + cell - 4, x + 4 : x + cell - 4]
+    background = grid[2, 2]
+    assert (np.abs(thumb - background).max(axis=-1) > 40).mean() > 0.5  # the thumbnail is in the PNG
+
+    name, path = download("#tok-png")
+    assert name == f"tokens-{page.input_value('#view')}.png"
+    width, height = png_size(path)
+    assert width > 100 and height > 20
+    # Plotly's PNG export loads its own blob: URL (page-local, not the network)
+    assert problems == [] and [u for u in outside if not u.startswith(f"blob:{base}/")] == []
+    page.close()
+
+
+def test_an_example_template_without_head_and_model_view_still_works(browser, tiny, tmp_path, served):
+    """A user's own example.html.j2 may leave out the head view and the model view (figure and
+    controls): the other figures draw and follow the controls, and nothing fails."""
+    from attnreport.core.resources import bundled
+
+    template = (bundled("templates") / "example.html.j2").read_text(encoding="utf-8")
+    mine = re.sub(
+        r'  <h3 id="head-view-title">.*?<div id="head-view"[^>]*></div>\n', "", template, flags=re.S
+    )
+    mine = re.sub(r'<section class="card">\s*<h2>Model view.*?</section>\n', "", mine, flags=re.S)
+    assert "head-view" not in mine and "model-view" not in mine and "mv-png" not in mine
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "example.html.j2").write_text(mine, encoding="utf-8")
+    root, base = served
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
+    config.site.templates = folder
+    site = build(config, root / "site", progress=False).site
+    example = json.loads((site / "report.json").read_text())["examples"][0]
+    page, problems, outside = open_page(browser, f"{base}/site/{example['page']}")
+    page.wait_for_selector("#heatmap .main-svg")
+    assert page.locator("#head-view, #model-view, #hv-png, #mv-png").count() == 0
+    page.select_option("#layer", "0")
+    page.select_option("#head", "3")
+    assert page.get_attribute("#heatmap", "data-head") == "3"
+    assert page.locator("#tokens .token").count() == len(example["tokens"])
+    with page.expect_download() as info:
+        page.click("#tok-svg")
+    assert ET.parse(info.value.path()).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert problems == [] and outside == []
     page.close()

@@ -1,5 +1,8 @@
 """The 3D viewer (templates/assets/viewer3d.js) in real headless Chromium with software WebGL.
 
+The test page loads what a built page loads for it, in the same order: base.css (the viewer's
+look), save.js (its PNG download), viewer3d-gl.js (its drawing side) and viewer3d.js.
+
 An asymmetric scene (three clusters of different colours, a translucent tetrahedron, lines of
 different widths, hostile text) is drawn from file:// and from an http sub-path. Where each
 point must land is computed here, independently, from the scene's camera; the canvas pixels
@@ -30,7 +33,8 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VIEWER = Path(__file__).resolve().parents[1] / "templates" / "assets" / "viewer3d.js"
+ASSETS = Path(__file__).resolve().parents[1] / "templates" / "assets"
+SCRIPTS = ("save.js", "viewer3d-gl.js", "viewer3d.js")
 
 RED, GREEN, BLUE = (230, 40, 40), (20, 170, 60), (40, 90, 230)
 LONE, TRAP = (240, 200, 0), (150, 0, 150)
@@ -133,14 +137,17 @@ def write_page(folder: Path, scene: dict) -> Path:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(VIEWER, folder / "viewer3d.js")
+    for name in ("base.css", *SCRIPTS):
+        shutil.copy(ASSETS / name, folder / name)
     Image.new("RGB", (64, 48), (200, 210, 220)).save(folder / "scene.webp", format="WEBP")
     (folder / "examples").mkdir(exist_ok=True)
     (folder / "examples" / "lone.html").write_text(
         '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lone</title><p>lone</p>'
     )
+    scripts = "".join(f'<script src="{name}"></script>' for name in SCRIPTS)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>viewer test</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="base.css">
 <style>body {{ margin: 0; padding: 1rem; font: 15px/1.5 system-ui, sans-serif; color: #1d2330;
 background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><body>
 <h1>3D viewer</h1>
@@ -150,7 +157,7 @@ background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><bo
 <img class="scene-fallback" src="scene.webp" width="640" height="480" alt="a still image of the scene">
 <figcaption>{scene["title"]}</figcaption>
 </figure>
-<script src="viewer3d.js"></script>
+{scripts}
 </body></html>
 """
     (folder / "index.html").write_text(page, encoding="utf-8")

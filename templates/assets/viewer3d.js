@@ -6,195 +6,26 @@
 // its first frame is marked "scene3d:first-frame" on the page's performance timeline.
 // A <div class="scene3d-group"> holds several figures (data-choice) and buttons with the same
 // data-choice: a button shows its figure and hides the others; a figure is set up (its JSON
-// parsed, its WebGL context made) only when first shown.
+// parsed, its WebGL context made) only when first shown. Its look is in base.css (classes
+// scene3d-*, so themes can restyle it); it saves its PNG through save.js, loaded before it.
 (function () {
   "use strict";
 
-  var OUTLINE_RING = 1.5, HIGHLIGHT_RING = 2.2, PICK_PX = 8;
+  // the drawing side (viewer3d-gl.js, loaded before this file)
+  var G = window.attnreport.gl, PICK_PX = 8;
+  var sub = G.sub, add = G.add, mulv = G.mulv, dot = G.dot, cross = G.cross, len = G.len, unit = G.unit,
+    clamp = G.clamp, vec = G.vec, rotate = G.rotate, basis = G.basis, lookAt = G.lookAt,
+    perspective = G.perspective, mul = G.mul, cssColor = G.cssColor, use = G.use, pointData = G.pointData,
+    meshData = G.meshData, lineData = G.lineData, upload = G.upload;
 
-  // ---- vectors, column-major 4x4 matrices ----
-  function sub(a, b) { return [a[0] - b[0], a[1] - b[1], a[2] - b[2]]; }
-  function add(a, b) { return [a[0] + b[0], a[1] + b[1], a[2] + b[2]]; }
-  function mulv(a, s) { return [a[0] * s, a[1] * s, a[2] * s]; }
-  function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
-  function cross(a, b) { return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]; }
-  function len(a) { return Math.sqrt(dot(a, a)); }
-  function unit(a) { var l = len(a); return l > 0 ? mulv(a, 1 / l) : [0, 0, 0]; }
-  function clamp(v, lo, hi) { return v < lo ? lo : v > hi ? hi : v; }
-  function vec(a, i) { return [+a[3 * i], +a[3 * i + 1], +a[3 * i + 2]]; }
-  function rotate(v, k, t) {  // Rodrigues: v about the unit axis k by t
-    var c = Math.cos(t), s = Math.sin(t), x = cross(k, v), d = dot(k, v) * (1 - c);
-    return [v[0] * c + x[0] * s + k[0] * d, v[1] * c + x[1] * s + k[1] * d, v[2] * c + x[2] * s + k[2] * d];
-  }
-  function basis(eye, target, up) {  // [right, true up, forward]
-    var f = unit(sub(target, eye)), r = cross(f, up);
-    if (len(r) < 1e-9) r = cross(f, Math.abs(f[1]) < 0.9 ? [0, 1, 0] : [1, 0, 0]);
-    r = unit(r);
-    return [r, cross(r, f), f];
-  }
-  function lookAt(e, b) {
-    var s = b[0], u = b[1], f = b[2];
-    return [s[0], u[0], -f[0], 0, s[1], u[1], -f[1], 0, s[2], u[2], -f[2], 0, -dot(s, e), -dot(u, e), dot(f, e), 1];
-  }
-  function perspective(fovy, aspect, near, far) {
-    var f = 1 / Math.tan(fovy / 2), nf = 1 / (near - far);
-    return [f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (far + near) * nf, -1, 0, 0, 2 * far * near * nf, 0];
-  }
-  function mul(a, b) {
-    var o = [];
-    for (var i = 0; i < 16; i++) {
-      var c = i & ~3, r = i & 3;
-      o[i] = a[r] * b[c] + a[4 + r] * b[c + 1] + a[8 + r] * b[c + 2] + a[12 + r] * b[c + 3];
-    }
-    return o;
-  }
-  function rgb(c) { c = c || [128, 128, 128]; return [c[0] / 255, c[1] / 255, c[2] / 255]; }
-  function cssColor(s) {  // "rgb(1, 2, 3)" or "color(srgb .1 .2 .3)" -> 0-1
-    var m = String(s).match(/[\d.]+/g) || [0, 0, 0], k = /^color\(/.test(s) ? 1 : 255;
-    return [m[0] / k, m[1] / k, m[2] / k];
-  }
-  function el(tag, cls, css, text) {
+  // the viewer's elements are styled by their classes (base.css), so themes can restyle them
+  function el(tag, cls, text) {
     var e = document.createElement(tag);
     e.className = cls;
-    if (css) e.style.cssText = css;
     if (text != null) e.textContent = String(text);
     return e;
   }
-  function show(e, on) { if (e) { e.hidden = !on; e.style.display = on ? "" : "none"; } }
-
-  // ---- shaders ----
-  // points: flat discs of the exact colour, sized in scene units by perspective; a ring (outline,
-  // highlight) widens the sprite and paints outside the disc in the text colour
-  var POINT_VS = "attribute vec3 a_pos; attribute vec3 a_col; attribute vec2 a_size;" +
-    "uniform mat4 u_mvp; uniform float u_px; uniform float u_max; varying vec3 v_col; varying float v_inner;" +
-    "void main() { vec4 p = u_mvp * vec4(a_pos, 1.0); gl_Position = p;" +
-    " float d = max(a_size.x * u_px / max(p.w, 1e-6), 1.5);" +
-    " float s = min(a_size.y > 1.0 ? max(d * a_size.y, d + 3.0) : d, u_max);" +
-    " gl_PointSize = s; v_col = a_col; v_inner = a_size.y > 1.0 ? min(d / s, 1.0 - 2.0 / s) : 2.0; }";
-  var POINT_FS = "precision mediump float; varying vec3 v_col; varying float v_inner; uniform vec3 u_ink;" +
-    "void main() { float r = length(gl_PointCoord * 2.0 - 1.0); if (r > 1.0) discard;" +
-    " gl_FragColor = vec4(r > v_inner ? u_ink : v_col, 1.0); }";
-  // a segment's quad: each vertex has its end, the other end, side (+-1), width (scene units, or
-  // pixels when negative) and opacity; an end behind the near plane slides onto it; thinner than
-  // a pixel draws one pixel, fainter
-  var LINE_VS = "attribute vec3 a_a; attribute vec3 a_b; attribute vec3 a_swo; attribute vec3 a_col;" +
-    "uniform mat4 u_view; uniform mat4 u_proj; uniform vec2 u_half; uniform float u_near; uniform float u_px;" +
-    "uniform vec4 u_tint; varying vec4 v_col;" +
-    "void main() { vec4 a = u_view * vec4(a_a, 1.0), b = u_view * vec4(a_b, 1.0); v_col = vec4(0.0);" +
-    " if (a.z > -u_near && b.z > -u_near) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }" +
-    " if (a.z > -u_near) a = mix(a, b, (-u_near - a.z) / (b.z - a.z));" +
-    " if (b.z > -u_near) b = mix(b, a, (-u_near - b.z) / (a.z - b.z));" +
-    " vec4 ca = u_proj * a, cb = u_proj * b; vec2 d = (cb.xy / cb.w - ca.xy / ca.w) * u_half;" +
-    " d = length(d) > 1e-5 ? normalize(d) : vec2(1.0, 0.0);" +
-    " float w = a_swo.y < 0.0 ? -a_swo.y : a_swo.y * u_px / ca.w, alpha = a_swo.z * min(w, 1.0);" +
-    " ca.xy += vec2(-d.y, d.x) * a_swo.x * 0.5 * max(w, 1.0) / u_half * ca.w; gl_Position = ca;" +
-    " v_col = vec4(mix(a_col, u_tint.rgb, u_tint.a) * alpha, alpha); }";
-  var LINE_FS = "precision mediump float; varying vec4 v_col; void main() { gl_FragColor = v_col; }";
-  // meshes: two-sided Lambert (a light near the camera) plus ambient, premultiplied opacity
-  var MESH_VS = "attribute vec3 a_pos; attribute vec3 a_nrm; uniform mat4 u_mvp; uniform vec3 u_light;" +
-    "varying float v_light; void main() { gl_Position = u_mvp * vec4(a_pos, 1.0);" +
-    " v_light = min(0.3 + 0.7 * abs(dot(normalize(a_nrm), u_light)), 1.0); }";
-  var MESH_FS = "precision mediump float; varying float v_light; uniform vec4 u_col;" +
-    "void main() { gl_FragColor = vec4(u_col.rgb * v_light * u_col.a, u_col.a); }";
-
-  function compile(gl, vs, fs, attribs) {
-    var p = gl.createProgram(), prog = {p: p, a: [], u: {}, stride: 0};
-    [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]].forEach(function (pair) {
-      var s = gl.createShader(pair[0]);
-      gl.shaderSource(s, pair[1]);
-      gl.compileShader(s);
-      if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error("shader: " + gl.getShaderInfoLog(s));
-      gl.attachShader(p, s);
-    });
-    gl.linkProgram(p);
-    if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error("program: " + gl.getProgramInfoLog(p));
-    attribs.forEach(function (a) { prog.a.push([gl.getAttribLocation(p, a[0]), a[1]]); prog.stride += 4 * a[1]; });
-    return prog;
-  }
-  // switch to a program, point its attributes into one interleaved buffer, set its uniforms
-  // (a number: float; 16 numbers: a matrix; 2-4: a vector)
-  function use(gl, prog, buffer, uniforms) {
-    for (var i = 0; i < 8; i++) gl.disableVertexAttribArray(i);
-    gl.useProgram(prog.p);
-    gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
-    var off = 0;
-    prog.a.forEach(function (a) {
-      if (a[0] >= 0) {
-        gl.enableVertexAttribArray(a[0]);
-        gl.vertexAttribPointer(a[0], a[1], gl.FLOAT, false, prog.stride, off);
-      }
-      off += 4 * a[1];
-    });
-    for (var k in uniforms) {
-      var v = uniforms[k], loc = prog.u[k] || (prog.u[k] = gl.getUniformLocation(prog.p, k));
-      if (typeof v === "number") gl.uniform1f(loc, v);
-      else if (v.length === 16) gl.uniformMatrix4fv(loc, false, v);
-      else gl["uniform" + v.length + "fv"](loc, v);
-    }
-  }
-  function upload(gl, array) {
-    var b = gl.createBuffer();
-    gl.bindBuffer(gl.ARRAY_BUFFER, b);
-    gl.bufferData(gl.ARRAY_BUFFER, array, gl.STATIC_DRAW);
-    return b;
-  }
-
-  // ---- geometry from the scene JSON ----
-  // points: one interleaved buffer, x y z r g b diameter ring
-  function pointData(pts) {
-    var xyz = pts.xyz || [], n = Math.floor(xyz.length / 3), col = pts.color || [], size = pts.size || [];
-    var out = new Float32Array(n * 8), outline = pts.outline || [], grey = col.length < 3 * n;
-    for (var i = 0, o = 0; i < n; i++, o += 8) {
-      out.set(vec(xyz, i), o);
-      out.set(grey ? [0.5, 0.5, 0.5] : rgb(vec(col, i)), o + 3);
-      out[o + 6] = +size[i] > 0 ? +size[i] : 0.01;
-      out[o + 7] = i === pts.highlight ? HIGHLIGHT_RING : outline[i] ? OUTLINE_RING : 1;
-    }
-    return {n: n, data: out};
-  }
-  // meshes: non-indexed triangles (so any size works in WebGL 1), area-weighted vertex normals
-  function meshData(m) {
-    var v = m.vertices || [], t = m.triangles || [], nv = Math.floor(v.length / 3), i, j;
-    var nrm = new Float64Array(3 * nv), tris = [], sum = [0, 0, 0];
-    for (i = 0; i + 2 < t.length; i += 3) {
-      var a = t[i], b = t[i + 1], c = t[i + 2];
-      if (!(a >= 0 && b >= 0 && c >= 0 && a < nv && b < nv && c < nv)) continue;
-      var fn = cross(sub(vec(v, b), vec(v, a)), sub(vec(v, c), vec(v, a)));
-      for (j = 0; j < 9; j++) nrm[3 * t[i + (j / 3 | 0)] + j % 3] += fn[j % 3];
-      tris.push([a, b, c, fn]);
-    }
-    var out = new Float32Array(tris.length * 18);
-    tris.forEach(function (tri, k) {
-      for (j = 0; j < 3; j++) {
-        var p = vec(v, tri[j]), nn = vec(nrm, tri[j]);
-        nn = unit(len(nn) > 1e-12 ? nn : tri[3]);
-        out.set(p.concat(len(nn) ? nn : [0, 0, 1]), 18 * k + 6 * j);
-        sum = add(sum, p);
-      }
-    });
-    var count = 3 * tris.length;
-    return {count: count, data: out, centre: mulv(sum, 1 / Math.max(count, 1)), color: rgb(m.color),
-      opacity: m.opacity == null ? 1 : clamp(+m.opacity, 0, 1)};
-  }
-  // line sets: 6 vertices per segment, a(3) b(3) side width opacity(3) colour(3)
-  function lineData(sets) {
-    var total = 0, o = 0;
-    sets.forEach(function (s) { total += Math.floor((s.segments || []).length / 6); });
-    var out = new Float32Array(total * 72);
-    sets.forEach(function (s) {
-      var seg = s.segments || [], c = rgb(s.color), w = s.width || [], op = s.opacity || [];
-      for (var i = 0; i < Math.floor(seg.length / 6); i++) {
-        var a = vec(seg, 2 * i), b = vec(seg, 2 * i + 1), wi = w[i] == null ? 0.02 : +w[i];
-        var oi = op[i] == null ? 1 : +op[i];
-        // corners A+n, A-n, B+n, A-n, B-n, B+n: seen from B the direction flips, so does the side
-        [[a, b, 1], [a, b, -1], [b, a, -1], [a, b, -1], [b, a, 1], [b, a, -1]].forEach(function (q) {
-          out.set(q[0].concat(q[1], [q[2], wi, oi], c), o);
-          o += 12;
-        });
-      }
-    });
-    return {count: total * 6, data: out};
-  }
+  function show(e, on) { if (e) e.hidden = !on; }
 
   function fallback(figure, message, notes) {
     show(figure.querySelector("canvas"), false);
@@ -202,7 +33,7 @@
     show(figure.querySelector(".scene3d-bar"), false);
     var img = figure.querySelector("img.scene-fallback");
     show(img, true);
-    figure.appendChild(el("p", "scene3d-fallback-note", "font-size:.85em;opacity:.8;margin:.3rem 0", message));
+    figure.appendChild(el("p", "scene3d-fallback-note", message));
     if (notes && !notes.parentNode) figure.appendChild(notes);
     figure.dataset.state = "fallback";
   }
@@ -227,41 +58,35 @@
   function setup(figure) {
     var canvas = figure.querySelector("canvas"), img = figure.querySelector("img.scene-fallback");
     var scene = JSON.parse(figure.querySelector("script.scene-data").textContent);
-    var notes = el("div", "scene3d-notes", "font-size:.85em;opacity:.8;margin-top:.3rem");
-    (scene.notes || []).forEach(function (text) { notes.appendChild(el("div", "scene3d-note", "", text)); });
+    var notes = el("div", "scene3d-notes");
+    (scene.notes || []).forEach(function (text) { notes.appendChild(el("div", "scene3d-note", text)); });
     var gl = null, attrs = {alpha: true, antialias: true, premultipliedAlpha: true, preserveDrawingBuffer: true};
     try { gl = canvas && canvas.getContext("webgl", attrs); } catch (e) { gl = null; }
     if (!gl) return fallback(figure, "A still image: the interactive view needs WebGL, which is off here.", notes);
 
     // a stage (canvas, label overlay, tooltip) shaped like the still image, a bar, the notes
     var src = [canvas, img].filter(function (e) { return e && e.getAttribute("width") > 0 && e.getAttribute("height") > 0; })[0];
-    var stage = el("div", "scene3d-stage", "position:relative;width:100%;aspect-ratio:" +
-      (src ? src.getAttribute("width") + " / " + src.getAttribute("height") : "4 / 3"));
+    var stage = el("div", "scene3d-stage");
+    if (src) stage.style.setProperty("--scene3d-aspect", src.getAttribute("width") + " / " + src.getAttribute("height"));
     canvas.parentNode.insertBefore(stage, canvas);
     stage.appendChild(canvas);
     show(canvas, true);
-    canvas.style.cssText = "display:block;width:100%;height:100%;touch-action:none;cursor:grab";
     canvas.tabIndex = 0;
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", (scene.title || "3D scene") + ": drag or arrow keys turn, wheel or +/- zoom");
-    var overlay = el("div", "scene3d-labels",
-      "position:absolute;left:0;top:0;right:0;bottom:0;overflow:hidden;pointer-events:none;font-size:.8em;" +
-      "text-shadow:0 0 3px var(--panel,#fff),0 0 3px var(--panel,#fff)");
-    var tip = el("div", "scene3d-tip", "position:absolute;left:0;top:0;pointer-events:none;max-width:22em;" +
-      "padding:.2em .45em;border-radius:4px;font-size:.85em;white-space:pre-wrap;overflow-wrap:anywhere;" +
-      "background:var(--panel,#fff);color:var(--fg,#222);border:1px solid var(--line,#999);z-index:2");
+    var overlay = el("div", "scene3d-labels"), tip = el("div", "scene3d-tip");
     show(tip, false);
     stage.appendChild(overlay);
     stage.appendChild(tip);
-    var bar = el("div", "scene3d-bar", "margin-top:.3rem;font-size:.85em");
-    var reset = el("button", "scene3d-reset", "", "reset view");
+    var bar = el("div", "scene3d-bar");
+    var reset = el("button", "scene3d-reset", "reset view");
     reset.type = "button";
     bar.appendChild(reset);
-    var save = el("button", "scene3d-save", "margin-left:.5rem", "save PNG");
-    save.type = "button";
-    save.title = "this view as a PNG, labels included";
-    bar.appendChild(save);
-    bar.appendChild(el("span", "scene3d-hint", "opacity:.7;margin-left:.75rem",
+    var saveButton = el("button", "scene3d-save", "save PNG");
+    saveButton.type = "button";
+    saveButton.title = "this view as a PNG, labels included";
+    bar.appendChild(saveButton);
+    bar.appendChild(el("span", "scene3d-hint",
       "drag to turn · wheel or pinch to zoom · hover a point for its label"));
     stage.parentNode.insertBefore(bar, stage.nextSibling);
     bar.parentNode.insertBefore(notes, bar.nextSibling);
@@ -291,9 +116,7 @@
       if (d > radius && isFinite(d)) radius = d;
     }
 
-    var pointProg = compile(gl, POINT_VS, POINT_FS, [["a_pos", 3], ["a_col", 3], ["a_size", 2]]);
-    var lineProg = compile(gl, LINE_VS, LINE_FS, [["a_a", 3], ["a_b", 3], ["a_swo", 3], ["a_col", 3]]);
-    var meshProg = compile(gl, MESH_VS, MESH_FS, [["a_pos", 3], ["a_nrm", 3]]);
+    var programs = G.programs(gl), pointProg = programs.point, lineProg = programs.line, meshProg = programs.mesh;
     var pointBuf = P.n ? upload(gl, P.data) : null, lineBuf = L.count ? upload(gl, L.data) : null;
     var axisBuf = upload(gl, A.data);
     meshes.forEach(function (m) { m.buffer = upload(gl, m.data); m.data = null; });
@@ -306,26 +129,27 @@
 
     // HTML labels: each axis's name (centred past its far end) and range; the scene's texts start
     // just right of their point, as in the still image
-    var marks = [], small = "opacity:.65;font-size:.85em";
-    function mark(xyz, text, css, shift) {
-      var e = el("div", "scene3d-text", "position:absolute;left:0;top:0;white-space:pre;line-height:1.2;" + css, text);
+    // kind: "range" (an axis's numbers), "axis" (its name), "shown" (the point a link asked for) or none
+    var marks = [];
+    function mark(xyz, text, kind, shift) {
+      var e = el("div", "scene3d-text" + (kind ? " scene3d-" + kind : ""), text);
       overlay.appendChild(e);
       marks.push({xyz: xyz, el: e, shift: shift || " translate(-50%,-50%)"});
     }
     function num(v) { return String(+v.toPrecision(3)); }
     var names = axes.labels || ["x", "y", "z"];
-    mark(lo, lo.map(num).join(", "), small);
+    mark(lo, lo.map(num).join(", "), "range");
     for (ax = 0; ax < 3; ax++) {
       var beyond = lo.slice(), tmax = lo.slice();
       beyond[ax] = hi[ax] + 0.08 * Math.max(span[0], span[1], span[2]);
       tmax[ax] = hi[ax];
-      mark(beyond, names[ax] == null ? "" : names[ax], "font-weight:600");
-      mark(tmax, num(hi[ax]), small);
+      mark(beyond, names[ax] == null ? "" : names[ax], "axis");
+      mark(tmax, num(hi[ax]), "range");
     }
-    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, "", " translate(4px,-50%)"); });
+    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, null, " translate(4px,-50%)"); });
     if (figure.dataset.highlight) {
       var h = +figure.dataset.highlight, said = String(labels[h] == null ? "" : labels[h]);
-      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "font-weight:600", " translate(10px,-50%)");
+      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "shown", " translate(10px,-50%)");
       figure.scrollIntoView({block: "center"});
     }
 
@@ -436,16 +260,9 @@
         });
         g.globalAlpha = 1;
       });
-      out.toBlob(function (blob) {
-        var a = document.createElement("a");
-        a.href = URL.createObjectURL(blob);
-        a.download = (scene.kind || "scene") + ".png";
-        document.body.appendChild(a);
-        a.click();
-        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-      }, "image/png");
+      window.attnreport.save.saveCanvas(out, (scene.kind || "scene") + ".png");
     }
-    save.addEventListener("click", snapshot);
+    saveButton.addEventListener("click", snapshot);
     function toScreen(p) {  // CSS pixels from the canvas's top left and depth; null behind the camera
       var m = mvp, w = m[3] * p[0] + m[7] * p[1] + m[11] * p[2] + m[15];
       if (!(w > near)) return null;
@@ -485,7 +302,7 @@
     }
     function hover(x, y) {
       var i = pick(x, y), label = i >= 0 && labels[i] != null ? String(labels[i]) : "";
-      canvas.style.cursor = i >= 0 && safeLink(i) ? "pointer" : "grab";
+      canvas.classList.toggle("scene3d-on-link", i >= 0 && !!safeLink(i));
       show(tip, !!label);
       if (!label) return;
       tip.textContent = label;
@@ -576,10 +393,8 @@
     if (box.dataset.setup) return;
     box.dataset.setup = "1";
     var buttons = box.querySelectorAll("button[data-choice]"), figures = box.querySelectorAll("figure.scene3d[data-choice]");
-    function press(button, on) {  // the chosen button: bold and underlined, whatever the theme's buttons look like
+    function press(button, on) {  // the chosen button: base.css makes it bold and underlined
       button.setAttribute("aria-pressed", String(on));
-      button.style.fontWeight = on ? "600" : "";
-      button.style.boxShadow = on ? "inset 0 -2px 0 currentColor" : "";
     }
     function choose(key) {
       for (var i = 0; i < buttons.length; i++) press(buttons[i], buttons[i].dataset.choice === key);

@@ -1,0 +1,99 @@
+// Model view: a thumbnail of every layer and head (a click opens it in the heatmap), and one SVG
+// grid of them, labelled, which is saved as the SVG and rendered into the PNG.
+(function () {
+  "use strict";
+  var ns = window.attnreport = window.attnreport || {};
+
+  // box: the figure's container (absent: nothing is drawn); data: the page's data; open(layer,
+  // head): what a click on a thumbnail does
+  function create(box, data, open) {
+    if (!box) return {draw: function () {}};
+    var save = ns.save, node = save.svgNode, n = data.n, L = data.layers, H = data.heads;
+
+    // one small canvas per layer and head, each row scaled to its own maximum so the pattern
+    // shows however diffuse the head is
+    function draw(attention) {
+      var colour = ns.figure.cssVar(getComputedStyle(document.body), "--neg", "#0072b2");
+      var probe = document.createElement("canvas").getContext("2d");
+      probe.fillStyle = colour;
+      var rgb = probe.fillStyle.match(/[0-9a-f]{2}/gi) || ["00", "72", "b2"];
+      var cr = parseInt(rgb[0], 16), cg = parseInt(rgb[1], 16), cb = parseInt(rgb[2], 16);
+      for (var l = 0; l < L; l++) {
+        for (var h = 0; h < H; h++) {
+          var canvas = document.createElement("canvas");
+          canvas.width = n;
+          canvas.height = n;
+          canvas.className = "thumb";
+          canvas.title = "layer " + l + ", head " + h;
+          canvas.dataset.layer = String(l);
+          canvas.dataset.head = String(h);
+          var ctx = canvas.getContext("2d");
+          var image = ctx.createImageData(n, n);
+          for (var r = 0; r < n; r++) {
+            var base = ((l * H + h) * n + r) * n, peak = 0, c;
+            for (c = 0; c < n; c++) if (attention[base + c] > peak) peak = attention[base + c];
+            for (c = 0; c < n; c++) {
+              var a = peak > 0 ? attention[base + c] / peak : 0, k = (r * n + c) * 4;
+              image.data[k] = cr; image.data[k + 1] = cg; image.data[k + 2] = cb;
+              image.data[k + 3] = Math.round(255 * a);
+            }
+          }
+          ctx.putImageData(image, 0, 0);
+          canvas.addEventListener("click", function (event) {
+            open(event.currentTarget.dataset.layer, event.currentTarget.dataset.head);
+          });
+          box.appendChild(canvas);
+        }
+      }
+    }
+
+    // every thumbnail on one grid, layers down and heads across, labelled; each an image with crisp pixels
+    function grid() {
+      var thumbs = box.querySelectorAll("canvas.thumb");
+      if (!thumbs.length) return null;
+      var c = ns.figure.colours();
+      var cell = Math.max(48, Math.min(128, n)), gap = 4, left = 34, top = 20;
+      var width = left + H * (cell + gap), height = top + L * (cell + gap);
+      function x(h) { return left + h * (cell + gap); }
+      function y(l) { return top + l * (cell + gap); }
+      var svg = node("svg", {
+        width: width, height: height, viewBox: "0 0 " + width + " " + height,
+        "font-family": c.font, "font-size": 11, fill: c.fg
+      });
+      svg.appendChild(node("title", {}, "Attention of every layer and head"));
+      svg.appendChild(node("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
+      for (var h = 0; h < H; h++) {
+        svg.appendChild(node("text", {x: x(h) + cell / 2, y: 13, "text-anchor": "middle"}, "H" + h));
+      }
+      for (var l = 0; l < L; l++) {
+        svg.appendChild(node("text", {x: left - 6, y: y(l) + cell / 2 + 4, "text-anchor": "end"}, "L" + l));
+      }
+      Array.prototype.forEach.call(thumbs, function (thumb) {
+        var tx = x(+thumb.dataset.head), ty = y(+thumb.dataset.layer);
+        svg.appendChild(node("image", {
+          x: tx, y: ty, width: cell, height: cell, preserveAspectRatio: "none",
+          style: "image-rendering: pixelated", "data-layer": thumb.dataset.layer, "data-head": thumb.dataset.head,
+          href: thumb.toDataURL("image/png")
+        }));
+        svg.appendChild(node("rect", {
+          x: tx + 0.5, y: ty + 0.5, width: cell - 1, height: cell - 1, fill: "none",
+          stroke: c.fg, "stroke-opacity": 0.25
+        }));
+      });
+      return svg;
+    }
+
+    ns.figure.on("mv-svg", "click", function () {
+      var svg = grid();
+      if (svg) save.saveSvg(svg, save.figureName("model-view") + ".svg");
+    });
+    ns.figure.on("mv-png", "click", function () {
+      var svg = grid();
+      if (svg) save.saveSvgAsPng(svg, save.figureName("model-view") + ".png");
+    });
+
+    return {draw: draw};
+  }
+
+  ns.modelview = {create: create};
+})();
