@@ -6,21 +6,6 @@
   var ns = window.attnreport, fig = ns.figure, option = fig.option;
   var data = JSON.parse(document.getElementById("example-data").textContent);
 
-  // uint8 weights, deflated and base64-encoded: inflate with the browser's own
-  // DecompressionStream (no library, works from file://), then scale back to [0, 1].
-  function inflate(block) {
-    var raw = atob(block.data);
-    var bytes = new Uint8Array(raw.length);
-    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    return new Response(stream).arrayBuffer().then(function (buffer) {
-      var q = new Uint8Array(buffer);
-      var out = new Float32Array(q.length);
-      for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scale;
-      return out;
-    });
-  }
-
   var n = data.n, L = data.layers, H = data.heads;
   var attention = null, rolloutMatrix = null;
 
@@ -116,7 +101,7 @@
   if (fig.printing.addEventListener) fig.printing.addEventListener("change", draw);
   tokenView.draw(viewSelect.value);
 
-  Promise.all([inflate(data.attention), inflate(data.rollout_matrix)]).then(function (arrays) {
+  Promise.all([fig.inflate(data.attention), fig.inflate(data.rollout_matrix)]).then(function (arrays) {
     attention = arrays[0];
     rolloutMatrix = arrays[1];
     draw();

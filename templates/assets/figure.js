@@ -1,5 +1,5 @@
-// What the example page's figures share: the theme's colours (black on white for paper), options
-// for a <select>, and listeners on controls that a user's own template may leave out.
+// What the pages' figures share: the theme's colours (black on white for paper), the quantised
+// attention blocks inflated, options for a <select>, and listeners on controls a template may leave out.
 (function () {
   "use strict";
   var ns = window.attnreport = window.attnreport || {};
@@ -21,6 +21,21 @@
     };
   }
 
+  // uint8 weights, deflated and base64-encoded: inflate with the browser's own
+  // DecompressionStream (no library, works from file://), then scale back to [0, 1].
+  function inflate(block) {
+    var raw = atob(block.data);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buffer) {
+      var q = new Uint8Array(buffer);
+      var out = new Float32Array(q.length);
+      for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scale;
+      return out;
+    });
+  }
+
   function option(select, value, label) {
     var o = document.createElement("option");
     o.value = String(value);
@@ -33,5 +48,5 @@
     if (node) node.addEventListener(event, handler);
   }
 
-  ns.figure = {printing: printing, cssVar: cssVar, colours: colours, option: option, on: on};
+  ns.figure = {printing: printing, cssVar: cssVar, colours: colours, option: option, on: on, inflate: inflate};
 })();

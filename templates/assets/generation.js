@@ -1,0 +1,294 @@
+// Generation page: pick an answer token; the input and the answer before it are shaded by the
+// attention of the position that wrote it, and its scores, alternatives and logit lens are shown.
+// Data arrives only through <script type="application/json">; every token is set as text, never markup.
+(function () {
+  "use strict";
+  var ns = window.attnreport, fig = ns.figure, save = ns.save, svgNode = save.svgNode;
+  var source = document.getElementById("generation-data");
+  if (!source) return;
+  var data = JSON.parse(source.textContent);
+  var n = data.n, T = data.steps, L = data.layers, H = data.heads, K = n + T - 1;
+  var attention = null, rollout = null, step = 0;
+
+  function control(id) { return document.getElementById(id) || document.createElement("select"); }
+  var layerSelect = control("g-layer"), headSelect = control("g-head");
+  if (data.rollout) fig.option(layerSelect, "rollout", "rollout (all layers)");
+  fig.option(layerSelect, "mean", "mean of layers");
+  for (var l = L - 1; l >= 0; l--) fig.option(layerSelect, l, "layer " + l);
+  fig.option(headSelect, "mean", "mean of heads");
+  for (var h = 0; h < H; h++) fig.option(headSelect, h, "head " + h);
+
+  // step t's weights over the K keys, for the chosen layer (or rollout, or the mean of layers) and head
+  function row(t) {
+    var out = new Float64Array(K), layer = layerSelect.value, head = headSelect.value, k;
+    if (layer === "rollout") {
+      for (k = 0; k < K; k++) out[k] = rollout[t * K + k];
+      return out;
+    }
+    var layers = layer === "mean" ? range(L) : [+layer];
+    var heads = head === "mean" ? range(H) : [+head];
+    layers.forEach(function (ly) {
+      heads.forEach(function (hd) {
+        var base = ((ly * H + hd) * T + t) * K;
+        for (k = 0; k < K; k++) out[k] += attention[base + k];
+      });
+    });
+    var count = layers.length * heads.length;
+    for (k = 0; k < K; k++) out[k] /= count;
+    return out;
+  }
+
+  function range(m) { var r = []; for (var i = 0; i < m; i++) r.push(i); return r; }
+
+  // -- the token strip: the input, then the answer; answer tokens pick the step ----------------------
+  var strip = document.getElementById("g-tokens");
+  var cells = [];
+  function addToken(text, kind, index) {
+    var node = document.createElement(kind === "answer" ? "button" : "span");
+    node.className = "token " + kind;
+    node.textContent = text;
+    if (kind === "answer") {
+      node.type = "button";
+      node.dataset.step = String(index);
+      node.addEventListener("click", function () { choose(index, true); });
+    }
+    strip.appendChild(node);
+    cells.push(node);
+  }
+  data.prompt.forEach(function (text, i) {
+    addToken(text, data.special[i] ? "special" : data.from_template[i] ? "template" : "prompt", i);
+  });
+  data.answer.forEach(function (text, t) { addToken(text, "answer", t); });
+  strip.addEventListener("keydown", function (event) {
+    var move = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[event.key];
+    if (move === undefined) return;
+    event.preventDefault();
+    choose(Math.max(0, Math.min(T - 1, step + move)), true);
+  });
+
+  function shade() {
+    if (!attention) return;
+    var weights = row(step), peak = 0, k;
+    for (k = 0; k <= n - 1 + step; k++) if (weights[k] > peak) peak = weights[k];
+    peak = peak > 0 ? peak : 1;
+    cells.forEach(function (node, position) {
+      var seen = position <= n - 1 + step;
+      node.classList.toggle("later", !seen);
+      node.classList.toggle("chosen", position === n + step);
+      node.style.setProperty("--w", seen && position < K ? (weights[position] / peak).toFixed(3) : "0");
+      node.title = seen && position < K ? "attention " + weights[position].toFixed(3) : "";
+      if (node.dataset.step !== undefined) node.setAttribute("aria-pressed", String(+node.dataset.step === step));
+    });
+    var what = layerSelect.value === "rollout" ? "attention rollout through every layer"
+      : (layerSelect.value === "mean" ? "attention, mean of layers" : "attention in layer " + layerSelect.value)
+        + (headSelect.value === "mean" ? ", mean of heads" : ", head " + headSelect.value);
+    note.textContent = "Token " + step + " «" + data.answer[step] + "» (probability "
+      + pct(data.probability[step]) + "): " + what + "; the strongest key (shaded fully) has "
+      + peak.toFixed(3) + ".";
+    legend.textContent = "darker: more attention";
+  }
+  var note = document.getElementById("g-note") || document.createElement("p");
+  var legend = document.getElementById("g-legend") || document.createElement("span");
+
+  function pct(x) { return x === null ? "–" : (100 * x).toFixed(1) + "%"; }
+
+  // -- attention by segment, per layer, for the chosen step ---------------------------------------
+  function drawSegments() {
+    var box = document.getElementById("g-segments");
+    if (!box) return;
+    var names = data.segments.names, shares = data.segments.shares[step];
+    var rows = document.createDocumentFragment();
+    for (var ly = L - 1; ly >= 0; ly--) {
+      var line = document.createElement("div");
+      line.className = "segment-row";
+      var label = document.createElement("span");
+      label.className = "segment-layer";
+      label.textContent = "layer " + ly;
+      line.appendChild(label);
+      var bar = document.createElement("span");
+      bar.className = "segment-bar";
+      names.forEach(function (name, s) {
+        var part = document.createElement("span");
+        part.className = "segment seg-" + name;
+        part.style.width = (100 * (shares[ly][s] || 0)).toFixed(1) + "%";
+        part.title = name + " " + pct(shares[ly][s]);
+        bar.appendChild(part);
+      });
+      line.appendChild(bar);
+      var text = document.createElement("span");
+      text.className = "segment-text";
+      text.textContent = names.map(function (name, s) { return name + " " + pct(shares[ly][s]); }).join(" · ");
+      line.appendChild(text);
+      rows.appendChild(line);
+    }
+    box.replaceChildren(rows);
+  }
+
+  // -- step scores: probability bars, entropy dots -------------------------------------------------
+  var CELL = 30, CHART = 140, LABELS = 70;
+  function stepsSvg() {
+    var c = fig.colours(), width = Math.max(320, 48 + T * CELL), height = CHART + LABELS + 30;
+    var svg = svgNode("svg", {xmlns: "http://www.w3.org/2000/svg", width: width, height: height,
+      viewBox: "0 0 " + width + " " + height, "font-family": c.font, "font-size": 11});
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
+    var top = 16, maxEntropy = Math.max.apply(null, data.entropy.map(function (e) { return e || 0; }).concat([1e-9]));
+    svg.appendChild(svgNode("text", {x: 4, y: 11, fill: c.muted}, "probability (bars, 0–1) · entropy (dots, 0–" + maxEntropy.toFixed(2) + " nats)"));
+    svg.appendChild(svgNode("line", {x1: 40, y1: top + CHART, x2: width - 4, y2: top + CHART, stroke: c.muted}));
+    for (var t = 0; t < T; t++) {
+      var x = 44 + t * CELL, p = data.probability[t] || 0, e = data.entropy[t] || 0;
+      var bar = svgNode("rect", {x: x, y: top + CHART * (1 - p), width: CELL - 8, height: CHART * p,
+        fill: c.accent, "fill-opacity": 0.75, stroke: t === step ? c.fg : "none", "stroke-width": 2});
+      bar.dataset.step = String(t);
+      bar.appendChild(svgNode("title", {}, "token " + t + " «" + data.answer[t] + "»: probability " + pct(p) + ", entropy " + e.toFixed(2)));
+      svg.appendChild(bar);
+      svg.appendChild(svgNode("circle", {cx: x + (CELL - 8) / 2, cy: top + CHART * (1 - e / maxEntropy), r: 3, fill: c.fg}));
+      svg.appendChild(svgNode("text", {x: x + (CELL - 8) / 2, y: top + CHART + 12, fill: c.fg, "text-anchor": "end",
+        transform: "rotate(-60 " + (x + (CELL - 8) / 2) + " " + (top + CHART + 12) + ")", "xml:space": "preserve"}, short(data.answer[t])));
+    }
+    [0, 0.5, 1].forEach(function (v) {
+      svg.appendChild(svgNode("text", {x: 36, y: top + CHART * (1 - v) + 4, fill: c.muted, "text-anchor": "end"}, String(v)));
+    });
+    svg.addEventListener("click", function (event) {
+      var s = event.target.dataset && event.target.dataset.step;
+      if (s !== undefined) choose(+s, true);
+    });
+    return svg;
+  }
+
+  function short(text) {
+    text = String(text).replace(/\n/g, "⏎");
+    return text.length > 10 ? text.slice(0, 9) + "…" : text;
+  }
+
+  function drawTop() {
+    var body = document.querySelector("#g-top tbody");
+    if (!body) return;
+    var title = document.getElementById("g-top-title");
+    if (title) title.textContent = "What it nearly wrote at token " + step + " («" + data.answer[step] + "»)";
+    var rows = document.createDocumentFragment();
+    data.top[step].forEach(function (alt) {
+      var tr = document.createElement("tr");
+      var th = document.createElement("th");
+      th.textContent = alt.token;
+      if (alt.token === data.answer[step]) th.className = "chosen-alt";
+      var barCell = document.createElement("td"), bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = (100 * alt.probability).toFixed(1) + "%";
+      barCell.appendChild(bar);
+      var value = document.createElement("td");
+      value.textContent = pct(alt.probability);
+      tr.append(th, barCell, value);
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
+  }
+
+  // -- logit lens: layers (final at the top) x steps, each cell the layer's top token ------------
+  var LENS_W = 64, LENS_H = 22;
+  function lensSvg() {
+    var lens = data.lens, c = fig.colours(), rows = L + 1;
+    var width = 70 + T * LENS_W, height = 40 + rows * LENS_H;
+    var svg = svgNode("svg", {xmlns: "http://www.w3.org/2000/svg", width: width, height: height,
+      viewBox: "0 0 " + width + " " + height, "font-family": c.font, "font-size": 10});
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
+    for (var t = 0; t < T; t++) {
+      var x = 70 + t * LENS_W;
+      svg.appendChild(svgNode("text", {x: x + LENS_W / 2, y: 14, fill: c.fg, "text-anchor": "middle", "font-weight": t === step ? "bold" : "normal", "xml:space": "preserve"}, short(data.answer[t])));
+      for (var r = 0; r < rows; r++) {
+        var layer = rows - 1 - r, y = 24 + r * LENS_H, p = lens.top_probability[layer][t] || 0;
+        var cell = svgNode("rect", {x: x + 1, y: y, width: LENS_W - 2, height: LENS_H - 2, fill: c.accent, "fill-opacity": (0.08 + 0.8 * p).toFixed(3),
+          stroke: t === step ? c.fg : "none"});
+        cell.dataset.step = String(t);
+        cell.appendChild(svgNode("title", {}, (layer === 0 ? "embeddings" : "layer " + layer) + ", token " + t + ": top «" + lens.top_token[layer][t] + "» " + pct(p)
+          + "; the written token «" + data.answer[t] + "» has rank " + lens.rank[layer][t] + " (" + pct(lens.probability[layer][t]) + ")"));
+        svg.appendChild(cell);
+        svg.appendChild(svgNode("text", {x: x + 4, y: y + 14, fill: p > 0.55 ? c.bg : c.fg, "xml:space": "preserve"}, short(lens.top_token[layer][t]).slice(0, 8)));
+        svg.appendChild(svgNode("text", {x: x + LENS_W - 4, y: y + 8, fill: p > 0.55 ? c.bg : c.muted, "text-anchor": "end", "font-size": 7}, String(lens.rank[layer][t])));
+      }
+    }
+    for (var rr = 0; rr < rows; rr++) {
+      var ly = rows - 1 - rr;
+      svg.appendChild(svgNode("text", {x: 64, y: 24 + rr * LENS_H + 14, fill: c.muted, "text-anchor": "end"}, ly === 0 ? "embeddings" : "layer " + ly));
+    }
+    svg.addEventListener("click", function (event) {
+      var s = event.target.dataset && event.target.dataset.step;
+      if (s !== undefined) choose(+s, true);
+    });
+    return svg;
+  }
+
+  // -- the token strip as a standalone SVG (tokens as text, shades as drawn) -------------------------
+  function tokensSvg() {
+    var c = fig.colours(), width = 900, x = 8, y = 28, lineHeight = 26;
+    var measure = document.createElement("canvas").getContext("2d");
+    measure.font = "13px " + c.font;
+    var items = [];
+    cells.forEach(function (node) {
+      var w = measure.measureText(node.textContent).width + 10;
+      if (x + w > width - 8) { x = 8; y += lineHeight; }
+      items.push({node: node, x: x, y: y, w: w});
+      x += w + 4;
+    });
+    var height = y + 40;
+    var svg = svgNode("svg", {xmlns: "http://www.w3.org/2000/svg", width: width, height: height,
+      viewBox: "0 0 " + width + " " + height, "font-family": c.font, "font-size": 13});
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
+    svg.appendChild(svgNode("text", {x: 8, y: 14, fill: c.muted, "font-size": 11}, note.textContent));
+    items.forEach(function (it) {
+      var w = +(it.node.style.getPropertyValue("--w") || 0), later = it.node.classList.contains("later");
+      svg.appendChild(svgNode("rect", {x: it.x, y: it.y - 14, width: it.w, height: 20, rx: 4, fill: c.accent, "fill-opacity": (0.9 * w).toFixed(3),
+        stroke: it.node.classList.contains("chosen") ? c.fg : (it.node.classList.contains("template") ? c.muted : "none"), "stroke-dasharray": it.node.classList.contains("template") ? "3 2" : "none"}));
+      svg.appendChild(svgNode("text", {x: it.x + 5, y: it.y, fill: later ? c.muted : c.fg, "xml:space": "preserve"}, it.node.textContent));
+    });
+    return svg;
+  }
+
+  function draw(id, build) {
+    var box = document.getElementById(id);
+    if (box) box.replaceChildren(build());
+  }
+
+  function choose(t, fromUser) {
+    step = t;
+    shade();
+    drawSegments();
+    draw("g-steps", stepsSvg);
+    drawTop();
+    if (data.lens) draw("g-lens", lensSvg);
+    if (fromUser) {
+      history.replaceState(null, "", "#step=" + t);
+      var chosen = strip.querySelector('button[data-step="' + t + '"]');
+      if (chosen && document.activeElement && strip.contains(document.activeElement)) chosen.focus();
+    }
+  }
+
+  function saveButton(id, build, name, png) {
+    fig.on(id, "click", function () {
+      var svg = build();
+      if (png) save.saveSvgAsPng(svg, save.figureName(name, "step" + step) + ".png");
+      else save.saveSvg(svg, save.figureName(name, "step" + step) + ".svg");
+    });
+  }
+  saveButton("g-tok-png", tokensSvg, "generation-attention", true);
+  saveButton("g-tok-svg", tokensSvg, "generation-attention", false);
+  saveButton("g-steps-png", stepsSvg, "generation-steps", true);
+  saveButton("g-steps-svg", stepsSvg, "generation-steps", false);
+  saveButton("g-lens-png", lensSvg, "logit-lens", true);
+  saveButton("g-lens-svg", lensSvg, "logit-lens", false);
+  if (!data.lens) {
+    var none = document.getElementById("g-lens-none");
+    if (none) none.hidden = false;
+    ["g-lens-png", "g-lens-svg"].forEach(function (id) { var b = document.getElementById(id); if (b) b.disabled = true; });
+  }
+  layerSelect.addEventListener("change", shade);
+  headSelect.addEventListener("change", shade);
+
+  var asked = /(?:^|[#&])step=(\d+)/.exec(location.hash);
+  step = asked ? Math.min(T - 1, +asked[1]) : 0;
+  Promise.all([fig.inflate(data.attention), data.rollout ? fig.inflate(data.rollout) : null]).then(function (blocks) {
+    attention = blocks[0];
+    rollout = blocks[1];
+    choose(step, false);
+    document.body.dataset.generationReady = "1";
+  });
+})();
