@@ -14,17 +14,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from attnreport.analysis.generation import analyse_generation
 from attnreport.analysis.options import check_options
-from attnreport.analysis.results import AnalysisResults, describe
+from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
 from attnreport.analysis.tally import ExampleTally
 from attnreport.core.config import ModelConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_folder
+from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.trace import Trace
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
+from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, gather
 from attnreport.site.report import report_document
 from attnreport.trace import Tracer, TraceStats, read_rows
@@ -128,6 +131,27 @@ def plan_from_traces(traces: Iterable[Trace], card: ModelCard, *, title: str, sp
     pages = gather(examples(), card, spool=spool)
     report = report_document(
         title=title, card=card, entries=[p.record for p in pages], results=tally.results()
+    )
+    return SitePlan(title=title, card=card, report=report, examples=pages)
+
+
+def plan_from_generations(
+    traces: Iterable[GenerationTrace], card: ModelCard, *, title: str, spool: Path
+) -> SitePlan:
+    """A generation report's plan from generation traces: each prompt's page and entry."""
+    rows: list[ExampleSummary] = []
+
+    def analysed():
+        for trace in traces:
+            rows.append(ExampleSummary(trace.id, trace.prompt, trace.label, None))
+            yield analyse_generation(trace)
+
+    pages = gather_generation(analysed(), spool=spool)
+    results = AnalysisResults(
+        rows=rows, metrics=None, summaries=Summaries({}, {}), heads=[], distance_profile=None
+    )
+    report = report_document(
+        title=title, card=card, entries=[p.record for p in pages], results=results, kind="generation"
     )
     return SitePlan(title=title, card=card, report=report, examples=pages)
 

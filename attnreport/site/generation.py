@@ -85,4 +85,3 @@ def gather_generation(results: Iterable[GenerationAnalysis], *, spool: Path) -> 
         page.previous = pages[i - 1].slug if i > 0 else None
         page.next = pages[i + 1].slug if i + 1 < len(pages) else None
     return pages
-

@@ -23,10 +23,16 @@ def cut(text: str, limit: int = TEXT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+#: characters of each answer kept for a generation report's list
+ANSWER_CHARS = 80
+
+
 def example_columns(examples: Sequence[dict]) -> dict[str, list]:
     """The report's example records as columns: id, text (cut), label, prediction, correct
-    (1, 0 or None), confidence and page, each a list in report order."""
-    return {
+    (1, 0 or None), confidence and page, each a list in report order. A generation report's
+    prediction is the start of the answer, its confidence the mean step probability, and it
+    adds the least step probability (`min_probability`)."""
+    columns = {
         "id": [e["id"] for e in examples],
         "text": [cut(e["text"]) for e in examples],
         "label": [e.get("label") for e in examples],
@@ -35,3 +41,9 @@ def example_columns(examples: Sequence[dict]) -> dict[str, list]:
         "confidence": [e.get("confidence") for e in examples],
         "page": [e["page"] for e in examples],
     }
+    if examples and all("generation" in e for e in examples):
+        generations = [e["generation"] for e in examples]
+        columns["prediction"] = [cut(g["text"], ANSWER_CHARS) for g in generations]
+        columns["confidence"] = [g["mean_probability"] for g in generations]
+        columns["min_probability"] = [g["min_probability"] for g in generations]
+    return columns

@@ -62,6 +62,7 @@
         predicted.appendChild(badge);
       }
       cell(tr, percent(data.confidence[i]));
+      if (data.min_probability) cell(tr, percent(data.min_probability[i]));
       rows.appendChild(tr);
     }
     body.replaceChildren(rows);

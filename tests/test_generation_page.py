@@ -1,0 +1,149 @@
+"""Generation pages in real Chromium: the chosen answer token shades the input by the attention in
+the page's data, hostile prompts stay text, figures save, nothing is fetched from outside."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from sitebuild import HOSTILE
+from test_browser import browser, open_page  # noqa: F401  (the module's Chromium fixture)
+
+from attnreport.analysis.generation import step_rollout
+from attnreport.core.generation import GenerationTrace
+from attnreport.pipeline import plan_from_generations
+from attnreport.site.build import write_site
+from attnreport.testing import model_card
+
+LAYERS, HEADS = 2, 2
+
+
+def generation(rng, id: str, prompt: str, answer: list[str], *, template: int = 2) -> GenerationTrace:
+    """A prompt of characters wrapped in `template` template tokens, with planted peaked attention."""
+    words = prompt.split(" ")
+    tokens = ["<|user|>"] * (template - 1) + ["\n"] + words
+    n, steps = len(tokens), len(answer)
+    offsets, at = [], 0
+    text = "".join(tokens[:template]) + prompt
+    at = len("".join(tokens[:template]))
+    offsets = [(0, 0)] * (template - 1) + [(at - 1, at)]
+    for w in words:
+        offsets.append((at, at + len(w)))
+        at += len(w) + 1
+    keys = n + steps - 1
+    rows = rng.dirichlet(np.full(keys, 0.2), size=(LAYERS, HEADS, steps))
+    for t in range(steps):
+        rows[:, :, t, n + t :] = 0
+        rows[:, :, t, (t * 3) % (n + t)] += 2.0  # a clear peak per step
+    rows /= rows.sum(axis=-1, keepdims=True)
+    prompt_rows = np.tril(rng.random((LAYERS, HEADS, n, n))) + np.eye(n)
+    prompt_rows /= prompt_rows.sum(axis=-1, keepdims=True)
+    rows[:, :, 0, :n] = prompt_rows[:, :, n - 1, :]
+    probs = rng.uniform(0.2, 0.95, steps)
+    return GenerationTrace(
+        id=id,
+        prompt=prompt,
+        text=text,
+        prompt_tokens=tokens,
+        prompt_ids=np.arange(n),
+        prompt_offsets=offsets,
+        special=[i < template - 1 for i in range(n)],
+        from_template=[i < template for i in range(n)],
+        tokens=answer,
+        ids=np.arange(steps) + 100,
+        answer="".join(answer),
+        probability=probs,
+        entropy=rng.uniform(0, 2, steps),
+        rank=np.zeros(steps, dtype=int),
+        top_ids=np.tile(np.arange(3), (steps, 1)),
+        top_probabilities=np.sort(rng.random((steps, 3)), axis=1)[:, ::-1],
+        top_tokens=[[a, "<b>alt</b>", "x"] for a in answer],
+        attentions=rows,
+        hidden=np.zeros((LAYERS + 1, steps, 4)),
+        prompt_attentions=prompt_rows,
+        lens_probability=rng.random((LAYERS + 1, steps)),
+        lens_rank=rng.integers(0, 5, (LAYERS + 1, steps)),
+        lens_top_ids=np.zeros((LAYERS + 1, steps, 1)),
+        lens_top_probabilities=rng.random((LAYERS + 1, steps, 1)),
+        lens_top_tokens=[[[f"L{layer}<i>{t}</i>"] for t in range(steps)] for layer in range(LAYERS + 1)],
+        stop_reason="eos",
+        template="chatml",
+    )
+
+
+@pytest.fixture(scope="module")
+def generation_site(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    traces = [generation(rng, "apple", "苹果公司 成立于 哪一年?", ["苹果", "是", "一种", "水果", "。"])]
+    traces += [generation(rng, f"h{i}", text, ["<b>", "ok", "</script>"]) for i, text in enumerate(HOSTILE)]
+    root = tmp_path_factory.mktemp("gen")
+    card = model_card(labels=[], causal=True, layers=LAYERS, heads=HEADS)
+    plan = plan_from_generations(iter(traces), card, title="Generation <b>test</b>", spool=root / "spool")
+    return write_site(plan, root / "site"), traces
+
+
+def shades(page) -> list[float]:
+    return page.eval_on_selector_all("#g-tokens .token", "els => els.map(e => parseFloat(e.style.getPropertyValue('--w') || '0'))")
+
+
+def test_choosing_an_answer_token_shades_the_input_by_its_attention(browser, generation_site, served):  # noqa: F811
+    site, traces = generation_site
+    root, base = served
+    (root / "site").symlink_to(site, target_is_directory=True)
+    page, problems, outside = open_page(browser, f"{base}/site/examples/apple.html")
+    page.wait_for_selector("body[data-generation-ready]")
+    trace = traces[0]
+    n = trace.n_prompt
+    page.select_option("#g-layer", "1")
+    page.select_option("#g-head", "0")
+    page.click('#g-tokens button[data-step="2"]')
+    got = np.array(shades(page))
+    want = trace.attentions[1, 0, 2, : n + 2]
+    np.testing.assert_allclose(got[: n + 2], want / want.max(), atol=2 / 255 / want.max())
+    assert (got[n + 2 :] == 0).all()  # the answer from the chosen token on is not yet written
+    assert page.locator("#g-tokens .token.later").count() == trace.steps - 2
+    # rollout: every layer, as the analysis computes it from the whole causal attention
+    page.select_option("#g-layer", "rollout")
+    roll = step_rollout(trace)[2, : n + 2]
+    np.testing.assert_allclose(np.array(shades(page))[: n + 2], roll / roll.max(), atol=2 / 255 / roll.max())
+    # the keyboard moves the choice, and the address keeps it
+    page.focus('#g-tokens button[data-step="2"]')
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute('#g-tokens button[data-step="3"]', "aria-pressed") == "true"
+    assert page.evaluate("location.hash") == "#step=3"
+    alternatives = page.eval_on_selector_all("#g-top th", "els => els.map(e => e.textContent)")
+    assert alternatives == ["水果", "<b>alt</b>", "x"]
+    lens = page.eval_on_selector_all("#g-lens text", "els => els.map(e => e.textContent)")
+    assert "L2<i>3</i>" in lens and "embeddings" in lens
+    assert problems == [] and outside == []
+
+
+def test_hostile_prompts_and_tokens_render_as_text_and_figures_save(browser, generation_site, served):  # noqa: F811
+    site, traces = generation_site
+    root, base = served
+    (root / "site").symlink_to(site, target_is_directory=True)
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    assert report["kind"] == "generation" and len(report["examples"]) == len(traces)
+    for entry in report["examples"]:
+        page, problems, outside = open_page(browser, f"{base}/site/{entry['page']}")
+        page.wait_for_selector("body[data-generation-ready]")
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator(".source-text").first.text_content() == entry["text"]
+        assert problems == [] and outside == []
+        page.close()
+    page, _, _ = open_page(browser, f"{base}/site/{report['examples'][1]['page']}")
+    page.wait_for_selector("body[data-generation-ready]")
+    for button in ("#g-tok-svg", "#g-steps-svg", "#g-lens-svg"):
+        with page.expect_download() as download:
+            page.click(button)
+        svg = ET.fromstring(open(download.value.path(), "rb").read())
+        assert svg.tag.endswith("svg") and len(list(svg.iter("{http://www.w3.org/2000/svg}text"))) > 3
+    with page.expect_download() as download:
+        page.click("#g-lens-png")
+    assert open(download.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    index, problems, _ = open_page(browser, f"{base}/site/index.html")
+    rows = index.eval_on_selector_all("#examples tbody tr", "rows => rows.map(r => r.cells.length)")
+    assert rows == [6] * len(traces) and problems == []
+    assert index.evaluate("window.__pwned") is None
