@@ -14,16 +14,12 @@ notebook, is timed the same way up to ``--ek-max-n`` tokens. About a minute in a
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from attnreport.analysis.flow import MAX_FLOW_TOKENS, _augmented, attention_flow  # noqa: E402
+from attnreport.analysis.flow import MAX_FLOW_TOKENS, _augmented, attention_flow
 
 LAYERS, HEADS = 6, 12
 

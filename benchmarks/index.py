@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import attnreport.site.build as site_build  # noqa: E402
-from attnreport.core.modelcard import ModelCard  # noqa: E402
-from attnreport.site.pages import SitePlan  # noqa: E402
+import attnreport.site.build as site_build
+from attnreport.site.pages import SitePlan
+from attnreport.testing import index_example, model_card
 
 LABELS = ["urgent", "complaint", "question"]
 WORDS = ["my", "card", "was", "charged", "twice", "please", "refund", "the", "order", "account", "locked"]
@@ -40,29 +37,17 @@ def plan(n: int) -> SitePlan:
         label, predicted = rng.choice(LABELS), rng.choice(LABELS)
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 70)))
         examples.append(
-            {
-                "id": f"t{i:06d}",
-                "text": text,
-                "label": label,
-                "prediction": predicted,
-                "correct": label == predicted,
-                "confidence": round(rng.random(), 6),
-                "page": f"examples/t{i:06d}.html",
-            }
+            index_example(
+                f"t{i:06d}", text, label=label, prediction=predicted, confidence=round(rng.random(), 6)
+            )
         )
-    card = ModelCard(
-        architecture="BertForSequenceClassification",
-        task="sequence-classification",
+    card = model_card(
         layers=6,
         heads=12,
         hidden_size=384,
         max_positions=512,
-        causal=False,
         labels=LABELS,
-        opset=18,
-        weights_sha256="0" * 64,
         max_abs_diff={"attentions": 2e-6},
-        read_position="first",
     )
     # only what the index template reads: no metrics, atlas or faithfulness, just the list
     report = {"generator": "attnreport", "model": {"notes": {}}, "metrics": None, "heads": []}

@@ -29,8 +29,6 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 URL = re.compile(r"""https?://[^\s'"<>)]+""")
 
 

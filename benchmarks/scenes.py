@@ -29,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from attnreport.analysis.decision import decision_space  # noqa: E402
-from attnreport.analysis.rollout import rollout  # noqa: E402
-from attnreport.core.trace import Trace  # noqa: E402
-from attnreport.scenes import decision_scene, export_glb, flow_scene, render, to_json  # noqa: E402
+from attnreport.analysis.decision import decision_space
+from attnreport.analysis.rollout import rollout
+from attnreport.scenes import decision_scene, export_glb, flow_scene, render, to_json
+from attnreport.testing import make_trace, many_points, random_attentions, write_page
 
 LABELS = ["billing", "bug", "praise", "question"]
 
@@ -66,22 +64,10 @@ def decision_inputs(n: int, rng: np.random.Generator):
 
 
 def flow_inputs(rng: np.random.Generator, n: int = 128, layers: int = 6, heads: int = 12, d: int = 384):
-    logits = rng.normal(scale=3.0, size=(layers, heads, n, n))
-    attentions = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    attentions /= attentions.sum(axis=-1, keepdims=True)
+    attentions = random_attentions(layers, heads, n, scale=3.0, random_state=rng)
     hidden = np.cumsum(rng.standard_normal((layers + 1, n, d)), axis=0)
     tokens = ["[CLS]"] + [f"tok{i}" for i in range(1, n - 1)] + ["[SEP]"]
-    special = np.zeros(n, dtype=bool)
-    special[[0, -1]] = True
-    trace = Trace(
-        id="bench",
-        text="",
-        tokens=tokens,
-        offsets=np.zeros((n, 2)),
-        special=special,
-        attentions=attentions,
-        hidden=hidden,
-    )
+    trace = make_trace(attentions, tokens=tokens, id="bench", text="", hidden=hidden)
     return trace, rollout(attentions)[0]
 
 
@@ -154,9 +140,6 @@ def browser_rows(
     """(page, first frame ms, page bytes) in Chromium (software WebGL) from file://: the demo's
     index and first example (when `site` is given) and a decision scene of each of `points`."""
     from playwright.sync_api import sync_playwright
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_viewer import many_points, write_page
 
     pages = []
     if site is not None:

@@ -19,15 +19,11 @@ calibrated estimate has ~95% of players within 2 SE).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from attnreport.analysis.shapley import exact_shapley, kernel_shap, sampled_shapley  # noqa: E402
+from attnreport.analysis.shapley import exact_shapley, kernel_shap, sampled_shapley
 
 D, HIDDEN = 128, 512
 

@@ -62,6 +62,33 @@ def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
+#: a text short enough for exact Shapley values, and one long enough to need sampling
+REPORT_ROWS = [
+    {"id": "short", "text": "lock my account now", "label": "alpha"},
+    {
+        "id": "long",
+        "text": "where is my parcel and when will it arrive, the card was charged twice",
+        "label": "beta",
+    },
+]
+
+
+@pytest.fixture
+def tiny_report(tiny, tmp_path):
+    """report.json of a site built from the tiny BERT on `REPORT_ROWS`, and its config: shared by
+    the tests of each analysis that lands in the report, so each reads the report as it ships."""
+    import json
+
+    from sitebuild import write_config
+
+    from attnreport.core.config import load_config
+    from attnreport.pipeline import build
+
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), REPORT_ROWS))
+    site = build(config, tmp_path / "site", progress=False).site
+    return json.loads((site / "report.json").read_text()), config
+
+
 @pytest.fixture(scope="session")
 def demo_site(tmp_path_factory):
     """The real demo (MiniLM fine-tuned, exported, traced, site built), once per session."""

@@ -1,26 +1,25 @@
-"""Comparing two runs: predictions and attention movement against hand computation."""
+"""Comparing two runs: predictions and attention movement against hand computation, then the
+compare page of a site built with the int8 export against both exports traced apart."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from sitebuild import sample_rows, write_config
 
 from attnreport.analysis.compare import compare_pair, summarise_comparison
+from attnreport.core.config import load_config
 from attnreport.core.trace import Trace
+from attnreport.pipeline import build
+from attnreport.testing import make_trace
+from attnreport.trace import Tracer
 
 
-def trace(text, logits, attn):
-    n = attn.shape[-1]
-    return Trace(
-        id=text,
-        text=text,
-        tokens=[f"t{i}" for i in range(n)],
-        offsets=np.zeros((n, 2)),
-        special=np.zeros(n, bool),
-        attentions=attn,
-        hidden=np.zeros((attn.shape[0] + 1, n, 2)),
-        logits=logits,
-    )
+def trace(text, logits, attn) -> Trace:
+    """One run of `text`: only the text, the logits and the attentions matter to a comparison."""
+    return make_trace(attn, id=text, text=text, logits=logits)
 
 
 def test_pair_and_summary_by_hand():
@@ -46,3 +45,31 @@ def test_different_texts_are_refused():
     a = np.full((1, 1, 2, 2), 0.5)
     with pytest.raises(ValueError, match="different texts"):
         compare_pair(trace("x", None, a), trace("y", None, a), [], [])
+
+
+def test_compare_page_with_the_int8_export(tiny, tmp_path):
+    from attnreport.export import export_model
+
+    folder = tmp_path / "q"
+    export_model(tiny.checkpoint("bert"), folder, quantize="int8")
+    config = load_config(
+        write_config(tmp_path / "p", folder, sample_rows(), extra="[compare]\nquantized = true\n")
+    )
+    site = build(config, tmp_path / "site", progress=False).site
+    data = json.loads((site / "report.json").read_text())
+    c = data["compare"]
+    assert (
+        c["name"] == "int8"
+        and c["model"]["file"] == "model.int8.onnx"
+        and c["examples"] == len(sample_rows())
+    )
+    fp32 = Tracer(folder, cache_dir=tmp_path / "c1").trace_texts([r["text"] for r in sample_rows()])
+    int8 = Tracer(folder, quantized=True, cache_dir=tmp_path / "c2").trace_texts(
+        [r["text"] for r in sample_rows()]
+    )
+    worst = max(float(np.abs(a.attentions - b.attentions).max()) for a, b in zip(fp32, int8, strict=True))
+    assert c["max_attention_diff"] == pytest.approx(worst, rel=1e-5)
+    agree = np.mean([np.argmax(a.logits) == np.argmax(b.logits) for a, b in zip(fp32, int8, strict=True)])
+    assert c["agreement"] == pytest.approx(agree)
+    html = (site / "compare.html").read_text()
+    assert "int8" in html and 'href="compare.html"' in (site / "index.html").read_text()

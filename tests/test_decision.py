@@ -1,12 +1,20 @@
-"""Decision space: PCA against scikit-learn, round trips, the head evaluated on the slice, agreement."""
+"""Decision space: PCA against scikit-learn, round trips, the head evaluated on the slice, agreement;
+then the space in report.json against scikit-learn's PCA of the real model's states."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from sitebuild import sample_rows, write_config
 from sklearn.decomposition import PCA
 
 from attnreport.analysis.decision import PCA3, decision_space, fit_probe, pool
+from attnreport.core.config import load_config
+from attnreport.pipeline import build
+from attnreport.testing import model_card
+from attnreport.trace import Tracer
 
 
 def softmax(z):
@@ -95,13 +103,8 @@ def test_pooling_choices():
 # -- per-layer decision spaces in the analysis stage -------------------------------------------------
 
 
-class _Card:
-    layers, heads, causal, read_position, has_head = 3, 2, False, "first", False
-    labels = ["neg", "pos"]
-
-
 class _Tracer:
-    card, key, folder, window = _Card(), None, None, 16
+    card, key, folder, window = model_card(layers=3, heads=2, labels=["neg", "pos"]), None, None, 16
 
 
 def _stage(tmp_path, layers):
@@ -174,3 +177,24 @@ def test_examples_without_a_finite_prediction_get_no_point(tmp_path):
         pca = PCA3().fit(pooled[keep])
         np.testing.assert_allclose(space.coords, pca.transform(pooled[keep]), atol=1e-9)
         assert space.slice_agreement == np.mean(space.slice_predictions == np.array(predicted)[keep])
+
+
+# -- in report.json ---------------------------------------------------------------------------------
+
+
+def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
+    site = build(config, tmp_path / "site", progress=False).site
+    data = json.loads((site / "report.json").read_text())
+    space = data["decision_space"]
+    assert space["source"] == "model_head" and space["pooling"] == "first" and space["layer"] == -1
+    traces = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts(
+        [r["text"] for r in sample_rows()]
+    )
+    cls = np.stack([t.hidden[-1, 0] for t in traces]).astype(np.float64)
+    ref = PCA(n_components=3, svd_solver="full").fit(cls)
+    np.testing.assert_allclose(space["explained_variance"], ref.explained_variance_ratio_, rtol=1e-5)
+    xyz = np.array([e["xyz"] for e in data["examples"]])
+    np.testing.assert_allclose(np.abs(xyz), np.abs(ref.transform(cls)), atol=1e-4)
+    agree = np.mean([e["slice_prediction"] == e["prediction"] for e in data["examples"]])
+    assert space["slice_agreement"] == pytest.approx(agree)

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
 import pytest
-from sitebuild import write_config
 
-from attnreport.analysis import PATTERNS
 from attnreport.analysis.explain import explain
 from attnreport.analysis.shapley import KERNEL_MAX_PLAYERS
-from attnreport.core.config import AnalysisConfig, load_config
+from attnreport.core.config import AnalysisConfig
 from attnreport.core.errors import ConfigError
-from attnreport.pipeline import build
 from attnreport.trace import Tracer
 from attnreport.trace.evaluate import MaskedModel
-
-SHORT = "lock my account now"
 
 
 def brute_force_shapley(f, p: int) -> np.ndarray:
@@ -43,29 +37,14 @@ def brute_force_shapley(f, p: int) -> np.ndarray:
     return values
 
 
-@pytest.fixture
-def report(tiny, tmp_path):
-    rows = [
-        {"id": "short", "text": SHORT, "label": "alpha"},
-        {
-            "id": "long",
-            "text": "where is my parcel and when will it arrive, the card was charged twice",
-            "label": "beta",
-        },
-    ]
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
-    site = build(config, tmp_path / "site", progress=False).site
-    return json.loads((site / "report.json").read_text()), config
-
-
-def test_exact_shapley_in_report_matches_brute_force_on_the_model(report, tiny):
-    data, config = report
+def test_exact_shapley_in_report_matches_brute_force_on_the_model(tiny_report, tiny):
+    data, config = tiny_report
     short = data["examples"][0]
     sh = short["attributions"]["shapley"]
     assert sh["exact"] is True and sh["output"] == "probability" and sh["baseline"] == "[MASK]"
     assert sh["target"] == short["prediction"]
     tracer = Tracer(tiny.export("bert"), cache_dir=config.cache_dir)
-    (trace,) = tracer.trace_texts([SHORT])
+    (trace,) = tracer.trace_texts([short["text"]])
     f = MaskedModel(tracer, trace)
     expected = brute_force_shapley(f, f.players)
     got = np.array(sh["values"])
@@ -81,8 +60,8 @@ def test_exact_shapley_in_report_matches_brute_force_on_the_model(report, tiny):
         assert occ[i] == pytest.approx(full - f(mask)[0], abs=2e-6)
 
 
-def test_sampled_shapley_reports_its_error_and_keeps_efficiency(report):
-    data, _ = report
+def test_sampled_shapley_reports_its_error_and_keeps_efficiency(tiny_report):
+    data, _ = tiny_report
     example = data["examples"][1]
     sh = example["attributions"]["shapley"]
     assert sh["exact"] is False and len(sh["std_error"]) == len(example["tokens"])
@@ -155,8 +134,8 @@ def test_unknown_methods_are_refused_with_the_known_ones_from_the_registries():
         AnalysisConfig(evaluations_per_token=0)
 
 
-def test_faithfulness_and_agreement_are_reported_for_every_view(report):
-    data, _ = report
+def test_faithfulness_and_agreement_are_reported_for_every_view(tiny_report):
+    data, _ = tiny_report
     ex = data["examples"][0]
     assert set(ex["faithfulness"]) == {"shapley", "occlusion", "rollout", "raw_attention", "flow", "random"}
     assert set(ex["agreement_with_occlusion"]) == {"shapley", "rollout", "raw_attention", "flow"}
@@ -165,63 +144,3 @@ def test_faithfulness_and_agreement_are_reported_for_every_view(report):
     assert summary["shapley"]["examples"] == 2
     mean = np.mean([e["faithfulness"]["shapley"]["comprehensiveness"] for e in data["examples"]])
     assert summary["shapley"]["comprehensiveness"] == pytest.approx(mean, rel=1e-6)
-
-
-def test_head_atlas_covers_every_head_with_the_fixed_vocabulary(report):
-    data, _ = report
-    heads = data["heads"]
-    assert [(h["layer"], h["head"]) for h in heads] == [(layer, h) for layer in range(2) for h in range(4)]
-    assert all(h["pattern"] in PATTERNS for h in heads)
-    assert all(0 <= v <= 1 for h in heads for v in h["scores"].values())
-    assert all(t in ("short", "long") for h in heads for t in h["typical"])
-
-
-def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
-    from sitebuild import sample_rows
-    from sklearn.decomposition import PCA
-
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, tmp_path / "site", progress=False).site
-    data = json.loads((site / "report.json").read_text())
-    space = data["decision_space"]
-    assert space["source"] == "model_head" and space["pooling"] == "first" and space["layer"] == -1
-    traces = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts(
-        [r["text"] for r in sample_rows()]
-    )
-    cls = np.stack([t.hidden[-1, 0] for t in traces]).astype(np.float64)
-    ref = PCA(n_components=3, svd_solver="full").fit(cls)
-    np.testing.assert_allclose(space["explained_variance"], ref.explained_variance_ratio_, rtol=1e-5)
-    xyz = np.array([e["xyz"] for e in data["examples"]])
-    np.testing.assert_allclose(np.abs(xyz), np.abs(ref.transform(cls)), atol=1e-4)
-    agree = np.mean([e["slice_prediction"] == e["prediction"] for e in data["examples"]])
-    assert space["slice_agreement"] == pytest.approx(agree)
-
-
-def test_compare_page_with_the_int8_export(tiny, tmp_path):
-    from sitebuild import sample_rows
-
-    from attnreport.export import export_model
-
-    folder = tmp_path / "q"
-    export_model(tiny.checkpoint("bert"), folder, quantize="int8")
-    config = load_config(
-        write_config(tmp_path / "p", folder, sample_rows(), extra="[compare]\nquantized = true\n")
-    )
-    site = build(config, tmp_path / "site", progress=False).site
-    data = json.loads((site / "report.json").read_text())
-    c = data["compare"]
-    assert (
-        c["name"] == "int8"
-        and c["model"]["file"] == "model.int8.onnx"
-        and c["examples"] == len(sample_rows())
-    )
-    fp32 = Tracer(folder, cache_dir=tmp_path / "c1").trace_texts([r["text"] for r in sample_rows()])
-    int8 = Tracer(folder, quantized=True, cache_dir=tmp_path / "c2").trace_texts(
-        [r["text"] for r in sample_rows()]
-    )
-    worst = max(float(np.abs(a.attentions - b.attentions).max()) for a, b in zip(fp32, int8, strict=True))
-    assert c["max_attention_diff"] == pytest.approx(worst, rel=1e-5)
-    agree = np.mean([np.argmax(a.logits) == np.argmax(b.logits) for a, b in zip(fp32, int8, strict=True)])
-    assert c["agreement"] == pytest.approx(agree)
-    html = (site / "compare.html").read_text()
-    assert "int8" in html and 'href="compare.html"' in (site / "index.html").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,8 @@ def generation_site(tmp_path_factory):
 
 
 def shades(page) -> list[float]:
-    return page.eval_on_selector_all("#g-tokens .token", "els => els.map(e => parseFloat(e.style.getPropertyValue('--w') || '0'))")
+    script = "els => els.map(e => parseFloat(e.style.getPropertyValue('--w') || '0'))"
+    return page.eval_on_selector_all("#g-tokens .token", script)
 
 
 def test_choosing_an_answer_token_shades_the_input_by_its_attention(browser, generation_site, served):  # noqa: F811
@@ -138,11 +140,11 @@ def test_hostile_prompts_and_tokens_render_as_text_and_figures_save(browser, gen
     for button in ("#g-tok-svg", "#g-steps-svg", "#g-lens-svg"):
         with page.expect_download() as download:
             page.click(button)
-        svg = ET.fromstring(open(download.value.path(), "rb").read())
+        svg = ET.fromstring(Path(download.value.path()).read_bytes())
         assert svg.tag.endswith("svg") and len(list(svg.iter("{http://www.w3.org/2000/svg}text"))) > 3
     with page.expect_download() as download:
         page.click("#g-lens-png")
-    assert open(download.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     index, problems, _ = open_page(browser, f"{base}/site/index.html")
     rows = index.eval_on_selector_all("#examples tbody tr", "rows => rows.map(r => r.cells.length)")
     assert rows == [6] * len(traces) and problems == []

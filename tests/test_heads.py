@@ -1,4 +1,5 @@
-"""The head-pattern atlas against heads whose pattern we planted: in numpy, and in a real BERT."""
+"""The head-pattern atlas against heads whose pattern we planted: in numpy, and in a real BERT;
+then the atlas as it lands in report.json."""
 
 from __future__ import annotations
 
@@ -24,27 +25,9 @@ from attnreport.analysis.heads import (
 )
 from attnreport.core.errors import ConfigError
 from attnreport.core.trace import Trace
+from attnreport.testing import make_trace
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def make_trace(attentions, *, tokens=None, special=None, id="t") -> Trace:
-    """A `Trace` around planted attentions ``[L, H, n, n]``: [CLS] w1 .. w(n-2) [SEP] by default."""
-    attentions = np.asarray(attentions, dtype=np.float32)
-    layers, _, n, _ = attentions.shape
-    if tokens is None:
-        tokens = ["[CLS]"] + [f"w{i}" for i in range(1, n - 1)] + ["[SEP]"]
-    if special is None:
-        special = [t.startswith("[") for t in tokens]
-    return Trace(
-        id=id,
-        text=" ".join(tokens),
-        tokens=list(tokens),
-        offsets=np.zeros((n, 2)),
-        special=special,
-        attentions=attentions,
-        hidden=np.zeros((layers + 1, n, 1)),
-    )
 
 
 def one_hot_rows(n: int, key) -> np.ndarray:
@@ -472,3 +455,15 @@ def test_planted_bert_heads_are_found(planted_traces):
     assert all(h.pattern in PATTERNS for h in result[HEADS:])  # layer 1 is random: any label
     # fewer texts than `typical` asks for: every one of them is typical
     assert sorted(prev.typical) == list(range(len(traces)))
+
+
+# -- in report.json ---------------------------------------------------------------------
+
+
+def test_head_atlas_covers_every_head_with_the_fixed_vocabulary(tiny_report):
+    data, _ = tiny_report
+    heads = data["heads"]
+    assert [(h["layer"], h["head"]) for h in heads] == [(layer, h) for layer in range(2) for h in range(4)]
+    assert all(h["pattern"] in PATTERNS for h in heads)
+    assert all(0 <= v <= 1 for h in heads for v in h["scores"].values())
+    assert all(t in ("short", "long") for h in heads for t in h["typical"])

@@ -16,6 +16,7 @@ from attnreport.pipeline import build
 from attnreport.site.build import write_site
 from attnreport.site.listing import PAGE_ROWS, TEXT_CHARS, cut, example_columns
 from attnreport.site.pages import SitePlan
+from attnreport.testing import index_example
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 EXAMPLES = 2_345
@@ -32,33 +33,9 @@ def test_cut_keeps_short_texts_and_marks_cuts():
 
 def test_columns_follow_the_report_order():
     examples = [
-        {
-            "id": "a",
-            "text": "t1",
-            "label": "x",
-            "prediction": "x",
-            "correct": True,
-            "confidence": 0.9,
-            "page": "examples/a.html",
-        },
-        {
-            "id": "b",
-            "text": "t2",
-            "label": None,
-            "prediction": "y",
-            "correct": None,
-            "confidence": 0.5,
-            "page": "examples/b.html",
-        },
-        {
-            "id": "c",
-            "text": "t3",
-            "label": "y",
-            "prediction": "x",
-            "correct": False,
-            "confidence": None,
-            "page": "examples/c.html",
-        },
+        index_example("a", "t1", label="x", prediction="x", confidence=0.9),
+        index_example("b", "t2", label=None, prediction="y", confidence=0.5),
+        index_example("c", "t3", label="y", prediction="x", confidence=None),
     ]
     columns = example_columns(examples)
     assert columns["id"] == ["a", "b", "c"]
@@ -84,16 +61,9 @@ def big_index(tiny, tmp_path_factory):
         predicted = rng.choice(labels)
         topic = rng.choice(["rent", "card"])
         text = HOSTILE[i % len(HOSTILE)] if i % 10 == 0 else f"ticket {i} about {topic}"
+        confidence = None if i % 97 == 0 else round(rng.random(), 6)
         examples.append(
-            {
-                "id": f"ex-{i:05d}",
-                "text": text,
-                "label": label,
-                "prediction": predicted,
-                "correct": None if label is None else label == predicted,
-                "confidence": None if i % 97 == 0 else round(rng.random(), 6),
-                "page": f"examples/ex-{i:05d}.html",
-            }
+            index_example(f"ex-{i:05d}", text, label=label, prediction=predicted, confidence=confidence)
         )
     report["examples"] = examples
     plan = SitePlan(title="Big index", card=ModelCard.load(model), report=report)

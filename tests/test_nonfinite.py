@@ -8,29 +8,10 @@ import json
 import numpy as np
 
 from attnreport.analysis.results import nonfinite_outputs
-from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
 from attnreport.pipeline import plan_from_traces
 from attnreport.site.build import write_site
-
-LABELS = ["alpha", "beta"]
-
-
-def card() -> ModelCard:
-    return ModelCard(
-        architecture="BertForSequenceClassification",
-        task="sequence-classification",
-        layers=2,
-        heads=2,
-        hidden_size=4,
-        max_positions=32,
-        causal=False,
-        labels=LABELS,
-        opset=18,
-        weights_sha256="0" * 64,
-        max_abs_diff={},
-        read_position="first",
-    )
+from attnreport.testing import make_trace, model_card
 
 
 def trace(id: str, *, logits, nan_attention: int = 0, seed: int = 0) -> Trace:
@@ -41,13 +22,12 @@ def trace(id: str, *, logits, nan_attention: int = 0, seed: int = 0) -> Trace:
     a /= a.sum(axis=-1, keepdims=True)
     if nan_attention:
         a.reshape(-1)[:nan_attention] = np.nan
-    return Trace(
+    return make_trace(
+        a,
+        tokens=words,
         id=id,
         text="rent is late",
-        tokens=words,
         offsets=[(0, 0), (0, 4), (5, 7), (8, 12), (0, 0)],
-        special=[True, False, False, False, True],
-        attentions=a,
         hidden=rng.standard_normal((3, n, 4)),
         logits=np.asarray(logits, dtype=np.float32),
         label="alpha",
@@ -66,7 +46,7 @@ def test_a_model_giving_nan_gets_no_prediction_and_a_warning(tmp_path):
         trace("nan-logits", logits=[np.nan, 0.0], seed=1),
         trace("inf-attention", logits=[0.0, 3.0], nan_attention=2, seed=2),
     ]
-    plan = plan_from_traces(traces, card(), title="t", spool=tmp_path / "spool")
+    plan = plan_from_traces(traces, model_card(), title="t", spool=tmp_path / "spool")
     records = {r["id"]: r for r in plan.report["examples"]}
     assert "nonfinite" not in records["fine"]
     assert records["nan-logits"]["nonfinite"] == {"logits": 1}

@@ -10,11 +10,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from sitebuild import HOSTILE, sample_rows, write_config
 
-from attnreport.analysis import rollout
 from attnreport.core.config import load_config
 from attnreport.core.errors import BuildError
 from attnreport.core.trace import Trace
@@ -50,21 +48,6 @@ def test_report_json_has_the_documented_shape(config, tmp_path):
     assert sum(map(sum, m["confusion"])) == len(examples)
     correct = sum(e["prediction"] == e["label"] for e in examples)
     assert m["accuracy"] == pytest.approx(correct / len(examples))
-
-
-def test_rollout_in_report_is_the_first_row_of_the_paper_formula(config, tmp_path, tiny):
-    from attnreport.trace import Tracer
-
-    result = build(config, tmp_path / "site", progress=False)
-    report = json.loads((result.site / "report.json").read_text())
-    trace = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts([sample_rows()[0]["text"]])[0]
-    a = trace.attentions.astype(np.float64)
-    n = trace.n_tokens
-    joint = np.eye(n)
-    for layer in range(a.shape[0]):
-        mixed = 0.5 * a[layer].mean(0) + 0.5 * np.eye(n)
-        joint = (mixed / mixed.sum(1, keepdims=True)) @ joint
-    np.testing.assert_allclose(report["examples"][0]["rollout"], joint[0], rtol=1e-6, atol=1e-7)
 
 
 def test_pages_link_relatively_and_load_nothing_from_outside(config, tmp_path):
@@ -160,15 +143,6 @@ def test_rebuild_is_served_from_cache_and_byte_identical(config, tmp_path):
     second = build(config, tmp_path / "b", progress=False)
     assert second.stats.traced == 0 and second.stats.sessions == 0
     assert files(first.site) == files(second.site)
-
-
-def test_rollout_function_against_hand_computed_two_layer_case():
-    a1 = np.array([[[0.5, 0.5], [0.0, 1.0]]])  # one head
-    a2 = np.array([[[1.0, 0.0], [0.25, 0.75]]])
-    got = rollout(np.stack([a1, a2]))
-    m1 = np.array([[0.75, 0.25], [0.0, 1.0]])
-    m2 = np.array([[1.0, 0.0], [0.125, 0.875]])
-    np.testing.assert_allclose(got, m2 @ m1)
 
 
 def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
