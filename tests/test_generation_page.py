@@ -80,7 +80,15 @@ def generation_site(tmp_path_factory):
     traces = [generation(rng, "apple", "苹果公司 成立于 哪一年?", ["苹果", "是", "一种", "水果", "。"])]
     traces += [generation(rng, f"h{i}", text, ["<b>", "ok", "</script>"]) for i, text in enumerate(HOSTILE)]
     root = tmp_path_factory.mktemp("gen")
-    card = model_card(labels=[], causal=True, layers=LAYERS, heads=HEADS)
+    card = model_card(
+        architecture="Qwen2ForCausalLM",
+        task="causal-lm",
+        labels=[],
+        causal=True,
+        read_position="last",
+        layers=LAYERS,
+        heads=HEADS,
+    )
     plan = plan_from_generations(iter(traces), card, title="Generation <b>test</b>", spool=root / "spool")
     return write_site(plan, root / "site"), traces
 
@@ -118,7 +126,9 @@ def test_choosing_an_answer_token_shades_the_input_by_its_attention(browser, gen
     alternatives = page.eval_on_selector_all("#g-top th", "els => els.map(e => e.textContent)")
     assert alternatives == ["水果", "<b>alt</b>", "x"]
     lens = page.eval_on_selector_all("#g-lens text", "els => els.map(e => e.textContent)")
-    assert "L2<i>3</i>" in lens and "embeddings" in lens
+    cells = page.eval_on_selector_all("#g-lens rect title", "els => els.map(e => e.textContent)")
+    assert "L2<i>3</i>"[:8] in lens and "embeddings" in lens and len(cells) == (LAYERS + 1) * trace.steps
+    assert any(c.startswith("layer 2, token 3: top «L2<i>3</i>»") for c in cells)
     assert problems == [] and outside == []
 
 

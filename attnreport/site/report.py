@@ -196,10 +196,19 @@ def _with_points(entries: list[dict], space: DecisionSpace) -> list[dict]:
     return out
 
 
-def report_document(*, title: str, card: ModelCard, entries: list[dict], results: AnalysisResults) -> dict:
-    """The whole report: the model, the metrics, the dataset-level analysis and every example."""
+def report_document(
+    *,
+    title: str,
+    card: ModelCard,
+    entries: list[dict],
+    results: AnalysisResults,
+    kind: str = "classification",
+) -> dict:
+    """The whole report: the model, the metrics, the dataset-level analysis and every example;
+    `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt)."""
     report = {
         "schema": SCHEMA,
+        "kind": kind,
         "title": title,
         "generator": f"attnreport {__version__}",
         "model": _model(card),

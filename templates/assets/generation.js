@@ -131,7 +131,7 @@
     var svg = svgNode("svg", {xmlns: "http://www.w3.org/2000/svg", width: width, height: height,
       viewBox: "0 0 " + width + " " + height, "font-family": c.font, "font-size": 11});
     svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
-    var top = 16, maxEntropy = Math.max.apply(null, data.entropy.map(function (e) { return e || 0; }).concat([1e-9]));
+    var top = 26, maxEntropy = Math.max.apply(null, data.entropy.map(function (e) { return e || 0; }).concat([1e-9]));
     svg.appendChild(svgNode("text", {x: 4, y: 11, fill: c.muted}, "probability (bars, 0–1) · entropy (dots, 0–" + maxEntropy.toFixed(2) + " nats)"));
     svg.appendChild(svgNode("line", {x1: 40, y1: top + CHART, x2: width - 4, y2: top + CHART, stroke: c.muted}));
     for (var t = 0; t < T; t++) {
