@@ -8,7 +8,6 @@ import pytest
 from attnreport.analysis.aggregate import (
     DistanceDecay,
     distance_bins,
-    distance_profile,
     head_average,
     sparsify,
 )
@@ -43,20 +42,6 @@ def test_top_p_keeps_the_smallest_set_reaching_the_mass():
     assert sparsify(row[None], top_p=1.0).weights[0].tolist() == row.tolist()
     with pytest.raises(ValueError, match="exactly one"):
         sparsify(row, top_k=1, top_p=0.5)
-
-
-def test_distance_profile_by_hand():
-    a = random_attention(np.random.default_rng(2), n=6)
-    special = np.array([True, False, False, False, False, True])
-    prof = distance_profile(a, special=special)
-    mean = a.mean(axis=1)
-    for layer in range(2):
-        for d in range(6):
-            vals = [mean[layer, i, j] for i in range(1, 5) for j in range(1, 5) if abs(i - j) == d]
-            if vals:
-                assert prof[layer, d] == pytest.approx(np.mean(vals))
-            else:
-                assert np.isnan(prof[layer, d])
 
 
 def _random_rows(rng, layers, heads, n, *, causal=False, window=None):

@@ -66,27 +66,6 @@ def sparsify(matrix: np.ndarray, *, top_k: int | None = None, top_p: float | Non
     )
 
 
-def distance_profile(attentions: np.ndarray, *, special: np.ndarray | None = None) -> np.ndarray:
-    """Mean attention weight at each token distance ``|i - j|``, per layer: ``[L, n]``.
-
-    Averaged over heads and over all (query, key) pairs at that distance; special tokens are
-    left out as queries and keys when `special` is given (they attract attention for reasons
-    of their own and would hide the decay). Distances with no pair are NaN.
-    """
-    a = head_average(attentions)
-    n = a.shape[-1]
-    keep = np.ones(n, dtype=bool) if special is None else ~np.asarray(special, dtype=bool)
-    pair = keep[:, None] & keep[None, :]
-    dist = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
-    counts = np.bincount(dist[pair], minlength=n).astype(np.float64)
-    out = np.full((a.shape[0], n), np.nan)
-    for layer in range(a.shape[0]):
-        sums = np.bincount(dist[pair], weights=a[layer][pair], minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[layer] = np.where(counts > 0, sums / counts, np.nan)
-    return out
-
-
 def distance_bins(longest: int) -> list[tuple[int, int]]:
     """Distance bins ``[lo, hi]`` (inclusive) up to ``longest - 1``: 1, 2, 3, 4, then doubling
     (5-8, 9-16, ...), so short-range detail and the long tail both fit in a dozen numbers."""
