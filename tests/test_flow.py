@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -200,8 +202,12 @@ def test_rows_of_the_matrix_are_the_single_target_rows():
 
 
 def test_max_flow_tokens_is_a_documented_positive_length():
+    """The module says why there is a limit (by name: its value lives in one place); the README
+    states the value for users."""
     assert isinstance(MAX_FLOW_TOKENS, int) and MAX_FLOW_TOKENS > 0
-    assert str(MAX_FLOW_TOKENS) in flow_module.__doc__
+    assert "MAX_FLOW_TOKENS" in flow_module.__doc__
+    readme = (Path(flow_module.__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"up to {MAX_FLOW_TOKENS} tokens" in readme
 
 
 @pytest.mark.parametrize(
