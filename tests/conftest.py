@@ -1,3 +1,6 @@
+"""Fixtures shared by the test modules: tiny models built and exported once per session (the
+export is the slow step of most tests), the real demo site, a local server and Chromium."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +10,6 @@ import io
 import os
 import shutil
 import threading
-import warnings
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,7 @@ class TinyModels:
             from tiny_models import make_tiny
 
             _quiet_transformers()
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
                 self._checkpoints[family] = make_tiny(family, self.root / f"checkpoint-{family}")
         return self._checkpoints[family]
 

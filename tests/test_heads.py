@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -420,8 +419,7 @@ def planted_traces(tmp_path_factory):
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     root = tmp_path_factory.mktemp("planted")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with contextlib.redirect_stdout(io.StringIO()):
         checkpoint = planted_bert(root / "checkpoint")
     export_model(checkpoint, root / "export")
     return Tracer(root / "export", cache_dir=root / "cache").trace_texts(PLANTED_TEXTS)
