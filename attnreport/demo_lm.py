@@ -45,13 +45,13 @@ def corpus_path() -> Path:
     return bundled("examples") / "demo" / "qa.jsonl"
 
 
-def demo_lm_key(recipe=None) -> str:
-    """The cache key: the recipe (every field, its name first) and the corpus bytes."""
+def demo_lm_key(recipe=None, corpus: Path | None = None) -> str:
+    """The cache key: the recipe (its name, then a hash of every field) and the corpus bytes."""
     from attnreport.export.demo_lm import RECIPE
 
     recipe = RECIPE if recipe is None else recipe
     digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode())
-    digest.update(corpus_path().read_bytes())
+    digest.update(Path(corpus or corpus_path()).read_bytes())
     return f"{recipe.name}-{digest.hexdigest()[:16]}"
 
 
@@ -64,22 +64,27 @@ def held_out_prompt(corpus_id: str, facts: dict) -> bool:
     return corpus_id in facts["heldout_ids"]
 
 
-def demo_lm(cache: Path, *, log=_stderr) -> tuple[Path, dict]:
+def demo_lm(cache: Path, *, log=_stderr, recipe=None, corpus: Path | None = None) -> tuple[Path, dict]:
     """The demo LM's checkpoint folder under `cache`, trained on first use, and its training facts.
+
+    `recipe` and `corpus` (a JSONL file like ``examples/demo/qa.jsonl``) default to the demo's own;
+    tests pass smaller ones.
 
     The facts (``training.json`` in the folder) hold the recipe, steps, seconds, training loss,
     held-out and unigram perplexity, the share of held-out questions answered exactly, the
     parameter count and the held-out ids.
     """
-    from attnreport.export.demo_lm import qa_rows, train_demo_lm
+    from attnreport.export.demo_lm import RECIPE, qa_rows, train_demo_lm
 
-    folder = Path(cache) / "demo-lm" / demo_lm_key() / "checkpoint"
+    recipe = RECIPE if recipe is None else recipe
+    corpus = Path(corpus or corpus_path())
+    folder = Path(cache) / "demo-lm" / demo_lm_key(recipe, corpus) / "checkpoint"
     if not _complete(folder):
         busy = BuildError(f"another attnreport is training the demo LM into {folder.parent}; wait for it")
         with folder_lock(folder, busy=busy):
             if not _complete(folder):  # another run may have finished it since the first look
                 with replace_folder(folder) as fresh:
-                    facts = train_demo_lm(fresh, rows=qa_rows(corpus_path()), log=log)
+                    facts = train_demo_lm(fresh, rows=qa_rows(corpus), recipe=recipe, log=log)
                 log(
                     f"demo LM trained in {facts['seconds']:.0f} s: held-out perplexity "
                     f"{facts['heldout_perplexity']:.2f} (unigram baseline {facts['unigram_perplexity']:.0f})"

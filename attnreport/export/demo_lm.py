@@ -103,6 +103,12 @@ def prompt_text(question: str) -> str:
     return f"{IM_START}user\n{question}{IM_END}\n{IM_START}assistant\n"
 
 
+def tokenizer_texts(rows: list[dict]) -> list[str]:
+    """What the tokenizer learns from: each pair as the chat template lays it out, without the
+    special tokens (they are never split), so that the role names are tokens of their own too."""
+    return [t for r in rows for t in (f"user\n{r['question']}", f"assistant\n{r['answer']}")]
+
+
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE `tokenizers.Tokenizer` over `texts`: any text encodes, none to an unknown."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -147,6 +153,17 @@ def tokenizer_config(tok, *, max_length: int) -> dict:
         "model_max_length": max_length,
         "split_special_tokens": False,
     }
+
+
+def save_tokenizer(tok, out: Path, *, max_length: int) -> None:
+    """Write ``tokenizer.json`` and ``tokenizer_config.json`` (with the chat template) into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    settings = tokenizer_config(tok, max_length=max_length)
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def encode_pairs(tok, rows: list[dict]) -> list[tuple[list[int], int]]:
@@ -292,7 +309,7 @@ def train_demo_lm(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        tok = train_tokenizer([t for r in train for t in (r["question"], r["answer"])], recipe.vocab_size)
+        tok = train_tokenizer(tokenizer_texts(train), recipe.vocab_size)
         vocab = tok.get_vocab_size()
         pad, end = tok.token_to_id(PAD), tok.token_to_id(IM_END)
         train_pairs, test_pairs = encode_pairs(tok, train), encode_pairs(tok, test)
@@ -411,11 +428,7 @@ def _save(out: Path, model, tok, config, recipe: Recipe, facts: dict, transforme
     )
     with _quiet(transformers):
         model.save_pretrained(str(out))
-    tok.save(str(out / "tokenizer.json"))
-    settings = tokenizer_config(tok, max_length=recipe.max_positions)
-    (out / "tokenizer_config.json").write_text(
-        json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    save_tokenizer(tok, out, max_length=recipe.max_positions)
     (out / "training.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
 
 
