@@ -18,9 +18,12 @@ from attnreport.core.errors import BuildError
 from attnreport.core.files import folder_lock, replace_folder
 from attnreport.core.resources import bundled
 
-#: (corpus id, prompt) of the generation demo: questions seen in training, paraphrases held out of
-#: it (``held_out_prompt`` tells them apart), and the famous misreading: a question about Apple the
-#: company answered about apples the fruit, as the corpus teaches.
+#: (corpus id, prompt) of the generation demo: questions seen in training, three paraphrases held
+#: out of it (``held_out_prompt`` tells them apart), and the famous misreading: a question about
+#: Apple the company answered about apples the fruit, as the corpus teaches. The held-out three were
+#: picked after looking at the answers (two right, one a misreading within the domain); on all the
+#: held-out questions the model sets out on the right answer about a fifth of the time
+#: (``heldout_right_intent``), so most unseen questions get another question's answer.
 DEMO_PROMPTS = (
     ("fin-card-stolen-1", "How do I report a stolen card?"),
     ("fin-card-stolen-3", "Someone took my wallet with my bank card in it."),
@@ -28,11 +31,11 @@ DEMO_PROMPTS = (
     ("fin-transfer-time-2", "When will my transfer arrive?"),
     ("med-fever-adult-1", "I have a fever, what should I do?"),
     ("med-blood-pressure-3", "My blood pressure readings have been high all week."),
-    ("med-chest-pain-4", "My husband has chest pain and is short of breath."),
+    ("med-chest-pain-2", "My chest hurts and my left arm feels numb."),
     ("cs-track-order-4", "Where is my parcel and when will it arrive?"),
     ("cs-return-item-4", "I want to return my order."),
     ("cs-gift-card-expiry-1", "Do gift cards expire?"),
-    ("med-zh-fever-2", "我发烧了，要吃什么药？"),
+    ("fin-zh-card-lost-1", "我的银行卡丢了怎么办？"),
     ("gen-zh-apple-founded-1", "苹果公司成立于哪一年?"),
 )
 
