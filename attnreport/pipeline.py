@@ -28,7 +28,7 @@ from attnreport.core.trace import Trace
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
-from attnreport.site.pages import ExamplePage, SitePlan, gather
+from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
 from attnreport.trace import Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
@@ -156,8 +156,16 @@ def plan_from_generations(
     return SitePlan(title=title, card=card, report=report, examples=pages)
 
 
-def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool = True) -> BuildResult:
-    """Build the site for `config` into `out`, replacing a previous site only when done."""
+def build(
+    config: ReportConfig,
+    out: Path,
+    *,
+    log: Log = _stderr,
+    progress: bool = True,
+    subsites: list[Subsite] | None = None,
+) -> BuildResult:
+    """Build the site for `config` into `out`, replacing a previous site only when done; `subsites`
+    are built sites shipped inside it (linked from its index)."""
     check_options(config.analysis, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
     model_dir = resolve_model(config.model.path, cache_dir, log=log)
@@ -193,6 +201,7 @@ def build(config: ReportConfig, out: Path, *, log: Log = _stderr, progress: bool
             examples=pages,
             files=dict(scenes.files),
             decision_scene=decision_scene,
+            subsites=list(subsites or []),
         )
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
         site = write_site(

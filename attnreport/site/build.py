@@ -87,6 +87,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         shutil.copyfile(source, assets / source.name)
     _write(assets / "theme.css", theme_css(theme, overrides))
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
+    subsites = [{"title": sub.title, "href": f"{sub.path}/index.html"} for sub in plan.subsites]
     decision = _scene_context(plan.decision_scene)
     columns = example_columns(plan.report["examples"])
     listing = markupsafe.Markup(script_json(columns))
@@ -98,9 +99,12 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         columns=columns,
         listing=listing,
         page_rows=PAGE_ROWS,
+        subsites=subsites,
         **common,
     )
     _write(folder / "index.html", index)
+    for sub in plan.subsites:
+        shutil.copytree(sub.source, folder / sub.path)
     for relative, source in sorted(plan.files.items()):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / relative)

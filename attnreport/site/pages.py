@@ -52,6 +52,19 @@ class SitePlan:
     files: dict[str, Path] = field(default_factory=dict)
     #: the decision-space scene on the index
     decision_scene: SceneFiles | None = None
+    #: other built sites shipped inside this one (e.g. the demo's generation report), linked from the index
+    subsites: list[Subsite] = field(default_factory=list)
+
+
+@dataclass
+class Subsite:
+    """A built site copied into a folder of this one, swapped in with it."""
+
+    title: str
+    #: its folder, relative to this site's root
+    path: str
+    #: the built site to copy
+    source: Path
 
 
 def page_path(slug: str) -> str:
