@@ -126,9 +126,12 @@ class GenerationOptions:
     system: str | None = None
     #: read the logit lens (needs lm_head.onnx)
     lens: bool = True
+    #: token ids never chosen (their scores still count in probability, rank and entropy)
+    suppress: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "suppress", tuple(int(i) for i in self.suppress))
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.top_k < 1:
@@ -137,6 +140,10 @@ class GenerationOptions:
             raise ConfigError("prompt_attention_limit must be 0 or more")
         if self.system is not None and not self.chat_template:
             raise ConfigError("a system message needs chat_template = true")
+
+    def processors(self) -> list[LogitsProcessor]:
+        """The logits processors, applied in order before the choice."""
+        return [SuppressTokens(self.suppress)] if self.suppress else []
 
     def stopping(self, eos_ids: Sequence[int]) -> list[StoppingCriterion]:
         """The stopping criteria, in the order that names the reason when several fire at once."""
@@ -513,7 +520,7 @@ class Generator:
 
         stopping = options.stopping(self.graphs.eos_token_ids)
         chooser = Greedy()
-        processors: list[LogitsProcessor] = []
+        processors = options.processors()
         active = list(range(b))  # rows of the batch still generating, in the cache's order
         logits = got["logits"][:, -1].astype(np.float32)
         attentions, hidden = got["attentions"][:, :, :, -1], got["hidden_states"][:, :, -1]
