@@ -17,6 +17,16 @@ CORPUS = [
 ] * 4
 
 FAMILIES = ("bert", "distilbert", "roberta", "gpt2", "gpt2-cls", "llama", "qwen2")
+#: more tiny models, not in FAMILIES (so not in every export test): Qwen2 with a ChatML template
+EXTRA_FAMILIES = ("qwen2-chat",)
+
+#: Qwen2-Instruct's chat template (ChatML), as its tokenizer_config.json carries it
+CHATML = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
 def _wordpiece(transformers):
@@ -41,20 +51,29 @@ def _wordpiece(transformers):
     )
 
 
-def _bytelevel(transformers, *, bos: bool):
+def _bytelevel(transformers, *, bos: bool, chat: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    chat_tokens = ["<|im_start|>", "<|im_end|>"] if chat else []
     tok.train_from_iterator(
         CORPUS,
         trainers.BpeTrainer(
             vocab_size=300,
-            special_tokens=["<|endoftext|>", "<pad>"],
+            special_tokens=["<|endoftext|>", "<pad>", *chat_tokens],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
+    if chat:  # Qwen2-Instruct: no bos, ChatML template, answers end with <|im_end|>
+        return transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            eos_token="<|im_end|>",
+            pad_token="<pad>",
+            additional_special_tokens=chat_tokens,
+            chat_template=CHATML,
+        )
     if bos:  # Llama-style: a beginning-of-sequence token before every text
         tok.post_processor = processors.TemplateProcessing(
             single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)]
@@ -145,24 +164,128 @@ def make_tiny(family: str, folder: Path, *, seed: int = 0) -> Path:
             **small,
         )
         model, tok = T.LlamaForCausalLM(cfg), _bytelevel(T, bos=True)
-    elif family == "qwen2":
+    elif family in ("qwen2", "qwen2-chat"):
         cfg = T.Qwen2Config(
             hidden_size=32,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
             intermediate_size=64,
-            max_position_embeddings=64,
+            max_position_embeddings=128 if family == "qwen2-chat" else 64,  # a template is long
             bos_token_id=0,
             eos_token_id=0,
             pad_token_id=1,
             **small,
         )
-        model, tok = T.Qwen2ForCausalLM(cfg), _bytelevel(T, bos=False)
+        model, tok = T.Qwen2ForCausalLM(cfg), _bytelevel(T, bos=False, chat=family == "qwen2-chat")
     else:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES + EXTRA_FAMILIES)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
+    return folder
+
+
+#: the copy circuit's vocabulary: three specials, then words w0 .. w36 (ids 3 .. 39)
+COPY_SPECIALS = ["<eos>", "<pad>", "<unk>"]
+COPY_WORDS = [f"w{i}" for i in range(37)]
+
+
+def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
+    """A 2-layer attention-only GPT-2 whose weights are set by hand to copy: layer 0 head 0 is a
+    previous-token head, layer 1 head 0 an induction head that finds, by K-composition, the earlier
+    position whose previous token is the current token and copies the token there. Given
+    ``x S S[:k]`` for distinct tokens S it continues ``S[k], S[k + 1], ...``.
+
+    The residual stream (d = 4V + 2P) has three subspaces: the token (written by the embedding),
+    the position (by the position embedding) and the previous token (by layer 0). Each symbol is
+    a pair ``e[2i] - e[2i + 1]``, so every residual vector has mean 0 and LayerNorm (weight 1,
+    bias 0) only rescales it to norm sqrt(d); the MLPs are zero. The unembedding is the (tied)
+    token embedding, so the logits read the token subspace, where layer 1 writes the copied token
+    four times as strongly as the current one.
+    """
+    import torch
+    import transformers as T
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = len(COPY_SPECIALS) + len(COPY_WORDS)
+    d = 4 * vocab + 2 * positions
+    tok_at, pos_at, prev_at = 0, 2 * vocab, 2 * vocab + 2 * positions
+    cfg = T.GPT2Config(
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=d,
+        n_layer=2,
+        n_head=2,
+        n_inner=4,
+        scale_attn_weights=False,
+        layer_norm_epsilon=1e-9,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+    )
+    model = T.GPT2LMHeadModel(cfg).eval()
+
+    def pair(offset: int, i: int) -> torch.Tensor:
+        v = torch.zeros(d)
+        v[offset + 2 * i], v[offset + 2 * i + 1] = 1.0, -1.0
+        return v
+
+    def read(offset: int, i: int) -> torch.Tensor:  # a row vector reading symbol i of a subspace
+        return pair(offset, i) / 2
+
+    hd = d // cfg.n_head
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for block in model.transformer.h:
+            block.ln_1.weight.fill_(1.0)
+            block.ln_2.weight.fill_(1.0)
+        model.transformer.ln_f.weight.fill_(1.0)
+        for v in range(vocab):
+            model.transformer.wte.weight[v] = pair(tok_at, v)
+        for p in range(positions):
+            model.transformer.wpe.weight[p] = pair(pos_at, p)
+        # after LayerNorm the residual is scaled by sqrt(d) / |x|
+        scale0 = (d / 4) ** 0.5  # |x|^2 = 2 (token) + 2 (position)
+        scale1 = (d / 6) ** 0.5  # and 2 (previous token)
+        # layer 0, head 0: query position i meets key position i - 1; the value is the token,
+        # written into the previous-token subspace
+        w0 = model.transformer.h[0].attn.c_attn.weight  # [d, 3d]: q | k | v, head 0 first
+        proj0 = model.transformer.h[0].attn.c_proj.weight  # [d, d]
+        for p in range(positions):
+            w0[:, p] = read(pos_at, p)  # q: head dim p
+            if p + 1 < hd:
+                w0[:, d + p + 1] = read(pos_at, p)  # k: head dim p + 1
+        for v in range(vocab):
+            w0[:, 2 * d + v] = read(tok_at, v)
+            proj0[v] = pair(prev_at, v) / scale0
+        # layer 1, head 0: query = current token, key = previous token (K-composition with layer
+        # 0's output); value = the key position's token, written back into the token subspace x4
+        w1 = model.transformer.h[1].attn.c_attn.weight
+        proj1 = model.transformer.h[1].attn.c_proj.weight
+        for v in range(vocab):
+            w1[:, v] = read(tok_at, v)
+            w1[:, d + v] = read(prev_at, v)
+            w1[:, 2 * d + v] = read(tok_at, v)
+            proj1[v] = 4 * pair(tok_at, v) / scale1
+        # sharpen both heads: match logits of ~60
+        w0[:, : 2 * d] *= 60**0.5 / scale0
+        w1[:, : 2 * d] *= 60**0.5 / scale1
+
+    tok = Tokenizer(
+        models.WordLevel({t: i for i, t in enumerate(COPY_SPECIALS + COPY_WORDS)}, unk_token="<unk>")
+    )
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = T.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    fast.save_pretrained(str(folder))
     return folder

@@ -14,6 +14,41 @@ from attnreport.core.errors import ConfigError
 
 MANIFEST_NAME = "attnreport.json"
 TASKS = ("sequence-classification", "causal-lm", "feature-extraction")
+DTYPES = ("float32", "float16")
+
+
+@dataclass
+class DecoderCard:
+    """The generation graphs of a causal LM export: what `trace.generate` needs to feed them.
+
+    ``decoder.onnx`` runs new positions against a KV cache: inputs ``input_ids [B, q]``,
+    ``attention_mask [B, past + q]`` (1 on real tokens; left padding) and ``past_names``
+    (``[B, kv_heads, past, head_dim]`` each, ``past`` may be 0: the prefill); outputs ``logits
+    [B, q, V]``, ``attentions [B, L, H, q, past + q]`` and ``hidden_states [B, L + 1, q, d]`` of
+    the new positions, and ``present_names`` (the cache grown by ``q``). Position ids are computed
+    inside the graph from the attention mask, as `transformers` does for left-padded batches.
+    ``lm_head.onnx`` is the final norm and unembedding: ``hidden [m, d] -> logits [m, V]``.
+    """
+
+    decoder: str
+    lm_head: str | None
+    vocab_size: int
+    kv_heads: int
+    head_dim: int
+    past_names: list[str]
+    present_names: list[str]
+    #: tokens that end an answer: the generation config's eos ids, then the tokenizer's
+    eos_token_ids: list[int]
+    #: the model's own ``hidden_states[-1]`` is already final-normed (so the lens reads layer L
+    #: from the logits, and lm_head.onnx applies to the pre-norm stream of layers 0..L-1)
+    last_hidden_normed: bool
+    #: the export check: ONNX against PyTorch eager, greedy decoding, left-padded batches
+    max_abs_diff: dict[str, float]
+    tolerance: float
+    #: how the check ran: prompts, new tokens per prompt, whether greedy tokens matched
+    checked: dict = field(default_factory=dict)
+    #: the checkpoint carries a chat template (tokenizer_config.json or chat_template.jinja)
+    chat_template: bool = False
 
 
 @dataclass
@@ -35,8 +70,18 @@ class ModelCard:
     has_head: bool = False
     quantized: dict | None = None
     extra: dict = field(default_factory=dict)
+    #: the weights' dtype in every graph; float16 exports are checked with a looser tolerance
+    dtype: str = "float32"
+    #: graphs whose weights sit beside them as ONNX external data (``<graph>.onnx.data``)
+    external_data: list[str] = field(default_factory=list)
+    #: causal LMs: the KV-cache decoder and lm_head graphs (None for other tasks and old exports)
+    generation: DecoderCard | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.generation, dict):
+            self.generation = DecoderCard(**self.generation)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"model dtype {self.dtype!r} is unknown; known: {', '.join(DTYPES)}")
         if self.task not in TASKS:
             raise ConfigError(f"model task {self.task!r} is unknown; known tasks: {', '.join(TASKS)}")
         if self.read_position not in ("first", "last"):

@@ -9,6 +9,7 @@ it is accepted, and the differences are written into the manifest.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -30,7 +31,13 @@ from attnreport.export.checkpoint import (
 #: largest accepted difference to PyTorch: absolute for attention probabilities,
 #: relative to the largest magnitude for hidden states and logits
 TOLERANCE = 1e-4
+#: the same for float16 exports: half precision moves attention weights by ~1e-3
+FP16_TOLERANCE = 2e-2
 OPSET = 18
+#: graphs of checkpoints whose weights exceed this many bytes keep them as ONNX external data
+#: (protobuf caps one file at 2 GB)
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+DTYPES = {"float32": "float32", "float16": "float16"}
 VERIFY_TEXTS = (
     "The card was charged twice for the same order.",
     "Refill please.",
@@ -50,7 +57,8 @@ def _quiet() -> contextlib.AbstractContextManager:
     return stack
 
 
-def _load(ck: Checkpoint, *, trust_remote_code: bool):
+def _load(ck: Checkpoint, *, trust_remote_code: bool, dtype: str = "float32"):
+    import torch
     import transformers
 
     classes = {
@@ -63,6 +71,7 @@ def _load(ck: Checkpoint, *, trust_remote_code: bool):
             model = classes[ck.task].from_pretrained(
                 str(ck.folder),
                 attn_implementation="eager",
+                dtype=getattr(torch, dtype),
                 trust_remote_code=trust_remote_code,
                 use_safetensors=not ck.uses_pickle,
             )
@@ -167,7 +176,7 @@ def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
     for i, n in enumerate(lengths):
         with torch.no_grad(), _quiet():
             ref = wrapper(torch.from_numpy(ids[i : i + 1, :n]), torch.from_numpy(mask[i : i + 1, :n]))
-        ref = dict(zip(names, (r.numpy() for r in ref), strict=True))
+        ref = dict(zip(names, (r.float().numpy() for r in ref), strict=True))
         pairs = {
             "attentions": (got["attentions"][i, :, :, :n, :n], ref["attentions"][0]),
             "hidden_states": (got["hidden_states"][i, :, :n], ref["hidden_states"][0]),
@@ -175,14 +184,16 @@ def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
         if "logits" in got:
             pairs["logits"] = (got["logits"][i], ref["logits"][0])
         for name, (a, b) in pairs.items():
-            diff = float(np.max(np.abs(a - b)))
+            diff = float(np.max(np.abs(a.astype(np.float32) - b)))
             if name != "attentions":
                 diff /= max(1.0, float(np.max(np.abs(b))))
             worst[name] = max(worst[name], diff)
     return worst
 
 
-def _onnx_export(module, args: tuple, path: Path, *, input_names, output_names, dynamic_shapes):
+def _onnx_export(
+    module, args: tuple, path: Path, *, input_names, output_names, dynamic_shapes, external_data=False
+):
     import torch
 
     try:
@@ -196,7 +207,7 @@ def _onnx_export(module, args: tuple, path: Path, *, input_names, output_names, 
                 input_names=input_names,
                 output_names=output_names,
                 dynamic_shapes=dynamic_shapes,
-                external_data=False,
+                external_data=external_data,
                 verbose=False,
                 report=False,
             )
@@ -213,9 +224,17 @@ def export_model(
     quantize: str | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    dtype: str = "float32",
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    generation: bool = True,
     log: Log = lambda message: None,
 ) -> ModelCard:
     """Export `checkpoint` into the folder `out` and return its manifest.
+
+    Causal LMs also get the generation graphs (``decoder.onnx``, ``lm_head.onnx``; see
+    `attnreport.export.decoder`) unless `generation` is False. `dtype` ``"float16"`` halves the
+    weights; its checks use `FP16_TOLERANCE`. Weights over `external_data_threshold` bytes are
+    written as ONNX external data beside each graph.
 
     Nothing is written when the export is refused or fails its check against PyTorch;
     an existing export at `out` is replaced only by a finished, checked one, and survives a
@@ -233,13 +252,21 @@ def export_model(
     out = Path(out).resolve()
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize {quantize!r} is unknown; the known choice is int8")
+    if dtype not in DTYPES:
+        raise ExportError(f"--dtype {dtype!r} is unknown; known: {', '.join(DTYPES)}")
+    if quantize and dtype != "float32":
+        raise ExportError("--quantize int8 quantizes a float32 export; drop --dtype float16")
+    tolerance = TOLERANCE if dtype == "float32" else FP16_TOLERANCE
     if out.exists() and any(out.iterdir()) and not is_exported(out):
         raise ExportError(f"{out}: exists and is not an attnreport export; choose an empty folder")
     ck = inspect_checkpoint(
         Path(checkpoint), task=task, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )
     log(f"loading {ck.folder} ({ck.model_type}, {ck.task})")
-    model = _load(ck, trust_remote_code=trust_remote_code)
+    model = _load(ck, trust_remote_code=trust_remote_code, dtype=dtype)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    external = weight_bytes > external_data_threshold
+    onnx_export = functools.partial(_onnx_export, external_data=external)
     tok = _load_tokenizer(ck, trust_remote_code=trust_remote_code)
     cfg = model.config
     max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 512))
@@ -266,8 +293,8 @@ def export_model(
         outputs = ["attentions", "hidden_states"]
         if ck.task != "feature-extraction":
             outputs.insert(0, "logits")
-        log("exporting to ONNX (dynamo)")
-        _onnx_export(
+        log("exporting to ONNX (dynamo)" + (" with external data" if external else ""))
+        onnx_export(
             wrapper,
             (torch.from_numpy(ids), torch.from_numpy(mask)),
             tmp / "model.onnx",
@@ -278,15 +305,37 @@ def export_model(
         session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
         diffs = _max_diffs(session, wrapper, ids, mask, lengths)
         log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-        bad = {k: v for k, v in diffs.items() if not v <= TOLERANCE}
+        bad = {k: v for k, v in diffs.items() if not v <= tolerance}
         if bad:
             name, value = next(iter(bad.items()))
             raise ExportError(
                 f"{ck.folder}: ONNX {name} differ from PyTorch by {value:.2e} on a padded batch "
-                f"(limit {TOLERANCE:.0e}); this architecture does not export correctly"
+                f"(limit {tolerance:.0e}); this architecture does not export correctly"
             )
         if head is not None:
-            _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log)
+            _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log, tolerance, onnx_export)
+        pad_id = (
+            tok.pad_token_id
+            if tok.pad_token_id is not None
+            else (tok.eos_token_id if tok.eos_token_id is not None else 0)
+        )
+        decoder_card = None
+        if generation and ck.task == "causal-lm":
+            from attnreport.export.decoder import export_generation
+
+            with torch.no_grad(), _quiet():
+                decoder_card = export_generation(
+                    model,
+                    tok,
+                    tmp,
+                    VERIFY_TEXTS,
+                    onnx_export=onnx_export,
+                    tolerance=tolerance,
+                    external_data=external,
+                    pad_id=pad_id,
+                    max_positions=max_positions,
+                    log=log,
+                )
         tok.save_pretrained(str(tmp))
         labels = _labels(cfg, ck.task)
         card = ModelCard(
@@ -306,14 +355,16 @@ def export_model(
             has_head=head is not None,
             extra={
                 "model_type": ck.model_type,
-                "pad_token_id": tok.pad_token_id
-                if tok.pad_token_id is not None
-                else (tok.eos_token_id if tok.eos_token_id is not None else 0),
+                "pad_token_id": pad_id,
                 "mask_token": tok.mask_token,
                 "mask_token_id": tok.mask_token_id,
                 "transformers": __import__("transformers").__version__,
                 "torch": torch.__version__,
+                "weight_bytes": weight_bytes,
             },
+            dtype=dtype,
+            external_data=sorted(p.name[: -len(".data")] for p in tmp.glob("*.onnx.data")),
+            generation=decoder_card,
         )
         if quantize == "int8":
             from attnreport.export.quantize import quantize_int8
@@ -332,14 +383,16 @@ def _labels(cfg, task: str) -> list[str]:
     return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(cfg.num_labels)]
 
 
-def _export_head(head, session, ids, mask, tmp: Path, hidden_size: int, ck: Checkpoint, log: Log):
+def _export_head(
+    head, session, ids, mask, tmp: Path, hidden_size: int, ck: Checkpoint, log: Log, tolerance, onnx_export
+):
     """Export the head alone and check it reproduces the full model's logits."""
     import onnxruntime as ort
     import torch
 
-    example = torch.zeros(2, hidden_size)
+    example = torch.zeros(2, hidden_size, dtype=next(head.parameters()).dtype)
     points = torch.export.Dim("points", min=1, max=1 << 20)
-    _onnx_export(
+    onnx_export(
         head,
         (example,),
         tmp / "head.onnx",
@@ -350,10 +403,10 @@ def _export_head(head, session, ids, mask, tmp: Path, hidden_size: int, ck: Chec
     logits, _, hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})
     rows = np.arange(ids.shape[0])
     read = mask.sum(axis=1) - 1 if ck.causal else np.zeros_like(rows)
-    pooled = hidden[:, -1][rows, read].astype(np.float32)
+    pooled = hidden[:, -1][rows, read]
     head_session = ort.InferenceSession(str(tmp / "head.onnx"), providers=["CPUExecutionProvider"])
     (again,) = head_session.run(None, {"hidden": pooled})
-    diff = float(np.max(np.abs(again - logits)))
-    if diff > TOLERANCE:
+    diff = float(np.max(np.abs(again.astype(np.float32) - logits)))
+    if diff > tolerance:
         raise ExportError(f"{ck.folder}: head.onnx differs from the model's logits by {diff:.2e}")
     log(f"head.onnx matches the model's logits to {diff:.1e}")

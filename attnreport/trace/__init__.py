@@ -1,6 +1,42 @@
-"""Trace stage: an exported model folder + texts -> one `Trace` per text (onnxruntime only)."""
+"""Trace stage: an exported model folder + texts -> one `Trace` per text (onnxruntime only);
+prompts -> one `GenerationTrace` per prompt (`Generator`, causal LMs)."""
 
+from attnreport.trace.chat_template import ChatTemplate, Rendered
+from attnreport.trace.generate import (
+    EosToken,
+    GenerationCache,
+    GenerationOptions,
+    GenerationStats,
+    Generator,
+    Greedy,
+    MaxNewTokens,
+    Prompt,
+    StopStrings,
+    SuppressTokens,
+)
 from attnreport.trace.inputs import BadRow, Row, read_rows
+from attnreport.trace.lens import LogitLens, Scores, step_scores
 from attnreport.trace.runner import Tracer, TraceStats
 
-__all__ = ["BadRow", "Row", "TraceStats", "Tracer", "read_rows"]
+__all__ = [
+    "BadRow",
+    "ChatTemplate",
+    "EosToken",
+    "GenerationCache",
+    "GenerationOptions",
+    "GenerationStats",
+    "Generator",
+    "Greedy",
+    "LogitLens",
+    "MaxNewTokens",
+    "Prompt",
+    "Rendered",
+    "Row",
+    "Scores",
+    "StopStrings",
+    "SuppressTokens",
+    "TraceStats",
+    "Tracer",
+    "read_rows",
+    "step_scores",
+]

@@ -1,0 +1,409 @@
+"""The generation graphs of a causal LM: a KV-cache decoder and the logit-lens head.
+
+``decoder.onnx`` runs ``q`` new positions against a cache of ``past`` positions and returns
+only the new positions' logits, attention rows and hidden states, with the grown cache; the
+prefill is the same graph with an empty cache (``past = 0``), chunked prefills are ``q > 1``
+with a cache. ``lm_head.onnx`` is the final norm and unembedding, for the logit lens.
+
+`transformers` keeps the cache in a `DynamicCache` object; the exported graph sees it as
+flat tensors (``past_key_values.<layer>.key`` / ``.value`` in, ``present.<layer>.key`` /
+``.value`` out), rebuilt into a cache object inside the wrapper. Position ids come from the
+attention mask inside the graph (``cumsum - 1``, as `generate` does), so left-padded batches
+need no extra input. torch.export specialises example sizes 0 and 1, so the example has a
+past of 3 and 4 new positions, and every size is declared dynamic; the check below runs the
+graph with a past of 0 and with one new position.
+
+The check, before an export is accepted: greedy decoding in onnxruntime gives the tokens of
+`transformers`' `generate(do_sample=False)`; every step's attentions, logits and hidden states
+match PyTorch eager on the same tokens; a left-padded batch of the prompts gives the same as
+each prompt alone; lm_head.onnx reproduces the model's logits from the pre-norm last hidden
+state and the final norm + unembedding of every layer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from attnreport.core.errors import ExportError
+from attnreport.core.modelcard import DecoderCard
+
+DECODER_FILE = "decoder.onnx"
+LM_HEAD_FILE = "lm_head.onnx"
+#: new tokens decoded per prompt by the export check
+CHECK_NEW_TOKENS = 8
+#: the check prefills in chunks of this many positions, so ``q > 1`` with a cache is checked too
+CHECK_CHUNK = 5
+#: final-norm module names, by architecture family (the decoder's attribute)
+NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+
+Log = Callable[[str], None]
+
+
+def kv_layout(model) -> tuple[int, int, int]:
+    """``(layers, kv_heads, head_dim)`` of the model's cache, read from a real forward pass (so
+    grouped-query attention and an explicit ``head_dim`` are whatever the model does)."""
+    import torch
+
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([[1, 2]]), use_cache=True, return_dict=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    keys = cache.layers[0].keys
+    return len(cache.layers), int(keys.shape[1]), int(keys.shape[3])
+
+
+def past_names(layers: int) -> list[str]:
+    return [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+
+
+def present_names(layers: int) -> list[str]:
+    return [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+
+
+def make_decoder(model):
+    """``(input_ids, attention_mask, *past) -> (logits, attentions, hidden_states, *present)``."""
+    import torch
+    from transformers import DynamicCache
+
+    layers = model.config.num_hidden_layers
+    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, *past):
+            q = input_ids.shape[1]
+            cache = DynamicCache([(past[2 * i], past[2 * i + 1]) for i in range(layers)])
+            kwargs = {}
+            if takes_positions:
+                kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -q:]
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                cache=cache,
+                use_cache=True,
+                output_attentions=True,
+                output_hidden_states=True,
+                return_dict=True,
+                **kwargs,
+            )
+            present = []
+            for layer in out.cache.layers:
+                present += [layer.keys, layer.values]
+            attentions = torch.stack(tuple(out.attentions), dim=1)
+            hidden = torch.stack(tuple(out.hidden_states), dim=1)
+            return (out.logits, attentions, hidden, *present)
+
+    return Decoder(model).eval()
+
+
+def final_norm(model):
+    """The module that norms the last hidden state before the unembedding, or None."""
+    decoder = model.get_decoder()
+    for name in NORM_NAMES:
+        module = getattr(decoder, name, None)
+        if module is not None:
+            return module
+    return None
+
+
+def make_lm_head(model, norm):
+    """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap."""
+    import torch
+
+    cap = getattr(model.config, "final_logit_softcapping", None)
+
+    class LensHead(torch.nn.Module):
+        def __init__(self, norm, unembed):
+            super().__init__()
+            self.norm = norm
+            self.unembed = unembed
+
+        def forward(self, hidden):
+            logits = self.unembed(self.norm(hidden))
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            return logits
+
+    return LensHead(norm, model.get_output_embeddings()).eval()
+
+
+def last_hidden_normed(model, norm) -> tuple[bool, object]:
+    """Whether ``hidden_states[-1]`` is the final norm's output, and the norm's input (the
+    pre-norm residual stream) of a probe, read with a forward hook."""
+    import torch
+
+    seen = {}
+    handle = norm.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], y=out))
+    try:
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([[1, 2, 3]]), output_hidden_states=True, return_dict=True)
+    finally:
+        handle.remove()
+    last = out.hidden_states[-1]
+    return bool(torch.allclose(last, seen["y"])), seen["x"]
+
+
+def export_generation(
+    model,
+    tok,
+    folder: Path,
+    prompts: Sequence[str],
+    *,
+    onnx_export: Callable,
+    tolerance: float,
+    external_data: bool,
+    pad_id: int,
+    max_positions: int,
+    log: Log,
+) -> DecoderCard:
+    """Write ``decoder.onnx`` and ``lm_head.onnx`` into `folder`, check them, return their card.
+
+    `onnx_export` is the export stage's one call of the dynamo exporter; raises `ExportError`
+    when a graph differs from PyTorch by more than `tolerance` or greedy tokens differ.
+    """
+    import onnxruntime as ort
+    import torch
+
+    layers, kv_heads, head_dim = kv_layout(model)
+    dtype = next(model.parameters()).dtype
+    decoder = make_decoder(model)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    past = torch.export.Dim("past", min=0, max=1 << 20)
+    seq = torch.export.Dim("seq", min=1, max=1 << 20)
+    example_past = [torch.randn(2, kv_heads, 3, head_dim, dtype=dtype) for _ in range(2 * layers)]
+    log(f"exporting {DECODER_FILE} (KV cache: {layers} layers x {kv_heads} kv heads x {head_dim})")
+    onnx_export(
+        decoder,
+        (torch.randint(2, 10, (2, 4)), torch.ones(2, 7, dtype=torch.int64), *example_past),
+        folder / DECODER_FILE,
+        input_names=["input_ids", "attention_mask", *past_names(layers)],
+        output_names=["logits", "attentions", "hidden_states", *present_names(layers)],
+        dynamic_shapes={
+            "input_ids": {0: batch, 1: seq},
+            "attention_mask": {0: batch, 1: torch.export.Dim.AUTO},
+            "past": tuple({0: batch, 2: past} for _ in range(2 * layers)),
+        },
+        external_data=external_data,
+    )
+    norm = final_norm(model)
+    lm_head = None
+    normed = True
+    if norm is not None:
+        normed, _ = last_hidden_normed(model, norm)
+        points = torch.export.Dim("points", min=1, max=1 << 24)
+        log(f"exporting {LM_HEAD_FILE} (final norm + unembedding, for the logit lens)")
+        onnx_export(
+            make_lm_head(model, norm),
+            (torch.zeros(3, model.config.hidden_size, dtype=dtype),),
+            folder / LM_HEAD_FILE,
+            input_names=["hidden"],
+            output_names=["logits"],
+            dynamic_shapes={"hidden": {0: points}},
+            external_data=external_data,
+        )
+        lm_head = LM_HEAD_FILE
+    else:
+        log(f"no final norm found on {type(model).__name__}: no {LM_HEAD_FILE}, no logit lens")
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=["CPUExecutionProvider"])
+    keep = max_positions - CHECK_NEW_TOKENS
+    rows = [tok(p, add_special_tokens=True)["input_ids"][:keep] for p in prompts]
+    diffs, checked = check_decoder(model, session, rows, pad_id=pad_id, layers=layers)
+    if lm_head is not None:
+        head = ort.InferenceSession(str(folder / LM_HEAD_FILE), options, providers=["CPUExecutionProvider"])
+        diffs["lm_head"] = check_lm_head(model, norm, head, rows[-1])
+    log(
+        "generation graphs, max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+    )
+    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
+    if bad:
+        name, value = next(iter(bad.items()))
+        raise ExportError(
+            f"{DECODER_FILE}: {name} differ from PyTorch by {value:.2e} (limit {tolerance:.0e}); "
+            f"this architecture does not export its KV-cache decoder correctly"
+        )
+    return DecoderCard(
+        decoder=DECODER_FILE,
+        lm_head=lm_head,
+        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        past_names=past_names(layers),
+        present_names=present_names(layers),
+        eos_token_ids=eos_ids(model, tok),
+        last_hidden_normed=normed,
+        max_abs_diff=diffs,
+        tolerance=tolerance,
+        checked=checked,
+        chat_template=bool(getattr(tok, "chat_template", None)),
+    )
+
+
+def eos_ids(model, tok) -> list[int]:
+    """The ids that end an answer: the generation config's (one or a list), then the tokenizer's."""
+    found: list[int] = []
+    config = getattr(model, "generation_config", None)
+    for value in (getattr(config, "eos_token_id", None), tok.eos_token_id):
+        for i in value if isinstance(value, (list, tuple)) else [value]:
+            if i is not None and int(i) not in found:
+                found.append(int(i))
+    return found
+
+
+def onnx_greedy(
+    session, rows: Sequence[Sequence[int]], *, pad_id: int, new_tokens: int, layers: int, chunk: int
+) -> list[dict]:
+    """Greedy decoding of left-padded `rows` in onnxruntime, no stopping: per row the tokens and,
+    per step, the choosing position's logits, hidden states and attention rows over the row's
+    own keys (padding cut off). The export check's loop; `trace.generate` is the real one."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    dtype = np.float16 if "float16" in inputs[past_names(layers)[0]].type else np.float32
+    shape = inputs[past_names(layers)[0]].shape
+    b, n = len(rows), max(len(r) for r in rows)
+    ids = np.full((b, n), pad_id, dtype=np.int64)
+    mask = np.zeros((b, n), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, n - len(r) :], mask[i, n - len(r) :] = r, 1
+    past = {name: np.zeros((b, shape[1], 0, shape[3]), dtype) for name in past_names(layers)}
+    out_names = [o.name for o in session.get_outputs()]
+    results = [{"tokens": [], "logits": [], "hidden": [], "attentions": []} for _ in rows]
+
+    def run(step_ids, step_mask):
+        got = dict(
+            zip(
+                out_names,
+                session.run(None, {"input_ids": step_ids, "attention_mask": step_mask, **past}),
+                strict=True,
+            )
+        )
+        past.update({p: got[q] for p, q in zip(past_names(layers), present_names(layers), strict=True)})
+        return got
+
+    for start in range(0, n, chunk):
+        got = run(ids[:, start : start + chunk], mask[:, : start + chunk])
+    for step in range(new_tokens):
+        logits = got["logits"][:, -1].astype(np.float32)
+        chosen = logits.argmax(axis=-1)
+        for i, r in enumerate(rows):
+            pad = n - len(r)
+            results[i]["tokens"].append(int(chosen[i]))
+            results[i]["logits"].append(logits[i])
+            results[i]["hidden"].append(got["hidden_states"][i, :, -1].astype(np.float32))
+            results[i]["attentions"].append(got["attentions"][i, :, :, -1, pad:].astype(np.float32))
+        if step + 1 < new_tokens:
+            mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
+            got = run(chosen[:, None].astype(np.int64), mask)
+    return results
+
+
+def _relative(a, b) -> float:
+    return float(np.max(np.abs(a - b))) / max(1.0, float(np.max(np.abs(b))))
+
+
+def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[dict[str, float], dict]:
+    """The decoder graph against PyTorch: greedy tokens vs `generate`, each step vs eager, batch vs alone."""
+    import torch
+    from transformers import GenerationConfig
+
+    alone = [
+        onnx_greedy(
+            session, [r], pad_id=pad_id, new_tokens=CHECK_NEW_TOKENS, layers=layers, chunk=CHECK_CHUNK
+        )[0]
+        for r in rows
+    ]
+    batched = onnx_greedy(
+        session, rows, pad_id=pad_id, new_tokens=CHECK_NEW_TOKENS, layers=layers, chunk=CHECK_CHUNK
+    )
+    diffs = dict.fromkeys(
+        ("decoder_attentions", "decoder_logits", "decoder_hidden_states", "batch_attentions", "batch_logits"),
+        0.0,
+    )
+    greedy = GenerationConfig(
+        do_sample=False, max_new_tokens=CHECK_NEW_TOKENS, pad_token_id=pad_id, eos_token_id=None
+    )
+    near_ties = 0
+    for r, got, inbatch in zip(rows, alone, batched, strict=True):
+        n = len(r)
+        prompt = torch.tensor([r])
+        with torch.no_grad():
+            ref_tokens = model.generate(
+                input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
+            )[0, n:].tolist()
+            full = torch.tensor([r + got["tokens"][:-1]])
+            ref = model(input_ids=full, output_attentions=True, output_hidden_states=True, return_dict=True)
+        attentions = torch.stack(tuple(ref.attentions), 1)[0].float().numpy()
+        hidden = torch.stack(tuple(ref.hidden_states), 1)[0].float().numpy()
+        logits = ref.logits[0].float().numpy()
+        for t in range(CHECK_NEW_TOKENS):
+            pos = n - 1 + t
+            if t < len(ref_tokens) and ref_tokens[t] != got["tokens"][t]:
+                # the same token sequence up to here, so a flip is a near-tie of the two top logits
+                top = np.sort(logits[pos])[-2:]
+                if top[1] - top[0] > 1e-3 * max(1.0, abs(top[1])):
+                    raise ExportError(
+                        f"{DECODER_FILE}: greedy token {t} of a check prompt is {got['tokens'][t]} in "
+                        f"onnxruntime but {ref_tokens[t]} in transformers' generate"
+                    )
+                near_ties += 1
+                break
+        for t in range(CHECK_NEW_TOKENS):
+            pos = n - 1 + t
+            keys = n + t
+            diffs["decoder_attentions"] = max(
+                diffs["decoder_attentions"],
+                float(np.max(np.abs(got["attentions"][t] - attentions[:, :, pos, :keys]))),
+            )
+            diffs["decoder_logits"] = max(diffs["decoder_logits"], _relative(got["logits"][t], logits[pos]))
+            diffs["decoder_hidden_states"] = max(
+                diffs["decoder_hidden_states"], _relative(got["hidden"][t], hidden[:, pos])
+            )
+            if inbatch["tokens"][t] != got["tokens"][t]:
+                raise ExportError(
+                    f"{DECODER_FILE}: greedy token {t} of a check prompt changes when the prompt is "
+                    f"left-padded in a batch ({inbatch['tokens'][t]} instead of {got['tokens'][t]})"
+                )
+            diffs["batch_attentions"] = max(
+                diffs["batch_attentions"],
+                float(np.max(np.abs(inbatch["attentions"][t] - got["attentions"][t]))),
+            )
+            diffs["batch_logits"] = max(
+                diffs["batch_logits"], _relative(inbatch["logits"][t], got["logits"][t])
+            )
+    checked = {
+        "prompts": len(rows),
+        "prompt_tokens": [len(r) for r in rows],
+        "new_tokens": CHECK_NEW_TOKENS,
+        "prefill_chunk": CHECK_CHUNK,
+        "greedy_tokens_match": near_ties == 0,
+        "near_ties": near_ties,
+    }
+    return diffs, checked
+
+
+def check_lm_head(model, norm, head_session, row: Sequence[int]) -> float:
+    """lm_head.onnx against PyTorch: on the pre-norm last hidden state it gives the model's logits,
+    and on every layer's hidden state the final norm + unembedding applied in PyTorch."""
+    import torch
+
+    seen = {}
+    handle = norm.register_forward_hook(lambda mod, args, out: seen.update(x=args[0]))
+    try:
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([list(row)]), output_hidden_states=True, return_dict=True)
+            lens = make_lm_head(model, norm)
+            stack = torch.cat([h[0] for h in out.hidden_states[:-1]] + [seen["x"][0]])
+            want = lens(stack).float().numpy()
+    finally:
+        handle.remove()
+    (got,) = head_session.run(None, {"hidden": stack.numpy()})
+    n = len(row)
+    worst = _relative(got.astype(np.float32), want)
+    return max(worst, _relative(got[-n:].astype(np.float32), out.logits[0].float().numpy()))

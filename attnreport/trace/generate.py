@@ -1,0 +1,668 @@
+"""Generation with a KV cache in onnxruntime: one `GenerationTrace` per prompt.
+
+One loop (`Generator`) that knows no decoding rule: a batch of prompts is left-padded (so every
+prompt's next token is read from the same last column), prefilled through ``decoder.onnx`` in
+chunks, then decoded one token per step against the cache. Each step asks the rules: logits
+processors (`LogitsProcessor`: change the scores the choice sees), a chooser (`Greedy`), and
+stopping criteria (`StoppingCriterion`: `EosToken`, `StopStrings`, `MaxNewTokens`), in the spirit of
+`transformers`' ``LogitsProcessor`` and ``StoppingCriteria``. Scores (probability, rank, entropy,
+top-k, the logit lens) are always of the model's own distribution, never the processed one.
+
+Forced decoding (a given `completion`) runs prompt + completion once, teacher-forced, and reads
+the same outputs at the positions that choose each completion token.
+
+What is kept per prompt, and so the memory per prompt: the attention rows of the choosing
+positions ``[L, H, T, n + T - 1]``, their hidden states, the scores, and the prompt's own ``n x n``
+attention only up to `GenerationOptions.prompt_attention_limit`; the KV cache while it runs; and
+one prefill chunk's outputs (``[B, L, H, chunk, n]``), so memory grows linearly with the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from attnreport.core.errors import ConfigError, InputError
+from attnreport.core.files import sha256_file
+from attnreport.core.generation import GenerationTrace
+from attnreport.core.modelcard import ModelCard
+from attnreport.trace.cache import ContentCache, default_cache_dir
+from attnreport.trace.chat_template import ChatTemplate
+from attnreport.trace.lens import LogitLens, Scores, step_scores
+
+CHUNK = 64
+
+
+# ---------------------------------------------------------------------------- decoding rules
+
+
+class LogitsProcessor(Protocol):
+    """Changes the scores the chooser sees: ``(ids [B, t] generated so far, logits [B, V]) -> logits``."""
+
+    def __call__(self, ids: np.ndarray, logits: np.ndarray) -> np.ndarray: ...
+
+
+class Chooser(Protocol):
+    """Picks the next token of each row: ``logits [B, V] -> ids [B]``."""
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray: ...
+
+
+class StoppingCriterion(Protocol):
+    """Says why a row stops after its latest token (a `STOP_REASONS` value), or None."""
+
+    def __call__(self, ids: Sequence[int], text: str) -> str | None: ...
+
+
+class Greedy:
+    """The most likely token; ties go to the smallest id (deterministic)."""
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return np.argmax(logits, axis=-1)
+
+
+@dataclass(frozen=True)
+class SuppressTokens:
+    """Never choose these ids (e.g. a pad token)."""
+
+    ids: tuple[int, ...]
+
+    def __call__(self, ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        logits = logits.copy()
+        logits[:, list(self.ids)] = -np.inf
+        return logits
+
+
+@dataclass(frozen=True)
+class MaxNewTokens:
+    limit: int
+
+    def __call__(self, ids: Sequence[int], text: str) -> str | None:
+        return "max_new_tokens" if len(ids) >= self.limit else None
+
+
+@dataclass(frozen=True)
+class EosToken:
+    ids: tuple[int, ...]
+
+    def __call__(self, ids: Sequence[int], text: str) -> str | None:
+        return "eos" if ids and ids[-1] in self.ids else None
+
+
+@dataclass(frozen=True)
+class StopStrings:
+    """Stop once the decoded answer contains one of `strings` (the token that completes it is kept,
+    as in `transformers`' ``stop_strings``)."""
+
+    strings: tuple[str, ...]
+
+    def __call__(self, ids: Sequence[int], text: str) -> str | None:
+        return "stop_string" if any(s in text for s in self.strings) else None
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How prompts are answered. Every field changes results, so all of them key the cache."""
+
+    max_new_tokens: int = 32
+    #: stop once the answer contains one of these
+    stop: tuple[str, ...] = ()
+    #: stop at the model's end-of-sequence tokens (the manifest's ``eos_token_ids``)
+    eos: bool = True
+    #: alternatives kept per step (and per layer in the logit lens)
+    top_k: int = 5
+    #: keep the prompt's own n x n attention for prompts of at most this many tokens
+    prompt_attention_limit: int = 512
+    #: wrap each prompt in the checkpoint's chat template (a user message + generation prompt)
+    chat_template: bool = False
+    #: a system message before the user's, with `chat_template`
+    system: str | None = None
+    #: read the logit lens (needs lm_head.onnx)
+    lens: bool = True
+    #: token ids never chosen (their scores still count in probability, rank and entropy)
+    suppress: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "suppress", tuple(int(i) for i in self.suppress))
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.prompt_attention_limit < 0:
+            raise ConfigError("prompt_attention_limit must be 0 or more")
+        if self.system is not None and not self.chat_template:
+            raise ConfigError("a system message needs chat_template = true")
+
+    def processors(self) -> list[LogitsProcessor]:
+        """The logits processors, applied in order before the choice."""
+        return [SuppressTokens(self.suppress)] if self.suppress else []
+
+    def stopping(self, eos_ids: Sequence[int]) -> list[StoppingCriterion]:
+        """The stopping criteria, in the order that names the reason when several fire at once."""
+        rules: list[StoppingCriterion] = []
+        if self.eos and eos_ids:
+            rules.append(EosToken(tuple(int(i) for i in eos_ids)))
+        if self.stop:
+            rules.append(StopStrings(self.stop))
+        rules.append(MaxNewTokens(self.max_new_tokens))
+        return rules
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt to answer; with a `completion` (a text, or token ids exactly as a generation
+    chose them), the answer is given and teacher-forced."""
+
+    id: str
+    prompt: str
+    completion: str | tuple[int, ...] | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.completion is not None and not isinstance(self.completion, str):
+            object.__setattr__(self, "completion", tuple(int(i) for i in self.completion))
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+class GenerationCache(ContentCache[GenerationTrace]):
+    """Generation traces, as npz bytes, under ``generations/``: key = model + options + prompt
+    (+ completion)."""
+
+    suffix = ".npz"
+    damaged = (ValueError, KeyError, OSError, TypeError, zipfile.BadZipFile)
+
+    def __init__(self, root: Path, model_key: str, options: dict) -> None:
+        super().__init__(root, "generations", model_key, options, salt="generations")
+
+    @staticmethod
+    def text_key(prompt: Prompt) -> str:
+        completion = prompt.completion
+        return json.dumps(
+            [prompt.prompt, completion if isinstance(completion, str | None) else list(completion)]
+        )
+
+    def encode(self, value: GenerationTrace) -> bytes:
+        return value.to_bytes()
+
+    def decode(self, data: bytes) -> GenerationTrace:
+        return GenerationTrace.from_bytes(data)
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class GenerationStats:
+    generated: int = 0
+    cached: int = 0
+    #: decoder.onnx runs (prefill chunks + steps)
+    runs: int = 0
+    new_tokens: int = 0
+    providers: list[str] = field(default_factory=list)
+
+
+def default_providers() -> list[str]:
+    """onnxruntime's CUDA execution provider when this onnxruntime has it, then the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+@dataclass
+class _Encoded:
+    prompt: Prompt
+    text: str
+    ids: np.ndarray
+    tokens: list[str]
+    offsets: np.ndarray
+    special: np.ndarray
+    from_template: np.ndarray
+    completion: np.ndarray | None
+    content_span: tuple[int, int] | None
+
+
+class _Row:
+    """What one prompt keeps while its batch runs."""
+
+    def __init__(self, enc: _Encoded, pad: int, keep_prompt: bool, layers: int, heads: int) -> None:
+        self.enc = enc
+        self.pad = pad
+        n = len(enc.ids)
+        self.prompt_attentions = np.zeros((layers, heads, n, n), np.float32) if keep_prompt else None
+        self.ids: list[int] = []
+        self.attentions: list[np.ndarray] = []
+        self.hidden: list[np.ndarray] = []
+        self.logits: list[np.ndarray] = []
+        self.scores: list[Scores] = []
+        self.lens: list[Scores] = []
+        self.stop_reason: str | None = None
+
+
+class Generator:
+    """Answers prompts with the generation graphs of `folder` (an attnreport export of a causal LM).
+
+    ``Generator(folder).generate(prompts, options)`` yields one `GenerationTrace` per `Prompt`, in
+    input order. `batch_size` prompts of similar length run together, left-padded; the prefill
+    runs `prefill_chunk` positions at a time (bounding the memory of a long prompt's attention).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        batch_size: int = 8,
+        prefill_chunk: int = 256,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.card = ModelCard.load(self.folder)
+        if self.card.generation is None:
+            raise ConfigError(
+                f"{self.folder}: no generation graphs (decoder.onnx); export a causal LM with "
+                f"`attnreport export CHECKPOINT -o DIR` again"
+            )
+        self.graphs = self.card.generation
+        for name in filter(None, (self.graphs.decoder, self.graphs.lm_head)):
+            if not (self.folder / name).is_file():
+                raise ConfigError(f"{self.folder}: {name} is missing; export the model again")
+        if batch_size < 1 or prefill_chunk < 1:
+            raise ConfigError("batch_size and prefill_chunk must be at least 1")
+        from tokenizers import Tokenizer
+
+        path = self.folder / "tokenizer.json"
+        if not path.is_file():
+            raise ConfigError(f"{self.folder}: no tokenizer.json; export the model again")
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.special_ids = {i for i, t in self.tokenizer.get_added_tokens_decoder().items() if t.special}
+        self.batch_size = batch_size
+        self.prefill_chunk = prefill_chunk
+        self.pad_id = int(self.card.extra.get("pad_token_id") or 0)
+        self.providers = list(providers) if providers is not None else default_providers()
+        self.stats = GenerationStats(providers=self.providers)
+        self.use_cache = use_cache
+        self.cache_dir = cache_dir
+        self._session = None
+        self._lens: LogitLens | None = None
+        self._template: ChatTemplate | None | bool = False
+        self._key: str | None = None
+
+    # -- resources, made on first use (a fully cached build makes no session)
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(self.folder / self.graphs.decoder), options, providers=self.providers
+            )
+            inputs = {i.name: i for i in self._session.get_inputs()}
+            first = inputs[self.graphs.past_names[0]]
+            self._past_dtype = np.float16 if "float16" in first.type else np.float32
+            self._outputs = [o.name for o in self._session.get_outputs()]
+        return self._session
+
+    @property
+    def lens(self) -> LogitLens | None:
+        if self._lens is None and self.graphs.lm_head:
+            self._lens = LogitLens(self.folder / self.graphs.lm_head, providers=self.providers)
+        return self._lens
+
+    @property
+    def template(self) -> ChatTemplate | None:
+        if self._template is False:
+            self._template = ChatTemplate.from_folder(self.folder)
+        return self._template  # type: ignore[return-value]
+
+    def model_key(self) -> str:
+        """Identifies the graphs, weights, tokenizer and chat template: the cache's model key.
+        (External weight files are covered by the manifest's weight hash and dtype.)"""
+        if self._key is None:
+            digest = hashlib.sha256()
+            digest.update(f"{self.card.weights_sha256}:{self.card.dtype}".encode())
+            for name in (
+                self.graphs.decoder,
+                self.graphs.lm_head,
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "chat_template.jinja",
+            ):
+                if name and (self.folder / name).is_file():
+                    digest.update(name.encode() + sha256_file(self.folder / name).encode())
+            self._key = digest.hexdigest()
+        return self._key
+
+    def _cache(self, options: GenerationOptions) -> GenerationCache | None:
+        if not self.use_cache:
+            return None
+        return GenerationCache(self.cache_dir or default_cache_dir(), self.model_key(), options.to_dict())
+
+    # -- the public calls
+
+    def generate(
+        self, prompts: Iterable[Prompt], options: GenerationOptions | None = None
+    ) -> Iterator[GenerationTrace]:
+        """Yield a `GenerationTrace` per prompt, in input order, holding at most one chunk of
+        `CHUNK` prompts' results in memory."""
+        options = options or GenerationOptions()
+        if options.lens and self.graphs.lm_head is None:
+            options = GenerationOptions(**(options.to_dict() | {"lens": False}))
+        if options.chat_template and self.template is None:
+            raise ConfigError(
+                f"{self.folder}: chat_template = true, but the model has no chat template "
+                f"(tokenizer_config.json or chat_template.jinja)"
+            )
+        cache = self._cache(options)
+        chunk: list[Prompt] = []
+        for prompt in prompts:
+            chunk.append(prompt)
+            if len(chunk) >= CHUNK:
+                yield from self._chunk(chunk, options, cache)
+                chunk = []
+        if chunk:
+            yield from self._chunk(chunk, options, cache)
+
+    def generate_texts(
+        self,
+        texts: Sequence[str],
+        options: GenerationOptions | None = None,
+        *,
+        completions: Sequence[str | Sequence[int]] | None = None,
+    ) -> list[GenerationTrace]:
+        completions = completions if completions is not None else [None] * len(texts)
+        prompts = [Prompt(str(i), t, c) for i, (t, c) in enumerate(zip(texts, completions, strict=True))]
+        return list(self.generate(prompts, options))
+
+    # -- internals
+
+    def _chunk(self, prompts: list[Prompt], options: GenerationOptions, cache) -> Iterator[GenerationTrace]:
+        done: dict[int, GenerationTrace] = {}
+        todo: list[tuple[int, _Encoded]] = []
+        for i, prompt in enumerate(prompts):
+            hit = cache.get(cache.text_key(prompt)) if cache else None
+            if hit is not None:
+                hit.id, hit.label = prompt.id, prompt.label
+                done[i] = hit
+                self.stats.cached += 1
+                continue
+            todo.append((i, self._encode(prompt, options)))
+        # forced and free rows run apart; each sorted by length so that little is padding
+        for forced in (False, True):
+            group = sorted(
+                (item for item in todo if (item[1].completion is not None) is forced),
+                key=lambda item: (
+                    len(item[1].ids) + (0 if item[1].completion is None else len(item[1].completion))
+                ),
+            )
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                traces = self._run([enc for _, enc in batch], options)
+                for (i, _), trace in zip(batch, traces, strict=True):
+                    if cache:
+                        cache.put(cache.text_key(prompts[i]), trace)
+                    done[i] = trace
+                    self.stats.generated += 1
+        for i in range(len(prompts)):
+            yield done.pop(i)
+
+    def _encode(self, prompt: Prompt, options: GenerationOptions) -> _Encoded:
+        span = None
+        if options.chat_template:
+            rendered = self.template.render(prompt.prompt, system=options.system)
+            text, span = rendered.text, (rendered.start, rendered.end)
+            enc = self.tokenizer.encode(text, add_special_tokens=False)
+        else:
+            text = prompt.prompt
+            enc = self.tokenizer.encode(text, add_special_tokens=True)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        if len(ids) == 0:
+            raise InputError(f"prompt {prompt.id!r} has no tokens; give it some text")
+        special = np.asarray(enc.special_tokens_mask, dtype=bool) | np.isin(ids, list(self.special_ids))
+        offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        if span is None:
+            from_template = np.zeros(len(ids), dtype=bool)
+        else:
+            inside = (offsets[:, 1] > span[0]) & (offsets[:, 0] < span[1])
+            from_template = special | ~inside
+        offsets[special] = 0
+        completion = None
+        if isinstance(prompt.completion, str):
+            completion = np.asarray(
+                self.tokenizer.encode(prompt.completion, add_special_tokens=False).ids, dtype=np.int64
+            )
+        elif prompt.completion is not None:
+            completion = np.asarray(prompt.completion, dtype=np.int64)
+        if completion is not None and len(completion) == 0:
+            raise InputError(f"prompt {prompt.id!r}: the completion has no tokens")
+        total = len(ids) + (len(completion) if completion is not None else options.max_new_tokens)
+        if total > self.card.max_positions:
+            raise InputError(
+                f"prompt {prompt.id!r} has {len(ids)} tokens; with "
+                + (
+                    f"its completion's {len(completion)}"
+                    if completion is not None
+                    else f"max_new_tokens {options.max_new_tokens}"
+                )
+                + f" that exceeds the model's {self.card.max_positions} positions; shorten it"
+            )
+        return _Encoded(
+            prompt=prompt,
+            text=text,
+            ids=ids,
+            tokens=list(enc.tokens),
+            offsets=offsets,
+            special=special,
+            from_template=from_template,
+            completion=completion,
+            content_span=span,
+        )
+
+    def _decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special)
+
+    def _step(self, ids: np.ndarray, mask: np.ndarray, past: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One decoder.onnx run; `past` is replaced by the grown cache."""
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask, **past})
+        self.stats.runs += 1
+        got = dict(zip(self._outputs, out, strict=True))
+        for p, q in zip(self.graphs.past_names, self.graphs.present_names, strict=True):
+            past[p] = got.pop(q)
+        return got
+
+    def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        g = self.graphs
+        self.session  # noqa: B018 (sets the past dtype)
+        return {name: np.zeros((batch, g.kv_heads, 0, g.head_dim), self._past_dtype) for name in g.past_names}
+
+    def _run(self, encs: list[_Encoded], options: GenerationOptions) -> list[GenerationTrace]:
+        forced = encs[0].completion is not None
+        seqs = [e.ids if e.completion is None else np.concatenate([e.ids, e.completion]) for e in encs]
+        b, width = len(encs), max(len(s) for s in seqs)
+        ids = np.full((b, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((b, width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, width - len(s) :], mask[i, width - len(s) :] = s, 1
+        layers, heads = self.card.layers, self.card.heads
+        rows = [
+            _Row(e, width - len(s), len(e.ids) <= options.prompt_attention_limit, layers, heads)
+            for e, s in zip(encs, seqs, strict=True)
+        ]
+        past = self._empty_past(b)
+        got: dict[str, np.ndarray] = {}
+        for start in range(0, width, self.prefill_chunk):
+            end = min(width, start + self.prefill_chunk)
+            got = self._step(ids[:, start:end], mask[:, :end], past)
+            self._collect_prefill(rows, got, start, end, options)
+        if forced:
+            for row in rows:
+                row.stop_reason = "forced"
+            return [self._finish(row, options) for row in rows]
+
+        stopping = options.stopping(self.graphs.eos_token_ids)
+        chooser = Greedy()
+        processors = options.processors()
+        active = list(range(b))  # rows of the batch still generating, in the cache's order
+        logits = got["logits"][:, -1].astype(np.float32)
+        attentions, hidden = got["attentions"][:, :, :, -1], got["hidden_states"][:, :, -1]
+        while True:
+            history = np.asarray([rows[i].ids for i in active], dtype=np.int64).reshape(len(active), -1)
+            scores = logits
+            for proc in processors:
+                scores = proc(history, scores)
+            chosen = chooser(scores)
+            self._record([rows[i] for i in active], chosen, logits, attentions, hidden, options)
+            still = []
+            for j, i in enumerate(active):
+                row = rows[i]
+                text = self._decode(row.ids, skip_special=True) if options.stop else ""
+                for rule in stopping:
+                    if (reason := rule(row.ids, text)) is not None:
+                        row.stop_reason = reason
+                        break
+                else:
+                    still.append(j)
+            if not still:
+                break
+            keep = np.asarray(still)
+            if len(keep) < len(active):
+                past = {k: v[keep] for k, v in past.items()}
+                mask = mask[keep]
+                chosen = chosen[keep]
+                active = [active[j] for j in still]
+            mask = np.concatenate([mask, np.ones((len(active), 1), np.int64)], axis=1)
+            got = self._step(chosen[:, None].astype(np.int64), mask, past)
+            logits = got["logits"][:, -1].astype(np.float32)
+            attentions, hidden = got["attentions"][:, :, :, -1], got["hidden_states"][:, :, -1]
+        return [self._finish(row, options) for row in rows]
+
+    def _collect_prefill(
+        self, rows: list[_Row], got, start: int, end: int, options: GenerationOptions
+    ) -> None:
+        """Keep what a prefill chunk (global positions ``start .. end - 1``) holds for each row:
+        its prompt's attention rows, and in forced mode the choosing positions' outputs."""
+        forced_rows, forced_at = [], []
+        for i, row in enumerate(rows):
+            n = len(row.enc.ids)
+            first = max(start, row.pad)
+            if row.prompt_attentions is not None:
+                for g in range(first, min(end, row.pad + n)):
+                    r = g - row.pad
+                    row.prompt_attentions[:, :, r, : r + 1] = got["attentions"][
+                        i, :, :, g - start, row.pad : g + 1
+                    ]
+            if row.enc.completion is not None:
+                for t in range(len(row.enc.completion)):
+                    g = row.pad + n - 1 + t
+                    if start <= g < end:
+                        forced_rows.append((i, t))
+                        forced_at.append(g - start)
+        if not forced_rows:
+            return
+        idx = np.asarray([i for i, _ in forced_rows])
+        at = np.asarray(forced_at)
+        chosen = np.asarray([rows[i].enc.completion[t] for i, t in forced_rows])
+        self._record(
+            [rows[i] for i, _ in forced_rows],
+            chosen,
+            got["logits"][idx, at].astype(np.float32),
+            got["attentions"][idx, :, :, at],
+            got["hidden_states"][idx, :, at],
+            options,
+        )
+
+    def _record(
+        self, rows: list[_Row], chosen, logits, attentions, hidden, options: GenerationOptions
+    ) -> None:
+        """One step of each of `rows`: the chosen token and its scores, the attention row over the
+        row's own keys (padding cut), the hidden states and the lens."""
+        scores = step_scores(logits, chosen, options.top_k)
+        lens = None
+        if options.lens:
+            layers = self.card.layers
+            hid = np.asarray(hidden, dtype=np.float32)  # [m, L + 1, d]
+            lens_logits = self.lens.logits(hid[:, :layers].reshape(len(rows) * layers, -1))
+            stacked = np.concatenate([lens_logits.reshape(len(rows), layers, -1), logits[:, None]], axis=1)
+            lens = step_scores(
+                stacked.reshape(len(rows) * (layers + 1), -1), np.repeat(chosen, layers + 1), options.top_k
+            )
+        for j, row in enumerate(rows):
+            row.ids.append(int(chosen[j]))
+            row.attentions.append(np.asarray(attentions[j, :, :, row.pad :], dtype=np.float32))
+            row.hidden.append(np.asarray(hidden[j], dtype=np.float32))
+            row.scores.append(Scores(*(getattr(scores, f)[j] for f in Scores.__dataclass_fields__)))
+            if lens is not None:
+                part = slice(j * (self.card.layers + 1), (j + 1) * (self.card.layers + 1))
+                row.lens.append(Scores(*(getattr(lens, f)[part] for f in Scores.__dataclass_fields__)))
+        self.stats.new_tokens += len(rows)
+
+    def _finish(self, row: _Row, options: GenerationOptions) -> GenerationTrace:
+        enc, steps = row.enc, len(row.ids)
+        n = len(enc.ids)
+        attentions = np.zeros((self.card.layers, self.card.heads, steps, n + steps - 1), np.float32)
+        for t, a in enumerate(row.attentions):
+            attentions[:, :, t, : n + t] = a[:, :, : n + t]
+        decode = self._decode
+        field_of = lambda name: np.stack([getattr(s, name) for s in row.scores])  # noqa: E731
+        lens = {}
+        if row.lens:
+            stack = lambda name: np.stack([getattr(s, name) for s in row.lens], axis=1)  # noqa: E731
+            top = stack("top_ids")
+            lens = {
+                "lens_probability": stack("probability"),
+                "lens_rank": stack("rank"),
+                "lens_top_ids": top,
+                "lens_top_probabilities": stack("top_probabilities"),
+                "lens_top_tokens": [
+                    [[decode([i]) for i in step] for step in layer] for layer in top.tolist()
+                ],
+            }
+        top_ids = field_of("top_ids")
+        extra = {"content_span": list(enc.content_span)} if enc.content_span else {}
+        return GenerationTrace(
+            id=enc.prompt.id,
+            prompt=enc.prompt.prompt,
+            text=enc.text,
+            prompt_tokens=enc.tokens,
+            prompt_ids=enc.ids,
+            prompt_offsets=enc.offsets,
+            special=enc.special,
+            from_template=enc.from_template,
+            tokens=[decode([i]) for i in row.ids],
+            ids=np.asarray(row.ids, dtype=np.int64),
+            answer=decode(row.ids, skip_special=True),
+            probability=field_of("probability"),
+            entropy=field_of("entropy"),
+            rank=field_of("rank"),
+            top_ids=top_ids,
+            top_probabilities=field_of("top_probabilities"),
+            top_tokens=[[decode([i]) for i in step] for step in top_ids.tolist()],
+            attentions=attentions,
+            hidden=np.stack(row.hidden, axis=1),
+            prompt_attentions=row.prompt_attentions,
+            forced=enc.completion is not None,
+            stop_reason=row.stop_reason or "max_new_tokens",
+            template=self.template.name if options.chat_template else None,
+            label=enc.prompt.label,
+            extra=extra,
+            **lens,
+        )

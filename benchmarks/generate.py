@@ -1,0 +1,197 @@
+"""Generation with attentions: attnreport's KV-cache decoder in onnxruntime against transformers.
+
+    python benchmarks/generate.py [--lengths 128 512 2048] [--long 4096] [--new 32]
+
+Builds (once, in a temporary folder) a random 4-layer Qwen2 (d = 256, 8 heads, 4 kv heads,
+vocabulary 2048, 4,200 positions) with a word-level tokenizer, so a prompt of n words is n
+tokens, and exports it. Then, each configuration in a fresh subprocess (so its peak RSS is its
+own, read from getrusage), greedily generates `--new` tokens after an n-token prompt:
+
+- baseline: transformers ``generate(do_sample=False, output_attentions=True,
+  return_dict_in_generate=True)``, eager attention, PyTorch on the same threads;
+- attnreport: `Generator` with the default options (prompt n x n kept up to 512 tokens), the
+  logit lens off (the baseline computes none) and on.
+
+Prints new tokens/s (prefill included), peak RSS and its growth over the loaded process, and the
+ratios to the baseline measured in the same run. Targets: at least the baseline's speed at every
+length; memory growing linearly with the prompt (the long prompt keeps attention rows, not n x n).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+VOCAB = 2048
+POSITIONS = 4200
+SPECIALS = ["<eos>", "<pad>", "<unk>"]
+
+
+def build(folder: Path) -> Path:
+    """The benchmark checkpoint and its attnreport export (reused if already there)."""
+    import torch
+    import transformers as T
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from attnreport.export import export_model
+
+    export = folder / "export"
+    if (export / "attnreport.json").is_file():
+        return export
+    torch.manual_seed(0)
+    cfg = T.Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        intermediate_size=688,
+        max_position_embeddings=POSITIONS,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+    )
+    model = T.Qwen2ForCausalLM(cfg)
+    words = SPECIALS + [f"w{i}" for i in range(VOCAB - len(SPECIALS))]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = T.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    checkpoint = folder / "checkpoint"
+    model.save_pretrained(str(checkpoint))
+    fast.save_pretrained(str(checkpoint))
+    export_model(checkpoint, export, log=lambda m: print("  export:", m, file=sys.stderr))
+    return export
+
+
+def prompt_of(n: int) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(n)
+    return " ".join(f"w{i}" for i in rng.integers(0, VOCAB - len(SPECIALS), n))
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(kind: str, folder: Path, n: int, new: int) -> dict:
+    """One configuration, in this (fresh) process: load, warm up on a short prompt, measure."""
+    warnings.simplefilter("ignore")
+    prompt = prompt_of(n)
+    if kind == "transformers":
+        import torch
+        import transformers
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        checkpoint = folder.parent / "checkpoint"
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(checkpoint), attn_implementation="eager"
+        )
+        model.eval()
+        tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+        config = transformers.GenerationConfig(
+            do_sample=False,
+            max_new_tokens=new,
+            min_new_tokens=new,
+            output_attentions=True,
+            return_dict_in_generate=True,
+            pad_token_id=1,
+            eos_token_id=0,
+        )
+
+        def call(text):
+            ids = tok(text, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config
+                )
+            return out.sequences.shape[1] - ids.shape[1]
+
+    else:
+        from attnreport.trace import GenerationOptions, Generator
+
+        gen = Generator(folder, use_cache=False)
+        options = GenerationOptions(max_new_tokens=new, eos=False, lens=kind == "attnreport+lens")
+
+        def call(text):
+            (trace,) = gen.generate_texts([text], options)
+            return trace.steps
+
+    call(prompt_of(8))
+    loaded = peak_rss_mb()
+    start = time.perf_counter()
+    steps = call(prompt)
+    elapsed = time.perf_counter() - start
+    return {
+        "tokens_per_s": steps / elapsed,
+        "seconds": elapsed,
+        "peak_mb": peak_rss_mb(),
+        "loaded_mb": loaded,
+    }
+
+
+def measure(kind: str, folder: Path, n: int, new: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", kind, str(folder), str(n), str(new)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
+    parser.add_argument("--long", type=int, default=4096, help="the bounded-memory prompt (0: skip)")
+    parser.add_argument("--new", type=int, default=32)
+    parser.add_argument("--folder", type=Path, default=None, help="keep the model here between runs")
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # kind folder n new: one subprocess
+    args = parser.parse_args()
+    if args.one:
+        kind, folder, n, new = args.one
+        print(json.dumps(run_one(kind, Path(folder), int(n), int(new))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build(args.folder or Path(tmp))
+        kinds = ["transformers", "attnreport", "attnreport+lens"]
+        model = "4-layer Qwen2 d=256, 8 heads / 4 kv heads"
+        print(f"{os.cpu_count()} cores; {model}; {args.new} new tokens, batch 1")
+        head = f"{'prompt':>6}  {'kind':<16}{'tokens/s':>9}{'x base':>8}{'peak MB':>9}{'+MB':>7}{'s':>7}"
+        print(head)
+        lengths = list(args.lengths) + ([args.long] if args.long else [])
+        for n in lengths:
+            base = None
+            for kind in kinds:
+                r = measure(kind, folder, n, args.new)
+                if "error" in r:
+                    print(f"{n:>6}  {kind:<16}  failed: {r['error']}")
+                    continue
+                base = r if kind == "transformers" else base
+                ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}" if base else "-"
+                grow = r["peak_mb"] - r["loaded_mb"]
+                print(
+                    f"{n:>6}  {kind:<16}{r['tokens_per_s']:>9.1f}{ratio:>8}{r['peak_mb']:>9.0f}"
+                    f"{grow:>7.0f}{r['seconds']:>7.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
