@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from attnreport.core.config import CompareConfig, DataConfig, ModelConfig, ReportConfig, SiteConfig
+from attnreport.core.config import (
+    CompareConfig,
+    DataConfig,
+    GenerateConfig,
+    ModelConfig,
+    ReportConfig,
+    SiteConfig,
+)
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
 from attnreport.pipeline import BuildResult, build
+from attnreport.site.pages import Subsite
 from attnreport.trace.cache import default_cache_dir
 
 DEMO_RECIPE = "minilm-triage-v1"
 HELD_OUT = 0.3
 TITLE = "Ticket triage with MiniLM (attnreport demo)"
+GENERATION_TITLE = "Answers of a small causal LM trained in the demo (attnreport demo)"
 
 
 def _stderr(message: str) -> None:
@@ -88,9 +98,57 @@ def demo_model(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
     return model_dir, data_path
 
 
+def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
+    """The demo's causal LM, trained from scratch and exported (KV-cache decoder and lm_head
+    too), and its prompts file; made once and cached."""
+    from attnreport.demo_lm import DEMO_PROMPTS, demo_lm, held_out_prompt
+
+    checkpoint, facts = demo_lm(cache, log=log)
+    folder = checkpoint.parent
+    model_dir, prompts = folder / "export", folder / "prompts.jsonl"
+    if not is_exported(model_dir):
+        from attnreport.export import export_model
+
+        card = export_model(checkpoint, model_dir, log=log)
+        card.extra["notes"] = {
+            "Training": (
+                f"A small {facts.get('architecture', 'Qwen2')}-style causal LM "
+                f"({facts['parameters']:,} parameters) trained from scratch in this demo, in "
+                f"{facts['seconds']:.0f} s on this machine, on {facts['train_pairs']} question-answer "
+                f"pairs of banking, medicine and customer service written for attnreport "
+                f"(examples/demo/qa.jsonl). Held-out answers: perplexity "
+                f"{facts['heldout_perplexity']:.2f} against {facts['unigram_perplexity']:.0f} for "
+                f"token frequencies alone. It has memorised its answers rather than learnt the language: "
+                f"asked a question it never saw, it answers a nearby one (label: held out)."
+            )
+        }
+        card.save(model_dir)
+    rows = [
+        {
+            "id": cid,
+            "prompt": text,
+            "label": "held out" if held_out_prompt(cid, facts) else "seen in training",
+        }
+        for cid, text in DEMO_PROMPTS
+    ]
+    prompts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return model_dir, prompts
+
+
 def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "light") -> BuildResult:
+    """The classification report at `out`, with the generation report in its ``generation/``."""
     cache = default_cache_dir()
     model_dir, data_path = demo_model(cache, log=log)
+    lm_dir, prompts = demo_generation(cache, log=log)
+    generation = ReportConfig(
+        title=GENERATION_TITLE,
+        model=ModelConfig(path=lm_dir),
+        data=DataConfig(path=prompts),
+        site=SiteConfig(theme=theme),
+        generate=GenerateConfig(enabled=True, max_new_tokens=40, chat_template=True),
+        cache_dir=cache,
+    )
+    generation.validate()
     config = ReportConfig(
         title=TITLE,
         model=ModelConfig(path=model_dir),
@@ -100,4 +158,12 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         cache_dir=cache,
     )
     config.validate()
-    return build(config, out, log=log, progress=progress)
+    out = Path(out).resolve()
+    scratch = out.with_name(f".{out.name}.generation-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        build(generation, scratch, log=log, progress=progress)
+        sub = Subsite(title=GENERATION_TITLE, path="generation", source=scratch)
+        return build(config, out, log=log, progress=progress, subsites=[sub])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

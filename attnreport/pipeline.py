@@ -30,7 +30,7 @@ from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
-from attnreport.trace import Tracer, TraceStats, read_rows
+from attnreport.trace import GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
 
 Log = Callable[[str], None]
@@ -156,6 +156,50 @@ def plan_from_generations(
     return SitePlan(title=title, card=card, report=report, examples=pages)
 
 
+def generation_options(config: ReportConfig) -> GenerationOptions:
+    g = config.generate
+    return GenerationOptions(
+        max_new_tokens=g.max_new_tokens,
+        stop=tuple(g.stop),
+        top_k=g.top_k,
+        prompt_attention_limit=g.prompt_attention_limit,
+        chat_template=g.chat_template,
+    )
+
+
+def build_generation(
+    config: ReportConfig, model_dir: Path, cache_dir: Path, out: Path, *, log: Log, progress: bool
+) -> BuildResult:
+    """A generation report: each prompt answered (or its given answer read) by the causal LM."""
+    card = ModelCard.load(model_dir)
+    where = config.source or "config"
+    if not card.causal:
+        raise ConfigError(
+            f"{where}: [generate] needs a causal LM, and {model_dir} is a {card.task} model "
+            f"({card.architecture}); remove [generate] / [data] prompts for a classification report"
+        )
+    generator = Generator(model_dir, batch_size=config.model.batch_size, cache_dir=cache_dir)
+    rows = read_rows(config.data, prompts=True)
+    prompts = (Prompt(r.id, r.text, r.completion, r.label) for r in rows)
+    traces = generator.generate(prompts, generation_options(config))
+    traces = tqdm(traces, desc="generating", unit="prompt", disable=not progress or None)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spool = spool_folder(out)
+    shutil.rmtree(spool, ignore_errors=True)
+    try:
+        plan = plan_from_generations(traces, generator.card, title=config.title, spool=spool)
+        if not plan.examples:
+            raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
+        log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")
+        site = write_site(
+            plan, out, theme=config.site.theme, overrides=config.site.templates, progress=progress
+        )
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+    return BuildResult(site=site, examples=len(plan.examples), stats=generator.stats, model=model_dir)
+
+
 def build(
     config: ReportConfig,
     out: Path,
@@ -169,6 +213,8 @@ def build(
     check_options(config.analysis, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
     model_dir = resolve_model(config.model.path, cache_dir, log=log)
+    if config.generate.enabled:
+        return build_generation(config, model_dir, cache_dir, out, log=log, progress=progress)
     tracer = make_tracer(model_dir, config.model, cache_dir, quantized=config.model.quantized)
     rows = read_rows(config.data)
     traces = tqdm(tracer.trace(rows), desc="tracing", unit="text", disable=not progress or None)

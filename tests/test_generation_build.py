@@ -1,0 +1,97 @@
+"""A generation report built from report.toml, checked against independent references: the answers
+transformers' own generate writes, the forced answer given, and rollout of the whole-sequence graph."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sitebuild import HOSTILE
+
+from attnreport.analysis.generation import analyse_generation
+from attnreport.analysis.rollout import rollout
+from attnreport.cli import main
+from attnreport.core.config import load_config
+from attnreport.pipeline import build
+from attnreport.trace import GenerationOptions, Generator, Prompt, Tracer
+
+NEW = 6
+PROMPTS = [
+    {"id": "card", "prompt": "the card was charged twice"},
+    {"id": "forced", "prompt": "refill please", "completion": " ok then"},
+    {"id": "hostile", "prompt": HOSTILE[0]},
+]
+
+
+def write(folder, model, rows, extra=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = folder / "report.toml"
+    config.write_text(
+        f'title = "Answers"\ncache_dir = "cache"\n[model]\npath = "{model}"\n[data]\npath = "prompts.jsonl"\n'
+        f"[generate]\nmax_new_tokens = {NEW}\nchat_template = true\n{extra}",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def built(tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("genbuild")
+    config = load_config(write(root, tiny.export("qwen2-chat"), PROMPTS))
+    result = build(config, root / "site", progress=False, log=lambda m: None)
+    return result.site, json.loads((result.site / "report.json").read_text(encoding="utf-8"))
+
+
+def test_answers_are_transformers_generate_on_the_templated_prompt(tiny, built):
+    import torch
+    import transformers
+
+    site, report = built
+    assert report["kind"] == "generation" and [e["id"] for e in report["examples"]] == [
+        "card",
+        "forced",
+        "hostile",
+    ]
+    checkpoint = tiny.checkpoint("qwen2-chat")
+    tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(checkpoint), attn_implementation="eager"
+    ).eval()
+    for entry in (report["examples"][0], report["examples"][2]):
+        g = entry["generation"]
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": entry["text"]}], add_generation_prompt=True, tokenize=True
+        )
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # a BatchEncoding in newer transformers
+        assert g["prompt_ids"] == list(ids)
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=NEW, do_sample=False, pad_token_id=0)
+        want = out[0, len(ids) :].tolist()
+        assert g["ids"] == want[: len(g["ids"])] and g["forced"] is False
+        assert len(g["steps"]) == len(g["ids"]) and all(s["rank"] == 0 for s in g["steps"])
+        assert any(g["from_template"]) and not all(g["from_template"])
+        assert (site / entry["page"]).is_file()
+    forced = report["examples"][1]["generation"]
+    assert forced["forced"] is True and forced["text"] == " ok then" and forced["stop_reason"] == "forced"
+
+
+def test_step_rollout_equals_rollout_of_the_whole_sequence_graph(tiny):
+    """The KV-cache rows plus the prompt's own attention, assembled, against model.onnx run once
+    over prompt + answer (another graph, no cache)."""
+    folder = tiny.export("qwen2-chat")
+    (trace,) = Generator(folder, use_cache=False).generate(
+        [Prompt("p", "where is my parcel")], GenerationOptions(max_new_tokens=NEW, chat_template=True)
+    )
+    ids = np.concatenate([trace.prompt_ids, trace.ids[:-1]])
+    whole = Tracer(folder, use_cache=False).attentions_for_ids(ids)
+    steps = trace.n_prompt - 1 + np.arange(trace.steps)
+    np.testing.assert_allclose(analyse_generation(trace).rollout, rollout(whole)[steps], atol=1e-5)
+
+
+def test_generate_on_a_classifier_is_one_line_and_exit_2(tiny, tmp_path, capsys):
+    config = write(tmp_path, tiny.export("bert"), PROMPTS[:1])
+    assert main(["build", str(config), "-o", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[generate] needs a causal LM" in err[0] and not (tmp_path / "site").exists()
