@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +139,12 @@ def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
 def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "light") -> BuildResult:
     """The classification report at `out`, with the generation report in its ``generation/``."""
     cache = default_cache_dir()
+    started = time.perf_counter()
     model_dir, data_path = demo_model(cache, log=log)
+    log(f"demo classifier ready in {time.perf_counter() - started:.0f} s")
+    started = time.perf_counter()
     lm_dir, prompts = demo_generation(cache, log=log)
+    log(f"demo causal LM ready in {time.perf_counter() - started:.0f} s")
     generation = ReportConfig(
         title=GENERATION_TITLE,
         model=ModelConfig(path=lm_dir),
@@ -162,8 +167,13 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
     scratch = out.with_name(f".{out.name}.generation-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
+        started = time.perf_counter()
         build(generation, scratch, log=log, progress=progress)
+        log(f"generation report built in {time.perf_counter() - started:.0f} s")
         sub = Subsite(title=GENERATION_TITLE, path="generation", source=scratch)
-        return build(config, out, log=log, progress=progress, subsites=[sub])
+        started = time.perf_counter()
+        result = build(config, out, log=log, progress=progress, subsites=[sub])
+        log(f"classification report built in {time.perf_counter() - started:.0f} s")
+        return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
