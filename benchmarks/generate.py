@@ -2,18 +2,21 @@
 
     python benchmarks/generate.py [--lengths 128 512 2048] [--long 4096] [--new 32]
 
-Builds (once, in a temporary folder) a random 4-layer Qwen2 (d = 256, 8 heads, 4 kv heads,
-vocabulary 2048, 4,200 positions) with a word-level tokenizer, so a prompt of n words is n
-tokens, and exports it. Then, each configuration in a fresh subprocess (so its peak RSS is its
-own, read from getrusage), greedily generates `--new` tokens after an n-token prompt:
+Builds (once, in a temporary folder) a random 4-layer Llama (d = 256, 8 heads, 4 kv heads:
+grouped-query attention, rotary positions; vocabulary 2048, 4,200 positions) with a word-level
+tokenizer, so a prompt of n words is n tokens, and exports it. (Not Qwen2: transformers 5 loads
+a qwen2 checkpoint's tokenizer as its BPE Qwen2Tokenizer, which drops a word-level model.)
+Then, each configuration in a fresh subprocess (so its peak RSS is its own, read from
+/proc/self/status), greedily generates `--new` tokens after an n-token prompt:
 
 - baseline: transformers ``generate(do_sample=False, output_attentions=True,
   return_dict_in_generate=True)``, eager attention, PyTorch on the same threads;
 - attnreport: `Generator` with the default options (prompt n x n kept up to 512 tokens), the
   logit lens off (the baseline computes none) and on.
 
-Prints new tokens/s (prefill included), peak RSS and its growth over the loaded process, and the
-ratios to the baseline measured in the same run. Targets: at least the baseline's speed at every
+Prints new tokens/s (prefill included), the loaded process's RSS, the peak RSS during the
+generation and its growth over the loaded process, and the ratios to the baseline measured in the
+same run. Targets: at least the baseline's speed at every
 length; memory growing linearly with the prompt (the long prompt keeps attention rows, not n x n).
 """
 
@@ -49,7 +52,7 @@ def build(folder: Path) -> Path:
     if (export / "attnreport.json").is_file():
         return export
     torch.manual_seed(0)
-    cfg = T.Qwen2Config(
+    cfg = T.LlamaConfig(
         vocab_size=VOCAB,
         hidden_size=256,
         num_hidden_layers=4,
@@ -61,7 +64,7 @@ def build(folder: Path) -> Path:
         eos_token_id=0,
         pad_token_id=1,
     )
-    model = T.Qwen2ForCausalLM(cfg)
+    model = T.LlamaForCausalLM(cfg)
     words = SPECIALS + [f"w{i}" for i in range(VOCAB - len(SPECIALS))]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -82,10 +85,26 @@ def prompt_of(n: int) -> str:
     return " ".join(f"w{i}" for i in rng.integers(0, VOCAB - len(SPECIALS), n))
 
 
-def peak_rss_mb() -> float:
-    import resource
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; getrusage's ru_maxrss would count the parent's image,
+    which Linux carries across fork + exec)."""
+    return _status_mb("VmHWM")
+
+
+def reset_peak() -> None:
+    """Start a new peak from the current RSS (Linux >= 4.0: ``5 > /proc/self/clear_refs``)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def run_one(kind: str, folder: Path, n: int, new: int) -> dict:
@@ -132,7 +151,8 @@ def run_one(kind: str, folder: Path, n: int, new: int) -> dict:
             return trace.steps
 
     call(prompt_of(8))
-    loaded = peak_rss_mb()
+    loaded = rss_mb()
+    reset_peak()
     start = time.perf_counter()
     steps = call(prompt)
     elapsed = time.perf_counter() - start
@@ -171,9 +191,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = build(args.folder or Path(tmp))
         kinds = ["transformers", "attnreport", "attnreport+lens"]
-        model = "4-layer Qwen2 d=256, 8 heads / 4 kv heads"
+        model = "4-layer Llama d=256, 8 heads / 4 kv heads"
         print(f"{os.cpu_count()} cores; {model}; {args.new} new tokens, batch 1")
-        head = f"{'prompt':>6}  {'kind':<16}{'tokens/s':>9}{'x base':>8}{'peak MB':>9}{'+MB':>7}{'s':>7}"
+        head = f"{'prompt':>6}  {'kind':<16}{'tokens/s':>9}{'x base':>8}{'RSS MB':>8}{'peak MB':>9}"
+        head += f"{'+MB':>7}{'s':>7}"
         print(head)
         lengths = list(args.lengths) + ([args.long] if args.long else [])
         for n in lengths:
@@ -187,8 +208,8 @@ def main() -> None:
                 ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}" if base else "-"
                 grow = r["peak_mb"] - r["loaded_mb"]
                 print(
-                    f"{n:>6}  {kind:<16}{r['tokens_per_s']:>9.1f}{ratio:>8}{r['peak_mb']:>9.0f}"
-                    f"{grow:>7.0f}{r['seconds']:>7.2f}",
+                    f"{n:>6}  {kind:<16}{r['tokens_per_s']:>9.1f}{ratio:>8}{r['loaded_mb']:>8.0f}"
+                    f"{r['peak_mb']:>9.0f}{grow:>7.0f}{r['seconds']:>7.2f}",
                     flush=True,
                 )
 

@@ -176,6 +176,20 @@ def test_stop_strings_eos_and_prompt_attention_limit(tiny, generated):
         gen.generate_texts([PROMPTS[2]], GenerationOptions(max_new_tokens=60))
 
 
+def test_suppressed_tokens_are_scored_but_never_chosen(tiny, generated):
+    """A logits processor changes the choice, not the scores: suppressing the greedy token picks the
+    runner-up, whose probability and rank are the model's own."""
+    full = generated["llama"][0]
+    gen = Generator(tiny.export("llama"), use_cache=False)
+    options = GenerationOptions(max_new_tokens=1, suppress=(int(full.ids[0]),))
+    (trace,) = gen.generate_texts([PROMPTS[0]], options)
+    assert trace.ids[0] == full.top_ids[0, 1] and trace.rank[0] == 1
+    assert trace.probability[0] == pytest.approx(full.top_probabilities[0, 1])
+    assert trace.top_ids.tolist() == full.top_ids[:1].tolist()
+    with pytest.raises(ConfigError, match="chat_template"):
+        GenerationOptions(system="be brief")
+
+
 def test_generations_are_cached_by_model_options_and_prompt(tiny, tmp_path):
     folder = tiny.export("gpt2")
     options = GenerationOptions(max_new_tokens=4)

@@ -49,7 +49,8 @@ def kv_layout(model) -> tuple[int, int, int]:
     import torch
 
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([[1, 2]]), use_cache=True, return_dict=True)
+        ids = torch.tensor([[1, 2]])
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, return_dict=True)
     cache = getattr(out, "cache", None) or out.past_key_values
     keys = cache.layers[0].keys
     return len(cache.layers), int(keys.shape[1]), int(keys.shape[3])
@@ -142,7 +143,13 @@ def last_hidden_normed(model, norm) -> tuple[bool, object]:
     handle = norm.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], y=out))
     try:
         with torch.no_grad():
-            out = model(input_ids=torch.tensor([[1, 2, 3]]), output_hidden_states=True, return_dict=True)
+            ids = torch.tensor([[1, 2, 3]])
+            out = model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                output_hidden_states=True,
+                return_dict=True,
+            )
     finally:
         handle.remove()
     last = out.hidden_states[-1]

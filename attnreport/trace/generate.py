@@ -316,9 +316,6 @@ class Generator:
             self._session = ort.InferenceSession(
                 str(self.folder / self.graphs.decoder), options, providers=self.providers
             )
-            inputs = {i.name: i for i in self._session.get_inputs()}
-            first = inputs[self.graphs.past_names[0]]
-            self._past_dtype = np.float16 if "float16" in first.type else np.float32
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
 
@@ -491,8 +488,9 @@ class Generator:
 
     def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
         g = self.graphs
-        self.session  # noqa: B018 (sets the past dtype)
-        return {name: np.zeros((batch, g.kv_heads, 0, g.head_dim), self._past_dtype) for name in g.past_names}
+        first = next(i for i in self.session.get_inputs() if i.name == g.past_names[0])
+        dtype = np.float16 if "float16" in first.type else np.float32
+        return {name: np.zeros((batch, g.kv_heads, 0, g.head_dim), dtype) for name in g.past_names}
 
     def _run(self, encs: list[_Encoded], options: GenerationOptions) -> list[GenerationTrace]:
         forced = encs[0].completion is not None
@@ -622,10 +620,16 @@ class Generator:
         for t, a in enumerate(row.attentions):
             attentions[:, :, t, : n + t] = a[:, :, : n + t]
         decode = self._decode
-        field_of = lambda name: np.stack([getattr(s, name) for s in row.scores])  # noqa: E731
+
+        def field_of(name: str, of: list[Scores] = row.scores, axis: int = 0) -> np.ndarray:
+            return np.stack([getattr(s, name) for s in of], axis=axis)
+
         lens = {}
         if row.lens:
-            stack = lambda name: np.stack([getattr(s, name) for s in row.lens], axis=1)  # noqa: E731
+
+            def stack(name: str) -> np.ndarray:  # per layer, then step
+                return field_of(name, row.lens, 1)
+
             top = stack("top_ids")
             lens = {
                 "lens_probability": stack("probability"),
