@@ -80,6 +80,8 @@ class Tracer:
         if use_cache:
             options = {"window": self.window, "stride": self.stride, "model": name}
             self.key = sha256_file(self.model_path) + sha256_file(self.folder / "tokenizer.json")
+            if self.card.external_data:  # the graph file then holds no weights: the manifest's hash does
+                self.key += self.card.weights_sha256 + self.card.dtype
             self.cache = TraceCache(cache_dir or default_cache_dir(), self.key, options)
             self.key += json.dumps(options, sort_keys=True)
 
