@@ -30,6 +30,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        external_data_threshold=args.external_data_threshold,
+        generation=not args.no_generation,
         log=_log,
     )
     print(f"{args.output}: {card.architecture}, {card.layers} layers x {card.heads} heads")
@@ -107,6 +110,24 @@ def parser() -> argparse.ArgumentParser:
         "--trust-remote-code",
         action="store_true",
         help="run the checkpoint's own Python code; only if you have read it",
+    )
+    e.add_argument(
+        "--dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="weights of the exported graphs (default: float32; float16 is checked with a looser tolerance)",
+    )
+    e.add_argument(
+        "--external-data-threshold",
+        type=int,
+        default=1 << 30,
+        metavar="BYTES",
+        help="weights above this size go to ONNX external data (default: 1 GiB; protobuf stops at 2 GB)",
+    )
+    e.add_argument(
+        "--no-generation",
+        action="store_true",
+        help="causal LMs: skip decoder.onnx (KV cache) and lm_head.onnx, so no generation report",
     )
     e.set_defaults(run=cmd_export)
 
