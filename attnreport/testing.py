@@ -242,9 +242,13 @@ def script_json(data: dict) -> str:
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: what a built page loads for the 3D viewer, in order (base.css first: the viewer's look)
+VIEWER_SCRIPTS = ("save.js", "viewer3d-gl.js", "viewer3d.js")
+
+
 def write_page(folder: Path, scene: dict) -> Path:
     """A page holding `scene` the way the site embeds one (JSON in a figure, a still image as
-    fallback) next to the shipped viewer3d.js; returns its index.html.
+    fallback) next to the shipped viewer's stylesheet and scripts; returns its index.html.
 
     It isolates the viewer from the site's templates, so a viewer test fails only for the viewer.
     """
@@ -252,14 +256,18 @@ def write_page(folder: Path, scene: dict) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(bundled("templates") / "assets" / "viewer3d.js", folder / "viewer3d.js")
+    assets = bundled("templates") / "assets"
+    for name in ("base.css", *VIEWER_SCRIPTS):
+        shutil.copy(assets / name, folder / name)
     Image.new("RGB", (64, 48), (200, 210, 220)).save(folder / "scene.webp", format="WEBP")
     (folder / "examples").mkdir(exist_ok=True)
     (folder / "examples" / "lone.html").write_text(
         '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lone</title><p>lone</p>'
     )
+    scripts = "".join(f'<script src="{name}"></script>' for name in VIEWER_SCRIPTS)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>viewer test</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="base.css">
 <style>body {{ margin: 0; padding: 1rem; font: 15px/1.5 system-ui, sans-serif; color: #1d2330;
 background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><body>
 <h1>3D viewer</h1>
@@ -269,7 +277,7 @@ background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><bo
 <img class="scene-fallback" src="scene.webp" width="640" height="480" alt="a still image of the scene">
 <figcaption>{scene["title"]}</figcaption>
 </figure>
-<script src="viewer3d.js"></script>
+{scripts}
 </body></html>
 """
     (folder / "index.html").write_text(page, encoding="utf-8")

@@ -24,6 +24,21 @@ import numpy as np
 import pytest
 from conftest import CHROMIUM
 
+from attnreport.testing import (
+    BLUE,
+    GREEN,
+    HOSTILE_LABEL,
+    HOSTILE_TEXT,
+    LINE,
+    LONE,
+    RED,
+    TRAP,
+    many_points,
+    script_json,
+    synthetic_scene,
+    write_page,
+)
+
 ARGS = [
     "--no-sandbox",
     "--enable-unsafe-swiftshader",
@@ -33,135 +48,11 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ASSETS = Path(__file__).resolve().parents[1] / "templates" / "assets"
-SCRIPTS = ("save.js", "viewer3d-gl.js", "viewer3d.js")
 
-RED, GREEN, BLUE = (230, 40, 40), (20, 170, 60), (40, 90, 230)
-LONE, TRAP = (240, 200, 0), (150, 0, 150)
-MESH, LINE = (230, 140, 0), (90, 60, 200)
-HOSTILE_TEXT = "<img src=x onerror=window.__pwned=1>"
-HOSTILE_LABEL = "<script>window.__pwned=2</script> lone & <b>bold</b>"
-HOSTILE_NOTE = "<img src=y onerror=window.__pwned=3> note"
 FIGURE = "figure.scene3d"
 
 
 # -- the page --------------------------------------------------------------------------------------
-
-
-def synthetic_scene() -> dict:
-    """Three clusters at different places, a lone linked point, a point with a javascript: link,
-    a translucent tetrahedron away from the clusters, three segments, texts and notes."""
-    rng = np.random.default_rng(0)
-    xyz, colors, labels, links, outline = [], [], [], [], []
-    for name, centre, color, ring in (
-        ("red", (-2.2, -1.0, -1.2), RED, 0),
-        ("green", (1.8, 1.2, 0.6), GREEN, 0),
-        ("blue", (-0.8, 2.2, 1.8), BLUE, 1),
-    ):
-        for i in range(12):
-            xyz.append(np.asarray(centre) + rng.normal(scale=0.35, size=3))
-            colors.append(color)
-            labels.append(f"{name} {i}")
-            links.append(None)
-            outline.append(ring)
-    xyz += [np.array([2.4, -2.4, 2.2]), np.array([-2.4, 2.4, -2.4])]
-    colors += [LONE, TRAP]
-    labels += [HOSTILE_LABEL, "trap"]
-    links += ["examples/lone.html", "javascript:window.__pwned=4"]
-    outline += [0, 0]
-    n = len(xyz)
-    tetra = np.array([[1.2, -2.0, -2.4], [2.6, -2.0, -2.4], [1.9, -0.8, -2.4], [1.9, -1.6, -1.0]])
-    return {
-        "kind": "decision_space",
-        "title": "synthetic scene",
-        "axes": {"labels": ["PC1", "PC2", "PC3 <i>"], "bounds": [-3, 3, -3, 3, -3, 3]},
-        "camera": {
-            "position": [12.0, -16.8, 10.8],
-            "target": [0.0, 0.0, 0.0],
-            "up": [0.0, 0.0, 1.0],
-            "fov": 30,
-        },
-        "points": {
-            "xyz": np.round(np.concatenate(xyz), 4).tolist(),
-            "color": [c for rgb in colors for c in rgb],
-            "size": [0.3] * (n - 2) + [0.5, 0.5],
-            "label": labels,
-            "link": links,
-            "outline": outline,
-            "highlight": 12,
-        },
-        "meshes": [
-            {
-                "name": "tetra",
-                "vertices": tetra.ravel().tolist(),
-                "triangles": [0, 2, 1, 0, 1, 3, 1, 2, 3, 2, 0, 3],
-                "color": list(MESH),
-                "opacity": 0.45,
-            }
-        ],
-        "lines": [
-            {
-                "name": "edges",
-                "segments": [-3, -3, 3, 3, -3, 3, -3, -3, 2, -3, 3, 2, 0, -3, -3, 0, 3, -3],
-                "width": [0.25, 0.05, 0.1],
-                "opacity": [1.0, 0.5, 0.8],
-                "color": list(LINE),
-            }
-        ],
-        "texts": [{"xyz": [0, 0, 3], "text": "top"}, {"xyz": [-3, -3, 3], "text": HOSTILE_TEXT}],
-        "notes": ["Synthetic scene for the viewer test.", HOSTILE_NOTE],
-    }
-
-
-def many_points(n: int) -> dict:
-    rng = np.random.default_rng(1)
-    scene = synthetic_scene()
-    xyz = rng.uniform(-3, 3, size=(n, 3))
-    scene["points"] = {
-        "xyz": np.round(xyz, 4).ravel().tolist(),
-        "color": rng.integers(0, 256, size=3 * n).tolist(),
-        "size": [0.08] * n,
-        "label": [f"point {i}" for i in range(n)],
-        "link": [None] * n,
-        "outline": [int(i % 7 == 0) for i in range(n)],
-        "highlight": 0,
-    }
-    return scene
-
-
-def script_json(data: dict) -> str:
-    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def write_page(folder: Path, scene: dict) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("base.css", *SCRIPTS):
-        shutil.copy(ASSETS / name, folder / name)
-    Image.new("RGB", (64, 48), (200, 210, 220)).save(folder / "scene.webp", format="WEBP")
-    (folder / "examples").mkdir(exist_ok=True)
-    (folder / "examples" / "lone.html").write_text(
-        '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>lone</title><p>lone</p>'
-    )
-    scripts = "".join(f'<script src="{name}"></script>' for name in SCRIPTS)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>viewer test</title><link rel="icon" href="data:,">
-<link rel="stylesheet" href="base.css">
-<style>body {{ margin: 0; padding: 1rem; font: 15px/1.5 system-ui, sans-serif; color: #1d2330;
-background: #fff; }} figure {{ margin: 0; max-width: 640px; }}</style></head><body>
-<h1>3D viewer</h1>
-<figure class="scene3d">
-<canvas hidden></canvas>
-<script type="application/json" class="scene-data">{script_json(scene)}</script>
-<img class="scene-fallback" src="scene.webp" width="640" height="480" alt="a still image of the scene">
-<figcaption>{scene["title"]}</figcaption>
-</figure>
-{scripts}
-</body></html>
-"""
-    (folder / "index.html").write_text(page, encoding="utf-8")
-    return folder / "index.html"
 
 
 def choice_group(one: str, two: str) -> str:

@@ -13,7 +13,7 @@ from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.site.encode import packed_unit, script_json
-from attnreport.site.pages import ExamplePage, page_path
+from attnreport.site.pages import ExamplePage, link_pages, page_path
 from attnreport.site.report import generation_entry
 from attnreport.site.slugs import SlugMaker
 
@@ -81,7 +81,4 @@ def gather_generation(results: Iterable[GenerationAnalysis], *, spool: Path) -> 
         data_file = spool / f"{len(pages)}.json"
         data_file.write_text(script_json(data), encoding="utf-8")
         pages.append(ExamplePage(slug=slug, record=record, data_file=data_file, template=TEMPLATE))
-    for i, page in enumerate(pages):
-        page.previous = pages[i - 1].slug if i > 0 else None
-        page.next = pages[i + 1].slug if i + 1 < len(pages) else None
-    return pages
+    return link_pages(pages)

@@ -153,6 +153,11 @@ def gather(
         data_file = spool / f"{len(pages)}.json"
         data_file.write_text(script_json(data), encoding="utf-8")
         pages.append(ExamplePage(slug=slug, record=record, data_file=data_file, scene=scene))
+    return link_pages(pages)
+
+
+def link_pages(pages: list[ExamplePage]) -> list[ExamplePage]:
+    """Each page's previous and next page, in report order."""
     for i, page in enumerate(pages):
         page.previous = pages[i - 1].slug if i > 0 else None
         page.next = pages[i + 1].slug if i + 1 < len(pages) else None
