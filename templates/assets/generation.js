@@ -38,6 +38,11 @@
     return out;
   }
 
+  // line breaks and tabs drawn as signs, so a token that is only white space is still seen
+  function visible(text) {
+    return String(text).replace(/\n/g, "⏎").replace(/\t/g, "⇥");
+  }
+
   function range(m) { var r = []; for (var i = 0; i < m; i++) r.push(i); return r; }
 
   // -- the token strip: the input, then the answer; answer tokens pick the step ----------------------
@@ -46,7 +51,7 @@
   function addToken(text, kind, index) {
     var node = document.createElement(kind === "answer" ? "button" : "span");
     node.className = "token " + kind;
-    node.textContent = text;
+    node.textContent = visible(text);
     if (kind === "answer") {
       node.type = "button";
       node.dataset.step = String(index);
