@@ -1,5 +1,8 @@
 """The head-pattern atlas: what each attention head mostly looks at, as one label per head.
 
+Over 400 lines because the scores, the thresholds that label them and the streamed atlas
+are one concept: the vocabulary of head patterns and how each is measured.
+
 Every score is a number in [0, 1] computed from a head's attention rows on a set of traces.
 The attention *mass* a query ``i`` puts on a set of keys is the sum of its row over them;
 a mass score is the mean of that mass over the scored queries of a text, then the mean over

@@ -1,5 +1,8 @@
 """The generation graphs of a causal LM: a KV-cache decoder and the logit-lens head.
 
+Over 400 lines because the two graphs share one wrapper and one check (each graph is
+checked against PyTorch where it is built); splitting them would split that check.
+
 ``decoder.onnx`` runs ``q`` new positions against a cache of ``past`` positions and returns
 only the new positions' logits, attention rows and hidden states, with the grown cache; the
 prefill is the same graph with an empty cache (``past = 0``), chunked prefills are ``q > 1``

@@ -1,5 +1,8 @@
 """The demo's own causal LM: a small Qwen2 trained from scratch on the bundled Q&A corpus.
 
+Over 400 lines because it is one fixed recipe (corpus split, tokenizer, template, model,
+training, evaluation) that must change together: its cache key covers all of it.
+
 No hub weights can be downloaded where the demo runs, so the generation demo trains its model:
 a byte-level BPE tokenizer with a ChatML chat template (Qwen2.5's shape) and a few-layer Qwen2
 with grouped-query attention, trained on ``examples/demo/qa.jsonl`` (question -> answer, loss on

@@ -1,5 +1,8 @@
 """Export a Hugging Face checkpoint to ONNX with logits, every attention and every hidden state.
 
+Over 400 lines because export and its check against PyTorch on a padded batch are one
+step: an export that was not checked is never written.
+
 Why the dynamo exporter: the legacy TorchScript exporter bakes the padding length into
 the graph, so attentions on padded rows come out wrong.
 Every export is checked against PyTorch on a padded batch of different lengths before

@@ -2,18 +2,15 @@
 prompts -> one `GenerationTrace` per prompt (`Generator`, causal LMs)."""
 
 from attnreport.trace.chat_template import ChatTemplate, Rendered
-from attnreport.trace.generate import (
+from attnreport.trace.decoding import (
     EosToken,
-    GenerationCache,
     GenerationOptions,
-    GenerationStats,
-    Generator,
     Greedy,
     MaxNewTokens,
-    Prompt,
     StopStrings,
     SuppressTokens,
 )
+from attnreport.trace.generate import GenerationCache, GenerationStats, Generator, Prompt
 from attnreport.trace.inputs import BadRow, Row, read_rows
 from attnreport.trace.lens import LogitLens, Scores, step_scores
 from attnreport.trace.runner import Tracer, TraceStats
