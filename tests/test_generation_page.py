@@ -3,14 +3,16 @@ the page's data, hostile prompts stay text, figures save, nothing is fetched fro
 
 from __future__ import annotations
 
+import base64
 import json
 import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sitebuild import HOSTILE
-from test_browser import browser, open_page  # noqa: F401  (the module's Chromium fixture)
+from test_browser import browser, check_lines_match, open_page  # noqa: F401  (the module's Chromium fixture)
 
 from attnreport.analysis.generation import step_rollout
 from attnreport.core.generation import GenerationTrace
@@ -159,3 +161,55 @@ def test_hostile_prompts_and_tokens_render_as_text_and_figures_save(browser, gen
     rows = index.eval_on_selector_all("#examples tbody tr", "rows => rows.map(r => r.cells.length)")
     assert rows == [6] * len(traces) and problems == []
     assert index.evaluate("window.__pwned") is None
+
+
+def page_rows(page) -> np.ndarray:
+    """The page's own answer rows, decoded as its script does: uint8, deflated, base64, [L, H, T, K]."""
+    block = json.loads(page.text_content("#generation-data"))["attention"]
+    q = np.frombuffer(zlib.decompress(base64.b64decode(block["data"])), dtype=np.uint8)
+    return q.reshape(block["shape"]).astype(np.float64) * block["scale"]
+
+
+def test_heatmap_head_view_and_model_view_draw_the_answer_rows(browser, generation_site, served):  # noqa: F811
+    site, traces = generation_site
+    root, base = served
+    (root / "site").symlink_to(site, target_is_directory=True)
+    page, problems, outside = open_page(browser, f"{base}/site/examples/apple.html#step=3")
+    page.wait_for_selector("body[data-generation-ready]")
+    page.wait_for_selector("#heatmap .main-svg")
+    trace, rows = traces[0], page_rows(page)
+    np.testing.assert_allclose(rows, trace.attentions, atol=1 / 255)  # the stored rows are the trace's
+    page.select_option("#g-layer", "1")
+    page.select_option("#g-head", "0")
+    z = np.array(page.evaluate("document.getElementById('heatmap').data[0].z"))
+    assert z.shape == (trace.steps, trace.n_prompt + trace.steps - 1)
+    np.testing.assert_allclose(z, trace.attentions[1, 0], atol=1 / 255)
+    outline = page.evaluate("document.getElementById('heatmap').layout.shapes[0]")
+    assert (outline["y0"], outline["y1"]) == (2.5, 3.5)  # the chosen token's row
+    # the head view's lines are the same rows' weights; the chosen token's lines stand out
+    check_lines_match(page, rows[1, 0])
+    on = page.eval_on_selector_all("#head-view line.on", "ls => ls.map(l => +l.parentNode.dataset.q)")
+    assert on and set(on) == {3}
+    labels = "ts => ts.map(t => t.firstChild.textContent)"
+    queries = page.eval_on_selector_all("#head-view g[data-side=q] text", labels)
+    assert queries == trace.tokens
+    keys = page.eval_on_selector_all("#head-view g[data-side=k] text", "ts => ts.length")
+    assert keys == trace.n_prompt + trace.steps - 1
+    # the model view: one block per layer and head, T rows by K columns; a click chooses it
+    thumbs = page.locator("#model-view canvas.thumb")
+    assert thumbs.count() == LAYERS * HEADS
+    size = page.eval_on_selector("#model-view canvas.thumb", "c => [c.height, c.width]")
+    assert size == [trace.steps, trace.n_prompt + trace.steps - 1]
+    page.click("#model-view canvas.thumb[data-layer='0'][data-head='1']")
+    assert page.input_value("#g-layer") == "0" and page.input_value("#g-head") == "1"
+    assert page.get_attribute("#heatmap", "data-layer") == "0"
+    z = np.array(page.evaluate("document.getElementById('heatmap').data[0].z"))
+    np.testing.assert_allclose(z, trace.attentions[0, 1], atol=1 / 255)
+    with page.expect_download() as download:
+        page.click("#hv-svg")
+    svg = ET.fromstring(Path(download.value.path()).read_bytes())
+    assert len(list(svg.iter("{http://www.w3.org/2000/svg}line"))) > trace.steps
+    with page.expect_download() as download:
+        page.click("#mv-png")
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert problems == [] and outside == []

@@ -45,6 +45,48 @@
 
   function range(m) { var r = []; for (var i = 0; i < m; i++) r.push(i); return r; }
 
+  // -- the answer's rows as a T x K matrix: the heatmap, head view and model view draw it ------------
+  // rows: the positions that wrote each answer token, labelled by the token written; columns: every
+  // token they could read (the input, then the answer but its last token)
+  var views = {
+    layers: L, heads: H,
+    queries: data.answer.map(visible),
+    keys: data.prompt.concat(data.answer.slice(0, T - 1)).map(visible),
+    query_special: data.answer.map(function () { return false; }),
+    key_special: data.special.concat(data.answer.slice(0, T - 1).map(function () { return false; }))
+  };
+  function matrix() {
+    var z = [];
+    for (var t = 0; t < T; t++) z.push(Array.prototype.slice.call(row(t)));
+    return z;
+  }
+  var heatmapBox = document.getElementById("heatmap");
+  var heatmap = ns.heatmap ? ns.heatmap.create(heatmapBox, views) : {draw: function () {}};
+  var headView = ns.headview ? ns.headview.create(document.getElementById("head-view"), views)
+    : {draw: function () {}, highlight: function () {}};
+  var modelView = ns.modelview ? ns.modelview.create(document.getElementById("model-view"), views, function (layer, head) {
+    layerSelect.value = layer;
+    headSelect.value = head;
+    shade();
+    drawRows();
+    if (heatmapBox) heatmapBox.scrollIntoView({behavior: "smooth", block: "center"});
+  }) : {draw: function () {}};
+  var shown = null;  // the matrix drawn, kept until the layer or head changes
+  function drawRows() {
+    if (!attention) return;
+    var layer = layerSelect.value === "rollout" || layerSelect.value === "mean" ? layerSelect.value : +layerSelect.value;
+    var head = headSelect.value === "mean" ? "mean" : +headSelect.value;
+    headSelect.disabled = layer === "rollout";
+    if (!shown || shown.layer !== layer || shown.head !== head) {
+      var z = matrix(), peak = 0;
+      z.forEach(function (r) { r.forEach(function (v) { if (v > peak) peak = v; }); });
+      shown = {z: z, layer: layer, head: head, peak: peak > 0 ? peak : 1};
+      headView.draw(shown);
+    }
+    heatmap.draw({z: shown.z, layer: layer, head: head, peak: shown.peak, row: step});
+    headView.highlight("q", step);
+  }
+
   // -- the token strip: the input, then the answer; answer tokens pick the step ----------------------
   var strip = document.getElementById("g-tokens");
   var cells = [];
@@ -260,6 +302,7 @@
     draw("g-steps", stepsSvg);
     drawTop();
     if (data.lens) draw("g-lens", lensSvg);
+    drawRows();
     if (fromUser) {
       history.replaceState(null, "", "#step=" + t);
       var chosen = strip.querySelector('button[data-step="' + t + '"]');
@@ -285,8 +328,9 @@
     if (none) none.hidden = false;
     ["g-lens-png", "g-lens-svg"].forEach(function (id) { var b = document.getElementById(id); if (b) b.disabled = true; });
   }
-  layerSelect.addEventListener("change", shade);
-  headSelect.addEventListener("change", shade);
+  [layerSelect, headSelect].forEach(function (select) {
+    select.addEventListener("change", function () { shade(); drawRows(); });
+  });
 
   var asked = /(?:^|[#&])step=(\d+)/.exec(location.hash);
   step = asked ? Math.min(T - 1, +asked[1]) : 0;
@@ -294,6 +338,7 @@
     attention = blocks[0];
     rollout = blocks[1];
     choose(step, false);
+    modelView.draw(attention);
     document.body.dataset.generationReady = "1";
   });
 })();

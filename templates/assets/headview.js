@@ -10,12 +10,18 @@
     return chars.length > HV.maxChars ? chars.slice(0, HV.maxChars - 1).join("") + "…" : t;
   }
 
-  // box: the figure's container (absent: nothing is drawn); data: the page's data. The tokens
-  // twice, queries on the left and keys on the right, a line for every weight at or above the
-  // threshold, as opaque as the weight; tokens are text nodes.
+  // box: the figure's container (absent: nothing is drawn); data: the page's data. Queries on the
+  // left and keys on the right (both data.tokens on an example page; data.queries and data.keys,
+  // with data.query_special and data.key_special, on a generation page), a line for every weight at
+  // or above the threshold, as opaque as the weight; tokens are text nodes.
   function create(box, data) {
     if (!box) return {draw: function () {}};
-    var fig = ns.figure, save = ns.save, node = save.svgNode, n = data.n;
+    var fig = ns.figure, save = ns.save, node = save.svgNode;
+    var sides = {
+      q: {tokens: data.queries || data.tokens, special: data.query_special || data.special},
+      k: {tokens: data.keys || data.tokens, special: data.key_special || data.special}
+    };
+    var nq = sides.q.tokens.length, nk = sides.k.tokens.length, n = Math.max(nq, nk);
     var threshold = document.getElementById("hv-threshold") || document.createElement("select");
     [0.01, 0.02, 0.05, 0.1, 0.2, 0.5].forEach(function (v) { fig.option(threshold, v, String(v)); });
     // every row sums to 1, so at most 1/threshold lines leave a token: long inputs stay drawable
@@ -26,12 +32,13 @@
       last = view;
       var z = view.z, layer = view.layer, head = view.head;
       var c = fig.colours(), limit = parseFloat(threshold.value);
-      var shown = data.tokens.map(shortToken);
       var measure = document.createElement("canvas").getContext("2d");
       measure.font = HV.font + "px " + c.font;
       var colW = measure.measureText("attending (query)").width;
-      shown.forEach(function (t, i) {
-        colW = Math.max(colW, measure.measureText(i + "  " + t).width);
+      ["q", "k"].forEach(function (side) {
+        sides[side].tokens.forEach(function (t, i) {
+          colW = Math.max(colW, measure.measureText(i + "  " + shortToken(t)).width);
+        });
       });
       colW = Math.ceil(Math.min(colW, 260)) + 12;
       var x1 = HV.pad + colW, x2 = x1 + HV.gap;
@@ -56,10 +63,10 @@
       svg.dataset.peak = String(view.peak);
       var lines = node("g", {stroke: c.accent, "stroke-width": 2, "stroke-linecap": "round"});
       var count = 0;
-      for (var r = 0; r < n; r++) {
+      for (var r = 0; r < nq; r++) {
         var group = node("g", {"data-q": r}), best = 0;
-        for (var b = 1; b < n; b++) if (z[r][b] > z[r][best]) best = b;
-        for (var k = 0; k < n; k++) {
+        for (var b = 1; b < nk; b++) if (z[r][b] > z[r][best]) best = b;
+        for (var k = 0; k < nk; k++) {
           var w = z[r][k];
           // every weight above the threshold, and each token's strongest, so none is left without a line
           if (!(w >= limit) && !(k === best && w > 0)) continue;
@@ -73,12 +80,12 @@
       svg.appendChild(lines);
       ["q", "k"].forEach(function (side) {
         var column = node("g", {fill: c.fg, "data-side": side});
-        shown.forEach(function (t, i) {
+        sides[side].tokens.forEach(function (t, i) {
           var text = node("text", side === "q"
             ? {x: x1 - 8, y: y(i) + 4, "text-anchor": "end", "data-i": i, "xml:space": "preserve"}
-            : {x: x2 + 8, y: y(i) + 4, "data-i": i, "xml:space": "preserve"}, t);
-          if (data.special[i]) text.setAttribute("fill", c.muted);
-          text.appendChild(node("title", {}, i + ": " + data.tokens[i]));
+            : {x: x2 + 8, y: y(i) + 4, "data-i": i, "xml:space": "preserve"}, shortToken(t));
+          if (sides[side].special && sides[side].special[i]) text.setAttribute("fill", c.muted);
+          text.appendChild(node("title", {}, i + ": " + t));
           column.appendChild(text);
         });
         svg.appendChild(column);
@@ -123,12 +130,14 @@
       var step = {ArrowDown: 1, ArrowUp: -1}[event.key];
       if (event.key === "Escape") { highlight(null); return; }
       if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
-        highlight(event.key === "ArrowLeft" ? "q" : "k", focus ? focus.i : 0);
+        var side = event.key === "ArrowLeft" ? "q" : "k";
+        highlight(side, focus ? Math.min(focus.i, sides[side].tokens.length - 1) : 0);
         event.preventDefault();
         return;
       }
       if (!step) return;
-      var at = focus ? Math.max(0, Math.min(n - 1, focus.i + step)) : 0;
+      var count = (focus ? sides[focus.side] : sides.q).tokens.length;
+      var at = focus ? Math.max(0, Math.min(count - 1, focus.i + step)) : 0;
       highlight(focus ? focus.side : "q", at);
       var label = box.querySelector("g[data-side='" + focus.side + "'] text[data-i='" + at + "']");
       if (label && label.scrollIntoView) label.scrollIntoView({block: "nearest"});
@@ -146,7 +155,7 @@
     fig.on("hv-svg", "click", function () { saved("svg"); });
     fig.on("hv-png", "click", function () { saved("png"); });
 
-    return {draw: draw};
+    return {draw: draw, highlight: highlight};
   }
 
   ns.headview = {create: create};

@@ -5,10 +5,12 @@
   var ns = window.attnreport = window.attnreport || {};
 
   // box: the figure's container (absent: nothing is drawn); data: the page's data; open(layer,
-  // head): what a click on a thumbnail does
+  // head): what a click on a thumbnail does. Each head's block is rows x cols: n x n on an example
+  // page, the answer's writing positions x every key on a generation page (data.queries, data.keys).
   function create(box, data, open) {
     if (!box) return {draw: function () {}};
-    var save = ns.save, node = save.svgNode, n = data.n, L = data.layers, H = data.heads;
+    var save = ns.save, node = save.svgNode, L = data.layers, H = data.heads;
+    var rows = (data.queries || data.tokens).length, cols = (data.keys || data.tokens).length;
 
     // one small canvas per layer and head, each row scaled to its own maximum so the pattern
     // shows however diffuse the head is
@@ -21,19 +23,21 @@
       for (var l = 0; l < L; l++) {
         for (var h = 0; h < H; h++) {
           var canvas = document.createElement("canvas");
-          canvas.width = n;
-          canvas.height = n;
+          canvas.width = cols;
+          canvas.height = rows;
           canvas.className = "thumb";
+          // a wide block (many keys, few rows) is drawn wide, up to 4:1, not squeezed square
+          if (rows !== cols) canvas.style.aspectRatio = String(Math.max(0.5, Math.min(4, cols / rows)));
           canvas.title = "layer " + l + ", head " + h;
           canvas.dataset.layer = String(l);
           canvas.dataset.head = String(h);
           var ctx = canvas.getContext("2d");
-          var image = ctx.createImageData(n, n);
-          for (var r = 0; r < n; r++) {
-            var base = ((l * H + h) * n + r) * n, peak = 0, c;
-            for (c = 0; c < n; c++) if (attention[base + c] > peak) peak = attention[base + c];
-            for (c = 0; c < n; c++) {
-              var a = peak > 0 ? attention[base + c] / peak : 0, k = (r * n + c) * 4;
+          var image = ctx.createImageData(cols, rows);
+          for (var r = 0; r < rows; r++) {
+            var base = ((l * H + h) * rows + r) * cols, peak = 0, c;
+            for (c = 0; c < cols; c++) if (attention[base + c] > peak) peak = attention[base + c];
+            for (c = 0; c < cols; c++) {
+              var a = peak > 0 ? attention[base + c] / peak : 0, k = (r * cols + c) * 4;
               image.data[k] = cr; image.data[k + 1] = cg; image.data[k + 2] = cb;
               image.data[k + 3] = Math.round(255 * a);
             }
@@ -52,10 +56,13 @@
       var thumbs = box.querySelectorAll("canvas.thumb");
       if (!thumbs.length) return null;
       var c = ns.figure.colours();
-      var cell = Math.max(48, Math.min(128, n)), gap = 4, left = 34, top = 20;
-      var width = left + H * (cell + gap), height = top + L * (cell + gap);
-      function x(h) { return left + h * (cell + gap); }
-      function y(l) { return top + l * (cell + gap); }
+      // cells keep the blocks' shape: as wide as the keys and as tall as the rows, at most 128
+      var cellW = Math.max(48, Math.min(128, cols));
+      var cellH = Math.max(24, Math.min(128, Math.round(cellW * rows / cols)));
+      var gap = 4, left = 34, top = 20;
+      var width = left + H * (cellW + gap), height = top + L * (cellH + gap);
+      function x(h) { return left + h * (cellW + gap); }
+      function y(l) { return top + l * (cellH + gap); }
       var svg = node("svg", {
         width: width, height: height, viewBox: "0 0 " + width + " " + height,
         "font-family": c.font, "font-size": 11, fill: c.fg
@@ -63,20 +70,20 @@
       svg.appendChild(node("title", {}, "Attention of every layer and head"));
       svg.appendChild(node("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
       for (var h = 0; h < H; h++) {
-        svg.appendChild(node("text", {x: x(h) + cell / 2, y: 13, "text-anchor": "middle"}, "H" + h));
+        svg.appendChild(node("text", {x: x(h) + cellW / 2, y: 13, "text-anchor": "middle"}, "H" + h));
       }
       for (var l = 0; l < L; l++) {
-        svg.appendChild(node("text", {x: left - 6, y: y(l) + cell / 2 + 4, "text-anchor": "end"}, "L" + l));
+        svg.appendChild(node("text", {x: left - 6, y: y(l) + cellH / 2 + 4, "text-anchor": "end"}, "L" + l));
       }
       Array.prototype.forEach.call(thumbs, function (thumb) {
         var tx = x(+thumb.dataset.head), ty = y(+thumb.dataset.layer);
         svg.appendChild(node("image", {
-          x: tx, y: ty, width: cell, height: cell, preserveAspectRatio: "none",
+          x: tx, y: ty, width: cellW, height: cellH, preserveAspectRatio: "none",
           style: "image-rendering: pixelated", "data-layer": thumb.dataset.layer, "data-head": thumb.dataset.head,
           href: thumb.toDataURL("image/png")
         }));
         svg.appendChild(node("rect", {
-          x: tx + 0.5, y: ty + 0.5, width: cell - 1, height: cell - 1, fill: "none",
+          x: tx + 0.5, y: ty + 0.5, width: cellW - 1, height: cellH - 1, fill: "none",
           stroke: c.fg, "stroke-opacity": 0.25
         }));
       });
