@@ -1,6 +1,6 @@
 """Generation with attentions: attnreport's KV-cache decoder in onnxruntime against transformers.
 
-    python benchmarks/generate.py [--lengths 128 512 2048] [--long 4096] [--new 32]
+    python benchmarks/generate.py [--lengths 128 512 2048] [--long 4096] [--new 32] [--pages 128 512]
 
 Builds (once, in a temporary folder) a random 4-layer Llama (d = 256, 8 heads, 4 kv heads:
 grouped-query attention, rotary positions; vocabulary 2048, 4,200 positions) with a word-level
@@ -18,6 +18,14 @@ Prints new tokens/s (prefill included), the loaded process's RSS, the peak RSS d
 generation and its growth over the loaded process, and the ratios to the baseline measured in the
 same run. Targets: at least the baseline's speed at every
 length; memory growing linearly with the prompt (the long prompt keeps attention rows, not n x n).
+
+Then page bytes (`--pages`): for a prompt of n words, the generation page our build writes (its
+HTML with the page's data inlined; the shared scripts and styles counted once per site, apart)
+against what BertViz (`pip install bertviz`, a baseline, not a dependency) writes for the same
+tokens: `head_view` and `model_view` of transformers' eager attentions over the prompt and the
+answer (every position our rows cover), each a self-contained HTML page. Raw and gzipped bytes,
+and the ratios. BertViz carries every position's n x n rows; ours the answer's rows (quantised to
+8 bits) plus scores, alternatives and the logit lens: the table says what each holds.
 """
 
 from __future__ import annotations
@@ -176,12 +184,100 @@ def measure(kind: str, folder: Path, n: int, new: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def gz(data: bytes) -> int:
+    import gzip
+
+    return len(gzip.compress(data, compresslevel=9))
+
+
+def our_page(folder: Path, n: int, new: int, work: Path) -> tuple[bytes, int, list[int]]:
+    """The generation page our build writes for an n-word prompt, the bytes of its site's shared
+    assets, and the token ids of the prompt and answer (what BertViz is then given)."""
+    from attnreport.core.config import DataConfig, GenerateConfig, ModelConfig, ReportConfig
+    from attnreport.pipeline import build
+
+    config = ReportConfig(
+        title="page bytes",
+        model=ModelConfig(path=folder),
+        data=DataConfig(prompts=[prompt_of(n)]),
+        generate=GenerateConfig(enabled=True, max_new_tokens=new),
+        cache_dir=work / "cache",
+    )
+    config.validate()
+    site = build(config, work / f"site-{n}", log=lambda m: None, progress=False).site
+    (page,) = sorted((site / "examples").glob("*.html"))
+    assets = sum(f.stat().st_size for f in (site / "assets").iterdir())
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    generation = report["examples"][0]["generation"]
+    return page.read_bytes(), assets, generation["prompt_ids"] + generation["ids"]
+
+
+def bertviz_pages(folder: Path, ids: list[int]) -> dict[str, bytes]:
+    """BertViz's head view and model view of transformers' eager attentions over `ids` but the
+    last (the positions whose rows our page holds)."""
+    import contextlib
+    import io
+
+    import torch
+    import transformers
+    from bertviz import head_view, model_view
+
+    checkpoint = folder.parent / "checkpoint"
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(checkpoint), attn_implementation="eager")
+    model.eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+    seen = torch.tensor([ids[:-1]])
+    with torch.no_grad():
+        attentions = model(input_ids=seen, output_attentions=True).attentions
+    tokens = tok.convert_ids_to_tokens(ids[:-1])
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "head_view": head_view(attentions, tokens, html_action="return").data.encode(),
+            "model_view": model_view(attentions, tokens, html_action="return").data.encode(),
+        }
+
+
+def page_bytes(folder: Path, lengths: list[int], new: int) -> None:
+    try:
+        import bertviz  # noqa: F401
+    except ImportError:
+        print("page bytes: pip install bertviz (the baseline) to compare")
+        return
+    print()
+    print("page bytes for one prompt and its answer (MB; gz: gzip -9)")
+    print(f"{'prompt':>6}{'tokens':>8}  {'page':<22}{'raw':>8}{'gz':>8}{'raw x ours':>12}{'gz x ours':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in lengths:
+            ours, assets, ids = our_page(folder, n, new, Path(tmp))
+            theirs = bertviz_pages(folder, ids)
+            rows = [("attnreport generation", ours)] + [(f"BertViz {k}", v) for k, v in theirs.items()]
+            for name, data in rows:
+                print(
+                    f"{n:>6}{len(ids) - 1:>8}  {name:<22}{len(data) / 1e6:>8.2f}{gz(data) / 1e6:>8.2f}"
+                    f"{len(data) / len(ours):>12.1f}{gz(data) / gz(ours):>11.1f}",
+                    flush=True,
+                )
+        print(
+            f"(ours also ships {assets / 1e6:.2f} MB of scripts and styles once per site, shared by"
+            " every page; BertViz's pages load require.js, d3 and jQuery from cdnjs: they need the internet)"
+        )
+        print(
+            "holds: ours, the answer's rows of every layer and head (8-bit) and rollout rows, scores,"
+            " alternatives, logit lens; BertViz, every position's rows of every layer and head (float text)."
+            " A random model's near-uniform rows deflate far better than a trained model's peaked ones."
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
     parser.add_argument("--long", type=int, default=4096, help="the bounded-memory prompt (0: skip)")
     parser.add_argument("--new", type=int, default=32)
     parser.add_argument("--folder", type=Path, default=None, help="keep the model here between runs")
+    parser.add_argument(
+        "--pages", type=int, nargs="*", default=[128, 512], help="prompt lengths for page bytes"
+    )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # kind folder n new: one subprocess
     args = parser.parse_args()
     if args.one:
@@ -212,6 +308,8 @@ def main() -> None:
                     f"{r['peak_mb']:>9.0f}{grow:>7.0f}{r['seconds']:>7.2f}",
                     flush=True,
                 )
+        if args.pages:
+            page_bytes(folder, args.pages, args.new)
 
 
 if __name__ == "__main__":
