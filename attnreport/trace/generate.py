@@ -370,7 +370,8 @@ class Generator:
             past[p] = got.pop(q)
         return got
 
-    def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
+    def empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        """An empty KV cache for `batch` rows: a run then reads whole sequences from their start."""
         g = self.graphs
         first = next(i for i in self.session.get_inputs() if i.name == g.past_names[0])
         dtype = np.float16 if "float16" in first.type else np.float32
@@ -389,7 +390,7 @@ class Generator:
             _Row(e, width - len(s), len(e.ids) <= options.prompt_attention_limit, layers, heads)
             for e, s in zip(encs, seqs, strict=True)
         ]
-        past = self._empty_past(b)
+        past = self.empty_past(b)
         got: dict[str, np.ndarray] = {}
         for start in range(0, width, self.prefill_chunk):
             end = min(width, start + self.prefill_chunk)

@@ -1,0 +1,192 @@
+"""Why the model wrote each token of its answer: attributions over the prompt's units.
+
+One game per explained quantity, all played on the same coalitions: the log-probability of each
+answer token, of the whole answer (their sum: which units made the answer likely, as ContextCite
+asks), and each contrast "token A rather than its runner-up B" (log p(A) - log p(B)). The value
+function (`trace.forced.ForcedAnswer`) returns every quantity of a coalition in one model run, and
+`VectorMemo` keeps them, so the estimators, which draw their coalitions from the seed and not from
+the values, ask the model once per coalition whatever the number of answer tokens.
+
+The estimators and occlusion are the classifiers' own (`analysis.shapley`), run once per
+quantity on a scalar view of the memo; the arithmetic is cheap next to the model runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
+from attnreport.analysis.shapley import occlusion, shapley
+from attnreport.core.config import AnalysisConfig
+
+#: what the answer-token games are of (`[generate] attribution_output`)
+ANSWER_OUTPUTS = ("log_probability", "probability")
+
+
+class VectorMemo:
+    """Every quantity of every coalition asked so far; each coalition reaches the model once.
+
+    `value(masks)` returns ``[m, C]`` (here: the columns `answer_columns` makes); `column(j)` is the
+    scalar value function of quantity j that an estimator plays.
+    """
+
+    def __init__(self, value) -> None:
+        self.value = value
+        self.memo: dict[bytes, np.ndarray] = {}
+
+    def rows(self, masks: np.ndarray) -> np.ndarray:
+        masks = np.asarray(masks, dtype=bool)
+        keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
+        missing = {}
+        for key, row in zip(keys, masks, strict=True):
+            if key not in self.memo and key not in missing:
+                missing[key] = row
+        if missing:
+            got = self.value(np.stack(list(missing.values())))
+            self.memo.update(zip(missing.keys(), got, strict=True))
+        return np.stack([self.memo[k] for k in keys])
+
+    def column(self, j: int):
+        return lambda masks: self.rows(masks)[:, j]
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.memo)
+
+
+def runner_up(top_ids: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Per step, the index into its top-k of the most likely token other than the chosen one."""
+    top = np.asarray(top_ids).reshape(len(chosen), -1)
+    out = np.empty(len(chosen), dtype=np.int64)
+    for t, (row, c) in enumerate(zip(top, chosen, strict=True)):
+        others = np.flatnonzero(row != c)
+        out[t] = others[0] if len(others) else -1
+    return out
+
+
+def answer_columns(scores, output: str, foils: np.ndarray):
+    """``[m, 2T + 1]`` from `ForcedScores`: each answer token's value (its log-probability or
+    probability), the whole answer's (the sum of log-probabilities, or the answer's probability),
+    then each step's contrast with its foil (log p(chosen) - log p(foil); 0 without a foil)."""
+    chosen = scores.chosen
+    steps = chosen.shape[1]
+    total = chosen.sum(axis=1, keepdims=True)
+    if output == "probability":
+        tokens, answer = np.exp(chosen), np.exp(total)
+    else:
+        tokens, answer = chosen, total
+    safe = np.where(foils >= 0, foils, 0)
+    foil = np.take_along_axis(scores.alternatives, np.broadcast_to(safe, (len(chosen), steps))[..., None], axis=-1)
+    contrast = np.where(foils >= 0, chosen - foil[..., 0], 0.0)
+    return np.concatenate([tokens, answer, contrast], axis=1)
+
+
+@dataclass
+class UnitAttribution:
+    """One method's attributions of every answer token over the prompt's units."""
+
+    #: ``[T, p]``: per answer token, each unit's share of its value
+    values: np.ndarray
+    #: ``[p]``: of the whole answer's value
+    answer: np.ndarray
+    #: ``[T, p]``: of each step's contrast with its runner-up
+    contrasts: np.ndarray
+    #: standard errors of the same shapes (sampled Shapley values), else None
+    std_error: np.ndarray | None = None
+    answer_std_error: np.ndarray | None = None
+    #: per answer token, f(all) - f(none) - sum of values (0 for exact and efficient estimators)
+    efficiency_gap: list[float] = field(default_factory=list)
+    exact: bool = True
+    method: str = ""
+
+
+@dataclass
+class AnswerExplanation:
+    """Everything attributed for one answer: by method, and how faithful each ranking is."""
+
+    #: each unit's prompt token indices
+    units: list[np.ndarray]
+    output: str
+    baseline: str
+    #: index into each step's top-k of the contrast's foil (-1: no other token to contrast)
+    foils: np.ndarray
+    attributions: dict[str, UnitAttribution] = field(default_factory=dict)
+    #: view -> comprehensiveness / sufficiency of its ranking for the whole answer; "random" is the bar
+    faithfulness: dict[str, dict] = field(default_factory=dict)
+    #: distinct coalitions the model ran (one run each, however many tokens are explained)
+    evaluations: int = 0
+
+
+def _shapley_all(memo: VectorMemo, players: int, columns: int, options: AnalysisConfig, seed: int):
+    results = [
+        shapley(
+            memo.column(j),
+            players,
+            method=options.shapley_method,
+            max_exact=options.max_exact,
+            evaluations_per_player=options.evaluations_per_token,
+            permutations=options.permutations,
+            link="identity",
+            random_state=seed,
+        )
+        for j in range(columns)
+    ]
+    values = np.stack([r.values for r in results])
+    errors = None if results[0].std_error is None else np.stack([r.std_error for r in results])
+    gaps = [float(r.efficiency_gap) for r in results]
+    return values, errors, gaps, bool(results[0].exact), results[0].method
+
+
+def explain_answer(
+    model,
+    *,
+    options: AnalysisConfig,
+    output: str = "log_probability",
+    methods: tuple[str, ...] = ("shapley", "occlusion"),
+    attention: np.ndarray | None = None,
+    rollout: np.ndarray | None = None,
+    random_state: int = 0,
+) -> AnswerExplanation:
+    """Attributions of every answer token by `methods`, over the units of `model` (a
+    `ForcedAnswer`), and the faithfulness of each ranking (and of the attention rows
+    `attention` / `rollout`, ``[T, n + T - 1]``, when given) for the whole answer."""
+    if output not in ANSWER_OUTPUTS:
+        raise ValueError(f"answer attribution output {output!r} is unknown; choose one of {ANSWER_OUTPUTS}")
+    steps, p = model.steps, model.players
+    foils = runner_up(model.top, model.chosen)
+    memo = VectorMemo(lambda masks: answer_columns(model(masks), output, foils))
+    result = AnswerExplanation(units=model.units, output=output, baseline=model.baseline, foils=foils)
+    columns = 2 * steps + 1
+    if p == 0:
+        return result
+    if "shapley" in methods:
+        values, errors, gaps, exact, method = _shapley_all(memo, p, columns, options, random_state)
+        result.attributions["shapley"] = UnitAttribution(
+            values=values[:steps],
+            answer=values[steps],
+            contrasts=values[steps + 1 :],
+            std_error=None if errors is None else errors[:steps],
+            answer_std_error=None if errors is None else errors[steps],
+            efficiency_gap=gaps[:steps],
+            exact=exact,
+            method=method,
+        )
+    if "occlusion" in methods:
+        values = np.stack([occlusion(memo.column(j), p) for j in range(columns)])
+        result.attributions["occlusion"] = UnitAttribution(
+            values=values[:steps], answer=values[steps], contrasts=values[steps + 1 :], method="occlusion"
+        )
+    answer = memo.column(steps)
+    rankings = {name: a.answer for name, a in result.attributions.items()}
+    for name, rows in (("attention", attention), ("rollout", rollout)):
+        if rows is not None:
+            per_unit = np.array([[row[u].sum() for u in model.units] for row in rows])
+            rankings[name] = per_unit.mean(axis=0)
+    if options.faithfulness:
+        for name, scores in rankings.items():
+            result.faithfulness[name] = faithfulness(answer, scores).to_dict()
+        result.faithfulness["random"] = random_faithfulness(answer, p, random_state=random_state).to_dict()
+    result.evaluations = memo.evaluations
+    return result

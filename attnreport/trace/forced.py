@@ -1,0 +1,114 @@
+"""The answer as a value function over the prompt's units, teacher-forced: the attributions' model.
+
+``ForcedAnswer(generator, trace, units)`` is callable on a boolean mask array ``[m, p]`` over the
+units of the prompt (True = present): the absent units' tokens are replaced by the baseline
+token, the prompt is followed by the answer the model wrote (teacher forcing), and one
+``decoder.onnx`` run (empty cache) scores every answer token at once. So a coalition costs one
+model run, whichever and however many answer tokens are explained: the log-probability of each
+written token and of its top-k alternatives (for the contrasts), at every step.
+
+Replacing, not removing: removing tokens would shift every later position, so the answer's
+tokens would no longer be read where they were written; the baseline token is declared with
+every number in report.json, as the classifiers' mask token is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnreport.core.errors import ConfigError
+from attnreport.core.generation import GenerationTrace
+
+#: bytes of logits one batch may hold (a batch is ``rows x positions x vocabulary`` floats)
+LOGIT_BUDGET = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class ForcedScores:
+    """What one batch of coalitions gives: log-probabilities of the answer's tokens."""
+
+    #: ``[m, T]``: of the token the model wrote at each step
+    chosen: np.ndarray
+    #: ``[m, T, k]``: of that step's top-k alternatives (`GenerationTrace.top_ids`)
+    alternatives: np.ndarray
+
+
+def baseline_token(card, token_of) -> tuple[str, int]:
+    """The token that stands in for an absent one: the model's mask token, else its padding token
+    (id 0 when it declares none). `token_of(id)` names a token id."""
+    mask_id = card.extra.get("mask_token_id")
+    if mask_id is not None:
+        return str(card.extra.get("mask_token")), int(mask_id)
+    pad = int(card.extra.get("pad_token_id") or 0)
+    return token_of(pad) or str(pad), pad
+
+
+def prompt_players(trace: GenerationTrace) -> list[np.ndarray]:
+    """One unit per token of the user's prompt (neither special nor the chat template's)."""
+    content = ~(np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool))
+    return [np.array([i]) for i in np.flatnonzero(content)]
+
+
+class ForcedAnswer:
+    """f(mask) = every answer token's log-probability with the absent units' tokens replaced."""
+
+    def __init__(
+        self,
+        generator,
+        trace: GenerationTrace,
+        units: list[np.ndarray] | None = None,
+        *,
+        batch_size: int = 32,
+    ) -> None:
+        if trace.steps == 0:
+            raise ConfigError(f"prompt {trace.id!r} has an empty answer: nothing to attribute")
+        self.units = prompt_players(trace) if units is None else [np.asarray(u, dtype=np.int64) for u in units]
+        self.players = len(self.units)
+        covered = np.concatenate(self.units) if self.units else np.zeros(0, dtype=np.int64)
+        if len(covered) and (covered.min() < 0 or covered.max() >= trace.n_prompt):
+            raise ValueError(f"units must index the prompt's {trace.n_prompt} tokens")
+        self.generator = generator
+        self.ids = np.concatenate([trace.prompt_ids, trace.ids[:-1]]).astype(np.int64)
+        self.n = trace.n_prompt
+        self.steps = trace.steps
+        self.chosen = np.asarray(trace.ids, dtype=np.int64)
+        self.top = np.asarray(trace.top_ids, dtype=np.int64).reshape(trace.steps, -1)
+        self.baseline, self.baseline_id = baseline_token(generator.card, generator.tokenizer.id_to_token)
+        vocabulary = generator.session.get_outputs()[0].shape[-1]
+        per_row = len(self.ids) * (vocabulary if isinstance(vocabulary, int) else 150_000) * 4
+        self.batch_size = max(1, min(batch_size, LOGIT_BUDGET // per_row))
+        self.calls = 0
+        self.rows = 0
+
+    def __call__(self, masks: np.ndarray) -> ForcedScores:
+        masks = np.asarray(masks, dtype=bool)
+        if masks.ndim != 2 or masks.shape[1] != self.players:
+            raise ValueError(f"masks must be [m, {self.players}], got {list(masks.shape)}")
+        m, T = len(masks), self.steps
+        chosen = np.empty((m, T))
+        alternatives = np.empty((m, T, self.top.shape[1]))
+        reading = np.arange(self.n - 1, self.n - 1 + T)  # the positions that chose each answer token
+        for start in range(0, m, self.batch_size):
+            chunk = masks[start : start + self.batch_size]
+            ids = np.repeat(self.ids[None], len(chunk), axis=0)
+            for j, unit in enumerate(self.units):
+                ids[np.ix_(~chunk[:, j], unit)] = self.baseline_id
+            logits = self._logits(ids)[:, reading].astype(np.float64)  # [b, T, V]
+            top = logits.max(axis=-1, keepdims=True)
+            log_z = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
+            rows = slice(start, start + len(chunk))
+            chosen[rows] = np.take_along_axis(logits, self.chosen[None, :, None], axis=-1)[..., 0] - log_z
+            picked = np.take_along_axis(logits, np.broadcast_to(self.top, (len(chunk), *self.top.shape)), axis=-1)
+            alternatives[rows] = picked - log_z[..., None]
+            self.calls += 1
+            self.rows += len(chunk)
+        return ForcedScores(chosen=chosen, alternatives=alternatives)
+
+    def _logits(self, ids: np.ndarray) -> np.ndarray:
+        """One decoder.onnx run over whole sequences (an empty cache): logits at every position."""
+        g = self.generator
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), **g.empty_past(len(ids))}
+        (logits,) = g.session.run(["logits"], feeds)
+        return logits
