@@ -161,3 +161,41 @@ def test_an_unknown_unit_is_refused_with_the_known_ones():
 
     with pytest.raises(ConfigError, match="attribution_unit = 'paragraph'; choose one of auto, token, word"):
         check_options(AnalysisConfig(attribution_unit="paragraph"))
+
+
+def test_a_causal_model_in_windows_reads_its_last_window_only(tiny, tmp_path):
+    """The trace takes a causal classifier's logits from its last window, so the masked model
+    runs that window alone: sentences wholly before it score exactly 0, the others match brute
+    force over the last window's coalitions."""
+    import onnxruntime as ort
+
+    folder = tiny.export("gpt2-cls")
+    tracer = Tracer(folder, window=16, stride=4, cache_dir=tmp_path)
+    (trace,) = tracer.trace_texts([TEXT])
+    assert len(trace.windows) >= 3 and not trace.special.any()  # no special tokens around gpt2's text
+    spans = hand_spans(TEXT, SENTENCES)
+    result = explain(
+        tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8, faithfulness=False)
+    )
+    sh = result.attributions["shapley"]
+    assert sh["windows"] == len(trace.windows) and sh["windows_read"] == 1
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    enc = tok.encode(TEXT, add_special_tokens=False)
+    a, b = trace.windows[-1]
+    # byte-level tokens carry their leading space, and newlines are tokens: a token belongs to
+    # the last sentence that starts at or before its first visible character
+    visible = [next((i for i in range(s, e) if not TEXT[i].isspace()), s) for s, e in enc.offsets]
+    unit_of = np.array([max(u for u, (x, _) in enumerate(spans) if x <= v) for v in visible])
+    baseline = tracer.card.extra.get("pad_token_id") or 0
+    target = int(np.argmax(trace.logits))
+
+    def f(present):
+        ids = np.where(present[unit_of], enc.ids, baseline)[None, a:b].astype(np.int64)
+        (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        p = np.exp(logits[0] - logits[0].max())
+        return float(p[target] / p.sum())
+
+    np.testing.assert_allclose(sh["values"], textbook_shapley(f, len(spans)), atol=2e-6)
+    before = [u for u, (x, y) in enumerate(spans) if y <= enc.offsets[a][0]]
+    assert before and all(sh["values"][u] == 0 for u in before)

@@ -199,7 +199,10 @@ def explain(
     if units.kind != "token":
         declared["units"] = units.to_list(trace.text)
     if trace.windows:
-        declared["windows"] = len(model.windows)
+        # the windows the trace ran, and how many of them its prediction reads (a causal
+        # model's last one only: units wholly before it cannot move the prediction, and score 0)
+        declared["windows"] = len(trace.windows)
+        declared["windows_read"] = len(model.windows)
     # the attention views ranked over the same units: the attention mass landing on each
     views = {"rollout": np.asarray(rollout_row), "raw_attention": raw_attention(trace, card.read_position)}
     if result.flow is not None:

@@ -142,6 +142,9 @@ def view_notes(explanation) -> dict[str, str]:
             )
         if a.get("windows"):
             what += f", run through the {a['windows']} windows the text was traced in"
+            read = a.get("windows_read", a["windows"])
+            if read < a["windows"]:
+                what += f" (the prediction reads the last {read} only: what lies before it scores 0)"
         if name == "shapley":
             if a["exact"]:
                 how = "exact"
