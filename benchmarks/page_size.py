@@ -286,7 +286,8 @@ def main() -> int:
             f"a {big['tokens']}-token input on our side: page {mb(sum(big['own'].values()))} "
             f"(gzip {mb(big['own_gz'])}), fresh-cache build {long_times['cold']:.1f} s, "
             f"rebuild {long_times['warm']:.1f} s (render {long_times['render']:.2f} s); "
-            f"attributions are skipped past [analysis] max_attribution_tokens, flow past 128 tokens"
+            f"attributions score words or sentences past [analysis] max_attribution_tokens (the cold build "
+            f"includes them), flow is skipped past 128 tokens"
         )
         per_weight = (sum(big["own"].values())) / (layers * heads * big["tokens"] ** 2)
         print(

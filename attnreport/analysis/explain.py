@@ -2,7 +2,10 @@
 
 The model is reached only through a value function over masks (see
 `attnreport.trace.evaluate.MaskedModel`); every coalition is evaluated once, batched,
-and shared between methods through `MemoValue`.
+and shared between methods through `MemoValue`. The players of every game are the text's
+attribution units (`analysis.units`): single tokens for short texts, words or sentences
+for long ones, a unit masked as all its tokens, so a long text costs runs per unit, not
+per token; texts traced in windows are evaluated through the same windows.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
 from attnreport.analysis.rollout import read_row, rollout
 from attnreport.analysis.shapley import occlusion, shapley
+from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.trace import Trace
 from attnreport.trace.evaluate import MaskedModel
@@ -47,7 +51,8 @@ class MemoValue:
 
 @dataclass
 class Explanation:
-    #: method -> {"values": one per token (0 for special tokens), plus the method's facts}
+    #: method -> {"values", "unit", plus the method's facts}: for unit "token" one value per
+    #: token (0 for special tokens), else one per unit of "units" ({"start", "stop", "text"})
     attributions: dict[str, dict] = field(default_factory=dict)
     #: method -> comprehensiveness / sufficiency; "random" is the bar to clear
     faithfulness: dict[str, dict] = field(default_factory=dict)
@@ -57,9 +62,12 @@ class Explanation:
     agreement: dict[str, float | None] = field(default_factory=dict)
     #: why something was not computed
     skipped: dict[str, str] = field(default_factory=dict)
+    #: sequences run through the model for the attributions and faithfulness (windows counted)
+    model_runs: int = 0
 
     def to_dict(self) -> dict:
         return {
+            "model_runs": self.model_runs,
             "attributions": self.attributions,
             "faithfulness": self.faithfulness,
             "flow": self.flow,
@@ -91,6 +99,12 @@ def _per_token(trace: Trace, content_values: np.ndarray) -> list[float]:
     values = np.zeros(trace.n_tokens)
     values[~trace.special] = content_values
     return values.tolist()
+
+
+def _stated(trace: Trace, units: Units, unit_values: np.ndarray) -> list[float]:
+    """Values as report.json holds them: one per token for token units (the old shape, which
+    every reader of a token list expects), else one per unit."""
+    return _per_token(trace, unit_values) if units.kind == "token" else np.asarray(unit_values).tolist()
 
 
 @dataclass
@@ -154,34 +168,54 @@ def explain(
     content = ~trace.special
     if rollout_row is None:
         rollout_row = read_row(rollout(trace.attentions), card.read_position)
-    rankings = {
-        "rollout": np.asarray(rollout_row)[content],
-        "raw_attention": raw_attention(trace, card.read_position)[content],
-    }
     if options.flow and not trace.windows:
         if trace.n_tokens <= MAX_FLOW_TOKENS:
             flow = attention_flow(trace.attentions, target=read)
             result.flow = flow.tolist()
-            rankings["flow"] = flow[content]
         else:
             result.skipped["flow"] = f"{trace.n_tokens} tokens; flow runs up to {MAX_FLOW_TOKENS}"
     players = int(content.sum())
     if trace.logits is None or not options.attributions and not options.faithfulness:
         return result
-    if trace.windows or players > options.max_attribution_tokens or players == 0:
-        why = f"{players} content tokens; attributions run up to {options.max_attribution_tokens}"
-        result.skipped["attributions"] = "run in windows" if trace.windows else why
+    units = attribution_units(
+        trace.text,
+        trace.offsets,
+        trace.special,
+        options.attribution_unit,
+        max_tokens=options.max_attribution_tokens,
+    )
+    if units.kind == "token" and players > options.max_attribution_tokens:
+        result.skipped["attributions"] = (
+            f"{players} content tokens; token attributions run up to {options.max_attribution_tokens} "
+            '(attribution_unit = "word", "sentence" or "auto" score longer texts)'
+        )
+        return result
+    if not len(units):
+        result.skipped["attributions"] = "no content tokens"
         return result
     model = MaskedModel(tracer, trace, output=options.output)
-    value = MemoValue(model)
-    declared = model.declaration.to_dict()
+    value = MemoValue(lambda masks: model(units.token_masks(masks, model.positions)))
+    declared = {**model.declaration.to_dict(), "unit": units.kind}
+    if units.kind != "token":
+        declared["units"] = units.to_list(trace.text)
+    if trace.windows:
+        # the windows the trace ran, and how many of them its prediction reads (a causal
+        # model's last one only: units wholly before it cannot move the prediction, and score 0)
+        declared["windows"] = len(trace.windows)
+        declared["windows_read"] = len(model.windows)
+    # the attention views ranked over the same units: the attention mass landing on each
+    views = {"rollout": np.asarray(rollout_row), "raw_attention": raw_attention(trace, card.read_position)}
+    if result.flow is not None:
+        views["flow"] = np.asarray(result.flow)
+    rankings = {name: units.reduce(row) for name, row in views.items()}
+    k = len(units)
     for name, method in ATTRIBUTIONS.items():
         if name not in options.attributions:
             continue
-        scores = method(value, players, options, random_state)
-        entry = {"values": _per_token(trace, scores.values), **scores.facts, **declared}
+        scores = method(value, k, options, random_state)
+        entry = {"values": _stated(trace, units, scores.values), **scores.facts, **declared}
         if scores.std_error is not None:
-            entry["std_error"] = _per_token(trace, scores.std_error)
+            entry["std_error"] = _stated(trace, units, scores.std_error)
         result.attributions[name] = entry
         rankings[name] = scores.values
     if "occlusion" in rankings:
@@ -191,7 +225,6 @@ def explain(
     if options.faithfulness:
         for name, scores in rankings.items():
             result.faithfulness[name] = faithfulness(value, scores).to_dict()
-        result.faithfulness["random"] = random_faithfulness(
-            value, players, random_state=random_state
-        ).to_dict()
+        result.faithfulness["random"] = random_faithfulness(value, k, random_state=random_state).to_dict()
+    result.model_runs = model.rows
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from attnreport.analysis.explain import ATTRIBUTIONS
 from attnreport.analysis.heads import HeadThresholds
 from attnreport.analysis.shapley import ESTIMATORS
+from attnreport.analysis.units import UNIT_KINDS
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.errors import ConfigError
 from attnreport.trace.evaluate import OUTPUTS
@@ -30,5 +31,10 @@ def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
     if options.output not in OUTPUTS:
         raise ConfigError(
             f"{where}: [analysis] output = {options.output!r}; choose one of {', '.join(OUTPUTS)}"
+        )
+    if options.attribution_unit not in UNIT_KINDS:
+        raise ConfigError(
+            f"{where}: [analysis] attribution_unit = {options.attribution_unit!r}; "
+            f"choose one of {', '.join(UNIT_KINDS)}"
         )
     HeadThresholds.from_dict(options.head_thresholds)

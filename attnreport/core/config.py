@@ -75,8 +75,12 @@ class AnalysisConfig:
     evaluations_per_token: int = 8
     #: permutations for "permutation" (antithetic pairs), about p model runs each
     permutations: int = 24
-    #: examples with more content tokens than this get no attributions (reported as skipped)
+    #: attributions score single tokens up to this many content tokens; longer examples are
+    #: scored by words or sentences ("auto"), or skipped when the unit is "token"
     max_attribution_tokens: int = 64
+    #: what an attribution scores: "token", "word", "sentence", "line", or "auto" (tokens up to
+    #: max_attribution_tokens, words up to 64 words, sentences beyond; `analysis.units`)
+    attribution_unit: str = "auto"
     #: compute attention flow (Abnar & Zuidema) for examples short enough
     flow: bool = True
     #: comprehensiveness / sufficiency of every ranking, against random rankings

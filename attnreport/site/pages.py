@@ -90,7 +90,17 @@ def page_data(example: ExampleAnalysis, card: ModelCard) -> dict:
     trace, explanation = example.trace, example.explanation
     views = {"rollout": example.rollout_row}
     errors: dict[str, list[float]] = {}
+    # what each view's values run over: "token" (one per token) or a unit kind, whose character
+    # spans are in "units" (the same units for every attribution of an example)
+    view_unit = {"rollout": "token"}
+    units = None
     if explanation is not None:
+        for name, a in explanation.attributions.items():
+            view_unit[name] = a.get("unit", "token")
+            if "units" in a:
+                units = [[u["start"], u["stop"]] for u in a["units"]]
+        if explanation.flow is not None:
+            view_unit["flow"] = "token"
         views.update({name: a["values"] for name, a in explanation.attributions.items()})
         errors = {name: a["std_error"] for name, a in explanation.attributions.items() if "std_error" in a}
         if explanation.flow is not None:
@@ -98,6 +108,9 @@ def page_data(example: ExampleAnalysis, card: ModelCard) -> dict:
     return {
         "views": views,
         "errors": errors,
+        "view_unit": view_unit,
+        "units": units,
+        "text": trace.text,
         "view_notes": view_notes(explanation),
         "tokens": _display_tokens(trace),
         "special": trace.special.tolist(),
@@ -119,7 +132,19 @@ def view_notes(explanation) -> dict[str, str]:
     if explanation.flow is not None:
         notes["flow"] = "attention flow (max-flow, Abnar & Zuidema 2020) into the read position"
     for name, a in explanation.attributions.items():
-        what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
+        unit = a.get("unit", "token")
+        if unit == "token":
+            what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
+        else:
+            what = (
+                f"{a['output']} of {a['target']!r} over {len(a['values'])} {unit}s, every token of "
+                f"an absent {unit} replaced by {a['baseline']}"
+            )
+        if a.get("windows"):
+            what += f", run through the {a['windows']} windows the text was traced in"
+            read = a.get("windows_read", a["windows"])
+            if read < a["windows"]:
+                what += f" (the prediction reads the last {read} only: what lies before it scores 0)"
         if name == "shapley":
             if a["exact"]:
                 how = "exact"
@@ -129,7 +154,7 @@ def view_notes(explanation) -> dict[str, str]:
                 how = f"estimated ({a['method']}), no standard error (a fit: biased where it fits poorly)"
             notes[name] = f"Shapley values of the {what}; {how}, {a['evaluations']} model evaluations"
         else:
-            notes[name] = f"occlusion: drop in the {what} when the token alone is removed"
+            notes[name] = f"occlusion: drop in the {what} when the {unit} alone is removed"
     return notes
 
 

@@ -2,7 +2,8 @@
 
 Pages and templates read the report this module makes; no other module adds to it. Its shape is
 documented in the README (schema 1); indices are 0-based and lists over tokens have one value
-per token.
+per token. An attribution over larger units (words, sentences, lines) says so: its ``unit``, its
+``units`` as character spans, and one value per unit.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         entry["flow"] = explanation.flow
         entry["agreement_with_occlusion"] = explanation.agreement
         entry["skipped"] = explanation.skipped
+        entry["model_runs"] = explanation.model_runs
     derived = NonFinite()
     entry = clean(entry, derived)
     broken = dict(example.nonfinite)

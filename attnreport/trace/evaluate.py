@@ -5,6 +5,13 @@ text's content tokens (special tokens always stay in place): absent tokens are r
 by the baseline token, the batch runs through onnxruntime, and the declared output comes
 back, one value per row. The declaration (output, target, baseline) travels with every
 number into report.json, so a reader knows exactly what a Shapley value is a share of.
+
+A text traced in windows is evaluated through the same windows, its logits combined as the
+trace combined them (`trace.runner`: encoders average the windows' logits, causal models read
+the last window's), so the masked model is the model whose prediction the page shows. Each
+window's logits are kept per distinct coalition of *its* tokens: a coalition that differs
+from an earlier one only outside a window reuses that window's run, so walking a sampled
+permutation over a long text costs about one run per step, not one per window.
 """
 
 from __future__ import annotations
@@ -35,21 +42,34 @@ class ValueDeclaration:
 class MaskedModel:
     """f(mask) = the model's declared output with the absent content tokens replaced."""
 
+    #: rows x tokens per onnxruntime call: long windows run in fewer rows, so that a batch's
+    #: attention outputs ([rows, L, H, n, n]) stay within memory
+    TOKENS_PER_CALL = 16_384
+
     def __init__(self, tracer, trace: Trace, *, output: str = "probability", batch_size: int = 64) -> None:
         if output not in OUTPUTS:
             raise ConfigError(f"attribution output {output!r} is unknown; choose one of {', '.join(OUTPUTS)}")
-        if trace.windows:
-            raise ConfigError(f"example {trace.id!r} was run in windows; it is too long for attributions")
         if trace.logits is None:
             raise ConfigError("attributions need a model with an output (logits); this export has none")
         card = tracer.card
         tok = tracer.tokenizer
         content = tok.encode(trace.text).ids
-        self.ids = np.concatenate([tok.prefix_ids, content, tok.suffix_ids]).astype(np.int64)
+        self.prefix = np.asarray(tok.prefix_ids, dtype=np.int64)
+        self.suffix = np.asarray(tok.suffix_ids, dtype=np.int64)
+        self.ids = np.concatenate([self.prefix, content, self.suffix]).astype(np.int64)
         if len(self.ids) != trace.n_tokens:
             raise ConfigError(f"example {trace.id!r}: tokenisation changed since it was traced; rebuild")
         self.positions = np.flatnonzero(~trace.special)
         self.players = len(self.positions)
+        self.content = self.ids[self.positions]
+        # the trace's windows in content-token coordinates; the logits of a causal model are
+        # the last window's, so only that one is run
+        n_pre = len(self.prefix)
+        windows = [(a - n_pre, b - n_pre) for a, b in trace.windows] or [(0, self.players)]
+        self.windows = windows[-1:] if card.causal else windows
+        self._seen: list[dict[bytes, np.ndarray]] | None = (
+            [{} for _ in self.windows] if trace.windows else None
+        )
         self.session = tracer.session
         self.batch_size = batch_size
         self.output = output
@@ -65,30 +85,59 @@ class MaskedModel:
             baseline = tok.token(baseline_id) or str(baseline_id)
         self.declaration = ValueDeclaration(output, target, target_index, baseline, baseline_id)
 
+    def _logits(self, content: np.ndarray) -> np.ndarray:
+        """Logits ``[r, C]`` of rows of content ids, run between the special tokens."""
+        ids = np.concatenate(
+            [
+                np.repeat(self.prefix[None], len(content), 0),
+                content,
+                np.repeat(self.suffix[None], len(content), 0),
+            ],
+            axis=1,
+        )
+        rows = max(1, min(self.batch_size, self.TOKENS_PER_CALL // ids.shape[1]))
+        out = []
+        for start in range(0, len(ids), rows):
+            chunk = ids[start : start + rows]
+            (logits,) = self.session.run(
+                ["logits"], {"input_ids": chunk, "attention_mask": np.ones_like(chunk)}
+            )
+            out.append(logits.astype(np.float64))
+            self.calls += 1
+            self.rows += len(chunk)
+        return np.concatenate(out)
+
+    def _window_logits(self, w: int, content: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        a, b = self.windows[w]
+        part = content[:, a:b]
+        if self._seen is None:
+            return self._logits(part)
+        seen = self._seen[w]
+        keys = [row.tobytes() for row in np.packbits(masks[:, a:b], axis=1)]
+        missing = {}
+        for key, row in zip(keys, part, strict=True):
+            if key not in seen and key not in missing:
+                missing[key] = row
+        if missing:
+            seen.update(zip(missing, self._logits(np.stack(list(missing.values()))), strict=True))
+        return np.stack([seen[k] for k in keys])
+
     def __call__(self, masks: np.ndarray) -> np.ndarray:
         masks = np.asarray(masks, dtype=bool)
         if masks.ndim != 2 or masks.shape[1] != self.players:
             raise ValueError(f"masks must be [m, {self.players}], got {list(masks.shape)}")
         out = np.empty(len(masks), dtype=np.float64)
-        for start in range(0, len(masks), self.batch_size):
-            chunk = masks[start : start + self.batch_size]
-            ids = np.repeat(self.ids[None], len(chunk), axis=0)
-            cols = ids[:, self.positions]
-            cols[~chunk] = self.declaration.baseline_id
-            ids[:, self.positions] = cols
-            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-            (logits,) = self.session.run(["logits"], feeds)
-            logits = logits.astype(np.float64)
-            t = self.declaration.target_index
-            if self.output == "logit":
-                out[start : start + len(chunk)] = logits[:, t]
-            else:
-                z = logits - logits.max(axis=1, keepdims=True)
-                p = np.exp(z)
-                out[start : start + len(chunk)] = p[:, t] / p.sum(axis=1)
-            self.calls += 1
-            self.rows += len(chunk)
-        return out
+        if not len(masks):
+            return out
+        content = np.repeat(self.content[None], len(masks), axis=0)
+        content[~masks] = self.declaration.baseline_id
+        logits = np.mean([self._window_logits(w, content, masks) for w in range(len(self.windows))], axis=0)
+        t = self.declaration.target_index
+        if self.output == "logit":
+            return logits[:, t]
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p[:, t] / p.sum(axis=1)
 
 
 class HeadModel:

@@ -63,6 +63,25 @@
   }
   readHash();
 
+  // a long text folds after a few lines, with a button to show it whole (and fold it again)
+  function fold(element, label) {
+    if (!element) return;
+    var lines = element.scrollHeight / (parseFloat(getComputedStyle(element).lineHeight) || 20);
+    if (lines <= 8) return;
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "unfold";
+    function set(folded) {
+      element.classList.toggle("folded", folded);
+      button.textContent = folded ? "show the whole " + label : "fold the " + label;
+      button.setAttribute("aria-expanded", String(!folded));
+    }
+    button.addEventListener("click", function () { set(!element.classList.contains("folded")); });
+    element.parentNode.insertBefore(button, element.nextSibling);
+    set(true);
+  }
+  fold(document.getElementById("source-text"), "text (" + data.text.length + " characters)");
+
   var heatmapBox = document.getElementById("heatmap");
   var heatmap = ns.heatmap.create(heatmapBox, data);
   var headView = ns.headview.create(document.getElementById("head-view"), data);

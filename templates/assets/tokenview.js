@@ -6,34 +6,62 @@
 
   // box: the figure's container (absent: nothing is drawn); data: the page's data. Signed values
   // (attributions) on a diverging orange/blue scale centred on 0, unsigned ones (rollout, flow)
-  // on a single-hue scale; special tokens are not scored.
+  // on a single-hue scale; special tokens are not scored. A view over larger units (words,
+  // sentences, lines: data.view_unit) shades the text itself, one span per unit at its character
+  // span (data.units), the text between units left as it is.
   function create(box, data) {
     if (!box) return {draw: function () {}};
     var save = ns.save, legend = document.getElementById("legend"), shown = null, caption = "";
 
+    function unitOf(name) { return (data.view_unit && data.view_unit[name]) || "token"; }
+
+    // the pieces a view shades: [text, scored] per token, or per unit with the text between as
+    // unscored pieces (null)
+    function pieces(name) {
+      if (unitOf(name) === "token") {
+        return data.tokens.map(function (t, i) { return {text: t, index: i, special: data.special[i]}; });
+      }
+      var out = [], at = 0, text = data.text;
+      data.units.forEach(function (span, u) {
+        if (span[0] > at) out.push({text: text.slice(at, span[0]), index: null});
+        out.push({text: text.slice(span[0], span[1]), index: u, special: false});
+        at = Math.max(at, span[1]);
+      });
+      if (at < text.length) out.push({text: text.slice(at), index: null});
+      return out;
+    }
+
     function draw(name) {
-      var values = data.views[name];
+      var values = data.views[name], unit = unitOf(name), parts = pieces(name);
       box.textContent = "";
+      box.classList.toggle("units", unit !== "token");
+      box.dataset.unit = unit;
       var max = 0, signed = false, unsure = 0;
-      values.forEach(function (v, i) {
-        if (data.special[i]) return;
+      parts.forEach(function (part) {
+        if (part.index === null || part.special) return;
+        var v = values[part.index];
         if (v < 0) signed = true;
         if (Math.abs(v) > max) max = Math.abs(v);
       });
-      data.tokens.forEach(function (t, i) {
+      parts.forEach(function (part) {
+        if (part.index === null) {  // the text between units, as text
+          box.appendChild(document.createTextNode(part.text));
+          return;
+        }
+        var i = part.index, special = part.special;
         var span = document.createElement("span");
-        span.className = "token" + (data.special[i] ? " special" : "");
-        span.textContent = t;
+        span.className = "token" + (special ? " special" : "") + (unit !== "token" ? " unit" : "");
+        span.textContent = part.text;
         var v = values[i];
-        if (!data.special[i]) {
+        if (!special) {
           var share = max > 0 ? Math.min(1, Math.abs(v) / max) : 0;
           span.style.setProperty("--w", share.toFixed(3));
           span.classList.add(v < 0 ? "neg" : "pos");
           span.dataset.value = String(v);
         }
         var err = data.errors[name];
-        var title = name + " " + v.toPrecision(4);
-        if (err && !data.special[i] && err[i] !== null) {
+        var title = (unit !== "token" ? unit + " " + (i + 1) + ", " : "") + name + " " + v.toPrecision(4);
+        if (err && !special && err[i] !== null) {
           title += " ± " + err[i].toPrecision(2) + " (standard error)";
           // an estimate whose 95% interval holds 0 has no established sign: a dotted outline says so
           if (Math.abs(v) < 1.96 * err[i]) {
@@ -50,10 +78,25 @@
       caption = signed || name === "shapley" || name === "occlusion"
         ? "blue, dashed outline: against the prediction · orange, solid outline: for it · strongest ±" + max.toPrecision(3)
         : "darker: more · strongest " + max.toPrecision(3);
+      if (unit !== "token") caption = "one value per " + unit + " (" + data.units.length + " " + unit + "s) · " + caption;
       if (unsure) caption += " · dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)";
       if (legend) legend.textContent = caption;
       box.dataset.view = name;
       shown = name;
+    }
+
+    // a unit's box in the figure: units of running text wrap across lines, so a unit view's
+    // figure lays them out one per row, its text cut to the row, instead of where the page has them
+    var ROW = 22;
+    function place(span, k, origin, width) {
+      if (box.dataset.unit === "token") {
+        var r = span.getBoundingClientRect();
+        return {x: r.left - origin.left, y: r.top - origin.top, width: r.width, height: r.height,
+          text: span.textContent};
+      }
+      var chars = Math.max(8, Math.floor(width / 7.5)), text = span.textContent.replace(/\s+/g, " ");
+      if (text.length > chars) text = text.slice(0, chars - 1) + "\u2026";
+      return {x: 0, y: k * ROW, width: width, height: ROW - 4, text: text};
     }
 
     // the view as a figure: each token's box, shade and outline as the page draws it, with the
@@ -64,16 +107,16 @@
       function add(tag, attrs, text) { svg.appendChild(save.svgNode(tag, attrs, text)); }
       var page = getComputedStyle(document.body);
       add("rect", {x: 0, y: 0, width: "100%", height: "100%", fill: page.backgroundColor});
-      box.querySelectorAll(".token").forEach(function (span) {
-        var r = span.getBoundingClientRect(), cs = getComputedStyle(span);
-        var x = r.left - origin.left, y = r.top - origin.top;
+      box.querySelectorAll(".token").forEach(function (span, k) {
+        var r = place(span, k, origin, width), cs = getComputedStyle(span);
+        var x = r.x, y = r.y;
         add("rect", {x: x.toFixed(1), y: y.toFixed(1), width: r.width.toFixed(1), height: r.height.toFixed(1),
           rx: 4, fill: cs.backgroundColor, stroke: cs.borderTopColor,
           "stroke-width": parseFloat(cs.borderTopWidth) || 0,
           "stroke-dasharray": cs.borderTopStyle === "dashed" ? "3 2" : cs.borderTopStyle === "dotted" ? "1 2" : "none"});
         add("text", {x: (x + r.width / 2).toFixed(1), y: (y + r.height / 2).toFixed(1), "text-anchor": "middle",
           "dominant-baseline": "central", fill: cs.color, "font-family": cs.fontFamily, "font-size": cs.fontSize,
-          "xml:space": "preserve"}, span.textContent);
+          "xml:space": "preserve"}, r.text);
         bottom = Math.max(bottom, y + r.height);
       });
       add("text", {x: 0, y: (bottom + 18).toFixed(1), fill: page.color, "font-family": page.fontFamily,
