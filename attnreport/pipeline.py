@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from attnreport.analysis.generation import analyse_generation
-from attnreport.analysis.options import check_options
+from attnreport.analysis.answer_attribution import explain_answer
+from attnreport.analysis.generation import AnswerExplainer, analyse_generation
+from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
 from attnreport.analysis.tally import ExampleTally
+from attnreport.analysis.units import attribution_units
 from attnreport.core.config import ModelConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_folder
@@ -32,6 +35,7 @@ from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
 from attnreport.trace import GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
+from attnreport.trace.forced import ForcedAnswer
 
 Log = Callable[[str], None]
 
@@ -136,15 +140,21 @@ def plan_from_traces(traces: Iterable[Trace], card: ModelCard, *, title: str, sp
 
 
 def plan_from_generations(
-    traces: Iterable[GenerationTrace], card: ModelCard, *, title: str, spool: Path
+    traces: Iterable[GenerationTrace],
+    card: ModelCard,
+    *,
+    title: str,
+    spool: Path,
+    explain: AnswerExplainer | None = None,
 ) -> SitePlan:
-    """A generation report's plan from generation traces: each prompt's page and entry."""
+    """A generation report's plan from generation traces: each prompt's page and entry; `explain`
+    attributes each answer (`answer_explainer`)."""
     rows: list[ExampleSummary] = []
 
     def analysed():
         for trace in traces:
             rows.append(ExampleSummary(trace.id, trace.prompt, trace.label, None))
-            yield analyse_generation(trace)
+            yield analyse_generation(trace, explain)
 
     pages = gather_generation(analysed(), spool=spool)
     results = AnalysisResults(
@@ -165,6 +175,47 @@ def generation_options(config: ReportConfig) -> GenerationOptions:
         prompt_attention_limit=g.prompt_attention_limit,
         chat_template=g.chat_template,
     )
+
+
+def user_text(trace: GenerationTrace) -> str:
+    """The input text with every character outside the user's prompt tokens blanked, so that no
+    unit runs into the chat template around it (offsets are unchanged)."""
+    keep = np.zeros(len(trace.text), dtype=bool)
+    user = ~(np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool))
+    for a, b in np.asarray(trace.prompt_offsets)[user].tolist():
+        keep[a:b] = True
+    return "".join(ch if kept else " " for ch, kept in zip(trace.text, keep, strict=True))
+
+
+def answer_explainer(generator: Generator, config: ReportConfig) -> AnswerExplainer | None:
+    """What made each answer token: attributions over the prompt's units (the template's tokens
+    are no unit), each coalition teacher-forced through the generator's decoder once."""
+    g = config.generate
+    if not g.attributions:
+        return None
+
+    def explain(trace: GenerationTrace, rollout_rows):
+        content = np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
+        units = attribution_units(
+            user_text(trace),
+            trace.prompt_offsets,
+            content,
+            g.attribution_unit,
+            max_tokens=config.analysis.max_attribution_tokens,
+        )
+        model = ForcedAnswer(generator, trace, list(units.members), batch_size=config.model.batch_size)
+        heads_mean = trace.attentions[-1].astype(np.float64).mean(axis=0)
+        return explain_answer(
+            model,
+            units=units,
+            options=config.analysis,
+            output=g.attribution_output,
+            methods=tuple(g.attributions),
+            attention=heads_mean,
+            rollout=rollout_rows,
+        )
+
+    return explain
 
 
 def build_generation(
@@ -188,7 +239,8 @@ def build_generation(
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
     try:
-        plan = plan_from_generations(traces, generator.card, title=config.title, spool=spool)
+        explain = answer_explainer(generator, config)
+        plan = plan_from_generations(traces, generator.card, title=config.title, spool=spool, explain=explain)
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
         log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")
@@ -211,6 +263,7 @@ def build(
     """Build the site for `config` into `out`, replacing a previous site only when done; `subsites`
     are built sites shipped inside it (linked from its index)."""
     check_options(config.analysis, where=str(config.source or "config"))
+    check_generate_options(config.generate, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
     model_dir = resolve_model(config.model.path, cache_dir, log=log)
     if config.generate.enabled:

@@ -162,7 +162,8 @@ def test_copy_circuit_attributes_each_token_to_the_source_it_copies(copy_model):
         assert source in np.argsort(-shap.contrasts[t])[:2], t  # why S[k+t] rather than the runner-up
     assert np.abs(shap.efficiency_gap).max() < 1e-6  # permutations telescope: efficient
     # the answer's likelihood rests on S[k:]: removing the top-ranked units costs more than random
-    assert result.faithfulness["shapley"]["comprehensiveness"] > result.faithfulness["random"]["comprehensiveness"]
+    faith = result.faithfulness
+    assert faith["shapley"]["comprehensiveness"] > faith["random"]["comprehensiveness"]
 
 
 @pytest.fixture(scope="module")

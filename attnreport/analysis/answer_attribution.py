@@ -13,12 +13,14 @@ quantity on a scalar view of the memo; the arithmetic is cheap next to the model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.shapley import occlusion, shapley
+from attnreport.analysis.units import Units
 from attnreport.core.config import AnalysisConfig
 
 #: what the answer-token games are of (`[generate] attribution_output`)
@@ -78,7 +80,9 @@ def answer_columns(scores, output: str, foils: np.ndarray):
     else:
         tokens, answer = chosen, total
     safe = np.where(foils >= 0, foils, 0)
-    foil = np.take_along_axis(scores.alternatives, np.broadcast_to(safe, (len(chosen), steps))[..., None], axis=-1)
+    foil = np.take_along_axis(
+        scores.alternatives, np.broadcast_to(safe, (len(chosen), steps))[..., None], axis=-1
+    )
     contrast = np.where(foils >= 0, chosen - foil[..., 0], 0.0)
     return np.concatenate([tokens, answer, contrast], axis=1)
 
@@ -106,8 +110,8 @@ class UnitAttribution:
 class AnswerExplanation:
     """Everything attributed for one answer: by method, and how faithful each ranking is."""
 
-    #: each unit's prompt token indices
-    units: list[np.ndarray]
+    #: the prompt's units (None: the caller's own grouping, undeclared)
+    units: Units | None
     output: str
     baseline: str
     #: index into each step's top-k of the contrast's foil (-1: no other token to contrast)
@@ -119,7 +123,14 @@ class AnswerExplanation:
     evaluations: int = 0
 
 
-def _shapley_all(memo: VectorMemo, players: int, columns: int, options: AnalysisConfig, seed: int):
+def _split(values: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the 2T + 1 games as (answer tokens, whole answer, contrasts)."""
+    return values[:steps], values[steps], values[steps + 1 :]
+
+
+def _shapley(
+    memo: VectorMemo, players: int, steps: int, options: AnalysisConfig, seed: int
+) -> UnitAttribution:
     results = [
         shapley(
             memo.column(j),
@@ -131,17 +142,44 @@ def _shapley_all(memo: VectorMemo, players: int, columns: int, options: Analysis
             link="identity",
             random_state=seed,
         )
-        for j in range(columns)
+        for j in range(2 * steps + 1)
     ]
-    values = np.stack([r.values for r in results])
-    errors = None if results[0].std_error is None else np.stack([r.std_error for r in results])
-    gaps = [float(r.efficiency_gap) for r in results]
-    return values, errors, gaps, bool(results[0].exact), results[0].method
+    tokens, answer, contrasts = _split(np.stack([r.values for r in results]), steps)
+    errors = None
+    if results[0].std_error is not None:
+        errors = _split(np.stack([r.std_error for r in results]), steps)
+    return UnitAttribution(
+        values=tokens,
+        answer=answer,
+        contrasts=contrasts,
+        std_error=None if errors is None else errors[0],
+        answer_std_error=None if errors is None else errors[1],
+        efficiency_gap=[float(r.efficiency_gap) for r in results[:steps]],
+        exact=bool(results[0].exact),
+        method=results[0].method,
+    )
+
+
+def _occlusion(
+    memo: VectorMemo, players: int, steps: int, options: AnalysisConfig, seed: int
+) -> UnitAttribution:
+    values = np.stack([occlusion(memo.column(j), players) for j in range(2 * steps + 1)])
+    tokens, answer, contrasts = _split(values, steps)
+    return UnitAttribution(values=tokens, answer=answer, contrasts=contrasts, method="occlusion")
+
+
+#: (memo, units, answer tokens, options, seed) -> one method's attributions of every game
+AnswerMethod = Callable[[VectorMemo, int, int, AnalysisConfig, int], UnitAttribution]
+
+#: the answer attribution methods by the name `[generate] attributions` uses, in the order they
+#: run: Shapley first, so occlusion's leave-one-out coalitions are mostly asked already
+ANSWER_METHODS: dict[str, AnswerMethod] = {"shapley": _shapley, "occlusion": _occlusion}
 
 
 def explain_answer(
     model,
     *,
+    units: Units | None = None,
     options: AnalysisConfig,
     output: str = "log_probability",
     methods: tuple[str, ...] = ("shapley", "occlusion"),
@@ -150,39 +188,25 @@ def explain_answer(
     random_state: int = 0,
 ) -> AnswerExplanation:
     """Attributions of every answer token by `methods`, over the units of `model` (a
-    `ForcedAnswer`), and the faithfulness of each ranking (and of the attention rows
-    `attention` / `rollout`, ``[T, n + T - 1]``, when given) for the whole answer."""
+    `ForcedAnswer`; `units` says what they are, for the report), and the faithfulness of each
+    ranking (and of the attention rows `attention` / `rollout`, ``[T, n + T - 1]``, when given)
+    for the whole answer."""
     if output not in ANSWER_OUTPUTS:
         raise ValueError(f"answer attribution output {output!r} is unknown; choose one of {ANSWER_OUTPUTS}")
     steps, p = model.steps, model.players
     foils = runner_up(model.top, model.chosen)
     memo = VectorMemo(lambda masks: answer_columns(model(masks), output, foils))
-    result = AnswerExplanation(units=model.units, output=output, baseline=model.baseline, foils=foils)
-    columns = 2 * steps + 1
+    result = AnswerExplanation(units=units, output=output, baseline=model.baseline, foils=foils)
     if p == 0:
         return result
-    if "shapley" in methods:
-        values, errors, gaps, exact, method = _shapley_all(memo, p, columns, options, random_state)
-        result.attributions["shapley"] = UnitAttribution(
-            values=values[:steps],
-            answer=values[steps],
-            contrasts=values[steps + 1 :],
-            std_error=None if errors is None else errors[:steps],
-            answer_std_error=None if errors is None else errors[steps],
-            efficiency_gap=gaps[:steps],
-            exact=exact,
-            method=method,
-        )
-    if "occlusion" in methods:
-        values = np.stack([occlusion(memo.column(j), p) for j in range(columns)])
-        result.attributions["occlusion"] = UnitAttribution(
-            values=values[:steps], answer=values[steps], contrasts=values[steps + 1 :], method="occlusion"
-        )
+    for name, method in ANSWER_METHODS.items():
+        if name in methods:
+            result.attributions[name] = method(memo, p, steps, options, random_state)
     answer = memo.column(steps)
     rankings = {name: a.answer for name, a in result.attributions.items()}
     for name, rows in (("attention", attention), ("rollout", rollout)):
         if rows is not None:
-            per_unit = np.array([[row[u].sum() for u in model.units] for row in rows])
+            per_unit = np.array([[row[u].sum() for u in model.units] for row in np.asarray(rows)])
             rankings[name] = per_unit.mean(axis=0)
     if options.faithfulness:
         for name, scores in rankings.items():

@@ -8,10 +8,12 @@ exactly as for classifiers) can be read for every step: row ``n - 1 + t`` is ste
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from attnreport.analysis.answer_attribution import AnswerExplanation
 from attnreport.analysis.rollout import rollout
 from attnreport.core.generation import GenerationTrace
 
@@ -74,19 +76,27 @@ class GenerationAnalysis:
     min_probability: float
     #: the step with the least likely token (None for an empty answer)
     min_step: int | None
+    #: what made each answer token (attributions over the prompt's units); None when not asked
+    explanation: AnswerExplanation | None = None
 
 
-def analyse_generation(trace: GenerationTrace) -> GenerationAnalysis:
+#: explains one answer from its trace and its rollout rows (the caller holds the model)
+AnswerExplainer = Callable[[GenerationTrace, np.ndarray | None], AnswerExplanation | None]
+
+
+def analyse_generation(trace: GenerationTrace, explain: AnswerExplainer | None = None) -> GenerationAnalysis:
     probability = trace.probability.astype(np.float64)
     empty = trace.steps == 0
     with np.errstate(divide="ignore"):
         log_probability = float(np.log(probability).sum()) if not empty else 0.0
+    rows = step_rollout(trace) if not empty else None
     return GenerationAnalysis(
         trace=trace,
-        rollout=step_rollout(trace) if not empty else None,
+        rollout=rows,
         segments=segment_shares(trace),
         log_probability=log_probability,
         mean_probability=float(probability.mean()) if not empty else float("nan"),
         min_probability=float(probability.min()) if not empty else float("nan"),
         min_step=None if empty else int(np.argmin(probability)),
+        explanation=None if explain is None or empty else explain(trace, rows),
     )

@@ -6,11 +6,12 @@ names live once, in the registries of the modules that run them, and are checked
 
 from __future__ import annotations
 
+from attnreport.analysis.answer_attribution import ANSWER_METHODS, ANSWER_OUTPUTS
 from attnreport.analysis.explain import ATTRIBUTIONS
 from attnreport.analysis.heads import HeadThresholds
 from attnreport.analysis.shapley import ESTIMATORS
 from attnreport.analysis.units import UNIT_KINDS
-from attnreport.core.config import AnalysisConfig
+from attnreport.core.config import AnalysisConfig, GenerateConfig
 from attnreport.core.errors import ConfigError
 from attnreport.trace.evaluate import OUTPUTS
 
@@ -38,3 +39,23 @@ def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
             f"choose one of {', '.join(UNIT_KINDS)}"
         )
     HeadThresholds.from_dict(options.head_thresholds)
+
+
+def check_generate_options(options: GenerateConfig, *, where: str = "config") -> None:
+    """`[generate]`'s attribution options, checked as `check_options` checks `[analysis]`'s."""
+    unknown = [name for name in options.attributions if name not in ANSWER_METHODS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: [generate] attributions has unknown method {unknown[0]!r}; "
+            f"known methods: {', '.join(ANSWER_METHODS)}"
+        )
+    if options.attribution_unit not in UNIT_KINDS:
+        raise ConfigError(
+            f"{where}: [generate] attribution_unit = {options.attribution_unit!r}; "
+            f"choose one of {', '.join(UNIT_KINDS)}"
+        )
+    if options.attribution_output not in ANSWER_OUTPUTS:
+        raise ConfigError(
+            f"{where}: [generate] attribution_output = {options.attribution_output!r}; "
+            f"choose one of {', '.join(ANSWER_OUTPUTS)}"
+        )

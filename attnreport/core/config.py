@@ -119,6 +119,14 @@ class GenerateConfig:
     top_k: int = 5
     #: the prompt's own n x n attention is kept up to this many tokens (beyond: the answer's rows only)
     prompt_attention_limit: int = 512
+    #: what made each answer token: attributions over the prompt's units, by name
+    #: (`analysis.answer_attribution.ANSWER_METHODS`; [] for none), teacher-forced: one model run
+    #: per coalition scores every answer token
+    attributions: list[str] = field(default_factory=lambda: ["shapley", "occlusion"])
+    #: the prompt's units: "word", "token", "sentence", "line" or "auto" (`analysis.units`)
+    attribution_unit: str = "word"
+    #: what an answer token's attribution is a share of: its "log_probability" or "probability"
+    attribution_output: str = "log_probability"
 
 
 @dataclass

@@ -29,6 +29,43 @@ def prompt_display(trace: GenerationTrace) -> list[str]:
     return shown
 
 
+#: where an attribution's colour saturates, by what it is a share of: 2 nats (a factor of e^2 in
+#: the token's probability), or half of the probability; a fixed scale, so weak effects look weak
+ATTRIBUTION_SCALE = {"log_probability": 2.0, "probability": 0.5}
+
+
+def attribution_data(result: GenerationAnalysis) -> dict | None:
+    """What the page colours by attribution: each unit's prompt tokens, and per method the values
+    of every answer token, of its contrast with the runner-up, and of the whole answer."""
+    ex, g = result.explanation, result.trace
+    if ex is None or not ex.attributions:
+        return None
+    members = [] if ex.units is None else [m.tolist() for m in ex.units.members]
+    return {
+        "unit": ex.units.kind if ex.units is not None else "custom",
+        "units": [] if ex.units is None else [u["text"] for u in ex.units.to_list(g.text)],
+        "members": members,
+        "output": ex.output,
+        "baseline": ex.baseline,
+        "scale": ATTRIBUTION_SCALE[ex.output],
+        "evaluations": ex.evaluations,
+        "foils": [g.top_tokens[t][f] if f >= 0 else None for t, f in enumerate(ex.foils.tolist())],
+        "methods": {
+            name: {
+                "values": a.values,
+                "stderr": a.std_error,
+                "answer": a.answer,
+                "answer_stderr": a.answer_std_error,
+                "contrasts": a.contrasts,
+                "exact": a.exact,
+                "estimator": a.method,
+            }
+            for name, a in ex.attributions.items()
+        },
+        "faithfulness": ex.faithfulness,
+    }
+
+
 def generation_data(result: GenerationAnalysis) -> dict:
     """What a generation page's script draws: the tokens, every step's scores and alternatives,
     its attention rows (by layer and head) and rollout row, and the logit lens."""
@@ -53,6 +90,7 @@ def generation_data(result: GenerationAnalysis) -> dict:
         "rollout": None if result.rollout is None else packed_unit(result.rollout),
         "segments": {"names": list(SEGMENTS), "shares": result.segments},
         "forced": g.forced,
+        "attribution": attribution_data(result),
     }
     if g.lens_probability is not None:
         data["lens"] = {

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from attnreport import __version__
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
@@ -84,6 +86,57 @@ def _segments(shares) -> dict:
     }
 
 
+def _rows(values) -> list | None:
+    return None if values is None else np.asarray(values, dtype=np.float64).tolist()
+
+
+def answer_attributions(result: GenerationAnalysis) -> dict:
+    """`attributions` (by method), `contrasts` and `attribution_faithfulness` of one answer: unit
+    spans index the input text (`input_text`, the template included); values run per answer token,
+    then over units."""
+    ex, g = result.explanation, result.trace
+    if ex is None:
+        return {}
+    units = ex.units
+    declared = {
+        "unit": units.kind if units is not None else "custom",
+        "units": units.to_list(g.text) if units is not None else None,
+        "output": ex.output,
+        "baseline": ex.baseline,
+        "evaluations": ex.evaluations,
+    }
+    attributions, contrasts = {}, []
+    for name, a in ex.attributions.items():
+        attributions[name] = {
+            **declared,
+            "values": _rows(a.values),
+            "stderr": _rows(a.std_error),
+            "answer": _rows(a.answer),
+            "answer_stderr": _rows(a.answer_std_error),
+            "exact": a.exact,
+            "estimator": a.method,
+            "efficiency_gap": a.efficiency_gap or None,
+        }
+        for t, foil in enumerate(ex.foils.tolist()):
+            if foil >= 0:
+                contrasts.append(
+                    {
+                        "step": t,
+                        "target": g.tokens[t],
+                        "foil": g.top_tokens[t][foil],
+                        "foil_id": int(g.top_ids[t][foil]),
+                        "method": name,
+                        "value": "log_probability_difference",
+                        "values": _rows(a.contrasts[t]),
+                    }
+                )
+    return {
+        "attributions": attributions,
+        "contrasts": contrasts,
+        "attribution_faithfulness": ex.faithfulness,
+    }
+
+
 def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: int = 0) -> dict:
     """The report's entry for one prompt and its answer (`generation`: every step's scores, its
     alternatives, its logit lens and where its attention went)."""
@@ -135,6 +188,7 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
             "min_probability": result.min_probability,
             "min_step": result.min_step,
             "steps": steps,
+            **answer_attributions(result),
         },
     }
     derived = NonFinite()

@@ -64,7 +64,9 @@ class ForcedAnswer:
     ) -> None:
         if trace.steps == 0:
             raise ConfigError(f"prompt {trace.id!r} has an empty answer: nothing to attribute")
-        self.units = prompt_players(trace) if units is None else [np.asarray(u, dtype=np.int64) for u in units]
+        self.units = (
+            prompt_players(trace) if units is None else [np.asarray(u, dtype=np.int64) for u in units]
+        )
         self.players = len(self.units)
         covered = np.concatenate(self.units) if self.units else np.zeros(0, dtype=np.int64)
         if len(covered) and (covered.min() < 0 or covered.max() >= trace.n_prompt):
@@ -100,7 +102,9 @@ class ForcedAnswer:
             log_z = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
             rows = slice(start, start + len(chunk))
             chosen[rows] = np.take_along_axis(logits, self.chosen[None, :, None], axis=-1)[..., 0] - log_z
-            picked = np.take_along_axis(logits, np.broadcast_to(self.top, (len(chunk), *self.top.shape)), axis=-1)
+            picked = np.take_along_axis(
+                logits, np.broadcast_to(self.top, (len(chunk), *self.top.shape)), axis=-1
+            )
             alternatives[rows] = picked - log_z[..., None]
             self.calls += 1
             self.rows += len(chunk)

@@ -113,8 +113,68 @@
     choose(Math.max(0, Math.min(T - 1, step + move)), true);
   });
 
+  // -- attribution: each prompt unit's share of the chosen token's value (or its contrast, or the
+  // whole answer's), signed; the colour saturates at a fixed scale, so a weak effect looks weak
+  var attribution = data.attribution;
+  var shadeSelect = control("g-shade"), explainSelect = control("g-explain");
+  var unitOf = {};
+  if (attribution) attribution.members.forEach(function (positions, u) {
+    positions.forEach(function (position) { unitOf[position] = u; });
+  });
+
+  // the values shown for one method and what is explained: [units], and their standard errors
+  function unitValues(method, kind, t) {
+    var m = attribution.methods[method];
+    if (kind === "answer") return {values: m.answer, stderr: m.answer_stderr};
+    if (kind === "contrast") return {values: m.contrasts[t], stderr: null};
+    return {values: m.values[t], stderr: m.stderr ? m.stderr[t] : null};
+  }
+
+  function what(kind, t) {
+    var unit = attribution.output === "log_probability" ? "log-probability" : "probability";
+    if (kind === "answer") return "the whole answer's " + (unit === "probability" ? "probability" : "log-probability (sum over its tokens)");
+    if (kind === "contrast") {
+      return attribution.foils[t] === null ? "no runner-up at this step"
+        : "log p(«" + data.answer[t] + "») − log p(«" + attribution.foils[t] + "»): why this token rather than the runner-up";
+    }
+    return "the " + unit + " of «" + data.answer[t] + "»";
+  }
+
+  function shadeAttribution() {
+    var method = shadeSelect.value, kind = explainSelect.value;
+    var got = unitValues(method, kind, step), scale = attribution.scale, unsure = 0;
+    cells.forEach(function (node, position) {
+      var u = unitOf[position], seen = kind === "answer" || position <= n - 1 + step;
+      node.classList.remove("pos", "neg", "unsure");
+      node.classList.toggle("later", !seen);
+      node.classList.toggle("chosen", kind !== "answer" && position === n + step);
+      if (node.dataset.step !== undefined) node.setAttribute("aria-pressed", String(+node.dataset.step === step));
+      if (u === undefined || got.values[u] === null) {
+        node.style.setProperty("--w", "0");
+        node.title = position < n ? "not a unit (the template's, or a special token)" : "";
+        return;
+      }
+      var v = got.values[u], err = got.stderr ? got.stderr[u] : null;
+      node.classList.add(v < 0 ? "neg" : "pos");
+      if (err !== null && Math.abs(v) < 1.96 * err) { node.classList.add("unsure"); unsure++; }
+      node.style.setProperty("--w", Math.min(1, Math.abs(v) / scale).toFixed(3));
+      node.title = "«" + attribution.units[u] + "»: " + (v >= 0 ? "+" : "") + v.toFixed(3)
+        + (err !== null ? " ± " + err.toFixed(3) : "");
+    });
+    var m = attribution.methods[method];
+    note.textContent = method + " over " + attribution.members.length + " " + attribution.unit + "s, of " + what(kind, step)
+      + (m.exact ? " (exact)" : " (sampled: " + m.estimator + ")")
+      + (unsure ? "; dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)" : "") + ".";
+    legend.textContent = "orange, solid outline: raised it · blue, dashed outline: lowered it · full colour at ±" + scale
+      + (attribution.output === "log_probability" ? " nats" : "");
+  }
+
   function shade() {
     if (!attention) return;
+    var byAttribution = attribution && shadeSelect.value !== "attention";
+    explainSelect.disabled = !byAttribution;
+    if (byAttribution) { shadeAttribution(); return; }
+    cells.forEach(function (node) { node.classList.remove("pos", "neg", "unsure"); });
     var weights = row(step), peak = 0, k;
     for (k = 0; k <= n - 1 + step; k++) if (weights[k] > peak) peak = weights[k];
     peak = peak > 0 ? peak : 1;
@@ -264,6 +324,61 @@
     return svg;
   }
 
+  // -- the attribution matrix: answer tokens (rows) x prompt units (columns), like inseq's ----------
+  var matrixMethod = control("g-matrix-method"), matrixKind = control("g-matrix-kind");
+  var MX_W = 44, MX_H = 20;
+  function matrixSvg() {
+    var c = fig.colours(), method = matrixMethod.value, kind = matrixKind.value;
+    var units = attribution.units, U = units.length, scale = attribution.scale;
+    var left = 110, top = 100, width = Math.max(660, left + U * MX_W + 10), height = top + T * MX_H + 30;
+    var svg = svgNode("svg", {xmlns: "http://www.w3.org/2000/svg", width: width, height: height,
+      viewBox: "0 0 " + width + " " + height, "font-family": c.font, "font-size": 10});
+    svg.appendChild(svgNode("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
+    var style = getComputedStyle(document.body);
+    var pos = fig.cssVar(style, "--pos", "#0072b2"), neg = fig.cssVar(style, "--neg", "#d55e00");
+    units.forEach(function (text, u) {
+      var x = left + u * MX_W + MX_W / 2;
+      svg.appendChild(svgNode("text", {x: x, y: top - 6, fill: c.fg, transform: "rotate(-50 " + x + " " + (top - 6) + ")",
+        "xml:space": "preserve"}, short(text)));
+    });
+    for (var t = 0; t < T; t++) {
+      var y = top + t * MX_H, got = unitValues(method, kind, t);
+      var label = svgNode("text", {x: left - 6, y: y + 14, fill: c.fg, "text-anchor": "end", "font-weight": t === step ? "bold" : "normal",
+        "xml:space": "preserve"}, t + " " + short(data.answer[t]));
+      svg.appendChild(label);
+      for (var u = 0; u < U; u++) {
+        var v = got.values[u];
+        var cell = svgNode("rect", {x: left + u * MX_W + 1, y: y + 1, width: MX_W - 2, height: MX_H - 2,
+          fill: v === null ? c.bg : v < 0 ? neg : pos, "fill-opacity": v === null ? 0 : Math.min(1, Math.abs(v) / scale).toFixed(3),
+          stroke: t === step ? c.fg : "none"});
+        cell.dataset.step = String(t);
+        cell.dataset.unit = String(u);
+        cell.dataset.value = v === null ? "" : String(v);
+        cell.appendChild(svgNode("title", {}, "token " + t + " «" + data.answer[t] + "», «" + units[u] + "»: "
+          + (v === null ? "–" : (v >= 0 ? "+" : "") + v.toFixed(3))));
+        svg.appendChild(cell);
+      }
+    }
+    svg.appendChild(svgNode("text", {x: 4, y: 12, fill: c.muted}, method + ": " + (kind === "contrast"
+      ? "log p(token) − log p(runner-up)" : (attribution.output === "log_probability" ? "log-probability" : "probability"))
+      + " of each answer token (rows), by prompt " + attribution.unit + " (columns)"));
+    svg.appendChild(svgNode("text", {x: 4, y: 26, fill: c.muted}, "orange: raised it · blue: lowered it · full colour at ±"
+      + scale + (attribution.output === "log_probability" ? " nats" : "")));
+    svg.addEventListener("click", function (event) {
+      var st = event.target.dataset && event.target.dataset.step;
+      if (st !== undefined) choose(+st, true);
+    });
+    return svg;
+  }
+  function drawMatrix() {
+    if (!attribution) return;
+    draw("g-matrix", matrixSvg);
+    var m = attribution.methods[matrixMethod.value], box = document.getElementById("g-matrix-note");
+    if (box) box.textContent = (m.exact ? "Exact Shapley values" : matrixMethod.value === "occlusion"
+      ? "Occlusion (each " + attribution.unit + " left out alone)" : "Sampled (" + m.estimator + "), with standard errors in report.json")
+      + "; the chosen token's row is outlined; click a row to choose it.";
+  }
+
   // -- the token strip as a standalone SVG (tokens as text, shades as drawn) -------------------------
   function tokensSvg() {
     var c = fig.colours(), width = 900, x = 8, y = 28, lineHeight = 26;
@@ -303,6 +418,7 @@
     drawTop();
     if (data.lens) draw("g-lens", lensSvg);
     drawRows();
+    drawMatrix();
     if (fromUser) {
       history.replaceState(null, "", "#step=" + t);
       var chosen = strip.querySelector('button[data-step="' + t + '"]');
@@ -331,6 +447,12 @@
   [layerSelect, headSelect].forEach(function (select) {
     select.addEventListener("change", function () { shade(); drawRows(); });
   });
+  [shadeSelect, explainSelect].forEach(function (select) { select.addEventListener("change", shade); });
+  [matrixMethod, matrixKind].forEach(function (select) { select.addEventListener("change", drawMatrix); });
+  if (attribution) {
+    saveButton("g-matrix-png", matrixSvg, "answer-attribution", true);
+    saveButton("g-matrix-svg", matrixSvg, "answer-attribution", false);
+  }
 
   var asked = /(?:^|[#&])step=(\d+)/.exec(location.hash);
   step = asked ? Math.min(T - 1, +asked[1]) : 0;
