@@ -92,7 +92,7 @@ def test_exact_unit_shapley_is_the_brute_force_sum_over_pytorch_runs(qwen):
     units = [np.array([i, i + 1]) for i in range(0, 8, 2)] + [np.arange(8, trace.n_prompt)]
     p = len(units)
     model = ForcedAnswer(gen, trace, units)
-    result = explain_answer(model, options=AnalysisConfig(max_exact=8, faithfulness=False))
+    result = explain_answer(model, options=AnalysisConfig(max_exact=8))
     masks = list(itertools.product([False, True], repeat=p))
     rows = np.repeat(np.asarray(trace.prompt_ids)[None], len(masks), axis=0)
     for r, mask in enumerate(masks):
@@ -114,6 +114,16 @@ def test_exact_unit_shapley_is_the_brute_force_sum_over_pytorch_runs(qwen):
     np.testing.assert_allclose(shap.values.sum(axis=1), chosen[-1] - chosen[0], atol=5e-4)
     occl = result.attributions["occlusion"]
     full = masks.index((True,) * p)
+    # per-token faithfulness (ERASER): f(all) - f(without the top ceil(k p) units), averaged over k
+    for t in (0, T - 1):
+        order = np.argsort(-shap.values[t], kind="stable")
+        drops = []
+        for k in (0.01, 0.05, 0.10, 0.20, 0.50):
+            top = set(order[: min(p, max(1, math.ceil(k * p)))].tolist())
+            without = masks.index(tuple(j not in top for j in range(p)))
+            drops.append(chosen[full, t] - chosen[without, t])
+        got = result.token_faithfulness["shapley"][t]["comprehensiveness"]
+        assert got == pytest.approx(np.mean(drops), abs=5e-4)
     for j in range(p):
         without = masks.index(tuple(k != j for k in range(p)))
         np.testing.assert_allclose(occl.values[:, j], chosen[full] - chosen[without], atol=5e-4)

@@ -119,6 +119,8 @@ class AnswerExplanation:
     attributions: dict[str, UnitAttribution] = field(default_factory=dict)
     #: view -> comprehensiveness / sufficiency of its ranking for the whole answer; "random" is the bar
     faithfulness: dict[str, dict] = field(default_factory=dict)
+    #: view -> per answer token, the comprehensiveness and sufficiency of its ranking for that token
+    token_faithfulness: dict[str, list[dict]] = field(default_factory=dict)
     #: distinct coalitions the model ran (one run each, however many tokens are explained)
     evaluations: int = 0
 
@@ -202,15 +204,36 @@ def explain_answer(
     for name, method in ANSWER_METHODS.items():
         if name in methods:
             result.attributions[name] = method(memo, p, steps, options, random_state)
-    answer = memo.column(steps)
+    # each view's ranking of the units, per answer token ([T, p]) and for the whole answer ([p])
+    per_token = {name: a.values for name, a in result.attributions.items()}
     rankings = {name: a.answer for name, a in result.attributions.items()}
     for name, rows in (("attention", attention), ("rollout", rollout)):
         if rows is not None:
             per_unit = np.array([[row[u].sum() for u in model.units] for row in np.asarray(rows)])
+            per_token[name] = per_unit
             rankings[name] = per_unit.mean(axis=0)
     if options.faithfulness:
+        answer = memo.column(steps)
         for name, scores in rankings.items():
             result.faithfulness[name] = faithfulness(answer, scores).to_dict()
         result.faithfulness["random"] = random_faithfulness(answer, p, random_state=random_state).to_dict()
+        result.token_faithfulness = token_faithfulness(memo, per_token, steps, p, random_state)
     result.evaluations = memo.evaluations
     return result
+
+
+def token_faithfulness(
+    memo: VectorMemo, per_token: dict[str, np.ndarray], steps: int, players: int, random_state: int
+) -> dict[str, list[dict]]:
+    """Comprehensiveness and sufficiency of each view's ranking for each answer token's own value.
+
+    The random bar draws the same orders for every token, and rankings often agree on the top
+    units, so most coalitions are shared between tokens and views (the memo runs each once)."""
+    out: dict[str, list[dict]] = {name: [] for name in [*per_token, "random"]}
+    for t in range(steps):
+        value = memo.column(t)
+        measured = {name: faithfulness(value, scores[t]) for name, scores in per_token.items()}
+        measured["random"] = random_faithfulness(value, players, random_state=random_state)
+        for name, f in measured.items():
+            out[name].append({"comprehensiveness": f.comprehensiveness, "sufficiency": f.sufficiency})
+    return out

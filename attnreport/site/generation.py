@@ -63,6 +63,7 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
             for name, a in ex.attributions.items()
         },
         "faithfulness": ex.faithfulness,
+        "token_faithfulness": ex.token_faithfulness,
     }
 
 

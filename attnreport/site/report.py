@@ -134,6 +134,7 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
         "attributions": attributions,
         "contrasts": contrasts,
         "attribution_faithfulness": ex.faithfulness,
+        "token_faithfulness": ex.token_faithfulness,
     }
 
 

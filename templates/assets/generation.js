@@ -169,10 +169,27 @@
       + (attribution.output === "log_probability" ? " nats" : "");
   }
 
+  // which view to trust for the chosen token: how much its value drops without each view's top units
+  function drawFaith() {
+    var box = document.getElementById("g-faith");
+    if (!box || !attribution || !attribution.token_faithfulness) return;
+    var per = attribution.token_faithfulness, names = Object.keys(per).filter(function (k) { return k !== "random"; });
+    var parts = names.map(function (name) {
+      var c = per[name][step].comprehensiveness;
+      return name + " " + (c === null ? "–" : (c >= 0 ? "+" : "") + c.toFixed(2));
+    });
+    var bar = per.random[step].comprehensiveness;
+    box.textContent = "For «" + data.answer[step] + "»: taking away each view's top " + attribution.unit
+      + "s lowers its " + (attribution.output === "log_probability" ? "log-probability" : "probability")
+      + " by (comprehensiveness, ERASER; higher is more faithful) " + parts.join(" · ")
+      + "; random " + attribution.unit + "s: " + (bar === null ? "–" : (bar >= 0 ? "+" : "") + bar.toFixed(2)) + ".";
+  }
+
   function shade() {
     if (!attention) return;
     var byAttribution = attribution && shadeSelect.value !== "attention";
     explainSelect.disabled = !byAttribution;
+    drawFaith();
     if (byAttribution) { shadeAttribution(); return; }
     cells.forEach(function (node) { node.classList.remove("pos", "neg", "unsure"); });
     var weights = row(step), peak = 0, k;
