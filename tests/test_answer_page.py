@@ -108,7 +108,8 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
     page.select_option("#g-explain", "contrast")
     got = chips(page)
     contrast = next(c for c in g["contrasts"] if c["method"] == "shapley" and c["step"] == 2)
-    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in contrast["values"]], abs=1e-3)
+    want = [min(1, abs(v) / 2) for v in contrast["values"]]
+    assert [w for _, w in got[:n]] == pytest.approx(want, abs=1e-3)
     page.select_option("#g-explain", "answer")
     got = chips(page)
     assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in shap["answer"]], abs=1e-3)
