@@ -187,12 +187,33 @@ def user_text(trace: GenerationTrace) -> str:
     return "".join(ch if kept else " " for ch, kept in zip(trace.text, keep, strict=True))
 
 
-def answer_explainer(generator: Generator, config: ReportConfig) -> AnswerExplainer | None:
+def foil_tokens(
+    generator: Generator, trace: GenerationTrace, asked
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """A row's asked-for contrasts (step, foil text) as (step, token id) pairs: the foil's first
+    token as the tokenizer reads it; and why any was left out (a step beyond the answer)."""
+    pairs, skipped = [], []
+    for step, text in asked:
+        ids = generator.tokenizer.encode(text, add_special_tokens=False).ids
+        if step >= trace.steps:
+            skipped.append(f"contrast at step {step} with «{text}»: the answer has {trace.steps} tokens")
+        elif not ids:
+            skipped.append(f"contrast at step {step}: «{text}» has no tokens")
+        else:
+            pairs.append((step, ids[0]))
+    return pairs, skipped
+
+
+def answer_explainer(
+    generator: Generator, config: ReportConfig, contrasts: dict[str, tuple] | None = None
+) -> AnswerExplainer | None:
     """What made each answer token: attributions over the prompt's units (the template's tokens
-    are no unit), each coalition teacher-forced through the generator's decoder once."""
+    are no unit), each coalition teacher-forced through the generator's decoder once; `contrasts`
+    are the rows' asked-for contrasts, by prompt id."""
     g = config.generate
     if not g.attributions:
         return None
+    contrasts = {} if contrasts is None else contrasts  # filled as the rows stream: the same dict
 
     def explain(trace: GenerationTrace, rollout_rows):
         content = np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
@@ -203,7 +224,10 @@ def answer_explainer(generator: Generator, config: ReportConfig) -> AnswerExplai
             g.attribution_unit,
             max_tokens=config.analysis.max_attribution_tokens,
         )
-        model = ForcedAnswer(generator, trace, list(units.members), batch_size=config.model.batch_size)
+        foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
+        model = ForcedAnswer(
+            generator, trace, list(units.members), foils=foils, batch_size=config.model.batch_size
+        )
         heads_mean = trace.attentions[-1].astype(np.float64).mean(axis=0)
         return explain_answer(
             model,
@@ -213,6 +237,7 @@ def answer_explainer(generator: Generator, config: ReportConfig) -> AnswerExplai
             methods=tuple(g.attributions),
             attention=heads_mean,
             rollout=rollout_rows,
+            skipped=skipped,
         )
 
     return explain
@@ -230,8 +255,15 @@ def build_generation(
             f"({card.architecture}); remove [generate] / [data] prompts for a classification report"
         )
     generator = Generator(model_dir, batch_size=config.model.batch_size, cache_dir=cache_dir)
-    rows = read_rows(config.data, prompts=True)
-    prompts = (Prompt(r.id, r.text, r.completion, r.label) for r in rows)
+    contrasts: dict[str, tuple] = {}
+
+    def prompts_of(rows):
+        for r in rows:
+            if r.contrast:
+                contrasts[r.id] = r.contrast
+            yield Prompt(r.id, r.text, r.completion, r.label)
+
+    prompts = prompts_of(read_rows(config.data, prompts=True))
     traces = generator.generate(prompts, generation_options(config))
     traces = tqdm(traces, desc="generating", unit="prompt", disable=not progress or None)
     out = Path(out).resolve()
@@ -239,7 +271,7 @@ def build_generation(
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
     try:
-        explain = answer_explainer(generator, config)
+        explain = answer_explainer(generator, config, contrasts)
         plan = plan_from_generations(traces, generator.card, title=config.title, spool=spool, explain=explain)
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")

@@ -139,7 +139,7 @@ def test_sampled_values_share_their_coalitions_across_tokens(qwen):
     from attnreport.analysis.answer_attribution import VectorMemo
     from attnreport.analysis.shapley import shapley
 
-    memo = VectorMemo(lambda m: answer_columns(one(m), "log_probability", result.foils))
+    memo = VectorMemo(lambda m: answer_columns(one(m), "log_probability", result.foils), 2 * trace.steps + 1)
     shapley(memo.column(0), one.players, max_exact=4, link="identity", random_state=0)
     assert result.evaluations == memo.evaluations  # all 2T + 1 games: the coalitions of one
     assert not result.attributions["shapley"].exact

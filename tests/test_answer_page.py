@@ -16,6 +16,8 @@ from attnreport.core.errors import ConfigError
 from attnreport.pipeline import build
 
 PROMPTS = ["w0 w5 w9 w2 w30 w11 w12 w5 w9", "w0 w7 w3 w21 w7"]
+#: the first prompt's asked-for contrasts: why its token 1 is not w7, and one beyond the answer
+ASKED = [{"step": 1, "token": "w7"}, {"step": 9, "token": "w3"}]
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,13 @@ def copy_site(tiny, tmp_path_factory):
     export = tiny.root / "export-copy"
     if not export.exists():
         export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), export)
+    rows = [{"id": "a", "prompt": PROMPTS[0], "contrast": ASKED}, {"id": "b", "prompt": PROMPTS[1]}]
+    data = root / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     config = ReportConfig(
         title="copy circuit",
         model=ModelConfig(path=export),
-        data=DataConfig(prompts=PROMPTS),
+        data=DataConfig(path=data),
         generate=GenerateConfig(enabled=True, max_new_tokens=4),
         cache_dir=root / "cache",
     )
@@ -54,7 +59,7 @@ def test_report_declares_units_values_and_contrasts(copy_site):
     assert int(np.argmax(shap["values"][0])) in (3, len(words) - 1)
     # efficiency: the whole answer's values sum to its log-probability's rise over the baseline
     assert len(shap["answer"]) == len(words)
-    contrasts = [c for c in g["contrasts"] if c["method"] == "shapley"]
+    contrasts = [c for c in g["contrasts"] if c["method"] == "shapley" and c["source"] == "runner_up"]
     assert [c["step"] for c in contrasts] == list(range(len(g["tokens"])))
     for c in contrasts:
         step = g["steps"][c["step"]]
@@ -62,6 +67,37 @@ def test_report_declares_units_values_and_contrasts(copy_site):
         assert c["target"] == g["tokens"][c["step"]] and c["foil"] == runner
     faith = g["attribution_faithfulness"]
     assert {"shapley", "occlusion", "attention", "random"} <= set(faith)
+    assert g["attribution_skipped"] == ["contrast at step 9 with «w3»: the answer has 4 tokens"]
+
+
+def test_asked_contrast_is_the_log_probability_difference_pytorch_gives(copy_site, tiny):
+    """Occlusion of the asked contrast "token 1 rather than w7", against PyTorch on the prompt with
+    each word replaced by the declared baseline."""
+    import torch
+    import transformers
+
+    _, report = copy_site
+    g = report["examples"][0]["generation"]
+    (asked,) = [c for c in g["contrasts"] if c["source"] == "asked" and c["method"] == "occlusion"]
+    assert (asked["step"], asked["foil"]) == (1, "w7")
+    checkpoint = tiny.root / "checkpoint-copy"
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(checkpoint), attn_implementation="eager")
+    tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+    baseline = tok.convert_tokens_to_ids(g["attributions"]["occlusion"]["baseline"])
+    prompt, answer = g["prompt_ids"], g["ids"]
+    target, foil = answer[1], asked["foil_id"]
+    assert tok.convert_ids_to_tokens(foil) == "w7"
+
+    def contrast(ids):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids + answer[:-1]])).logits[0].double()
+        logp = torch.log_softmax(logits[len(prompt)], dim=-1)  # the position that wrote token 1
+        return float(logp[target] - logp[foil])
+
+    full = contrast(prompt)
+    for j in range(len(prompt)):
+        without = contrast([baseline if i == j else t for i, t in enumerate(prompt)])
+        assert asked["values"][j] == pytest.approx(full - without, abs=1e-3), j
 
 
 def test_unknown_answer_method_is_one_line(tmp_path, tiny):
@@ -107,13 +143,23 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
         assert all(w == 0 for _, w in got[n:])  # answer tokens are no unit
     page.select_option("#g-explain", "contrast")
     got = chips(page)
-    contrast = next(c for c in g["contrasts"] if c["method"] == "shapley" and c["step"] == 2)
+    contrast = next(
+        c
+        for c in g["contrasts"]
+        if c["method"] == "shapley" and c["step"] == 2 and c["source"] == "runner_up"
+    )
     want = [min(1, abs(v) / 2) for v in contrast["values"]]
     assert [w for _, w in got[:n]] == pytest.approx(want, abs=1e-3)
     page.select_option("#g-explain", "answer")
     got = chips(page)
     assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in shap["answer"]], abs=1e-3)
     assert "whole answer" in page.text_content("#g-note")
+    page.select_option("#g-explain", "asked:0")  # the asked-for contrast chooses its own token
+    assert page.get_attribute('#g-tokens button[data-step="1"]', "aria-pressed") == "true"
+    asked = next(c for c in g["contrasts"] if c["source"] == "asked" and c["method"] == "shapley")
+    got = chips(page)
+    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in asked["values"]], abs=1e-3)
+    assert "asked for" in page.text_content("#g-note")
     # the matrix: one cell per answer token and unit, its value report.json's
     cells = page.eval_on_selector_all(
         "#g-matrix rect[data-unit]", "rs => rs.map(r => [+r.dataset.step, +r.dataset.unit, +r.dataset.value])"
@@ -129,3 +175,15 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
     svg = ET.fromstring(Path(download.value.path()).read_bytes())
     assert len(list(svg.iter("{http://www.w3.org/2000/svg}rect"))) > len(cells)
     assert problems == [] and outside == []
+
+
+def test_a_malformed_contrast_names_its_line(tmp_path):
+    from attnreport.core.errors import InputError
+    from attnreport.trace import read_rows
+
+    data = tmp_path / "p.jsonl"
+    data.write_text('{"prompt": "a b"}\n{"prompt": "c d", "contrast": [{"step": "one", "token": "x"}]}\n')
+    with pytest.raises(InputError, match=r"p\.jsonl:2: contrast must be a list of"):
+        list(read_rows(DataConfig(path=data), prompts=True))
+    rows = list(read_rows(DataConfig(path=data, on_bad_row="skip"), prompts=True, on_bad=lambda bad: None))
+    assert [r.text for r in rows] == ["a b"]

@@ -34,8 +34,9 @@ class VectorMemo:
     scalar value function of quantity j that an estimator plays.
     """
 
-    def __init__(self, value) -> None:
+    def __init__(self, value, columns: int) -> None:
         self.value = value
+        self.columns = columns
         self.memo: dict[bytes, np.ndarray] = {}
 
     def rows(self, masks: np.ndarray) -> np.ndarray:
@@ -68,10 +69,11 @@ def runner_up(top_ids: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return out
 
 
-def answer_columns(scores, output: str, foils: np.ndarray):
-    """``[m, 2T + 1]`` from `ForcedScores`: each answer token's value (its log-probability or
+def answer_columns(scores, output: str, foils: np.ndarray, requested_steps=()):
+    """``[m, 2T + 1 + E]`` from `ForcedScores`: each answer token's value (its log-probability or
     probability), the whole answer's (the sum of log-probabilities, or the answer's probability),
-    then each step's contrast with its foil (log p(chosen) - log p(foil); 0 without a foil)."""
+    each step's contrast with its runner-up (log p(chosen) - log p(runner-up); 0 without one),
+    then each asked-for contrast (log p(chosen at its step) - log p(its foil))."""
     chosen = scores.chosen
     steps = chosen.shape[1]
     total = chosen.sum(axis=1, keepdims=True)
@@ -84,7 +86,8 @@ def answer_columns(scores, output: str, foils: np.ndarray):
         scores.alternatives, np.broadcast_to(safe, (len(chosen), steps))[..., None], axis=-1
     )
     contrast = np.where(foils >= 0, chosen - foil[..., 0], 0.0)
-    return np.concatenate([tokens, answer, contrast], axis=1)
+    asked = chosen[:, np.asarray(requested_steps, dtype=np.int64)] - scores.requested
+    return np.concatenate([tokens, answer, contrast, asked], axis=1)
 
 
 @dataclass
@@ -97,6 +100,8 @@ class UnitAttribution:
     answer: np.ndarray
     #: ``[T, p]``: of each step's contrast with its runner-up
     contrasts: np.ndarray
+    #: ``[E, p]``: of each asked-for contrast (`AnswerExplanation.requested`)
+    requested: np.ndarray
     #: standard errors of the same shapes (sampled Shapley values), else None
     std_error: np.ndarray | None = None
     answer_std_error: np.ndarray | None = None
@@ -116,6 +121,8 @@ class AnswerExplanation:
     baseline: str
     #: index into each step's top-k of the contrast's foil (-1: no other token to contrast)
     foils: np.ndarray
+    #: the asked-for contrasts, as (step, foil token id, foil token) in the order of `requested`
+    requested: list[tuple[int, int, str]] = field(default_factory=list)
     attributions: dict[str, UnitAttribution] = field(default_factory=dict)
     #: view -> comprehensiveness / sufficiency of its ranking for the whole answer; "random" is the bar
     faithfulness: dict[str, dict] = field(default_factory=dict)
@@ -123,11 +130,14 @@ class AnswerExplanation:
     token_faithfulness: dict[str, list[dict]] = field(default_factory=dict)
     #: distinct coalitions the model ran (one run each, however many tokens are explained)
     evaluations: int = 0
+    #: what was asked and not computed, and why
+    skipped: list[str] = field(default_factory=list)
 
 
-def _split(values: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the 2T + 1 games as (answer tokens, whole answer, contrasts)."""
-    return values[:steps], values[steps], values[steps + 1 :]
+def _split(values: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the 2T + 1 + E games as (answer tokens, whole answer, runner-up contrasts, asked-for
+    contrasts)."""
+    return values[:steps], values[steps], values[steps + 1 : 2 * steps + 1], values[2 * steps + 1 :]
 
 
 def _shapley(
@@ -144,9 +154,9 @@ def _shapley(
             link="identity",
             random_state=seed,
         )
-        for j in range(2 * steps + 1)
+        for j in range(memo.columns)
     ]
-    tokens, answer, contrasts = _split(np.stack([r.values for r in results]), steps)
+    tokens, answer, contrasts, requested = _split(np.stack([r.values for r in results]), steps)
     errors = None
     if results[0].std_error is not None:
         errors = _split(np.stack([r.std_error for r in results]), steps)
@@ -154,6 +164,7 @@ def _shapley(
         values=tokens,
         answer=answer,
         contrasts=contrasts,
+        requested=requested,
         std_error=None if errors is None else errors[0],
         answer_std_error=None if errors is None else errors[1],
         efficiency_gap=[float(r.efficiency_gap) for r in results[:steps]],
@@ -165,9 +176,11 @@ def _shapley(
 def _occlusion(
     memo: VectorMemo, players: int, steps: int, options: AnalysisConfig, seed: int
 ) -> UnitAttribution:
-    values = np.stack([occlusion(memo.column(j), players) for j in range(2 * steps + 1)])
-    tokens, answer, contrasts = _split(values, steps)
-    return UnitAttribution(values=tokens, answer=answer, contrasts=contrasts, method="occlusion")
+    values = np.stack([occlusion(memo.column(j), players) for j in range(memo.columns)])
+    tokens, answer, contrasts, requested = _split(values, steps)
+    return UnitAttribution(
+        values=tokens, answer=answer, contrasts=contrasts, requested=requested, method="occlusion"
+    )
 
 
 #: (memo, units, answer tokens, options, seed) -> one method's attributions of every game
@@ -187,6 +200,7 @@ def explain_answer(
     methods: tuple[str, ...] = ("shapley", "occlusion"),
     attention: np.ndarray | None = None,
     rollout: np.ndarray | None = None,
+    skipped: list[str] | tuple[str, ...] = (),
     random_state: int = 0,
 ) -> AnswerExplanation:
     """Attributions of every answer token by `methods`, over the units of `model` (a
@@ -197,8 +211,14 @@ def explain_answer(
         raise ValueError(f"answer attribution output {output!r} is unknown; choose one of {ANSWER_OUTPUTS}")
     steps, p = model.steps, model.players
     foils = runner_up(model.top, model.chosen)
-    memo = VectorMemo(lambda masks: answer_columns(model(masks), output, foils))
+    asked_steps = [t for t, _ in model.foils]
+    memo = VectorMemo(
+        lambda masks: answer_columns(model(masks), output, foils, asked_steps),
+        columns=2 * steps + 1 + len(asked_steps),
+    )
     result = AnswerExplanation(units=units, output=output, baseline=model.baseline, foils=foils)
+    result.requested = [(t, i, model.token_of(i)) for t, i in model.foils]
+    result.skipped = list(skipped)
     if p == 0:
         return result
     for name, method in ANSWER_METHODS.items():

@@ -50,6 +50,8 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
         "scale": ATTRIBUTION_SCALE[ex.output],
         "evaluations": ex.evaluations,
         "foils": [g.top_tokens[t][f] if f >= 0 else None for t, f in enumerate(ex.foils.tolist())],
+        "asked": [{"step": t, "foil": foil} for t, _, foil in ex.requested],
+        "skipped": ex.skipped,
         "methods": {
             name: {
                 "values": a.values,
@@ -57,6 +59,7 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
                 "answer": a.answer,
                 "answer_stderr": a.answer_std_error,
                 "contrasts": a.contrasts,
+                "asked": a.requested,
                 "exact": a.exact,
                 "estimator": a.method,
             }

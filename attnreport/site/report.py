@@ -126,15 +126,30 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
                         "foil": g.top_tokens[t][foil],
                         "foil_id": int(g.top_ids[t][foil]),
                         "method": name,
+                        "source": "runner_up",
                         "value": "log_probability_difference",
                         "values": _rows(a.contrasts[t]),
                     }
                 )
+        for (t, foil_id, foil), values in zip(ex.requested, a.requested, strict=True):
+            contrasts.append(
+                {
+                    "step": t,
+                    "target": g.tokens[t],
+                    "foil": foil,
+                    "foil_id": foil_id,
+                    "method": name,
+                    "source": "asked",
+                    "value": "log_probability_difference",
+                    "values": _rows(values),
+                }
+            )
     return {
         "attributions": attributions,
         "contrasts": contrasts,
         "attribution_faithfulness": ex.faithfulness,
         "token_faithfulness": ex.token_faithfulness,
+        "attribution_skipped": ex.skipped,
     }
 
 

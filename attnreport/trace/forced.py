@@ -14,6 +14,7 @@ every number in report.json, as the classifiers' mask token is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ class ForcedScores:
     chosen: np.ndarray
     #: ``[m, T, k]``: of that step's top-k alternatives (`GenerationTrace.top_ids`)
     alternatives: np.ndarray
+    #: ``[m, E]``: of each asked-for foil, at its step (`ForcedAnswer.foils`)
+    requested: np.ndarray
 
 
 def baseline_token(card, token_of) -> tuple[str, int]:
@@ -60,6 +63,7 @@ class ForcedAnswer:
         trace: GenerationTrace,
         units: list[np.ndarray] | None = None,
         *,
+        foils: Sequence[tuple[int, int]] = (),
         batch_size: int = 32,
     ) -> None:
         if trace.steps == 0:
@@ -77,6 +81,10 @@ class ForcedAnswer:
         self.steps = trace.steps
         self.chosen = np.asarray(trace.ids, dtype=np.int64)
         self.top = np.asarray(trace.top_ids, dtype=np.int64).reshape(trace.steps, -1)
+        #: (step, token id) pairs whose log-probabilities are also returned: asked-for contrasts
+        self.foils = [(int(t), int(i)) for t, i in foils]
+        if any(not 0 <= t < trace.steps for t, _ in self.foils):
+            raise ValueError(f"foil steps must lie in the answer's {trace.steps} steps")
         self.baseline, self.baseline_id = baseline_token(generator.card, generator.tokenizer.id_to_token)
         vocabulary = generator.session.get_outputs()[0].shape[-1]
         per_row = len(self.ids) * (vocabulary if isinstance(vocabulary, int) else 150_000) * 4
@@ -91,6 +99,9 @@ class ForcedAnswer:
         m, T = len(masks), self.steps
         chosen = np.empty((m, T))
         alternatives = np.empty((m, T, self.top.shape[1]))
+        requested = np.empty((m, len(self.foils)))
+        foil_steps = np.array([t for t, _ in self.foils], dtype=np.int64)
+        foil_ids = np.array([i for _, i in self.foils], dtype=np.int64)
         reading = np.arange(self.n - 1, self.n - 1 + T)  # the positions that chose each answer token
         for start in range(0, m, self.batch_size):
             chunk = masks[start : start + self.batch_size]
@@ -106,9 +117,14 @@ class ForcedAnswer:
                 logits, np.broadcast_to(self.top, (len(chunk), *self.top.shape)), axis=-1
             )
             alternatives[rows] = picked - log_z[..., None]
+            requested[rows] = logits[:, foil_steps, foil_ids] - log_z[:, foil_steps]
             self.calls += 1
             self.rows += len(chunk)
-        return ForcedScores(chosen=chosen, alternatives=alternatives)
+        return ForcedScores(chosen=chosen, alternatives=alternatives, requested=requested)
+
+    def token_of(self, token_id: int) -> str:
+        """A token id as the tokenizer writes it."""
+        return self.generator.tokenizer.id_to_token(int(token_id)) or str(token_id)
 
     def _logits(self, ids: np.ndarray) -> np.ndarray:
         """One decoder.onnx run over whole sequences (an empty cache): logits at every position."""

@@ -30,6 +30,8 @@ class Row:
     line: int
     #: a given answer to a prompt, explained by forced decoding (generation reports only)
     completion: str | None = None
+    #: contrasts asked for ("why this answer token rather than that one"): (step, foil token text)
+    contrast: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,28 @@ def _csv_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[
         bad(start, "unterminated quoted field")
 
 
+def _contrast(value) -> tuple[tuple[int, str], ...] | None:
+    """A row's `contrast` field as (step, token) pairs; None when malformed."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        return None
+    out = []
+    for item in value:
+        step = item.get("step") if isinstance(item, dict) else None
+        token = item.get("token") if isinstance(item, dict) else None
+        if (
+            not isinstance(step, int)
+            or isinstance(step, bool)
+            or step < 0
+            or not isinstance(token, str)
+            or not token
+        ):
+            return None
+        out.append((step, token))
+    return tuple(out)
+
+
 def read_rows(
     data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr, prompts: bool = False
 ) -> Iterator[Row]:
@@ -151,6 +175,13 @@ def read_rows(
         if completion is not None and not isinstance(completion, str):
             bad(line, f"the completion in column {data.completion_column!r} is not a string")
             continue
+        contrast = _contrast(record.get("contrast")) if prompts else ()
+        if contrast is None:
+            bad(
+                line,
+                'contrast must be a list of {"step": N, "token": "..."} (0-based step, non-empty token)',
+            )
+            continue
         if len(text) > data.max_chars:
             bad(line, f"text has {len(text)} characters, more than max_chars = {data.max_chars}")
             continue
@@ -162,7 +193,9 @@ def read_rows(
         seen.add(row_id)
         label = record.get(data.label_column)
         label = None if label in (None, "") else str(label)
-        yield Row(id=row_id, text=text, label=label, line=line, completion=completion or None)
+        yield Row(
+            id=row_id, text=text, label=label, line=line, completion=completion or None, contrast=contrast
+        )
         count += 1
         if data.limit and count >= data.limit:
             return

@@ -123,8 +123,14 @@
   });
 
   // the values shown for one method and what is explained: [units], and their standard errors
+  // the contrasts a row asked for ("why this token rather than that one") join the choices
+  if (attribution) attribution.asked.forEach(function (c, i) {
+    fig.option(explainSelect, "asked:" + i, "token " + c.step + " «" + data.answer[c.step] + "» rather than «" + c.foil + "» (asked)");
+  });
+
   function unitValues(method, kind, t) {
     var m = attribution.methods[method];
+    if (kind.indexOf("asked:") === 0) return {values: m.asked[+kind.slice(6)], stderr: null};
     if (kind === "answer") return {values: m.answer, stderr: m.answer_stderr};
     if (kind === "contrast") return {values: m.contrasts[t], stderr: null};
     return {values: m.values[t], stderr: m.stderr ? m.stderr[t] : null};
@@ -133,6 +139,10 @@
   function what(kind, t) {
     var unit = attribution.output === "log_probability" ? "log-probability" : "probability";
     if (kind === "answer") return "the whole answer's " + (unit === "probability" ? "probability" : "log-probability (sum over its tokens)");
+    if (kind.indexOf("asked:") === 0) {
+      var c = attribution.asked[+kind.slice(6)];
+      return "log p(«" + data.answer[c.step] + "») − log p(«" + c.foil + "») at token " + c.step + ": the contrast asked for";
+    }
     if (kind === "contrast") {
       return attribution.foils[t] === null ? "no runner-up at this step"
         : "log p(«" + data.answer[t] + "») − log p(«" + attribution.foils[t] + "»): why this token rather than the runner-up";
@@ -141,6 +151,9 @@
   }
 
   function shadeAttribution() {
+    if (explainSelect.value.indexOf("asked:") === 0 && attribution.asked[+explainSelect.value.slice(6)].step !== step) {
+      explainSelect.value = "token";  // an asked-for contrast is of its own token only
+    }
     var method = shadeSelect.value, kind = explainSelect.value;
     var got = unitValues(method, kind, step), scale = attribution.scale, unsure = 0;
     cells.forEach(function (node, position) {
@@ -464,7 +477,12 @@
   [layerSelect, headSelect].forEach(function (select) {
     select.addEventListener("change", function () { shade(); drawRows(); });
   });
-  [shadeSelect, explainSelect].forEach(function (select) { select.addEventListener("change", shade); });
+  shadeSelect.addEventListener("change", shade);
+  explainSelect.addEventListener("change", function () {
+    // an asked-for contrast belongs to its step: choosing it chooses that token
+    if (explainSelect.value.indexOf("asked:") === 0) choose(attribution.asked[+explainSelect.value.slice(6)].step, true);
+    else shade();
+  });
   [matrixMethod, matrixKind].forEach(function (select) { select.addEventListener("change", drawMatrix); });
   if (attribution) {
     saveButton("g-matrix-png", matrixSvg, "answer-attribution", true);
