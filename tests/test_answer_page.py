@@ -184,6 +184,7 @@ def test_a_malformed_contrast_names_its_line(tmp_path):
     data = tmp_path / "p.jsonl"
     data.write_text('{"prompt": "a b"}\n{"prompt": "c d", "contrast": [{"step": "one", "token": "x"}]}\n')
     with pytest.raises(InputError, match=r"p\.jsonl:2: contrast must be a list of"):
-        list(read_rows(DataConfig(path=data), prompts=True))
-    rows = list(read_rows(DataConfig(path=data, on_bad_row="skip"), prompts=True, on_bad=lambda bad: None))
-    assert [r.text for r in rows] == ["a b"]
+        list(read_rows(DataConfig(path=data, on_bad_row="fail"), prompts=True))
+    skipped = []
+    rows = list(read_rows(DataConfig(path=data, on_bad_row="skip"), prompts=True, on_bad=skipped.append))
+    assert [r.text for r in rows] == ["a b"] and [bad.line for bad in skipped] == [2]
