@@ -23,24 +23,8 @@ from attnreport.run import EXECUTORS
 
 distributed = pytest.importorskip("distributed")
 
-WORDS = [
-    "my",
-    "card",
-    "was",
-    "charged",
-    "twice",
-    "for",
-    "the",
-    "parcel",
-    "that",
-    "never",
-    "arrived",
-    "so",
-    "please",
-    "refund",
-    "it",
-    "today",
-]
+TICKET = "my card was charged twice for the parcel that never arrived so please refund it today"
+WORDS = TICKET.split()
 #: the hostile sample rows and longer ones, whose attributions take a while (the kill needs a window)
 ROWS = sample_rows() + [
     {"id": f"long{i}", "text": " ".join(WORDS[i:] + WORDS[:i]), "label": "gamma"} for i in range(7)
