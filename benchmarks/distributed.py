@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+# this file's own name would shadow Dask's `distributed` package for everything it imports
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
 _WORDS = (
     "my card was charged twice for the parcel that never arrived please refund it today where is "
     "order account locked password reset delivery late wrong item broken screen invoice bill price "
@@ -136,6 +140,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthetic", type=int, default=2000, help="synthetic texts (the issue's figure: 20000)")
     ap.add_argument("--chunk", type=int, default=32, help="[run] chunk_size")
+    ap.add_argument("--demo-rows", type=int, default=16, help="held-out tickets explained (all: 63)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "attnreport-bench-dask")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -148,8 +153,11 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     model, heldout = demo_model(args.work / "cache", log=lambda m: print(m, file=sys.stderr))
     print(f"{os.cpu_count()} cores; MiniLM demo model; chunks of {args.chunk} rows")
-    full = {}
-    table("demo held-out tickets, full per-example analysis", model, heldout, full, args.work, 4)
+    lines = heldout.read_text(encoding="utf-8").splitlines(keepends=True)[: args.demo_rows]
+    demo = args.work / "demo-heldout.jsonl"
+    demo.write_text("".join(lines), encoding="utf-8")
+    title = f"{len(lines)} demo held-out tickets, full per-example analysis"
+    table(title, model, demo, {}, args.work, 2)
     tracing = {"attributions": [], "flow": False, "faithfulness": False}
     small = synthetic(args.work / "synthetic-quarter.jsonl", args.synthetic // 4)
     big = synthetic(args.work / "synthetic.jsonl", args.synthetic)

@@ -29,9 +29,8 @@ from attnreport.trace import Row
 
 try:
     from distributed import Client, LocalCluster, WorkerPlugin, get_worker
-except ImportError:  # the optional extra is missing: DaskExecutor says how to install it
-    Client = None
-    WorkerPlugin = object
+except ImportError as exc:  # the optional extra is missing: `connect` says how to install it
+    Client, WorkerPlugin, _MISSING = None, object, exc
 
 Log = Callable[[str], None]
 
@@ -82,7 +81,7 @@ def connect(run: RunConfig, *, log: Log):
     """A client of the scheduler `[run]` names, or of a new LocalCluster; returns (client, cluster)."""
     if Client is None:
         raise ConfigError(
-            "[run] executor = \"dask\" needs Dask's distributed: pip install 'attnreport[dask]'"
+            f"[run] executor = \"dask\" needs Dask's distributed ({_MISSING}): pip install 'attnreport[dask]'"
         )
     cluster = None
     address = run.scheduler
