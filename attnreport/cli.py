@@ -47,6 +47,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.theme:
         config.site.theme = args.theme
         config.validate()
+    if args.scheduler:
+        config.run.executor, config.run.scheduler = "dask", args.scheduler
     result = build(config, Path(args.output), log=_log, progress=not args.quiet)
     print(f"site with {result.examples} examples: {result.site / 'index.html'}")
     return 0
@@ -136,6 +138,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, help="the site folder (replaced only when done)")
     b.add_argument("--theme", choices=shipped_themes(), help="override [site] theme")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help='trace and analyse on this Dask scheduler, e.g. tcp://host:8786 (sets [run] executor = "dask")',
+    )
     b.set_defaults(run=cmd_build)
 
     s = sub.add_parser("serve", help="preview a built site on 127.0.0.1")

@@ -28,6 +28,7 @@ from attnreport.core.files import sha256_folder
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.trace import Trace
+from attnreport.run import open_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
@@ -302,8 +303,10 @@ def build(
         return build_generation(config, model_dir, cache_dir, out, log=log, progress=progress)
     tracer = make_tracer(model_dir, config.model, cache_dir, quantized=config.model.quantized)
     rows = read_rows(config.data)
-    traces = tqdm(tracer.trace(rows), desc="tracing", unit="text", disable=not progress or None)
     analysis = AnalysisStage(tracer, config.analysis, cache_dir)
+    source = str(config.data.path or "[data] texts")
+    executor = open_executor(config.run, analysis, config.model, cache_dir, source=source, log=log)
+    traces = tqdm(executor.traces(rows), desc="tracing", unit="text", disable=not progress or None)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
@@ -340,4 +343,5 @@ def build(
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+        executor.close()
     return BuildResult(site=site, examples=len(pages), stats=tracer.stats, model=model_dir)

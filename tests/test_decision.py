@@ -198,3 +198,12 @@ def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
     np.testing.assert_allclose(np.abs(xyz), np.abs(ref.transform(cls)), atol=1e-4)
     agree = np.mean([e["slice_prediction"] == e["prediction"] for e in data["examples"]])
     assert space["slice_agreement"] == pytest.approx(agree)
+
+
+def test_pooled_vectors_are_copies_that_keep_no_hidden_states_alive():
+    """The analysis keeps one pooled vector per example: a view would keep the whole [L+1, n, d]."""
+    hidden = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    special = np.array([True, False, False, True])
+    for pooling in ("first", "last", "mean"):
+        vector = pool(hidden, special, pooling=pooling)
+        assert vector.shape == (5,) and not np.shares_memory(vector, hidden)

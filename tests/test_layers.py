@@ -1,5 +1,5 @@
 """The stages' boundaries, read from the source: each stage imports only itself, earlier stages
-and core; torch and transformers only in export; pyvista and vtk only in scenes."""
+and core; torch and transformers only in export; pyvista and vtk only in scenes; dask only in run."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ from pathlib import Path
 import attnreport
 
 PACKAGE = Path(attnreport.__file__).resolve().parent
-#: the stages in the order data flows through them
-STAGES = ["core", "export", "trace", "analysis", "scenes", "site"]
+#: the stages in the order data flows through them; run/ (where tracing and the per-example
+#: analysis run: this process, or Dask workers) drives trace/ and analysis/ and knows no later stage
+STAGES = ["core", "export", "trace", "analysis", "run", "scenes", "site"]
 #: third-party packages only one stage may import
-OWNED = {"torch": "export", "transformers": "export", "onnx": "export", "pyvista": "scenes", "vtk": "scenes"}
+OWNED = {
+    "torch": "export",
+    "transformers": "export",
+    "onnx": "export",
+    "pyvista": "scenes",
+    "vtk": "scenes",
+    "dask": "run",
+    "distributed": "run",
+}
 
 
 def imports(path: Path) -> list[tuple[str, int]]:

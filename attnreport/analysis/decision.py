@@ -30,14 +30,15 @@ HeadFunction = Callable[[np.ndarray], np.ndarray]
 
 def pool(hidden: np.ndarray, special: np.ndarray, *, pooling: str, layer: int = -1) -> np.ndarray:
     """One vector per example from ``hidden [L+1, n, d]``: the first or last token, or the mean
-    over the content tokens."""
+    over the content tokens. A copy, never a view: the analysis keeps one vector per example, and
+    a view would keep that example's whole ``hidden`` alive with it (memory growing with the dataset)."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r} is unknown; choose one of {', '.join(POOLINGS)}")
     states = np.asarray(hidden)[layer]
     if pooling == "first":
-        return states[0]
+        return states[0].copy()
     if pooling == "last":
-        return states[-1]
+        return states[-1].copy()
     content = ~np.asarray(special, dtype=bool)
     return states[content].mean(axis=0) if content.any() else states.mean(axis=0)
 

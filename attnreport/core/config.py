@@ -16,6 +16,8 @@ from attnreport.core.errors import ConfigError
 from attnreport.core.themes import available_themes
 
 BAD_ROW_POLICIES = ("skip", "fail")
+#: where tracing and the per-example analysis run (`attnreport.run.EXECUTORS`)
+EXECUTOR_NAMES = ("process", "dask")
 
 
 def shipped_themes() -> list[str]:
@@ -158,6 +160,26 @@ class SiteConfig:
 
 
 @dataclass
+class RunConfig:
+    """`[run]`: where tracing and the per-example analysis run. The site is always assembled in
+    this process; with Dask the workers fill the cache and the driver reads it in row order."""
+
+    #: "process" (this process, the default) or "dask" (`pip install 'attnreport[dask]'`)
+    executor: str = "process"
+    #: a Dask scheduler's address, e.g. "tcp://host:8786"; empty: a LocalCluster on this machine.
+    #: The cache folder and the model folder must be visible to every worker at the same path
+    scheduler: str = ""
+    #: the LocalCluster's worker processes (0: one per core)
+    workers: int = 0
+    #: threads of each LocalCluster worker; onnxruntime on a worker uses as many
+    threads_per_worker: int = 1
+    #: rows per task: each task traces and analyses one chunk and writes it to the cache
+    chunk_size: int = 32
+    #: seconds to wait for the scheduler before giving up
+    connect_timeout: float = 10.0
+
+
+@dataclass
 class ReportConfig:
     title: str = "attnreport"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -166,6 +188,7 @@ class ReportConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -231,6 +254,21 @@ class ReportConfig:
             raise ConfigError(f"{where}: [analysis] needs permutations >= 2 and max_exact <= 20")
         if self.model.window is not None and self.model.window <= self.model.stride + 2:
             raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
+        self._validate_run(where)
+
+    def _validate_run(self, where) -> None:
+        run = self.run
+        if run.executor not in EXECUTOR_NAMES:
+            raise ConfigError(
+                f"{where}: [run] executor = {run.executor!r}; choose one of {', '.join(EXECUTOR_NAMES)}"
+            )
+        for name in ("workers", "threads_per_worker", "chunk_size"):
+            value = getattr(run, name)
+            least = 0 if name == "workers" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"{where}: [run] {name} = {value!r}; give a whole number >= {least}")
+        if not isinstance(run.scheduler, str):
+            raise ConfigError(f'{where}: [run] scheduler must be an address string, e.g. "tcp://host:8786"')
 
 
 _PATH_FIELDS = {"path", "templates", "cache_dir"}
@@ -268,6 +306,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
         "analysis": AnalysisConfig,
         "compare": CompareConfig,
         "generate": GenerateConfig,
+        "run": RunConfig,
     }
     parts = {}
     for name, cls in sections.items():

@@ -56,8 +56,11 @@ class Tracer:
         stride: int = 64,
         cache_dir: Path | None = None,
         use_cache: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
+        #: onnxruntime's intra-op threads (None: its default, every core); a Dask worker sets its own
+        self.threads = threads
         self.card = ModelCard.load(self.folder)
         name = "model.int8.onnx" if quantized else "model.onnx"
         self.model_path = self.folder / name
@@ -93,6 +96,9 @@ class Tracer:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
             self._session = ort.InferenceSession(
                 str(self.model_path), options, providers=["CPUExecutionProvider"]
             )
