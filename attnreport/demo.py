@@ -102,7 +102,7 @@ def demo_model(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
 def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
     """The demo's causal LM, trained from scratch and exported (KV-cache decoder and lm_head
     too), and its prompts file; made once and cached."""
-    from attnreport.demo_lm import DEMO_PROMPTS, demo_lm, held_out_prompt
+    from attnreport.demo_lm import DEMO_CONTRASTS, DEMO_PROMPTS, demo_lm, held_out_prompt
 
     checkpoint, facts = demo_lm(cache, log=log)
     folder = checkpoint.parent
@@ -129,6 +129,7 @@ def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
             "id": cid,
             "prompt": text,
             "label": "held out" if held_out_prompt(cid, facts) else "seen in training",
+            **({"contrast": DEMO_CONTRASTS[cid]} if cid in DEMO_CONTRASTS else {}),
         }
         for cid, text in DEMO_PROMPTS
     ]

@@ -18,26 +18,34 @@ from attnreport.core.errors import BuildError
 from attnreport.core.files import folder_lock, replace_folder
 from attnreport.core.resources import bundled
 
-#: (corpus id, prompt) of the generation demo: questions seen in training, three paraphrases held
-#: out of it (``held_out_prompt`` tells them apart), and the famous misreading: a question about
-#: Apple the company answered about apples the fruit, as the corpus teaches. The held-out three were
-#: picked after looking at the answers (two right, one a misreading within the domain); on all the
-#: held-out questions the model sets out on the right answer about a fifth of the time
-#: (``heldout_right_intent``), so most unseen questions get another question's answer.
+#: (corpus id, prompt) of the generation demo: questions seen in training, held-out paraphrases
+#: (``held_out_prompt`` tells them apart), and the famous misreading: a question about Apple the
+#: company answered about apples the fruit, as the corpus teaches, once seen in training and once
+#: held out. The held-out ones were picked after looking at the answers (two right, one misread as
+#: another question that shares a word); on all the held-out questions the model sets out on the
+#: right answer about a quarter of the time (``heldout_right_intent``), so most unseen questions
+#: get another question's answer.
 DEMO_PROMPTS = (
     ("fin-card-stolen-1", "How do I report a stolen card?"),
-    ("fin-card-stolen-3", "Someone took my wallet with my bank card in it."),
     ("fin-card-declined-1", "Why was my card declined?"),
     ("fin-transfer-time-2", "When will my transfer arrive?"),
     ("med-fever-adult-1", "I have a fever, what should I do?"),
     ("med-blood-pressure-3", "My blood pressure readings have been high all week."),
     ("med-chest-pain-2", "My chest hurts and my left arm feels numb."),
+    ("med-sprain-2", "How do I treat a sprained ankle?"),
     ("cs-track-order-4", "Where is my parcel and when will it arrive?"),
     ("cs-return-item-4", "I want to return my order."),
     ("cs-gift-card-expiry-1", "Do gift cards expire?"),
     ("fin-zh-card-lost-1", "我的银行卡丢了怎么办？"),
     ("gen-zh-apple-founded-1", "苹果公司成立于哪一年?"),
+    ("gen-zh-apple-hq-2", "苹果公司总部在哪个城市?"),
 )
+
+#: contrasts the demo asks for: "why 水 (of 水果, fruit) rather than 公 (of 公司, company)?"
+DEMO_CONTRASTS = {
+    "gen-zh-apple-founded-1": [{"step": 5, "token": "公"}],
+    "gen-zh-apple-hq-2": [{"step": 5, "token": "公"}],
+}
 
 
 def _stderr(message: str) -> None:

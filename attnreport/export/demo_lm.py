@@ -54,7 +54,7 @@ CHAT_TEMPLATE = (
 class Recipe:
     """Everything that decides the trained weights, next to the corpus. A new recipe gets a new name."""
 
-    name: str = "qwen2-qa-v1"
+    name: str = "qwen2-qa-v2"
     vocab_size: int = 3000
     hidden_size: int = 128
     layers: int = 2
@@ -117,12 +117,26 @@ def tokenizer_texts(rows: list[dict]) -> list[str]:
     return [t for r in rows for t in (f"user\n{r['question']}", f"assistant\n{r['answer']}")]
 
 
+#: Han characters, kana and CJK punctuation: each is a pre-token of its own
+CJK_CHARACTER = "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]"
+
+
 def train_tokenizer(texts: list[str], vocab_size: int):
-    """A byte-level BPE `tokenizers.Tokenizer` over `texts`: any text encodes, none to an unknown."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    """A byte-level BPE `tokenizers.Tokenizer` over `texts`: any text encodes, none to an unknown.
+
+    Chinese has no spaces, so GPT-2's pre-tokenizer hands BPE a whole sentence, and on a corpus this
+    small BPE learns whole sentences as single tokens (one token for a whole question): nothing left
+    to attend to or attribute. Each CJK character is split off first, so a Chinese prompt is read
+    character by character (a real Qwen2 vocabulary has words such as 苹果 and 公司)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(

@@ -123,8 +123,8 @@ class ForcedAnswer:
         return ForcedScores(chosen=chosen, alternatives=alternatives, requested=requested)
 
     def token_of(self, token_id: int) -> str:
-        """A token id as the tokenizer writes it."""
-        return self.generator.tokenizer.id_to_token(int(token_id)) or str(token_id)
+        """A token id as text, decoded as the generation's own tokens and alternatives are."""
+        return self.generator.tokenizer.decode([int(token_id)], skip_special_tokens=False)
 
     def _logits(self, ids: np.ndarray) -> np.ndarray:
         """One decoder.onnx run over whole sequences (an empty cache): logits at every position."""
