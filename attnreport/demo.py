@@ -23,6 +23,7 @@ from attnreport.core.config import (
     ModelConfig,
     ReportConfig,
     SiteConfig,
+    VariantConfig,
 )
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
@@ -152,6 +153,16 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         data=DataConfig(path=prompts),
         site=SiteConfig(theme=theme),
         generate=GenerateConfig(enabled=True, max_new_tokens=40, chat_template=True),
+        variants=[
+            VariantConfig(
+                of="gen-zh-apple-founded-1",
+                prompt="科技公司苹果成立于哪一年?",
+                name="苹果 named a technology company (科技公司) in the prompt",
+            ),
+            VariantConfig(
+                of="fin-card-declined-1", prompt="Why was my bank card declined?", name="bank added"
+            ),
+        ],
         cache_dir=cache,
     )
     generation.validate()

@@ -6,6 +6,7 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -16,12 +17,12 @@ import numpy as np
 from tqdm import tqdm
 
 from attnreport.analysis.answer_attribution import explain_answer
-from attnreport.analysis.generation import AnswerExplainer, analyse_generation
+from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units
 from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
 from attnreport.analysis.tally import ExampleTally
-from attnreport.analysis.units import attribution_units
+from attnreport.analysis.variants import AnswerSide, VariantComparison, answer_side, compare_variant
 from attnreport.core.config import ModelConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_folder
@@ -147,24 +148,80 @@ def plan_from_generations(
     title: str,
     spool: Path,
     explain: AnswerExplainer | None = None,
+    variants: VariantPlan | None = None,
 ) -> SitePlan:
     """A generation report's plan from generation traces: each prompt's page and entry; `explain`
-    attributes each answer (`answer_explainer`)."""
+    attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
+    by side."""
     rows: list[ExampleSummary] = []
+    sides: dict[str, AnswerSide] = {}
 
     def analysed():
         for trace in traces:
             rows.append(ExampleSummary(trace.id, trace.prompt, trace.label, None))
-            yield analyse_generation(trace, explain)
+            result = analyse_generation(trace, explain)
+            if variants is not None and trace.id in variants.ids:
+                sides[trace.id] = answer_side(result, unit=variants.unit)
+            yield result
 
     pages = gather_generation(analysed(), spool=spool)
+    comparisons = variants.compare(sides, [r.id for r in rows]) if variants is not None else None
     results = AnalysisResults(
         rows=rows, metrics=None, summaries=Summaries({}, {}), heads=[], distance_profile=None
     )
     report = report_document(
-        title=title, card=card, entries=[p.record for p in pages], results=results, kind="generation"
+        title=title,
+        card=card,
+        entries=[p.record for p in pages],
+        results=results,
+        kind="generation",
+        variants=comparisons,
     )
     return SitePlan(title=title, card=card, report=report, examples=pages)
+
+
+@dataclass
+class VariantPlan:
+    """Which answers a generation report keeps for its variants page, and how it pairs them."""
+
+    #: the prompts and variants involved
+    ids: frozenset[str]
+    #: the unit a side's prompt is cut into when it has no attributions
+    unit: str
+    #: the pairs, from the kept sides by id and every prompt's id
+    compare: Callable[[dict[str, AnswerSide], list[str]], list[VariantComparison]]
+
+
+def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | None:
+    """Each `[[variants]]` pair, with the base prompt's answer read under the variant prompt
+    (teacher-forced) for the change in its log-probability."""
+    if not config.variants:
+        return None
+    ids = frozenset(v.of for v in config.variants) | frozenset(v.id for v in config.variants)
+
+    def compare(sides: dict[str, AnswerSide], seen: list[str]) -> list[VariantComparison]:
+        missing = [v.of for v in config.variants if v.of not in sides]
+        if missing:
+            own = {v.id for v in config.variants}
+            known = ", ".join([i for i in seen if i not in own][:5]) or "none"
+            raise ConfigError(
+                f"{config.source or 'config'}: [[variants]] of = {missing[0]!r}: no prompt has that id "
+                f"(ids: {known})"
+            )
+        forced = [Prompt(f"{v.id}/base-answer", v.prompt, tuple(sides[v.of].ids)) for v in config.variants]
+        options = generation_options(config)
+        out = []
+        for v, trace in zip(config.variants, generator.generate(forced, options), strict=True):
+            with np.errstate(divide="ignore"):
+                under = float(np.log(trace.probability.astype(np.float64)).sum()) if trace.steps else None
+            out.append(
+                compare_variant(
+                    sides[v.of], sides[v.id], id=v.id, name=v.name, base_answer_under_variant=under
+                )
+            )
+        return out
+
+    return VariantPlan(ids=ids, unit=config.generate.attribution_unit, compare=compare)
 
 
 def generation_options(config: ReportConfig) -> GenerationOptions:
@@ -176,16 +233,6 @@ def generation_options(config: ReportConfig) -> GenerationOptions:
         prompt_attention_limit=g.prompt_attention_limit,
         chat_template=g.chat_template,
     )
-
-
-def user_text(trace: GenerationTrace) -> str:
-    """The input text with every character outside the user's prompt tokens blanked, so that no
-    unit runs into the chat template around it (offsets are unchanged)."""
-    keep = np.zeros(len(trace.text), dtype=bool)
-    user = ~(np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool))
-    for a, b in np.asarray(trace.prompt_offsets)[user].tolist():
-        keep[a:b] = True
-    return "".join(ch if kept else " " for ch, kept in zip(trace.text, keep, strict=True))
 
 
 def foil_tokens(
@@ -217,14 +264,7 @@ def answer_explainer(
     contrasts = {} if contrasts is None else contrasts  # filled as the rows stream: the same dict
 
     def explain(trace: GenerationTrace, rollout_rows):
-        content = np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
-        units = attribution_units(
-            user_text(trace),
-            trace.prompt_offsets,
-            content,
-            g.attribution_unit,
-            max_tokens=config.analysis.max_attribution_tokens,
-        )
+        units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
         foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
         model = ForcedAnswer(
             generator, trace, list(units.members), foils=foils, batch_size=config.model.batch_size
@@ -264,7 +304,8 @@ def build_generation(
                 contrasts[r.id] = r.contrast
             yield Prompt(r.id, r.text, r.completion, r.label)
 
-    prompts = prompts_of(read_rows(config.data, prompts=True))
+    variants = [Prompt(v.id, v.prompt, None, f"variant of {v.of}") for v in config.variants]
+    prompts = itertools.chain(prompts_of(read_rows(config.data, prompts=True)), variants)
     traces = generator.generate(prompts, generation_options(config))
     traces = tqdm(traces, desc="generating", unit="prompt", disable=not progress or None)
     out = Path(out).resolve()
@@ -273,7 +314,14 @@ def build_generation(
     shutil.rmtree(spool, ignore_errors=True)
     try:
         explain = answer_explainer(generator, config, contrasts)
-        plan = plan_from_generations(traces, generator.card, title=config.title, spool=spool, explain=explain)
+        plan = plan_from_generations(
+            traces,
+            generator.card,
+            title=config.title,
+            spool=spool,
+            explain=explain,
+            variants=variant_plan(generator, config),
+        )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
         log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")

@@ -15,6 +15,7 @@ import numpy as np
 
 from attnreport.analysis.answer_attribution import AnswerExplanation
 from attnreport.analysis.rollout import rollout
+from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.generation import GenerationTrace
 
 #: where a step's attention can go: the chat template's tokens, the user's prompt, the answer so far
@@ -59,6 +60,27 @@ def segment_shares(trace: GenerationTrace) -> np.ndarray:
     `SEGMENTS` (rows sum to 1 where the model's attention rows do)."""
     heads_mean = trace.attentions.astype(np.float64).mean(axis=1)  # [L, T, N]
     return np.einsum("ltn,sn->tls", heads_mean, segment_masks(trace).astype(np.float64))
+
+
+def user_text(trace: GenerationTrace) -> str:
+    """The input text with every character outside the user's prompt tokens blanked, so that no
+    unit runs into the chat template around it (offsets are unchanged)."""
+    keep = np.zeros(len(trace.text), dtype=bool)
+    for a, b in np.asarray(trace.prompt_offsets)[~not_user(trace)].tolist():
+        keep[a:b] = True
+    return "".join(ch if kept else " " for ch, kept in zip(trace.text, keep, strict=True))
+
+
+def not_user(trace: GenerationTrace) -> np.ndarray:
+    """Prompt tokens that are no unit: special tokens and the chat template's."""
+    return np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
+
+
+def prompt_units(trace: GenerationTrace, kind: str = "word", *, max_tokens: int = 64) -> Units:
+    """The units of the user's prompt (`analysis.units`); the template's tokens are no unit."""
+    return attribution_units(
+        user_text(trace), trace.prompt_offsets, not_user(trace), kind, max_tokens=max_tokens
+    )
 
 
 @dataclass

@@ -160,6 +160,22 @@ class SiteConfig:
 
 
 @dataclass
+class VariantConfig:
+    """`[[variants]]`: a prompt of the generation report asked again in other words (prompt
+    engineering: a key instruction moved, a word added); the variants page sets both answers side
+    by side."""
+
+    #: the id of the prompt this varies (a data row's `id`; inline prompts are "0", "1", ...)
+    of: str = ""
+    #: the variant's text
+    prompt: str = ""
+    #: what changed, in a few words (shown as the pair's title)
+    name: str = ""
+    #: the variant's own id (default: "<of>~variant-<k>", k counting from 1)
+    id: str = ""
+
+
+@dataclass
 class RunConfig:
     """`[run]`: where tracing and the per-example analysis run. The site is always assembled in
     this process; with Dask the workers fill the cache and the driver reads it in row order."""
@@ -189,6 +205,8 @@ class ReportConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    #: prompts asked again in other words (generation reports)
+    variants: list[VariantConfig] = field(default_factory=list)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -255,6 +273,26 @@ class ReportConfig:
         if self.model.window is not None and self.model.window <= self.model.stride + 2:
             raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
         self._validate_run(where)
+        self._validate_variants(where)
+
+    def _validate_variants(self, where) -> None:
+        if self.variants and not self.generate.enabled:
+            raise ConfigError(f"{where}: [[variants]] are prompts asked again; they need a generation report")
+        ids = set()
+        for k, v in enumerate(self.variants, start=1):
+            if not isinstance(v.of, str) or not v.of:
+                raise ConfigError(
+                    f'{where}: [[variants]] {k}: `of` names the prompt it varies, e.g. of = "0"'
+                )
+            if not isinstance(v.prompt, str) or not v.prompt.strip():
+                raise ConfigError(
+                    f"{where}: [[variants]] {k}: `prompt` (the variant's text) is missing or empty"
+                )
+            if not v.id:
+                v.id = f"{v.of}~variant-{k}"
+            if v.id in ids:
+                raise ConfigError(f"{where}: [[variants]] {k}: id {v.id!r} is used twice")
+            ids.add(v.id)
 
     def _validate_run(self, where) -> None:
         run = self.run
@@ -316,6 +354,10 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
         if name == "generate" and name in given_tables:  # the table's presence asks for it
             table = {"enabled": True, **table}
         parts[name] = _fill(cls, table, f"[{name}] ", base, where)
+    variants = data.pop("variants", [])
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise ConfigError(f'{where}: variants must be tables: [[variants]] of = "..." prompt = "..."')
+    parts["variants"] = [_fill(VariantConfig, v, "[[variants]] ", base, where) for v in variants]
     top = _fill(ReportConfig, data, "", base, where)
     config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)
     config.validate()

@@ -120,6 +120,8 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         _write(folder / head_page(head["layer"], head["head"]), html)
     if "compare" in plan.report:
         _write(folder / "compare.html", _page(env, "compare.html.j2", root="", pages=pages, **common))
+    if "variants" in plan.report:
+        _write(folder / "variants.html", _page(env, "variants.html.j2", root="", **common))
     write_report(folder, plan.report)
     _write(folder / ".nojekyll", "")
 

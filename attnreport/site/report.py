@@ -17,6 +17,7 @@ from attnreport import __version__
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
+from attnreport.analysis.variants import AnswerSide, VariantComparison
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
 from attnreport.site.encode import dumps
@@ -275,9 +276,11 @@ def report_document(
     entries: list[dict],
     results: AnalysisResults,
     kind: str = "classification",
+    variants: list[VariantComparison] | None = None,
 ) -> dict:
     """The whole report: the model, the metrics, the dataset-level analysis and every example;
-    `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt)."""
+    `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt,
+    with `variants`: prompts asked again in other words, side by side)."""
     report = {
         "schema": SCHEMA,
         "kind": kind,
@@ -308,7 +311,52 @@ def report_document(
         )
     if results.comparison is not None:
         report["compare"] = _comparison(results.comparison)
+    if variants:
+        pages = {e["id"]: e["page"] for e in entries}
+        report["variants"] = [variant_entry(v, pages) for v in variants]
     return clean(report)
+
+
+def _side(side: AnswerSide, page: str | None) -> dict:
+    return {
+        "id": side.id,
+        "page": page,
+        "prompt": side.prompt,
+        "answer": side.answer,
+        "tokens": side.tokens,
+        "log_probability": side.log_probability,
+        "units": side.units,
+    }
+
+
+def variant_entry(v: VariantComparison, pages: dict[str, str]) -> dict:
+    """One prompt and its variant: both answers, where they part, the change in the base answer's
+    log-probability under the variant, and what each answer read of the units both prompts share."""
+    shared = []
+    for i, j in v.shared:
+        unit = {
+            "text": v.base.units[i],
+            "base_unit": i,
+            "variant_unit": j,
+            "attention": [float(v.base.attention[i]), float(v.variant.attention[j])],
+        }
+        if v.base.attribution is not None and v.variant.attribution is not None:
+            unit["attribution"] = [float(v.base.attribution[i]), float(v.variant.attribution[j])]
+        shared.append(unit)
+    under = v.base_answer_under_variant
+    return {
+        "id": v.id,
+        "of": v.of,
+        "name": v.name,
+        "base": _side(v.base, pages.get(v.base.id)),
+        "variant": _side(v.variant, pages.get(v.variant.id)),
+        "diverge_step": v.diverge_step,
+        "same_answer": v.diverge_step is None,
+        "base_answer_under_variant": under,
+        "log_probability_change": None if under is None else under - v.base.log_probability,
+        "attribution_method": v.base.method,
+        "shared_units": shared,
+    }
 
 
 def write_report(folder: Path, report: dict) -> Path:
