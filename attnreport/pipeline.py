@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from attnreport.analysis.answer_attribution import explain_answer
-from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units
+from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units, segment_members
 from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
@@ -266,9 +266,12 @@ def answer_explainer(
     def explain(trace: GenerationTrace, rollout_rows):
         units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
         foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
-        model = ForcedAnswer(
-            generator, trace, list(units.members), foils=foils, batch_size=config.model.batch_size
-        )
+        members, segments = list(units.members), []
+        if g.segment_units:
+            for name, positions in segment_members(trace).items():
+                members.append(positions)
+                segments.append(name)
+        model = ForcedAnswer(generator, trace, members, foils=foils, batch_size=config.model.batch_size)
         heads_mean = trace.attentions[-1].astype(np.float64).mean(axis=0)
         return explain_answer(
             model,
@@ -279,6 +282,7 @@ def answer_explainer(
             attention=heads_mean,
             rollout=rollout_rows,
             skipped=skipped,
+            segments=segments,
         )
 
     return explain

@@ -50,15 +50,24 @@ def test_report_declares_units_values_and_contrasts(copy_site):
     g = report["examples"][0]["generation"]
     shap = g["attributions"]["shapley"]
     words = PROMPTS[0].split(" ")
-    assert shap["unit"] == "word" and [u["text"] for u in shap["units"]] == words
-    for u in shap["units"]:
+    assert shap["unit"] == "word" and [u["text"] for u in shap["units"]] == [*words, "[the answer so far]"]
+    assert shap["units"][-1] == {
+        "start": None,
+        "stop": None,
+        "text": "[the answer so far]",
+        "segment": "answer",
+    }
+    # the answer so far cannot move the first answer token: nothing of it is written yet
+    assert g["attributions"]["occlusion"]["values"][0][-1] == 0
+    assert abs(shap["values"][0][-1]) < 1.96 * shap["stderr"][0][-1]  # sampled: no sign established
+    for u in shap["units"][:-1]:
         assert g["input_text"][u["start"] : u["stop"]] == u["text"]
     assert shap["output"] == "log_probability" and shap["baseline"]
-    assert len(shap["values"]) == len(g["tokens"]) and all(len(v) == len(words) for v in shap["values"])
+    assert len(shap["values"]) == len(g["tokens"]) and all(len(v) == len(words) + 1 for v in shap["values"])
     # the copy: w2 follows w9 earlier, so w9's successor (unit 3, "w2") carries the first step
     assert int(np.argmax(shap["values"][0])) in (3, len(words) - 1)
     # efficiency: the whole answer's values sum to its log-probability's rise over the baseline
-    assert len(shap["answer"]) == len(words)
+    assert len(shap["answer"]) == len(words) + 1
     contrasts = [c for c in g["contrasts"] if c["method"] == "shapley" and c["source"] == "runner_up"]
     assert [c["step"] for c in contrasts] == list(range(len(g["tokens"])))
     for c in contrasts:
@@ -140,7 +149,11 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
             for position in positions:
                 assert got[position][0] == want[u][0], (step, u)
                 assert got[position][1] == pytest.approx(want[u][1], abs=1e-3)
-        assert all(w == 0 for _, w in got[n:])  # answer tokens are no unit
+        # the answer so far is one unit: every earlier answer token shaded by its value, the rest not
+        answer_unit = shap["units"].index(next(u for u in shap["units"] if u.get("segment") == "answer"))
+        want_answer = min(1.0, abs(shap["values"][step][answer_unit]) / 2.0)
+        assert [w for _, w in got[n : n + step]] == pytest.approx([want_answer] * step, abs=1e-3)
+        assert all(w == 0 for _, w in got[n + step :])
     page.select_option("#g-explain", "contrast")
     got = chips(page)
     contrast = next(
@@ -148,17 +161,17 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
         for c in g["contrasts"]
         if c["method"] == "shapley" and c["step"] == 2 and c["source"] == "runner_up"
     )
-    want = [min(1, abs(v) / 2) for v in contrast["values"]]
+    want = [min(1, abs(v) / 2) for v in contrast["values"][:n]]
     assert [w for _, w in got[:n]] == pytest.approx(want, abs=1e-3)
     page.select_option("#g-explain", "answer")
     got = chips(page)
-    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in shap["answer"]], abs=1e-3)
+    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in shap["answer"][:n]], abs=1e-3)
     assert "whole answer" in page.text_content("#g-note")
     page.select_option("#g-explain", "asked:0")  # the asked-for contrast chooses its own token
     assert page.get_attribute('#g-tokens button[data-step="1"]', "aria-pressed") == "true"
     asked = next(c for c in g["contrasts"] if c["source"] == "asked" and c["method"] == "shapley")
     got = chips(page)
-    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in asked["values"]], abs=1e-3)
+    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in asked["values"][:n]], abs=1e-3)
     assert "asked for" in page.text_content("#g-note")
     # the matrix: one cell per answer token and unit, its value report.json's
     cells = page.eval_on_selector_all(

@@ -23,6 +23,9 @@ from attnreport.analysis.shapley import occlusion, shapley
 from attnreport.analysis.units import Units
 from attnreport.core.config import AnalysisConfig
 
+#: the units beside the prompt's own, by name: what the report calls them
+SEGMENT_UNITS = {"template": "[the chat template]", "answer": "[the answer so far]"}
+
 #: what the answer-token games are of (`[generate] attribution_output`)
 ANSWER_OUTPUTS = ("log_probability", "probability")
 
@@ -132,6 +135,8 @@ class AnswerExplanation:
     evaluations: int = 0
     #: what was asked and not computed, and why
     skipped: list[str] = field(default_factory=list)
+    #: the names of the units after `units`' own (`SEGMENT_UNITS`): the template, the answer so far
+    segments: list[str] = field(default_factory=list)
 
 
 def _split(values: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -201,6 +206,7 @@ def explain_answer(
     attention: np.ndarray | None = None,
     rollout: np.ndarray | None = None,
     skipped: list[str] | tuple[str, ...] = (),
+    segments: list[str] | tuple[str, ...] = (),
     random_state: int = 0,
 ) -> AnswerExplanation:
     """Attributions of every answer token by `methods`, over the units of `model` (a
@@ -219,6 +225,7 @@ def explain_answer(
     result = AnswerExplanation(units=units, output=output, baseline=model.baseline, foils=foils)
     result.requested = [(t, i, model.token_of(i)) for t, i in model.foils]
     result.skipped = list(skipped)
+    result.segments = list(segments)
     if p == 0:
         return result
     for name, method in ANSWER_METHODS.items():

@@ -83,6 +83,19 @@ def prompt_units(trace: GenerationTrace, kind: str = "word", *, max_tokens: int 
     )
 
 
+def segment_members(trace: GenerationTrace) -> dict[str, np.ndarray]:
+    """The positions of the units beside the prompt's words: the chat template's tokens (and the
+    special ones), and the answer written so far (input positions n .. n + T - 2); each only when
+    it has a token."""
+    out = {}
+    template = np.flatnonzero(not_user(trace))
+    if len(template):
+        out["template"] = template
+    if trace.steps > 1:
+        out["answer"] = np.arange(trace.n_prompt, trace.n_prompt + trace.steps - 1)
+    return out
+
+
 @dataclass
 class GenerationAnalysis:
     """One prompt's answer, analysed: everything the page and report.json show beyond the trace."""

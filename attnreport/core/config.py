@@ -129,6 +129,8 @@ class GenerateConfig:
     attribution_unit: str = "word"
     #: what an answer token's attribution is a share of: its "log_probability" or "probability"
     attribution_output: str = "log_probability"
+    #: two more units beside the prompt's: the chat template's tokens, and the answer written so far
+    segment_units: bool = True
 
 
 @dataclass

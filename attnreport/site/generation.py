@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.site.encode import packed_unit, script_json
@@ -41,9 +42,12 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
     if ex is None or not ex.attributions:
         return None
     members = [] if ex.units is None else [m.tolist() for m in ex.units.members]
+    segments = segment_members(g)
+    members += [segments[name].tolist() for name in ex.segments]
+    texts = [] if ex.units is None else [u["text"] for u in ex.units.to_list(g.text)]
     return {
         "unit": ex.units.kind if ex.units is not None else "custom",
-        "units": [] if ex.units is None else [u["text"] for u in ex.units.to_list(g.text)],
+        "units": texts + [SEGMENT_UNITS[name] for name in ex.segments],
         "members": members,
         "output": ex.output,
         "baseline": ex.baseline,

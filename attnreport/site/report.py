@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport import __version__
+from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
@@ -101,7 +102,10 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
     units = ex.units
     declared = {
         "unit": units.kind if units is not None else "custom",
-        "units": units.to_list(g.text) if units is not None else None,
+        "units": None
+        if units is None
+        else units.to_list(g.text)
+        + [{"start": None, "stop": None, "text": SEGMENT_UNITS[s], "segment": s} for s in ex.segments],
         "output": ex.output,
         "baseline": ex.baseline,
         "evaluations": ex.evaluations,

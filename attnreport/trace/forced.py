@@ -1,7 +1,8 @@
 """The answer as a value function over the prompt's units, teacher-forced: the attributions' model.
 
 ``ForcedAnswer(generator, trace, units)`` is callable on a boolean mask array ``[m, p]`` over the
-units of the prompt (True = present): the absent units' tokens are replaced by the baseline
+units of the prompt (True = present; a unit may also hold answer positions: "the answer so far",
+which by causality only moves the tokens after it): the absent units' tokens are replaced by the baseline
 token, the prompt is followed by the answer the model wrote (teacher forcing), and one
 ``decoder.onnx`` run (empty cache) scores every answer token at once. So a coalition costs one
 model run, whichever and however many answer tokens are explained: the log-probability of each
@@ -73,8 +74,8 @@ class ForcedAnswer:
         )
         self.players = len(self.units)
         covered = np.concatenate(self.units) if self.units else np.zeros(0, dtype=np.int64)
-        if len(covered) and (covered.min() < 0 or covered.max() >= trace.n_prompt):
-            raise ValueError(f"units must index the prompt's {trace.n_prompt} tokens")
+        if len(covered) and (covered.min() < 0 or covered.max() >= trace.n_prompt + trace.steps - 1):
+            raise ValueError(f"units must index the prompt and the answer's first {trace.steps - 1} tokens")
         self.generator = generator
         self.ids = np.concatenate([trace.prompt_ids, trace.ids[:-1]]).astype(np.int64)
         self.n = trace.n_prompt

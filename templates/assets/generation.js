@@ -162,7 +162,8 @@
       node.classList.toggle("later", !seen);
       node.classList.toggle("chosen", kind !== "answer" && position === n + step);
       if (node.dataset.step !== undefined) node.setAttribute("aria-pressed", String(+node.dataset.step === step));
-      if (u === undefined || got.values[u] === null) {
+      // the answer from the chosen token on was not yet written: it has no share in that token
+      if (u === undefined || got.values[u] === null || (kind !== "answer" && position >= n + step)) {
         node.style.setProperty("--w", "0");
         node.title = position < n ? "not a unit (the template's, or a special token)" : "";
         return;
