@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attnreport.analysis.critical import CriticalLabel
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.explain import Explanation
 from attnreport.analysis.heads import HeadScores
@@ -149,6 +150,8 @@ class AnalysisResults:
     decision_space: DecisionSpace | None = None
     layer_spaces: list[DecisionSpace] = field(default_factory=list)
     comparison: Comparison | None = None
+    #: recall and misses per critical label (`[analysis] critical_labels`), by label
+    critical: list[CriticalLabel] = field(default_factory=list)
 
     @property
     def examples(self) -> int:

@@ -48,13 +48,21 @@ class AnalysisStage:
         self.extra_layers = self._extra_layers(card.layers)
         self.pooled_at: dict[int, list[np.ndarray]] = {layer: [] for layer in self.extra_layers}
         self.truth: list[str | None] = []
-        self.tally = ExampleTally(card.labels)
+        unknown = [name for name in options.critical_labels if name not in card.labels]
+        if unknown:
+            raise ConfigError(
+                f"[analysis] critical_labels: {unknown[0]!r} is not a label of this model; "
+                f"its labels: {', '.join(card.labels) or '(none)'}"
+            )
+        self.tally = ExampleTally(card.labels, critical=options.critical_labels)
         #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []
         self.cache = None
         if tracer.key:
-            # the decision spaces are dataset-level: their options do not touch the per-example results
-            key = {k: v for k, v in asdict(options).items() if k != "decision_layers"}
+            # the decision spaces and critical labels are dataset-level: their options do not
+            # touch the per-example results
+            dataset_level = ("decision_layers", "critical_labels")
+            key = {k: v for k, v in asdict(options).items() if k not in dataset_level}
             self.cache = ResultCache(cache_dir, "analysis", tracer.key, key)
         self.computed = 0
         # attention by distance over the dataset, binned up to the longest input the model runs

@@ -96,11 +96,32 @@ class AnalysisConfig:
     #: on the index with a layer switch; where the head does not read a layer, a logistic-regression
     #: probe fitted to the model's predictions draws the boundaries
     decision_layers: list[int] | str = field(default_factory=list)
+    #: labels whose misses matter most (e.g. ["urgent"]): the index lists the examples of these
+    #: labels predicted as something else, most confidently missed first, and report.json
+    #: `metrics.critical` gives each one's recall
+    critical_labels: list[str] = field(default_factory=list)
+    #: the classes each example's attributions explain: the top 2 by probability (a whole number),
+    #: "all", or a list of labels; the top two are also contrasted (p(A) - p(B): "why not B?").
+    #: They share the predicted class's model runs (each run gives every class's output)
+    explain_classes: int | str | list[str] = 2
 
     def __post_init__(self) -> None:
         per_token = self.evaluations_per_token
         if not isinstance(per_token, int) or isinstance(per_token, bool) or per_token < 1:
             raise ConfigError(f"[analysis] evaluations_per_token = {per_token!r}; give a whole number >= 1")
+        critical = self.critical_labels
+        if not isinstance(critical, list) or not all(isinstance(x, str) and x for x in critical):
+            raise ConfigError(
+                f'[analysis] critical_labels = {critical!r}; give a list of labels, e.g. ["urgent"]'
+            )
+        classes = self.explain_classes
+        whole = isinstance(classes, int) and not isinstance(classes, bool) and classes >= 1
+        named = isinstance(classes, list) and classes and all(isinstance(x, str) and x for x in classes)
+        if not (whole or named or classes == "all"):
+            raise ConfigError(
+                f"[analysis] explain_classes = {classes!r}; give a whole number >= 1 (the top classes), "
+                f'"all", or a list of labels'
+            )
 
 
 @dataclass

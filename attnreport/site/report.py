@@ -165,10 +165,34 @@ def _model(card: ModelCard) -> dict:
     }
 
 
-def _metrics(results: AnalysisResults) -> dict:
+def _critical(results: AnalysisResults, entries: list[dict]) -> dict:
+    """Per critical label: recall, and the misses (most confident first), each with its page."""
+    out = {}
+    for c in results.critical:
+        out[c.label] = {
+            "examples": c.examples,
+            "caught": c.caught,
+            "recall": c.recall,
+            "missed": [
+                {
+                    "row": m.row,
+                    "id": entries[m.row]["id"],
+                    "page": entries[m.row]["page"],
+                    "prediction": m.prediction,
+                    "confidence": m.confidence,
+                    "label_probability": m.label_probability,
+                }
+                for m in c.misses
+            ],
+        }
+    return out
+
+
+def _metrics(results: AnalysisResults, entries: list[dict]) -> dict:
     m = results.metrics
     if m is None:
         return {}
+    critical = {"critical": _critical(results, entries)} if results.critical else {}
     return {
         "accuracy": m.accuracy,
         "labelled": m.labelled,
@@ -177,6 +201,7 @@ def _metrics(results: AnalysisResults) -> dict:
         "predicted_counts": m.predicted_counts,
         "unknown_labels": m.unknown_labels,
         "examples": results.examples,
+        **critical,
     }
 
 
@@ -214,7 +239,7 @@ def report_document(
         "title": title,
         "generator": f"attnreport {__version__}",
         "model": _model(card),
-        "metrics": _metrics(results),
+        "metrics": _metrics(results, entries),
         "analysis": {
             "faithfulness": results.summaries.faithfulness,
             "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
