@@ -24,6 +24,11 @@ from attnreport.core.config import AnalysisConfig
 from attnreport.core.trace import Trace
 from attnreport.trace.evaluate import MaskedModel
 
+#: the span of each output that `[analysis] negligible` is a fraction of: a probability runs from
+#: 0 to 1; a logit has no bounds, and 10 (from -5 to 5) takes a two-class probability from 0.7%
+#: to 99.3%
+OUTPUT_RANGE = {"probability": 1.0, "logit": 10.0}
+
 
 class MemoValue:
     """Wraps a value function so that no coalition is ever evaluated twice."""
@@ -196,6 +201,9 @@ def explain(
     model = MaskedModel(tracer, trace, output=options.output)
     value = MemoValue(lambda masks: model(units.token_masks(masks, model.positions)))
     declared = {**model.declaration.to_dict(), "unit": units.kind}
+    # effects smaller than this (in the output's units) are too small to matter: drawn neutral,
+    # never named in the verdict
+    declared["negligible"] = options.negligible * OUTPUT_RANGE[options.output]
     if units.kind != "token":
         declared["units"] = units.to_list(trace.text)
     if trace.windows:

@@ -113,7 +113,7 @@ class AnalysisStage:
             if trace.logits is not None:  # a NaN's argmax is no prediction: -1 marks it
                 finite = np.isfinite(trace.logits).all()
                 self.predicted.append(int(np.argmax(trace.logits)) if finite else -1)
-            example = describe(trace, card)
+            example = describe(trace, card, unknown_token=self.tracer.tokenizer.unk_token)
             example.explanation = self.explain(trace, example.rollout_row)
             self.tally.add(example)
             yield example

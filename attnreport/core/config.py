@@ -104,6 +104,9 @@ class AnalysisConfig:
     #: "all", or a list of labels; the top two are also contrasted (p(A) - p(B): "why not B?").
     #: They share the predicted class's model runs (each run gives every class's output)
     explain_classes: int | str | list[str] = 2
+    #: effects below this fraction of the output's range (a probability's: 1) are too small to
+    #: matter: drawn neutral and never named in an example's verdict
+    negligible: float = 0.01
 
     def __post_init__(self) -> None:
         per_token = self.evaluations_per_token
@@ -114,6 +117,12 @@ class AnalysisConfig:
             raise ConfigError(
                 f'[analysis] critical_labels = {critical!r}; give a list of labels, e.g. ["urgent"]'
             )
+        if (
+            isinstance(self.negligible, bool)
+            or not isinstance(self.negligible, int | float)
+            or not (0 <= self.negligible < 1)
+        ):
+            raise ConfigError(f"[analysis] negligible = {self.negligible!r}; give a fraction from 0 to 1")
         classes = self.explain_classes
         whole = isinstance(classes, int) and not isinstance(classes, bool) and classes >= 1
         named = isinstance(classes, list) and classes and all(isinstance(x, str) and x for x in classes)
@@ -168,6 +177,10 @@ class SiteConfig:
     scenes: bool = True
     #: a .glb download of every example's flow scene too (the index's is always there)
     example_glb: bool = False
+    #: attributions are coloured on this fixed scale, in the output's units: an effect of this
+    #: size or more gets the full colour (default: half the output's range, 0.5 for a probability),
+    #: so a model whose effects are all tiny is drawn pale, not saturated
+    attribution_scale: float | None = None
 
 
 @dataclass
@@ -219,6 +232,11 @@ class ReportConfig:
             raise ConfigError(
                 f"{where}: [site] theme = {self.site.theme!r}; known themes: {', '.join(themes)}"
             )
+        scale = self.site.attribution_scale
+        if scale is not None and (
+            isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0
+        ):
+            raise ConfigError(f"{where}: [site] attribution_scale = {scale!r}; give a number > 0, e.g. 0.5")
         if self.model.batch_size < 1:
             raise ConfigError(f"{where}: [model] batch_size must be at least 1")
         if self.analysis.decision_pooling not in (None, "first", "last", "mean"):

@@ -15,6 +15,7 @@ from attnreport import __version__
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
+from attnreport.analysis.verdict import verdict
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
 from attnreport.site.encode import dumps
@@ -42,10 +43,14 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         "label": trace.label,
         "rollout": example.rollout_row,
         "windows": [list(w) for w in trace.windows],
+        # tokens the tokenizer could not read ([UNK]): positions, their characters in `offsets`
+        "unknown_tokens": list(example.unknown),
         "prediction": None,
         "probabilities": {},
         "confidence": None,
         "correct": None,
+        # the plain verdict the page opens with, every word chosen by a number (`analysis.verdict`)
+        "summary": verdict(example).to_dict(),
     }
     if prediction is not None:
         entry["prediction"] = prediction.label
@@ -248,6 +253,14 @@ def report_document(
         "heads": [{**asdict(h.scores), "typical": h.typical_ids} for h in results.heads],
         "examples": entries,
     }
+    unknown = [e for e in entries if e.get("unknown_tokens")]
+    if unknown:
+        report["unknown_tokens"] = {
+            "tokens": sum(len(e["unknown_tokens"]) for e in unknown),
+            "examples": [
+                {"id": e["id"], "page": e["page"], "tokens": len(e["unknown_tokens"])} for e in unknown
+            ],
+        }
     if results.distance_profile is not None:
         report["analysis"]["attention_by_distance"] = results.distance_profile
     space = results.decision_space
