@@ -54,6 +54,13 @@ class AnalysisStage:
                 f"[analysis] critical_labels: {unknown[0]!r} is not a label of this model; "
                 f"its labels: {', '.join(card.labels) or '(none)'}"
             )
+        asked = options.explain_classes
+        unknown = [name for name in asked if name not in card.labels] if isinstance(asked, list) else []
+        if unknown:
+            raise ConfigError(
+                f"[analysis] explain_classes: {unknown[0]!r} is not a label of this model; "
+                f"its labels: {', '.join(card.labels) or '(none)'}"
+            )
         self.tally = ExampleTally(card.labels, critical=options.critical_labels)
         #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []

@@ -36,9 +36,11 @@ class Verdict:
     text: str
     #: plain phrase -> the technical statement it stands for, in the order they appear
     terms: list[dict[str, str]] = field(default_factory=list)
+    #: "why not B?": {"label": B, "method", "text"} from the contrast's attributions; None without
+    why_not: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "terms": self.terms}
+        return {"text": self.text, "terms": self.terms, "why_not": self.why_not}
 
 
 def percent(p: float) -> str:
@@ -170,7 +172,35 @@ def verdict(example: ExampleAnalysis) -> Verdict:
     truth = example.trace.label
     if truth is not None and truth in labels and truth != labels[order[0]]:
         text += f" Wrong: the text is labelled {truth}."
-    return Verdict(text, terms)
+    return Verdict(text, terms, why_not(example))
+
+
+def why_not(example: ExampleAnalysis) -> dict | None:
+    """Why the runner-up lost: the units that made the prediction likelier than it, and those that
+    pulled towards it, from the attributions of the contrast f(A) - f(B)."""
+    explanation, prediction = example.explanation, example.prediction
+    if explanation is None or prediction is None or not explanation.contrast:
+        return None
+    c = explanation.contrast
+    method = next((m for m in METHODS if m in c), None)
+    if method is None:
+        return None
+    a = c[method]
+    p = dict(zip(prediction.labels, prediction.probabilities.tolist(), strict=True))
+    names = unit_names(example, a)
+    up, down = pushes(example, a)
+    unit = a.get("unit", "token")
+    parts = []
+    if up:
+        said = ", ".join(quoted(names[i]) for i in up[:FOR_WORDS])
+        parts.append(f"{said} made {c['a']} likelier than {c['b']}")
+    if down:
+        said = ", ".join(quoted(names[i]) for i in down[:AGAINST_WORDS])
+        parts.append(f"{said} pulled towards {c['b']}")
+    if not parts:
+        parts.append(f"no single {unit} separates them by {float(a.get('negligible', 0.0)):g} or more")
+    head = f"{c['a']} ({percent(p.get(c['a'], 0.0))}) rather than {c['b']} ({percent(p.get(c['b'], 0.0))})"
+    return {"label": c["b"], "method": method, "text": f"{head}: " + "; ".join(parts) + "."}
 
 
 def _trust(faith: dict, method: str, a: dict, unit: str, probability: float):

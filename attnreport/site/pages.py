@@ -117,6 +117,12 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
         errors = {name: a["std_error"] for name, a in explanation.attributions.items() if "std_error" in a}
         if explanation.flow is not None:
             views["flow"] = explanation.flow
+        for name, a in other_views(explanation).items():
+            views[name] = a["values"]
+            view_unit[name] = a.get("unit", "token")
+            scales[name] = colour_scale(a, attribution_scale)
+            if "std_error" in a:
+                errors[name] = a["std_error"]
     return {
         "views": views,
         "errors": errors,
@@ -140,6 +146,26 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
     }
 
 
+def other_views(explanation) -> dict[str, dict]:
+    """The views of the other explained classes and of the contrast, by the name the page's view
+    list shows ("shapley for urgent", "shapley: complaint rather than urgent"), each its entry
+    with the method's name under "method"."""
+    views = {}
+    for label, methods in explanation.classes.items():
+        for method, a in methods.items():
+            views[f"{method} for {label}"] = {**a, "method": method}
+    c = explanation.contrast
+    if c:
+        for method in ATTRIBUTION_NAMES:
+            if method in c:
+                views[f"{method}: {c['a']} rather than {c['b']}"] = {**c[method], "method": method}
+    return views
+
+
+#: the attribution entries a contrast may hold, in the order the page lists them
+ATTRIBUTION_NAMES = ("shapley", "occlusion")
+
+
 def view_notes(explanation) -> dict[str, str]:
     """One line per token view saying what its numbers are."""
     notes = {"rollout": "attention rollout (Abnar & Zuidema 2020) into the read position"}
@@ -147,7 +173,8 @@ def view_notes(explanation) -> dict[str, str]:
         return notes
     if explanation.flow is not None:
         notes["flow"] = "attention flow (max-flow, Abnar & Zuidema 2020) into the read position"
-    for name, a in explanation.attributions.items():
+    shown = {name: {**a, "method": name} for name, a in explanation.attributions.items()}
+    for name, a in {**shown, **other_views(explanation)}.items():
         unit = a.get("unit", "token")
         if unit == "token":
             what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
@@ -161,7 +188,7 @@ def view_notes(explanation) -> dict[str, str]:
             read = a.get("windows_read", a["windows"])
             if read < a["windows"]:
                 what += f" (the prediction reads the last {read} only: what lies before it scores 0)"
-        if name == "shapley":
+        if a["method"] == "shapley":
             if a["exact"]:
                 how = "exact"
             elif a.get("std_error") is not None:

@@ -59,6 +59,9 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         entry["correct"] = None if trace.label is None else trace.label == prediction.label
     if explanation is not None:
         entry["attributions"] = explanation.attributions
+        # the other explained classes, and the predicted class against the runner-up ("why not B?")
+        entry["classes"] = explanation.classes
+        entry["contrast"] = explanation.contrast
         entry["faithfulness"] = explanation.faithfulness
         entry["flow"] = explanation.flow
         entry["agreement_with_occlusion"] = explanation.agreement
