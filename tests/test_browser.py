@@ -331,8 +331,13 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
     report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
     example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
     page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
-    views = {name: a["values"] for name, a in example["attributions"].items()}
-    errors = {name: a["std_error"] for name, a in example["attributions"].items() if a.get("std_error")}
+    entries = dict(example["attributions"])
+    for label, methods in example["classes"].items():  # the other explained classes
+        entries.update({f"{m} for {label}": a for m, a in methods.items()})
+    c = example["contrast"]  # "why not B?": the contrast with the runner-up
+    entries.update({f"{m}: {c['a']} rather than {c['b']}": c[m] for m in ("shapley", "occlusion")})
+    views = {name: a["values"] for name, a in entries.items()}
+    errors = {name: a["std_error"] for name, a in entries.items() if a.get("std_error")}
     assert "shapley" in errors  # the demo's texts are longer than max_exact: sampled, with errors
     views["rollout"] = example["rollout"]
     if example.get("flow") is not None:
@@ -360,10 +365,10 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
         assert len(tokens) == len(values) == len(example["tokens"])
         scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
         strongest = max(abs(v) for v in scored)
-        a = example["attributions"].get(name)
+        a = entries.get(name)
         colours = None if a is None else {"scale": 0.5, "negligible": a["negligible"]}
         if a is not None:
-            assert a["output"] == "probability" and a["negligible"] == 0.01
+            assert a["output"] in ("probability", "probability difference") and a["negligible"] == 0.01
             assert "colour scale ±0.5 (probability" in legend and "below 0.01, too small to matter" in legend
         for i, (token, value, special) in enumerate(zip(tokens, values, example["special"], strict=True)):
             if special:
