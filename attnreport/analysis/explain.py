@@ -31,6 +31,11 @@ from attnreport.trace.evaluate import MaskedModel
 OUTPUT_RANGE = {"probability": 1.0, "logit": 10.0}
 
 
+#: the shape of a cached `Explanation`: part of its cache key, so results an older version made
+#: (without the fields added since) are recomputed, not served; bump it when a field is added
+EXPLANATION_VERSION = 2
+
+
 class MemoValue:
     """Wraps a value function so that no coalition is ever evaluated twice."""
 

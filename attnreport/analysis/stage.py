@@ -18,7 +18,7 @@ import numpy as np
 from attnreport.analysis.aggregate import DistanceDecay
 from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
-from attnreport.analysis.explain import Explanation, explain
+from attnreport.analysis.explain import EXPLANATION_VERSION, Explanation, explain
 from attnreport.analysis.heads import HeadAtlas, HeadThresholds, induction_scores, repeated_random_tokens
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis, HeadSummary, describe
 from attnreport.analysis.tally import ExampleTally
@@ -70,6 +70,7 @@ class AnalysisStage:
             # touch the per-example results
             dataset_level = ("decision_layers", "critical_labels")
             key = {k: v for k, v in asdict(options).items() if k not in dataset_level}
+            key["explanation_version"] = EXPLANATION_VERSION
             self.cache = ResultCache(cache_dir, "analysis", tracer.key, key)
         self.computed = 0
         # attention by distance over the dataset, binned up to the longest input the model runs
