@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.config import (
+    AnalysisConfig,
     CompareConfig,
     DataConfig,
     GenerateConfig,
@@ -171,6 +172,8 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         model=ModelConfig(path=model_dir),
         data=DataConfig(path=data_path),
         site=SiteConfig(theme=theme),
+        # an urgent ticket predicted as a complaint is the miss that matters: the index lists them
+        analysis=AnalysisConfig(critical_labels=["urgent"]),
         compare=CompareConfig(quantized=True, name="int8 (dynamic quantization)"),
         cache_dir=cache,
     )

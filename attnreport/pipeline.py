@@ -370,7 +370,7 @@ def build(
         scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
         examples = analysis.stream(traces)
         items = scenes.stream(examples) if config.site.scenes else ((e, None) for e in examples)
-        pages = gather(items, tracer.card, spool=spool)
+        pages = gather(items, tracer.card, spool=spool, attribution_scale=config.site.attribution_scale)
         if not pages:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
         results = analysis.finish(comparison)

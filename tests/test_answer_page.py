@@ -119,6 +119,11 @@ def test_unknown_answer_method_is_one_line(tmp_path, tiny):
         build(config, tmp_path / "site", progress=False)
 
 
+def scaled(values, scale=2.0):
+    """The shade a value gets: its size against the fixed scale (2 nats), saturating."""
+    return [min(1.0, abs(v) / scale) for v in values]
+
+
 def chips(page):
     script = """els => els.map(e => [e.classList.contains('pos') ? 1 : e.classList.contains('neg') ? -1 : 0,
         parseFloat(e.style.getPropertyValue('--w') || '0')])"""
@@ -165,13 +170,13 @@ def test_page_shades_the_prompt_by_each_tokens_attribution(browser, copy_site, s
     assert [w for _, w in got[:n]] == pytest.approx(want, abs=1e-3)
     page.select_option("#g-explain", "answer")
     got = chips(page)
-    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in shap["answer"][:n]], abs=1e-3)
+    assert [w for _, w in got[:n]] == pytest.approx(scaled(shap["answer"][:n]), abs=1e-3)
     assert "whole answer" in page.text_content("#g-note")
     page.select_option("#g-explain", "asked:0")  # the asked-for contrast chooses its own token
     assert page.get_attribute('#g-tokens button[data-step="1"]', "aria-pressed") == "true"
     asked = next(c for c in g["contrasts"] if c["source"] == "asked" and c["method"] == "shapley")
     got = chips(page)
-    assert [w for _, w in got[:n]] == pytest.approx([min(1, abs(v) / 2) for v in asked["values"][:n]], abs=1e-3)
+    assert [w for _, w in got[:n]] == pytest.approx(scaled(asked["values"][:n]), abs=1e-3)
     assert "asked for" in page.text_content("#g-note")
     # the matrix: one cell per answer token and unit, its value report.json's
     cells = page.eval_on_selector_all(

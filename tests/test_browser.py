@@ -310,16 +310,34 @@ def _alpha(css: str) -> float:
     return float(found.group(1)) if found else (0.0 if css == "transparent" else 1.0)
 
 
+def expected_shade(value: float, colours: dict | None, strongest: float) -> tuple[float, str]:
+    """A token's share of the full colour and its class: an attribution (with `colours`, the
+    page's fixed scale) is |value| / scale, clipped at 1, and "neutral" below its negligible
+    effect; rollout and flow are |value| / the text's strongest."""
+    if colours is None:
+        return (abs(value) / strongest if strongest > 0 else 0.0), ("neg" if value < 0 else "pos")
+    if abs(value) < colours["negligible"]:
+        return 0.0, "neutral"
+    return min(1.0, abs(value) / colours["scale"]), ("neg" if value < 0 else "pos")
+
+
 def test_demo_token_colours_follow_report_json(browser, demo_site):
     """Every token view on a demo page: the value on each token is the report's, the shade is
-    |value| / strongest (x 0.9 alpha), orange for, blue against, specials unshaded; a sampled
+    |value| / 0.5 for attributions of a probability (the fixed scale, clipped; neutral below the
+    negligible effect) and |value| / strongest for rollout and flow (x 0.9 alpha), orange for,
+    blue against, specials unshaded; a sampled
     value within 1.96 of its standard errors of 0 has a dotted outline, and the legend counts them."""
 
     report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
     example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
     page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
-    views = {name: a["values"] for name, a in example["attributions"].items()}
-    errors = {name: a["std_error"] for name, a in example["attributions"].items() if a.get("std_error")}
+    entries = dict(example["attributions"])
+    for label, methods in example["classes"].items():  # the other explained classes
+        entries.update({f"{m} for {label}": a for m, a in methods.items()})
+    c = example["contrast"]  # "why not B?": the contrast with the runner-up
+    entries.update({f"{m}: {c['a']} rather than {c['b']}": c[m] for m in ("shapley", "occlusion")})
+    views = {name: a["values"] for name, a in entries.items()}
+    errors = {name: a["std_error"] for name, a in entries.items() if a.get("std_error")}
     assert "shapley" in errors  # the demo's texts are longer than max_exact: sampled, with errors
     views["rollout"] = example["rollout"]
     if example.get("flow") is not None:
@@ -347,16 +365,29 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
         assert len(tokens) == len(values) == len(example["tokens"])
         scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
         strongest = max(abs(v) for v in scored)
+        a = entries.get(name)
+        colours = None if a is None else {"scale": 0.5, "negligible": a["negligible"]}
+        if a is not None:
+            assert a["output"] in ("probability", "probability difference") and a["negligible"] == 0.01
+            assert "colour scale ±0.5 (probability" in legend and "below 0.01, too small to matter" in legend
         for i, (token, value, special) in enumerate(zip(tokens, values, example["special"], strict=True)):
             if special:
                 assert "special" in token["cls"] and token["value"] is None
                 continue
             assert float(token["value"]) == pytest.approx(value, rel=1e-6, abs=1e-9)
-            share = abs(value) / strongest if strongest > 0 else 0.0
+            share, kind = expected_shade(value, colours, strongest)
             assert float(token["w"]) == pytest.approx(share, abs=1e-3)
-            assert ("neg" if value < 0 else "pos") in token["cls"].split()
+            assert kind in token["cls"].split()
             assert ("unsure" in token["cls"].split()) is unsure[i]
-            outline = "dotted" if unsure[i] else "dashed" if value < 0 else "solid"
+            outline = (
+                "dotted"
+                if unsure[i]
+                else "solid"
+                if kind == "neutral"
+                else "dashed"
+                if value < 0
+                else "solid"
+            )
             assert token["border"] == outline
             assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM
 from sitebuild import write_config
-from test_browser import ARGS, _alpha
+from test_browser import ARGS, _alpha, expected_shade
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
@@ -60,10 +60,12 @@ def test_a_long_text_is_shaded_by_sentence_as_report_json_says(browser, tiny, tm
         )
         assert [s["text"] for s in spans] == [u["text"] for u in units]
         strongest = max(abs(v) for v in values)
+        a = long["attributions"][name]
+        colours = {"scale": 0.5, "negligible": a["negligible"]}  # a probability's default scale
         for span, value in zip(spans, values, strict=True):
-            assert {"unit", "neg" if value < 0 else "pos"} <= set(span["cls"].split())
+            share, kind = expected_shade(value, colours, strongest)
+            assert {"unit", kind} <= set(span["cls"].split())
             assert float(span["value"]) == pytest.approx(value, rel=1e-6, abs=1e-9)
-            share = abs(value) / strongest
             assert float(span["w"]) == pytest.approx(share, abs=1e-3)
             assert _alpha(span["bg"]) == pytest.approx(0.9 * share, abs=0.01)
         # the whole text, literally, line breaks and markup-like text included

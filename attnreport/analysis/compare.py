@@ -27,6 +27,12 @@ def compare_pair(a: Trace, b: Trace, labels_a: Sequence[str], labels_b: Sequence
         out["agree"] = out["prediction_a"] == out["prediction_b"]
         if list(labels_a) == list(labels_b):
             out["max_probability_diff"] = float(np.max(np.abs(pa - pb)))
+            # how far the second run moved the first one's answer: the probability of run a's
+            # predicted label, before and after (negative: less sure of it, or flipped away)
+            k = int(pa.argmax())
+            out["probability_a"] = float(pa[k])
+            out["probability_b"] = float(pb[k])
+            out["probability_shift"] = float(pb[k] - pa[k])
     same_shape = a.tokens == b.tokens and a.attentions.shape == b.attentions.shape
     out["same_tokens"] = a.tokens == b.tokens
     if same_shape:

@@ -11,10 +11,11 @@ per token; texts traced in windows are evaluated through the same windows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from attnreport.analysis.answer_attribution import VectorMemo
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
 from attnreport.analysis.rollout import read_row, rollout
@@ -23,6 +24,16 @@ from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.trace import Trace
 from attnreport.trace.evaluate import MaskedModel
+
+#: the span of each output that `[analysis] negligible` is a fraction of: a probability runs from
+#: 0 to 1; a logit has no bounds, and 10 (from -5 to 5) takes a two-class probability from 0.7%
+#: to 99.3%
+OUTPUT_RANGE = {"probability": 1.0, "logit": 10.0}
+
+
+#: the shape of a cached `Explanation`: part of its cache key, so results an older version made
+#: (without the fields added since) are recomputed, not served; bump it when a field is added
+EXPLANATION_VERSION = 2
 
 
 class MemoValue:
@@ -64,11 +75,19 @@ class Explanation:
     skipped: dict[str, str] = field(default_factory=dict)
     #: sequences run through the model for the attributions and faithfulness (windows counted)
     model_runs: int = 0
+    #: the other explained classes (`[analysis] explain_classes`), most probable first: label ->
+    #: method -> the same entry as `attributions`, its target that class
+    classes: dict[str, dict[str, dict]] = field(default_factory=dict)
+    #: the predicted class against the runner-up: {"a", "b", "output", method -> entry}, each
+    #: method's values the attributions of f(A) - f(B); None with one class explained
+    contrast: dict | None = None
 
     def to_dict(self) -> dict:
         return {
             "model_runs": self.model_runs,
             "attributions": self.attributions,
+            "classes": self.classes,
+            "contrast": self.contrast,
             "faithfulness": self.faithfulness,
             "flow": self.flow,
             "agreement": self.agreement,
@@ -152,6 +171,22 @@ def _occlusion(value: MemoValue, players: int, options: AnalysisConfig, random_s
 ATTRIBUTIONS: dict[str, AttributionMethod] = {"shapley": _shapley, "occlusion": _occlusion}
 
 
+def explained_classes(asked, probabilities: np.ndarray, labels: list[str]) -> list[int]:
+    """The classes to explain, most probable first, the predicted one always among them: the top
+    `asked` (a whole number), "all", or the named labels."""
+    order = [int(i) for i in np.argsort(-np.asarray(probabilities), kind="stable")]
+    if asked == "all":
+        return order
+    if isinstance(asked, int):
+        return order[: max(1, asked)]
+    named = {labels.index(name) for name in asked if name in labels}
+    return [i for i in order if i == order[0] or i in named]
+
+
+def _class_label(card, tok, index: int) -> str:
+    return card.labels[index] if card.labels else (tok.token(index) or str(index))
+
+
 def explain(
     tracer,
     trace: Trace,
@@ -194,8 +229,16 @@ def explain(
         result.skipped["attributions"] = "no content tokens"
         return result
     model = MaskedModel(tracer, trace, output=options.output)
-    value = MemoValue(lambda masks: model(units.token_masks(masks, model.positions)))
+    # every class's output of a coalition, kept: each game below is a column (or a difference of
+    # two) of the same runs, and the estimators draw their coalitions from the seed, not from the
+    # values, so other classes and the contrast add arithmetic, not model runs
+    memo = VectorMemo(lambda masks: model.outputs(units.token_masks(masks, model.positions)))
+    target = model.declaration.target_index
+    value = memo.column(target)
     declared = {**model.declaration.to_dict(), "unit": units.kind}
+    # effects smaller than this (in the output's units) are too small to matter: drawn neutral,
+    # never named in the verdict
+    declared["negligible"] = options.negligible * OUTPUT_RANGE[options.output]
     if units.kind != "token":
         declared["units"] = units.to_list(trace.text)
     if trace.windows:
@@ -222,9 +265,59 @@ def explain(
         for name, scores in rankings.items():
             if name != "occlusion":
                 result.agreement[name] = spearman(scores, rankings["occlusion"])
+    explain_others(result, memo, tracer, trace, options, units, declared, random_state)
     if options.faithfulness:
         for name, scores in rankings.items():
             result.faithfulness[name] = faithfulness(value, scores).to_dict()
         result.faithfulness["random"] = random_faithfulness(value, k, random_state=random_state).to_dict()
     result.model_runs = model.rows
     return result
+
+
+def explain_others(
+    result: Explanation,
+    memo: VectorMemo,
+    tracer,
+    trace: Trace,
+    options: AnalysisConfig,
+    units: Units,
+    declared: dict,
+    random_state: int,
+) -> None:
+    """The other explained classes' attributions, and the contrast of the predicted class with the
+    runner-up, played on the coalitions the predicted class's games already ran."""
+    card, tok = tracer.card, tracer.tokenizer
+    classes = explained_classes(options.explain_classes, np.asarray(trace.logits), list(card.labels))
+    if len(classes) < 2:
+        return
+    methods = [(name, m) for name, m in ATTRIBUTIONS.items() if name in options.attributions]
+    players = len(units)
+    for c in classes[1:]:
+        label = _class_label(card, tok, c)
+        facts = {**declared, "target": label}
+        result.classes[label] = {
+            name: _entry(trace, units, method(memo.column(c), players, options, random_state), facts)
+            for name, method in methods
+        }
+    a, b = classes[0], classes[1]
+    label_a, label_b = _class_label(card, tok, a), _class_label(card, tok, b)
+    output = f"{options.output} difference"
+    contrast: dict = {"a": label_a, "b": label_b, "output": output}
+    # a difference of two probabilities is no probability: its games use the identity link
+    linear = replace(options, output="logit")
+
+    def difference(masks: np.ndarray) -> np.ndarray:
+        rows = memo.rows(masks)
+        return rows[:, a] - rows[:, b]
+
+    facts = {**declared, "output": output, "target": f"{label_a} - {label_b}"}
+    for name, method in methods:
+        contrast[name] = _entry(trace, units, method(difference, players, linear, random_state), facts)
+    result.contrast = contrast
+
+
+def _entry(trace: Trace, units: Units, scores: Attribution, declared: dict) -> dict:
+    entry = {"values": _stated(trace, units, scores.values), **scores.facts, **declared}
+    if scores.std_error is not None:
+        entry["std_error"] = _stated(trace, units, scores.std_error)
+    return entry

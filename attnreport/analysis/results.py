@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attnreport.analysis.critical import CriticalLabel
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.explain import Explanation
 from attnreport.analysis.heads import HeadScores
@@ -56,6 +57,9 @@ class ExampleAnalysis:
     nonfinite: dict[str, int] = field(default_factory=dict)
     #: attributions, flow and faithfulness; None when the build ran no per-example analysis
     explanation: Explanation | None = None
+    #: positions of the tokens the tokenizer could not read ([UNK]): the model saw none of
+    #: their characters, so the page marks them
+    unknown: list[int] = field(default_factory=list)
 
 
 def nonfinite_outputs(trace: Trace) -> dict[str, int]:
@@ -72,8 +76,15 @@ def nonfinite_outputs(trace: Trace) -> dict[str, int]:
     return counts
 
 
-def describe(trace: Trace, card: ModelCard, explanation: Explanation | None = None) -> ExampleAnalysis:
-    """The facts every page shows about a trace: rollout, prediction, non-finite outputs."""
+def describe(
+    trace: Trace,
+    card: ModelCard,
+    explanation: Explanation | None = None,
+    *,
+    unknown_token: str | None = None,
+) -> ExampleAnalysis:
+    """The facts every page shows about a trace: rollout, prediction, non-finite outputs, and the
+    tokens that are `unknown_token` (the tokenizer's [UNK], when it has one)."""
     broken = nonfinite_outputs(trace)
     attentions = trace.attentions
     if broken.get("attentions"):
@@ -90,6 +101,11 @@ def describe(trace: Trace, card: ModelCard, explanation: Explanation | None = No
         prediction=prediction,
         nonfinite=broken,
         explanation=explanation,
+        unknown=[
+            i
+            for i, (token, special) in enumerate(zip(trace.tokens, trace.special, strict=True))
+            if unknown_token is not None and token == unknown_token and not special
+        ],
     )
 
 
@@ -149,6 +165,8 @@ class AnalysisResults:
     decision_space: DecisionSpace | None = None
     layer_spaces: list[DecisionSpace] = field(default_factory=list)
     comparison: Comparison | None = None
+    #: recall and misses per critical label (`[analysis] critical_labels`), by label
+    critical: list[CriticalLabel] = field(default_factory=list)
 
     @property
     def examples(self) -> int:

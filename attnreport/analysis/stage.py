@@ -18,7 +18,7 @@ import numpy as np
 from attnreport.analysis.aggregate import DistanceDecay
 from attnreport.analysis.compare import compare_pair, summarise_comparison
 from attnreport.analysis.decision import DecisionSpace, decision_space, fit_probe, pool
-from attnreport.analysis.explain import Explanation, explain
+from attnreport.analysis.explain import EXPLANATION_VERSION, Explanation, explain
 from attnreport.analysis.heads import HeadAtlas, HeadThresholds, induction_scores, repeated_random_tokens
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis, HeadSummary, describe
 from attnreport.analysis.tally import ExampleTally
@@ -48,13 +48,29 @@ class AnalysisStage:
         self.extra_layers = self._extra_layers(card.layers)
         self.pooled_at: dict[int, list[np.ndarray]] = {layer: [] for layer in self.extra_layers}
         self.truth: list[str | None] = []
-        self.tally = ExampleTally(card.labels)
+        unknown = [name for name in options.critical_labels if name not in card.labels]
+        if unknown:
+            raise ConfigError(
+                f"[analysis] critical_labels: {unknown[0]!r} is not a label of this model; "
+                f"its labels: {', '.join(card.labels) or '(none)'}"
+            )
+        asked = options.explain_classes
+        unknown = [name for name in asked if name not in card.labels] if isinstance(asked, list) else []
+        if unknown:
+            raise ConfigError(
+                f"[analysis] explain_classes: {unknown[0]!r} is not a label of this model; "
+                f"its labels: {', '.join(card.labels) or '(none)'}"
+            )
+        self.tally = ExampleTally(card.labels, critical=options.critical_labels)
         #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []
         self.cache = None
         if tracer.key:
-            # the decision spaces are dataset-level: their options do not touch the per-example results
-            key = {k: v for k, v in asdict(options).items() if k != "decision_layers"}
+            # the decision spaces and critical labels are dataset-level: their options do not
+            # touch the per-example results
+            dataset_level = ("decision_layers", "critical_labels")
+            key = {k: v for k, v in asdict(options).items() if k not in dataset_level}
+            key["explanation_version"] = EXPLANATION_VERSION
             self.cache = ResultCache(cache_dir, "analysis", tracer.key, key)
         self.computed = 0
         # attention by distance over the dataset, binned up to the longest input the model runs
@@ -105,7 +121,7 @@ class AnalysisStage:
             if trace.logits is not None:  # a NaN's argmax is no prediction: -1 marks it
                 finite = np.isfinite(trace.logits).all()
                 self.predicted.append(int(np.argmax(trace.logits)) if finite else -1)
-            example = describe(trace, card)
+            example = describe(trace, card, unknown_token=self.tracer.tokenizer.unk_token)
             example.explanation = self.explain(trace, example.rollout_row)
             self.tally.add(example)
             yield example

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnreport.analysis.critical import CriticalLabel, critical_recall
 from attnreport.analysis.predictions import Metrics, classification_metrics
 from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, ExampleSummary, Summaries
 
@@ -15,8 +16,12 @@ from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, Exampl
 class ExampleTally:
     """Running lists over the examples: their summaries, (truth, prediction) pairs, faithfulness."""
 
-    def __init__(self, labels: list[str]) -> None:
+    def __init__(self, labels: list[str], *, critical: list[str] | tuple[str, ...] = ()) -> None:
         self.labels = list(labels)
+        #: the labels whose misses are listed first (`[analysis] critical_labels`)
+        self.critical = list(critical)
+        #: per example with a prediction: (row, true label, predicted label, probability by label)
+        self.scored: list[tuple[int, str | None, str, dict[str, float]]] = []
         self.rows: list[ExampleSummary] = []
         #: per example with a prediction: (true label, predicted label)
         self.judged: list[tuple[str | None, str]] = []
@@ -29,6 +34,9 @@ class ExampleTally:
         self.rows.append(ExampleSummary(trace.id, trace.text, trace.label, predicted))
         if predicted is not None:
             self.judged.append((trace.label, predicted))
+            p = example.prediction
+            probabilities = dict(zip(p.labels, p.probabilities.tolist(), strict=True))
+            self.scored.append((len(self.rows) - 1, trace.label, predicted, probabilities))
         if example.explanation is None:
             return
         for method, f in example.explanation.faithfulness.items():
@@ -46,6 +54,10 @@ class ExampleTally:
         if not self.labels or not self.judged:
             return None
         return classification_metrics(self.labels, [t for t, _ in self.judged], [p for _, p in self.judged])
+
+    def critical_labels(self) -> list[CriticalLabel]:
+        """Recall and misses of each critical label (empty when none is named)."""
+        return critical_recall(self.critical, self.scored)
 
     def summaries(self) -> Summaries:
         return Summaries(
@@ -66,7 +78,11 @@ class ExampleTally:
         dataset_level.setdefault("heads", [])
         dataset_level.setdefault("distance_profile", None)
         return AnalysisResults(
-            rows=self.rows, metrics=self.metrics(), summaries=self.summaries(), **dataset_level
+            rows=self.rows,
+            metrics=self.metrics(),
+            summaries=self.summaries(),
+            critical=self.critical_labels(),
+            **dataset_level,
         )
 
 

@@ -98,11 +98,41 @@ class AnalysisConfig:
     #: on the index with a layer switch; where the head does not read a layer, a logistic-regression
     #: probe fitted to the model's predictions draws the boundaries
     decision_layers: list[int] | str = field(default_factory=list)
+    #: labels whose misses matter most (e.g. ["urgent"]): the index lists the examples of these
+    #: labels predicted as something else, most confidently missed first, and report.json
+    #: `metrics.critical` gives each one's recall
+    critical_labels: list[str] = field(default_factory=list)
+    #: the classes each example's attributions explain: the top 2 by probability (a whole number),
+    #: "all", or a list of labels; the top two are also contrasted (p(A) - p(B): "why not B?").
+    #: They share the predicted class's model runs (each run gives every class's output)
+    explain_classes: int | str | list[str] = 2
+    #: effects below this fraction of the output's range (a probability's: 1) are too small to
+    #: matter: drawn neutral and never named in an example's verdict
+    negligible: float = 0.01
 
     def __post_init__(self) -> None:
         per_token = self.evaluations_per_token
         if not isinstance(per_token, int) or isinstance(per_token, bool) or per_token < 1:
             raise ConfigError(f"[analysis] evaluations_per_token = {per_token!r}; give a whole number >= 1")
+        critical = self.critical_labels
+        if not isinstance(critical, list) or not all(isinstance(x, str) and x for x in critical):
+            raise ConfigError(
+                f'[analysis] critical_labels = {critical!r}; give a list of labels, e.g. ["urgent"]'
+            )
+        if (
+            isinstance(self.negligible, bool)
+            or not isinstance(self.negligible, int | float)
+            or not (0 <= self.negligible < 1)
+        ):
+            raise ConfigError(f"[analysis] negligible = {self.negligible!r}; give a fraction from 0 to 1")
+        classes = self.explain_classes
+        whole = isinstance(classes, int) and not isinstance(classes, bool) and classes >= 1
+        named = isinstance(classes, list) and classes and all(isinstance(x, str) and x for x in classes)
+        if not (whole or named or classes == "all"):
+            raise ConfigError(
+                f"[analysis] explain_classes = {classes!r}; give a whole number >= 1 (the top classes), "
+                f'"all", or a list of labels'
+            )
 
 
 @dataclass
@@ -159,6 +189,10 @@ class SiteConfig:
     scenes: bool = True
     #: a .glb download of every example's flow scene too (the index's is always there)
     example_glb: bool = False
+    #: attributions are coloured on this fixed scale, in the output's units: an effect of this
+    #: size or more gets the full colour (default: half the output's range, 0.5 for a probability),
+    #: so a model whose effects are all tiny is drawn pale, not saturated
+    attribution_scale: float | None = None
 
 
 @dataclass
@@ -249,6 +283,11 @@ class ReportConfig:
             raise ConfigError(
                 f"{where}: [site] theme = {self.site.theme!r}; known themes: {', '.join(themes)}"
             )
+        scale = self.site.attribution_scale
+        if scale is not None and (
+            isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0
+        ):
+            raise ConfigError(f"{where}: [site] attribution_scale = {scale!r}; give a number > 0, e.g. 0.5")
         if self.model.batch_size < 1:
             raise ConfigError(f"{where}: [model] batch_size must be at least 1")
         if self.analysis.decision_pooling not in (None, "first", "last", "mean"):

@@ -19,7 +19,7 @@ from attnreport.core.files import folder_lock, process_alive, replace_folder, sc
 from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import script_json, script_safe
-from attnreport.site.listing import PAGE_ROWS, example_columns
+from attnreport.site.listing import PAGE_ROWS, compare_order, example_columns
 from attnreport.site.pages import SitePlan, head_page
 from attnreport.site.report import REPORT_FILE, write_report
 from attnreport.site.templating import environment, theme_css
@@ -119,7 +119,9 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         html = _page(env, "head.html.j2", root="../", head=head, typical=typical, **common)
         _write(folder / head_page(head["layer"], head["head"]), html)
     if "compare" in plan.report:
-        _write(folder / "compare.html", _page(env, "compare.html.j2", root="", pages=pages, **common))
+        rows = compare_order(plan.report["compare"]["examples_detail"])
+        html = _page(env, "compare.html.j2", root="", pages=pages, rows=rows, **common)
+        _write(folder / "compare.html", html)
     if "variants" in plan.report:
         _write(folder / "variants.html", _page(env, "variants.html.j2", root="", **common))
     write_report(folder, plan.report)

@@ -47,3 +47,15 @@ def example_columns(examples: Sequence[dict]) -> dict[str, list]:
         columns["confidence"] = [g["mean_probability"] for g in generations]
         columns["min_probability"] = [g["min_probability"] for g in generations]
     return columns
+
+
+def compare_order(pairs: Sequence[dict]) -> list[dict]:
+    """The compare page's rows: flipped predictions first, then by how far the second run moved
+    the first one's probability (largest shift first), row order breaking ties."""
+
+    def key(item):
+        row, p = item
+        shift = p.get("probability_shift")
+        return (p.get("agree") is not False, -abs(shift) if shift is not None else 0.0, row)
+
+    return [p for _, p in sorted(enumerate(pairs), key=key)]

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from attnreport.analysis.explain import OUTPUT_RANGE
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
@@ -85,10 +86,20 @@ def _display_tokens(trace: Trace) -> list[str]:
     return shown
 
 
-def page_data(example: ExampleAnalysis, card: ModelCard) -> dict:
+def colour_scale(attribution: dict, scale: float | None = None) -> dict:
+    """How an attribution view is coloured: full colour at `scale` (in the output's units; default
+    half the output's range), neutral below the attribution's negligible effect. Fixed per output,
+    not per example, so equal colours mean equal effects on every page."""
+    output = attribution.get("output", "probability")
+    full = float(scale) if scale is not None else 0.5 * OUTPUT_RANGE.get(output, 1.0)
+    return {"scale": full, "negligible": float(attribution.get("negligible", 0.0)), "output": output}
+
+
+def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: float | None = None) -> dict:
     """The data an example page's scripts draw: token views, quantised attention, rollout."""
     trace, explanation = example.trace, example.explanation
     views = {"rollout": example.rollout_row}
+    scales: dict[str, dict] = {}
     errors: dict[str, list[float]] = {}
     # what each view's values run over: "token" (one per token) or a unit kind, whose character
     # spans are in "units" (the same units for every attribution of an example)
@@ -102,13 +113,24 @@ def page_data(example: ExampleAnalysis, card: ModelCard) -> dict:
         if explanation.flow is not None:
             view_unit["flow"] = "token"
         views.update({name: a["values"] for name, a in explanation.attributions.items()})
+        scales = {name: colour_scale(a, attribution_scale) for name, a in explanation.attributions.items()}
         errors = {name: a["std_error"] for name, a in explanation.attributions.items() if "std_error" in a}
         if explanation.flow is not None:
             views["flow"] = explanation.flow
+        for name, a in other_views(explanation).items():
+            views[name] = a["values"]
+            view_unit[name] = a.get("unit", "token")
+            scales[name] = colour_scale(a, attribution_scale)
+            if "std_error" in a:
+                errors[name] = a["std_error"]
     return {
         "views": views,
         "errors": errors,
         "view_unit": view_unit,
+        #: attribution views' fixed colour scales (the others are shaded relative to their peak)
+        "scales": scales,
+        #: positions of the tokens the tokenizer could not read ([UNK])
+        "unknown": list(example.unknown),
         "units": units,
         "text": trace.text,
         "view_notes": view_notes(explanation),
@@ -124,6 +146,26 @@ def page_data(example: ExampleAnalysis, card: ModelCard) -> dict:
     }
 
 
+def other_views(explanation) -> dict[str, dict]:
+    """The views of the other explained classes and of the contrast, by the name the page's view
+    list shows ("shapley for urgent", "shapley: complaint rather than urgent"), each its entry
+    with the method's name under "method"."""
+    views = {}
+    for label, methods in explanation.classes.items():
+        for method, a in methods.items():
+            views[f"{method} for {label}"] = {**a, "method": method}
+    c = explanation.contrast
+    if c:
+        for method in ATTRIBUTION_NAMES:
+            if method in c:
+                views[f"{method}: {c['a']} rather than {c['b']}"] = {**c[method], "method": method}
+    return views
+
+
+#: the attribution entries a contrast may hold, in the order the page lists them
+ATTRIBUTION_NAMES = ("shapley", "occlusion")
+
+
 def view_notes(explanation) -> dict[str, str]:
     """One line per token view saying what its numbers are."""
     notes = {"rollout": "attention rollout (Abnar & Zuidema 2020) into the read position"}
@@ -131,7 +173,8 @@ def view_notes(explanation) -> dict[str, str]:
         return notes
     if explanation.flow is not None:
         notes["flow"] = "attention flow (max-flow, Abnar & Zuidema 2020) into the read position"
-    for name, a in explanation.attributions.items():
+    shown = {name: {**a, "method": name} for name, a in explanation.attributions.items()}
+    for name, a in {**shown, **other_views(explanation)}.items():
         unit = a.get("unit", "token")
         if unit == "token":
             what = f"{a['output']} of {a['target']!r}, absent tokens replaced by {a['baseline']}"
@@ -145,7 +188,7 @@ def view_notes(explanation) -> dict[str, str]:
             read = a.get("windows_read", a["windows"])
             if read < a["windows"]:
                 what += f" (the prediction reads the last {read} only: what lies before it scores 0)"
-        if name == "shapley":
+        if a["method"] == "shapley":
             if a["exact"]:
                 how = "exact"
             elif a.get("std_error") is not None:
@@ -159,10 +202,15 @@ def view_notes(explanation) -> dict[str, str]:
 
 
 def gather(
-    items: Iterable[tuple[ExampleAnalysis, SceneFiles | None]], card: ModelCard, *, spool: Path
+    items: Iterable[tuple[ExampleAnalysis, SceneFiles | None]],
+    card: ModelCard,
+    *,
+    spool: Path,
+    attribution_scale: float | None = None,
 ) -> list[ExamplePage]:
     """Every example's page, its data spooled into `spool` (a scratch folder) as it streams by;
-    `items` are the analysed examples, each with its flow scene (None without scenes)."""
+    `items` are the analysed examples, each with its flow scene (None without scenes);
+    `attribution_scale` is `[site] attribution_scale`."""
     spool = Path(spool)
     spool.mkdir(parents=True, exist_ok=True)
     slug_for = SlugMaker()
@@ -170,7 +218,7 @@ def gather(
     for example, scene in items:
         slug = slug_for(example.trace.id)
         counted = NonFinite()
-        data = clean(page_data(example, card), counted)
+        data = clean(page_data(example, card, attribution_scale=attribution_scale), counted)
         record = example_entry(example, page_path(slug), page_nonfinite=counted.count)
         if "nonfinite" in record:
             data["nonfinite"] = record["nonfinite"]

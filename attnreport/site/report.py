@@ -19,6 +19,7 @@ from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
 from attnreport.analysis.variants import AnswerSide, VariantComparison
+from attnreport.analysis.verdict import verdict
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
 from attnreport.site.encode import dumps
@@ -46,10 +47,14 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         "label": trace.label,
         "rollout": example.rollout_row,
         "windows": [list(w) for w in trace.windows],
+        # tokens the tokenizer could not read ([UNK]): positions, their characters in `offsets`
+        "unknown_tokens": list(example.unknown),
         "prediction": None,
         "probabilities": {},
         "confidence": None,
         "correct": None,
+        # the plain verdict the page opens with, every word chosen by a number (`analysis.verdict`)
+        "summary": verdict(example).to_dict(),
     }
     if prediction is not None:
         entry["prediction"] = prediction.label
@@ -58,6 +63,9 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         entry["correct"] = None if trace.label is None else trace.label == prediction.label
     if explanation is not None:
         entry["attributions"] = explanation.attributions
+        # the other explained classes, and the predicted class against the runner-up ("why not B?")
+        entry["classes"] = explanation.classes
+        entry["contrast"] = explanation.contrast
         entry["faithfulness"] = explanation.faithfulness
         entry["flow"] = explanation.flow
         entry["agreement_with_occlusion"] = explanation.agreement
@@ -240,10 +248,34 @@ def _model(card: ModelCard) -> dict:
     }
 
 
-def _metrics(results: AnalysisResults) -> dict:
+def _critical(results: AnalysisResults, entries: list[dict]) -> dict:
+    """Per critical label: recall, and the misses (most confident first), each with its page."""
+    out = {}
+    for c in results.critical:
+        out[c.label] = {
+            "examples": c.examples,
+            "caught": c.caught,
+            "recall": c.recall,
+            "missed": [
+                {
+                    "row": m.row,
+                    "id": entries[m.row]["id"],
+                    "page": entries[m.row]["page"],
+                    "prediction": m.prediction,
+                    "confidence": m.confidence,
+                    "label_probability": m.label_probability,
+                }
+                for m in c.misses
+            ],
+        }
+    return out
+
+
+def _metrics(results: AnalysisResults, entries: list[dict]) -> dict:
     m = results.metrics
     if m is None:
         return {}
+    critical = {"critical": _critical(results, entries)} if results.critical else {}
     return {
         "accuracy": m.accuracy,
         "labelled": m.labelled,
@@ -252,6 +284,7 @@ def _metrics(results: AnalysisResults) -> dict:
         "predicted_counts": m.predicted_counts,
         "unknown_labels": m.unknown_labels,
         "examples": results.examples,
+        **critical,
     }
 
 
@@ -291,7 +324,7 @@ def report_document(
         "title": title,
         "generator": f"attnreport {__version__}",
         "model": _model(card),
-        "metrics": _metrics(results),
+        "metrics": _metrics(results, entries),
         "analysis": {
             "faithfulness": results.summaries.faithfulness,
             "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
@@ -300,6 +333,14 @@ def report_document(
         "heads": [{**asdict(h.scores), "typical": h.typical_ids} for h in results.heads],
         "examples": entries,
     }
+    unknown = [e for e in entries if e.get("unknown_tokens")]
+    if unknown:
+        report["unknown_tokens"] = {
+            "tokens": sum(len(e["unknown_tokens"]) for e in unknown),
+            "examples": [
+                {"id": e["id"], "page": e["page"], "tokens": len(e["unknown_tokens"])} for e in unknown
+            ],
+        }
     if results.distance_profile is not None:
         report["analysis"]["attention_by_distance"] = results.distance_profile
     space = results.decision_space

@@ -42,6 +42,17 @@ def theme_css(theme: str, overrides: Path | None = None, *, themes: Path | None 
     return "\n".join(parts)
 
 
+#: an effect below this prints as 0.000 at the three decimals the tables show
+NO_EFFECT = 5e-4
+
+
+def effect(x: float | None) -> str:
+    """A signed effect at three decimals; one that would print as +0.000 says what it means."""
+    if x is None:
+        return "–"
+    return "no measurable effect" if abs(x) < NO_EFFECT else f"{x:+.3f}"
+
+
 def environment(
     theme: str, overrides: Path | None = None, *, themes: Path | None = None
 ) -> jinja2.Environment:
@@ -65,4 +76,5 @@ def environment(
     )
     env.globals["head_page"] = head_page
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.1f}%"
+    env.filters["effect"] = effect
     return env

@@ -75,6 +75,7 @@ class MaskedModel:
         self.output = output
         self.calls = 0
         self.rows = 0
+        self.classes = int(np.size(trace.logits))
         target_index = int(np.argmax(trace.logits))
         target = card.labels[target_index] if card.labels else (tok.token(target_index) or str(target_index))
         mask_id = card.extra.get("mask_token_id")
@@ -122,22 +123,26 @@ class MaskedModel:
             seen.update(zip(missing, self._logits(np.stack(list(missing.values()))), strict=True))
         return np.stack([seen[k] for k in keys])
 
-    def __call__(self, masks: np.ndarray) -> np.ndarray:
+    def outputs(self, masks: np.ndarray) -> np.ndarray:
+        """The declared output of every class ``[m, C]``: one run per coalition answers for all
+        of them, so explaining another class, or a contrast of two, costs no model run."""
         masks = np.asarray(masks, dtype=bool)
         if masks.ndim != 2 or masks.shape[1] != self.players:
             raise ValueError(f"masks must be [m, {self.players}], got {list(masks.shape)}")
-        out = np.empty(len(masks), dtype=np.float64)
         if not len(masks):
-            return out
+            return np.empty((0, self.classes), dtype=np.float64)
         content = np.repeat(self.content[None], len(masks), axis=0)
         content[~masks] = self.declaration.baseline_id
         logits = np.mean([self._window_logits(w, content, masks) for w in range(len(self.windows))], axis=0)
-        t = self.declaration.target_index
         if self.output == "logit":
-            return logits[:, t]
+            return logits
         z = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(z)
-        return p[:, t] / p.sum(axis=1)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """The declared output of the target class, one value per row of `masks`."""
+        return self.outputs(masks)[:, self.declaration.target_index]
 
 
 class HeadModel:

@@ -67,6 +67,12 @@ class TextTokenizer:
             offsets=np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2),
         )
 
+    @property
+    def unk_token(self) -> str | None:
+        """The token that stands for characters the vocabulary cannot spell ([UNK]); None for
+        tokenizers that can spell anything (byte-level BPE)."""
+        return getattr(self._tok.model, "unk_token", None) or None
+
     def token_id(self, token: str) -> int | None:
         return self._tok.token_to_id(token)
 

@@ -45,8 +45,11 @@
   option(headSelect, "mean", "mean of heads");
   for (var h = 0; h < H; h++) option(headSelect, h, "head " + h);
   layerSelect.value = String(L - 1);
+  // the predicted class's attributions first, then the other classes' and the contrast (in the
+  // page data's order), then the attention views
   var order = ["shapley", "occlusion", "flow", "rollout"];
-  var names = Object.keys(data.views).sort(function (a, b) { return order.indexOf(a) - order.indexOf(b); });
+  function rank(name) { var k = order.indexOf(name); return k < 0 ? 1.5 : k; }
+  var names = Object.keys(data.views).sort(function (a, b) { return rank(a) - rank(b); });
   names.forEach(function (name) { option(viewSelect, name, name); });
 
   // head pages link here with #layer=L&head=H (also #layer=rollout, #head=mean); the address
@@ -113,6 +116,17 @@
   }
 
   viewSelect.addEventListener("change", function () { tokenView.draw(viewSelect.value); });
+  // "why not B?" buttons show their view in the token view
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-show-view]"), function (button) {
+    var name = button.getAttribute("data-show-view");
+    if (!(name in data.views)) { button.hidden = true; return; }
+    button.addEventListener("click", function () {
+      viewSelect.value = name;
+      tokenView.draw(name);
+      var box = document.getElementById("tokens");
+      if (box) box.scrollIntoView({block: "center"});
+    });
+  });
   layerSelect.addEventListener("change", choose);
   headSelect.addEventListener("change", choose);
   window.addEventListener("hashchange", function () { readHash(); draw(); });

@@ -6,9 +6,17 @@
 
   // box: the figure's container (absent: nothing is drawn); data: the page's data. Signed values
   // (attributions) on a diverging orange/blue scale centred on 0, unsigned ones (rollout, flow)
-  // on a single-hue scale; special tokens are not scored. A view over larger units (words,
+  // on a single-hue scale; special tokens are not scored. An attribution is coloured on its fixed
+  // scale (data.scales: full colour at that effect, in the output's units, the same on every page),
+  // effects below its negligible threshold neutral; rollout and flow relative to their peak.
+  // Tokens the tokenizer could not read (data.unknown) show their characters, marked. A view over larger units (words,
   // sentences, lines: data.view_unit) shades the text itself, one span per unit at its character
   // span (data.units), the text between units left as it is.
+  // a number as a legend states it: three significant digits, tiny ones as 2.53e-6
+  function num(x) {
+    return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toPrecision(3)));
+  }
+
   function create(box, data) {
     if (!box) return {draw: function () {}};
     var save = ns.save, legend = document.getElementById("legend"), shown = null, caption = "";
@@ -36,7 +44,9 @@
       box.textContent = "";
       box.classList.toggle("units", unit !== "token");
       box.dataset.unit = unit;
-      var max = 0, signed = false, unsure = 0;
+      var max = 0, signed = false, unsure = 0, neutral = 0, beyond = 0;
+      var fixed = (data.scales || {})[name] || null, unknown = {};
+      (data.unknown || []).forEach(function (i) { unknown[i] = true; });
       parts.forEach(function (part) {
         if (part.index === null || part.special) return;
         var v = values[part.index];
@@ -53,20 +63,33 @@
         span.className = "token" + (special ? " special" : "") + (unit !== "token" ? " unit" : "");
         span.textContent = part.text;
         var v = values[i];
+        var scale = fixed ? fixed.scale : max;
         if (!special) {
-          var share = max > 0 ? Math.min(1, Math.abs(v) / max) : 0;
+          var share = scale > 0 ? Math.min(1, Math.abs(v) / scale) : 0;
+          if (fixed && Math.abs(v) < fixed.negligible) {
+            share = 0;
+            span.classList.add("neutral");
+            neutral += 1;
+          } else {
+            span.classList.add(v < 0 ? "neg" : "pos");
+            if (fixed && Math.abs(v) > fixed.scale) beyond += 1;
+          }
           span.style.setProperty("--w", share.toFixed(3));
-          span.classList.add(v < 0 ? "neg" : "pos");
           span.dataset.value = String(v);
         }
         var err = data.errors[name];
         var title = (unit !== "token" ? unit + " " + (i + 1) + ", " : "") + name + " " + v.toPrecision(4);
+        if (!special && fixed && Math.abs(v) < fixed.negligible) title += " (too small to matter)";
+        if (unit === "token" && unknown[i]) {
+          span.classList.add("unk");
+          title = "unknown to the model: the tokenizer could not read these characters, the model saw [UNK]; " + title;
+        }
         if (err && !special && err[i] !== null) {
           title += " ± " + err[i].toPrecision(2) + " (standard error)";
           // an estimate whose 95% interval holds 0 has no established sign: a dotted outline says so
           if (Math.abs(v) < 1.96 * err[i]) {
             span.classList.add("unsure");
-            title += "; within 1.96 standard errors of 0";
+            title += "; sign not established (within 1.96 standard errors of 0)";
             unsure += 1;
           }
         }
@@ -75,9 +98,18 @@
       });
       var note = document.getElementById("view-note");
       if (note) note.textContent = data.view_notes[name] || "";
-      caption = signed || name === "shapley" || name === "occlusion"
-        ? "blue, dashed outline: against the prediction · orange, solid outline: for it · strongest ±" + max.toPrecision(3)
-        : "darker: more · strongest " + max.toPrecision(3);
+      if (fixed) {
+        caption = "blue, dashed outline: against the prediction · orange, solid outline: for it · colour scale ±" +
+          num(fixed.scale) + " (" + fixed.output + "; full colour at that effect or more" +
+          (beyond ? ", " + beyond + " beyond it" : "") + ") · grey: effects below " + num(fixed.negligible) +
+          ", too small to matter" + (neutral ? " (" + neutral + ")" : "") + " · strongest ±" + num(max);
+      } else {
+        caption = signed
+          ? "blue, dashed outline: against the prediction · orange, solid outline: for it · strongest ±" + max.toPrecision(3)
+          : "darker: more, relative to this text's strongest, " + max.toPrecision(3);
+      }
+      var unknownCount = unit === "token" ? Object.keys(unknown).length : 0;
+      if (unknownCount) caption += " · red underline: " + unknownCount + " unknown to the model";
       if (unit !== "token") caption = "one value per " + unit + " (" + data.units.length + " " + unit + "s) · " + caption;
       if (unsure) caption += " · dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)";
       if (legend) legend.textContent = caption;
