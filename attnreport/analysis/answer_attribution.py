@@ -33,11 +33,12 @@ ANSWER_OUTPUTS = ("log_probability", "probability")
 class VectorMemo:
     """Every quantity of every coalition asked so far; each coalition reaches the model once.
 
-    `value(masks)` returns ``[m, C]`` (here: the columns `answer_columns` makes); `column(j)` is the
-    scalar value function of quantity j that an estimator plays.
+    `value(masks)` returns ``[m, C]`` (here: the columns `answer_columns` makes; `columns` is C when
+    the caller plays every column); `column(j)` is the scalar value function of quantity j that an
+    estimator plays.
     """
 
-    def __init__(self, value, columns: int) -> None:
+    def __init__(self, value, columns: int | None = None) -> None:
         self.value = value
         self.columns = columns
         self.memo: dict[bytes, np.ndarray] = {}
