@@ -17,7 +17,17 @@ EXIT_USER_ERROR = 2
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from attnreport.core.progress import note
+
+    note(message, stream=sys.stderr)
+
+
+def summary(what: str, result) -> str:
+    """The last line of a build: how many examples, and how many rows were left out (never silently)."""
+    line = f"{what} with {result.examples} example{'s' if result.examples != 1 else ''}"
+    if result.skipped:
+        line += f", {result.skipped} row{'s' if result.skipped != 1 else ''} skipped (see index)"
+    return f"{line}: {result.site / 'index.html'}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -48,7 +58,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         config.site.theme = args.theme
         config.validate()
     result = build(config, Path(args.output), log=_log, progress=not args.quiet)
-    print(f"site with {result.examples} examples: {result.site / 'index.html'}")
+    print(summary("site", result))
     return 0
 
 
@@ -56,7 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from attnreport.demo import run_demo
 
     result = run_demo(Path(args.output), log=_log, progress=not args.quiet, theme=args.theme)
-    print(f"demo site with {result.examples} examples: {result.site / 'index.html'}")
+    print(summary("demo site", result))
     return 0
 
 

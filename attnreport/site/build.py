@@ -12,10 +12,10 @@ from pathlib import Path
 
 import jinja2
 import markupsafe
-from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.files import folder_lock, process_alive, replace_folder, scratch_folder
+from attnreport.core.progress import counted
 from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import script_json, script_safe
@@ -108,7 +108,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     for relative, source in sorted(plan.files.items()):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / relative)
-    for page in tqdm(plan.examples, desc="writing", unit="page", disable=not progress or None):
+    for page in counted(plan.examples, stage="writing", unit="page", enabled=progress):
         data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
         scene = _scene_context(page.scene)
         html = _page(env, page.template, root="../", page=page, page_data=data, scene=scene, **common)

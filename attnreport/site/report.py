@@ -205,9 +205,12 @@ def report_document(
     entries: list[dict],
     results: AnalysisResults,
     kind: str = "classification",
+    skipped_rows: list[dict] | None = None,
 ) -> dict:
     """The whole report: the model, the metrics, the dataset-level analysis and every example;
-    `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt)."""
+    `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt).
+    `skipped_rows` are the data file's rows the build skipped as bad (file, line, reason): in
+    the report, so a row left out is never left out silently."""
     report = {
         "schema": SCHEMA,
         "kind": kind,
@@ -220,6 +223,7 @@ def report_document(
             "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
         },
         "nonfinite_examples": [e["id"] for e in entries if "nonfinite" in e],
+        "skipped_rows": list(skipped_rows or []),
         "heads": [{**asdict(h.scores), "typical": h.typical_ids} for h in results.heads],
         "examples": entries,
     }
