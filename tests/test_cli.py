@@ -177,3 +177,47 @@ def test_a_model_path_that_does_not_exist_is_said_first(tmp_path, capsys):
     assert main(["build", str(config), "-o", str(tmp_path / "site")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-model does not exist" in err[0] and "[model] path" in err[0]
+
+
+def _subcommands():
+    from attnreport.cli import parser
+
+    top = parser()
+    (sub,) = [a for a in top._actions if a.dest == "command"]
+    return sub.choices
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_option_has_help_with_its_default(name):
+    import argparse
+
+    for action in _subcommands()[name]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{name} {action.dest}: no help text"
+        has_default = action.default not in (None, False, argparse.SUPPRESS)
+        if action.option_strings and (has_default or action.choices):
+            assert "default" in action.help, (
+                f"{name} {action.option_strings[0]}: help does not say the default"
+            )
+        if action.option_strings and has_default and not isinstance(action.default, int):
+            assert str(action.default) in action.help, f"{name} {action.option_strings[0]}: wrong default"
+
+
+def test_build_help_shows_a_minimal_config_that_loads(capsys, tmp_path):
+    """The config in `build --help` is a real one: written out, it loads and validates as it is."""
+    import re
+
+    from attnreport.core.config import load_config
+
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    text = capsys.readouterr().out
+    block = text.split("a minimal report.toml (paths relative to it):\n", 1)[1]
+    toml = "\n".join(line[2:] for line in block.splitlines() if line.startswith("  "))
+    (tmp_path / "my-model").mkdir()
+    path = tmp_path / "report.toml"
+    path.write_text(toml, encoding="utf-8")
+    config = load_config(path)
+    assert config.model.path == tmp_path / "my-model" and config.data.path == tmp_path / "tickets.jsonl"
+    assert re.search(r"^\s+-o OUTPUT, --output OUTPUT", text, re.M)
