@@ -473,3 +473,35 @@ def test_an_example_template_without_head_and_model_view_still_works(browser, ti
     assert ET.parse(info.value.path()).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     assert problems == [] and outside == []
     page.close()
+
+
+def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, tmp_path, served):
+    """The on-page grid, not only its saved SVG: "H<h>" over each column of thumbnails, "L<l>"
+    beside each row, every label clear of the others and of the thumbnails."""
+    root, base = served
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()[:1]))
+    build(config, root / "site", progress=False)
+    page, problems, _ = open_page(browser, f"{base}/site/examples/p0.html")
+    page.wait_for_selector("#model-view canvas.thumb")
+    boxes = page.eval_on_selector_all(
+        "#model-view > *",
+        """els => els.map(e => { const r = e.getBoundingClientRect();
+            return {cls: e.className, text: e.textContent, layer: e.dataset.layer, head: e.dataset.head,
+                    x0: r.left, x1: r.right, y0: r.top, y1: r.bottom}; })""",
+    )
+    thumbs = [b for b in boxes if b["cls"] == "thumb"]
+    heads = {b["text"]: b for b in boxes if "mv-head" in b["cls"]}
+    layers = {b["text"]: b for b in boxes if "mv-layer" in b["cls"]}
+    assert sorted(heads) == [f"H{h}" for h in range(4)] and sorted(layers) == ["L0", "L1"]
+    for t in thumbs:
+        head, layer = heads[f"H{t['head']}"], layers[f"L{t['layer']}"]
+        assert t["x0"] <= (head["x0"] + head["x1"]) / 2 <= t["x1"] and head["y1"] <= t["y0"]
+        assert layer["x1"] <= t["x0"] and t["y0"] <= (layer["y0"] + layer["y1"]) / 2 <= t["y1"]
+    shown = [b for b in boxes if b["text"]] + thumbs
+    for i, a in enumerate(shown):
+        assert a["x1"] > a["x0"] and a["y1"] > a["y0"]
+        for b in shown[i + 1 :]:
+            apart = a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+            assert apart, (a, b)
+    assert problems == []
+    page.close()
