@@ -505,3 +505,63 @@ def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, 
             assert apart, (a, b)
     assert problems == []
     page.close()
+
+
+def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, served):
+    """A head page: previous / next head in atlas order, and the head's attention on its typical
+    examples, each cell's shade the weight over its row's largest, recomputed here from a fresh trace."""
+    from attnreport.site.headpages import PICTURES
+    from attnreport.trace import Tracer
+
+    root, base = served
+    rows = sample_rows()[:4]
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
+    build(config, root / "site", progress=False)
+    report = json.loads((root / "site" / "report.json").read_text())
+    heads = [(h["layer"], h["head"]) for h in report["heads"]]
+    traces = {
+        r["id"]: t
+        for r, t in zip(
+            rows,
+            Tracer(tiny.export("bert"), cache_dir=tmp_path / "c").trace_texts([r["text"] for r in rows]),
+            strict=True,
+        )
+    }
+    for i in (0, 5, len(heads) - 1):
+        layer, head = heads[i]
+        page, problems, outside = open_page(browser, f"{base}/site/heads/L{layer}-H{head}.html")
+        prev = page.locator("a[rel=prev]")
+        nxt = page.locator("a[rel=next]")
+        if i == 0:
+            assert prev.count() == 0
+        else:
+            assert prev.get_attribute("href") == "../heads/L{}-H{}.html".format(*heads[i - 1])
+        if i == len(heads) - 1:
+            assert nxt.count() == 0
+        else:
+            assert nxt.get_attribute("href") == "../heads/L{}-H{}.html".format(*heads[i + 1])
+        typical = report["heads"][i]["typical"][:PICTURES]
+        page.wait_for_function(
+            "n => document.querySelectorAll('figure.head-picture[data-state=drawn]').length === n",
+            arg=len(typical),
+        )
+        for example_id in typical:
+            figure = f"figure.head-picture[data-id='{example_id}']"
+            trace = traces[example_id]
+            a = trace.attentions[layer, head].astype(np.float64)
+            n = trace.n_tokens
+            shades = np.array(
+                page.eval_on_selector_all(
+                    f"{figure} rect.cell", "els => els.map(e => +e.getAttribute('fill-opacity'))"
+                )
+            )
+            assert shades.size == n * n
+            want = a / a.max(axis=1, keepdims=True)
+            assert (
+                np.abs(shades.reshape(n, n) - want).max()
+                < 2 / 255 / a.max(axis=1, keepdims=True).min() + 1e-3
+            )
+            keys = page.eval_on_selector_all(f"{figure} text.key", "els => els.map(e => e.textContent)")
+            assert len(keys) == n and keys[0] == trace.tokens[0]
+        assert problems == [] and outside == []
+        page.close()
