@@ -14,7 +14,7 @@
     var m = p.tokens.length, c = ns.figure.colours();
     var colour = ns.figure.cssVar(getComputedStyle(document.body), "--neg", "#0072b2");
     var cell = Math.max(7, Math.min(16, Math.floor(420 / Math.max(m, 1))));
-    var left = 96, top = 84, width = left + m * cell + 4, height = top + m * cell + 4;
+    var left = 96, top = 84, width = left + m * cell + 48, height = top + m * cell + 4;  // room for the last key's slanted label
     var svg = node("svg", {
       width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
       "font-family": c.font, "font-size": Math.min(11, cell), fill: c.fg, class: "head-picture-svg"
