@@ -56,7 +56,7 @@ def _lines(items: Iterable[T], *, stage: str, total: int | None, stream: TextIO)
         print(f"{stage} {done}{of}{end}", file=stream, flush=True)
 
     start = last = time.monotonic()
-    step = max(1, total // 10) if total else 0
+    step = -(-total // 10) if total else 0  # a tenth, rounded up: at most ten lines between
     done = 0
     for item in items:
         done += 1
