@@ -76,7 +76,7 @@ def test_compare_page_with_the_int8_export(tiny, tmp_path):
     # one definition, stated where the number is, with the texts it is measured on: the index's
     # and the compare page's figure for these texts are the same, the export's is named as its own
     definition = "the largest change of any one attention weight: any layer, head, query and key"
-    here = f'{c["max_attention_diff"]:.3f}'
+    here = f"{c['max_attention_diff']:.3f}"
     index = (site / "index.html").read_text()
     card = json.loads((folder / "attnreport.json").read_text())["quantized"]
     assert card["texts"] == 3

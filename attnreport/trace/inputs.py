@@ -79,8 +79,7 @@ def _missing_column(path: Path, column: str, found: list[str], option: str) -> I
     that names what the file has and the option that picks the column."""
     shown = ", ".join(repr(name) for name in found) or "none"
     return InputError(
-        f"{path}: no column {column!r}; the file has {shown}: set [data] {option} to the one "
-        f"with the texts"
+        f"{path}: no column {column!r}; the file has {shown}: set [data] {option} to the one with the texts"
     )
 
 
