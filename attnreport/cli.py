@@ -15,9 +15,33 @@ from attnreport.core.errors import AttnReportError
 
 EXIT_USER_ERROR = 2
 
+QUIET = "no progress (default: bars on a terminal, a line per tenth of each stage elsewhere)"
+
+#: shown by `attnreport build --help`: every other option has a default (README: "Options")
+MINIMAL_CONFIG = """\
+a minimal report.toml (paths relative to it):
+
+  title = "Support-ticket classifier"
+  [model]
+  path = "./my-model"        # `attnreport export` output, or a Hugging Face folder
+  [data]
+  path = "tickets.jsonl"     # or .csv; columns text, optional label and id
+                             # (or: texts = ["first text", "second text"])
+"""
+
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from attnreport.core.progress import note
+
+    note(message, stream=sys.stderr)
+
+
+def summary(what: str, result) -> str:
+    """The last line of a build: how many examples, and how many rows were left out (never silently)."""
+    line = f"{what} with {result.examples} example{'s' if result.examples != 1 else ''}"
+    if result.skipped:
+        line += f", {result.skipped} row{'s' if result.skipped != 1 else ''} skipped (see index)"
+    return f"{line}: {result.site / 'index.html'}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -50,7 +74,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.scheduler:
         config.run.executor, config.run.scheduler = "dask", args.scheduler
     result = build(config, Path(args.output), log=_log, progress=not args.quiet)
-    print(f"site with {result.examples} examples: {result.site / 'index.html'}")
+    print(summary("site", result))
     return 0
 
 
@@ -58,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from attnreport.demo import run_demo
 
     result = run_demo(Path(args.output), log=_log, progress=not args.quiet, theme=args.theme)
-    print(f"demo site with {result.examples} examples: {result.site / 'index.html'}")
+    print(summary("demo site", result))
     return 0
 
 
@@ -102,16 +126,20 @@ def parser() -> argparse.ArgumentParser:
         choices=["sequence-classification", "causal-lm", "feature-extraction"],
         help="what to export (default: from the checkpoint's architecture)",
     )
-    e.add_argument("--quantize", choices=["int8"], help="also write an int8 model and measure it")
+    e.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="also write an int8 model and measure its speed and attention drift (default: fp32 only)",
+    )
     e.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="load pickle weights (pytorch_model.bin); they can run code, so only if trusted",
+        help="load pickle weights (pytorch_model.bin); they can run code: only if trusted (default: refused)",
     )
     e.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="run the checkpoint's own Python code; only if you have read it",
+        help="run the checkpoint's own Python code; only if you have read it (default: refused)",
     )
     e.add_argument(
         "--dtype",
@@ -133,15 +161,24 @@ def parser() -> argparse.ArgumentParser:
     )
     e.set_defaults(run=cmd_export)
 
-    b = sub.add_parser("build", help="build a site from a report.toml")
-    b.add_argument("config", help="the report.toml")
+    b = sub.add_parser(
+        "build",
+        help="build a site from a report.toml",
+        description="Build a static site that explains a model on a set of texts, from a report.toml.",
+        epilog=MINIMAL_CONFIG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("config", help="the report.toml (a minimal one is below)")
     b.add_argument("-o", "--output", required=True, help="the site folder (replaced only when done)")
-    b.add_argument("--theme", choices=shipped_themes(), help="override [site] theme")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.add_argument(
+        "--theme", choices=shipped_themes(), help="override [site] theme (default: the config's, else light)"
+    )
+    b.add_argument("-q", "--quiet", action="store_true", help=QUIET)
     b.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help='trace and analyse on this Dask scheduler, e.g. tcp://host:8786 (sets [run] executor = "dask")',
+        help="trace and analyse on this Dask scheduler, e.g. tcp://host:8786 "
+        '(sets [run] executor = "dask"; default: the config\'s [run])',
     )
     b.set_defaults(run=cmd_build)
 
@@ -150,21 +187,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
     )
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     s.set_defaults(run=cmd_serve)
 
     pb = sub.add_parser("publish", help="commit a built site to a branch (gh-pages) of your repository")
     pb.add_argument("site", help="the site folder")
-    pb.add_argument("--branch", default="gh-pages")
-    pb.add_argument("--repo", default=".", help="the git repository (default: the current folder)")
-    pb.add_argument("--push", action="store_true", help="also push the branch")
-    pb.add_argument("--remote", default="origin")
+    pb.add_argument("--branch", default="gh-pages", help="the branch to commit to (default: gh-pages)")
+    pb.add_argument("--repo", default=".", help="the git repository (default: ., the current folder)")
+    pb.add_argument("--push", action="store_true", help="also push the branch (default: commit only)")
+    pb.add_argument("--remote", default="origin", help="the remote --push pushes to (default: origin)")
     pb.set_defaults(run=cmd_publish)
 
     d = sub.add_parser("demo", help="the whole pipeline on the built-in MiniLM demo (needs attnreport[demo])")
     d.add_argument("-o", "--output", default="site", help="the site folder (default: ./site)")
-    d.add_argument("--theme", choices=shipped_themes(), default="light")
-    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.add_argument(
+        "--theme", choices=shipped_themes(), default="light", help="the site's theme (default: light)"
+    )
+    d.add_argument("-q", "--quiet", action="store_true", help=QUIET)
     d.set_defaults(run=cmd_demo)
     return p
 

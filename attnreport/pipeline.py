@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from attnreport.analysis.answer_attribution import explain_answer
 from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units, segment_members
@@ -28,6 +27,7 @@ from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_folder
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.core.progress import counted, note
 from attnreport.core.trace import Trace
 from attnreport.run import open_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
@@ -35,15 +35,18 @@ from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
-from attnreport.trace import GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
+from attnreport.trace import BadRow, GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
 from attnreport.trace.forced import ForcedAnswer
 
 Log = Callable[[str], None]
 
+#: the per-example analysis, as the progress lines name it (its slow part: the attributions)
+ANALYSIS_STAGE = "attributions"
+
 
 def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
+    note(message, stream=sys.stderr)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class BuildResult:
     examples: int
     stats: TraceStats
     model: Path
+    #: rows of the data file skipped as bad (`[data] on_bad_row = "skip"`), listed on the index
+    skipped: int = 0
 
 
 def checkpoint_key(folder: Path) -> str:
@@ -65,6 +70,36 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def check_model_paths(config: ReportConfig) -> None:
+    """A model folder that does not exist is said first, before the options and the data are read:
+    any later message about it (not an export, no config.json) would hide the plain cause."""
+    where = config.source or "config"
+    for section, path in (("model", config.model.path), ("compare", config.compare.path)):
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{where}: [{section}] path {path} does not exist; check the path")
+
+
+class SkippedRows(list):
+    """The bad rows a build skipped, each said on stderr as it is met and kept for the index."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self.log = log
+
+    def __call__(self, bad: BadRow) -> None:
+        self.log(f"skipped {bad}")
+        self.append(bad)
+
+    def entries(self) -> list[dict]:
+        """report.json's `skipped_rows`: the file's name (not the build machine's path), line, reason."""
+        return [{"file": Path(b.source).name, "line": b.line, "reason": b.reason} for b in self]
+
+
+def count_rows(config: ReportConfig, *, prompts: bool = False) -> int:
+    """How many rows the build will run, for its progress lines: one read of the file ahead."""
+    return sum(1 for _ in read_rows(config.data, on_bad=lambda bad: None, prompts=prompts))
 
 
 def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
@@ -149,6 +184,7 @@ def plan_from_generations(
     spool: Path,
     explain: AnswerExplainer | None = None,
     variants: VariantPlan | None = None,
+    skipped_rows: list[dict] | None = None,
 ) -> SitePlan:
     """A generation report's plan from generation traces: each prompt's page and entry; `explain`
     attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
@@ -176,6 +212,7 @@ def plan_from_generations(
         results=results,
         kind="generation",
         variants=comparisons,
+        skipped_rows=skipped_rows,
     )
     return SitePlan(title=title, card=card, report=report, examples=pages)
 
@@ -301,6 +338,8 @@ def build_generation(
         )
     generator = Generator(model_dir, batch_size=config.model.batch_size, cache_dir=cache_dir)
     contrasts: dict[str, tuple] = {}
+    skipped = SkippedRows(log)
+    total = count_rows(config, prompts=True) if progress else None
 
     def prompts_of(rows):
         for r in rows:
@@ -309,9 +348,10 @@ def build_generation(
             yield Prompt(r.id, r.text, r.completion, r.label)
 
     variants = [Prompt(v.id, v.prompt, None, f"variant of {v.of}") for v in config.variants]
-    prompts = itertools.chain(prompts_of(read_rows(config.data, prompts=True)), variants)
+    rows = read_rows(config.data, prompts=True, on_bad=skipped)
+    prompts = itertools.chain(prompts_of(rows), variants)
     traces = generator.generate(prompts, generation_options(config))
-    traces = tqdm(traces, desc="generating", unit="prompt", disable=not progress or None)
+    traces = counted(traces, stage="generating", total=total, unit="prompt", enabled=progress)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
@@ -325,6 +365,7 @@ def build_generation(
             spool=spool,
             explain=explain,
             variants=variant_plan(generator, config),
+            skipped_rows=skipped.entries(),
         )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
@@ -334,7 +375,13 @@ def build_generation(
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-    return BuildResult(site=site, examples=len(plan.examples), stats=generator.stats, model=model_dir)
+    return BuildResult(
+        site=site,
+        examples=len(plan.examples),
+        stats=generator.stats,
+        model=model_dir,
+        skipped=len(skipped),
+    )
 
 
 def build(
@@ -347,6 +394,7 @@ def build(
 ) -> BuildResult:
     """Build the site for `config` into `out`, replacing a previous site only when done; `subsites`
     are built sites shipped inside it (linked from its index)."""
+    check_model_paths(config)
     check_options(config.analysis, where=str(config.source or "config"))
     check_generate_options(config.generate, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
@@ -354,11 +402,13 @@ def build(
     if config.generate.enabled:
         return build_generation(config, model_dir, cache_dir, out, log=log, progress=progress)
     tracer = make_tracer(model_dir, config.model, cache_dir, quantized=config.model.quantized)
-    rows = read_rows(config.data)
+    skipped = SkippedRows(log)
+    total = count_rows(config) if progress else None
+    rows = read_rows(config.data, on_bad=skipped)
     analysis = AnalysisStage(tracer, config.analysis, cache_dir)
     source = str(config.data.path or "[data] texts")
     executor = open_executor(config.run, analysis, config.model, cache_dir, source=source, log=log)
-    traces = tqdm(executor.traces(rows), desc="tracing", unit="text", disable=not progress or None)
+    traces = counted(executor.traces(rows), stage="tracing", total=total, enabled=progress)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
@@ -368,17 +418,26 @@ def build(
         traces = comparison.stream(traces)
     try:
         scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
-        examples = analysis.stream(traces)
-        items = scenes.stream(examples) if config.site.scenes else ((e, None) for e in examples)
+        examples = counted(analysis.stream(traces), stage=ANALYSIS_STAGE, total=total, enabled=progress)
+        if config.site.scenes:
+            items = counted(scenes.stream(examples), stage="scenes", total=total, enabled=progress)
+        else:
+            items = ((e, None) for e in examples)
         pages = gather(items, tracer.card, spool=spool, attribution_scale=config.site.attribution_scale)
         if not pages:
             raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
+        if progress:
+            log("dataset: head patterns, attention by distance, decision space")
         results = analysis.finish(comparison)
         decision_scene = None
         if config.site.scenes and results.decision_space is not None:
             decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
         report = report_document(
-            title=config.title, card=tracer.card, entries=[p.record for p in pages], results=results
+            title=config.title,
+            card=tracer.card,
+            entries=[p.record for p in pages],
+            results=results,
+            skipped_rows=skipped.entries(),
         )
         plan = SitePlan(
             title=config.title,
@@ -396,4 +455,6 @@ def build(
     finally:
         shutil.rmtree(spool, ignore_errors=True)
         executor.close()
-    return BuildResult(site=site, examples=len(pages), stats=tracer.stats, model=model_dir)
+    return BuildResult(
+        site=site, examples=len(pages), stats=tracer.stats, model=model_dir, skipped=len(skipped)
+    )

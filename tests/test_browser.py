@@ -504,3 +504,95 @@ def test_an_example_template_without_head_and_model_view_still_works(browser, ti
     assert ET.parse(info.value.path()).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     assert problems == [] and outside == []
     page.close()
+
+
+def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, tmp_path, served):
+    """The on-page grid, not only its saved SVG: "H<h>" over each column of thumbnails, "L<l>"
+    beside each row, every label clear of the others and of the thumbnails."""
+    root, base = served
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()[:1]))
+    build(config, root / "site", progress=False)
+    page, problems, _ = open_page(browser, f"{base}/site/examples/p0.html")
+    page.wait_for_selector("#model-view canvas.thumb")
+    boxes = page.eval_on_selector_all(
+        "#model-view > *",
+        """els => els.map(e => { const r = e.getBoundingClientRect();
+            return {cls: e.className, text: e.textContent, layer: e.dataset.layer, head: e.dataset.head,
+                    x0: r.left, x1: r.right, y0: r.top, y1: r.bottom}; })""",
+    )
+    thumbs = [b for b in boxes if b["cls"] == "thumb"]
+    heads = {b["text"]: b for b in boxes if "mv-head" in b["cls"]}
+    layers = {b["text"]: b for b in boxes if "mv-layer" in b["cls"]}
+    assert sorted(heads) == [f"H{h}" for h in range(4)] and sorted(layers) == ["L0", "L1"]
+    for t in thumbs:
+        head, layer = heads[f"H{t['head']}"], layers[f"L{t['layer']}"]
+        assert t["x0"] <= (head["x0"] + head["x1"]) / 2 <= t["x1"] and head["y1"] <= t["y0"]
+        assert layer["x1"] <= t["x0"] and t["y0"] <= (layer["y0"] + layer["y1"]) / 2 <= t["y1"]
+    shown = [b for b in boxes if b["text"]] + thumbs
+    for i, a in enumerate(shown):
+        assert a["x1"] > a["x0"] and a["y1"] > a["y0"]
+        for b in shown[i + 1 :]:
+            apart = a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+            assert apart, (a, b)
+    assert problems == []
+    page.close()
+
+
+def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, served):
+    """A head page: previous / next head in atlas order, and the head's attention on its typical
+    examples, each cell's shade the weight over its row's largest, recomputed here from a fresh trace."""
+    from attnreport.site.headpages import PICTURES
+    from attnreport.trace import Tracer
+
+    root, base = served
+    rows = sample_rows()[:4]
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
+    build(config, root / "site", progress=False)
+    report = json.loads((root / "site" / "report.json").read_text())
+    heads = [(h["layer"], h["head"]) for h in report["heads"]]
+    traces = {
+        r["id"]: t
+        for r, t in zip(
+            rows,
+            Tracer(tiny.export("bert"), cache_dir=tmp_path / "c").trace_texts([r["text"] for r in rows]),
+            strict=True,
+        )
+    }
+    for i in (0, 5, len(heads) - 1):
+        layer, head = heads[i]
+        page, problems, outside = open_page(browser, f"{base}/site/heads/L{layer}-H{head}.html")
+        prev = page.locator("a[rel=prev]")
+        nxt = page.locator("a[rel=next]")
+        if i == 0:
+            assert prev.count() == 0
+        else:
+            assert prev.get_attribute("href") == "../heads/L{}-H{}.html".format(*heads[i - 1])
+        if i == len(heads) - 1:
+            assert nxt.count() == 0
+        else:
+            assert nxt.get_attribute("href") == "../heads/L{}-H{}.html".format(*heads[i + 1])
+        typical = report["heads"][i]["typical"][:PICTURES]
+        page.wait_for_function(
+            "n => document.querySelectorAll('figure.head-picture[data-state=drawn]').length === n",
+            arg=len(typical),
+        )
+        for example_id in typical:
+            figure = f"figure.head-picture[data-id='{example_id}']"
+            trace = traces[example_id]
+            a = trace.attentions[layer, head].astype(np.float64)
+            n = trace.n_tokens
+            shades = np.array(
+                page.eval_on_selector_all(
+                    f"{figure} rect.cell", "els => els.map(e => +e.getAttribute('fill-opacity'))"
+                )
+            )
+            assert shades.size == n * n
+            want = a / a.max(axis=1, keepdims=True)
+            assert (
+                np.abs(shades.reshape(n, n) - want).max()
+                < 2 / 255 / a.max(axis=1, keepdims=True).min() + 1e-3
+            )
+            keys = page.eval_on_selector_all(f"{figure} text.key", "els => els.map(e => e.textContent)")
+            assert len(keys) == n and keys[0] == trace.tokens[0]
+        assert problems == [] and outside == []
+        page.close()

@@ -73,3 +73,13 @@ def test_compare_page_with_the_int8_export(tiny, tmp_path):
     assert c["agreement"] == pytest.approx(agree)
     html = (site / "compare.html").read_text()
     assert "int8" in html and 'href="compare.html"' in (site / "index.html").read_text()
+    # one definition, stated where the number is, with the texts it is measured on: the index's
+    # and the compare page's figure for these texts are the same, the export's is named as its own
+    definition = "the largest change of any one attention weight: any layer, head, query and key"
+    here = f"{c['max_attention_diff']:.3f}"
+    index = (site / "index.html").read_text()
+    card = json.loads((folder / "attnreport.json").read_text())["quantized"]
+    assert card["texts"] == 3
+    assert f"{here} on this report's {len(sample_rows())}" in index and definition in index
+    assert f"up to {card['max_attention_diff']:.3f} on the 3 texts checked at export" in index
+    assert f"by up to {here} ({definition}, over these {len(sample_rows())} texts)" in html

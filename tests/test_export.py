@@ -209,3 +209,21 @@ def test_killed_export_leaves_the_previous_export_and_the_next_one_cleans_up(tin
     card = export_model(tiny.checkpoint("bert"), out)
     assert ModelCard.load(out) == card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no build or old folders left
+
+
+def test_export_does_not_warn_about_torchvision(tiny, tmp_path, capfd):
+    """The dynamo exporter logs one line per torchvision op it skips, on every export; none of
+    our models use them. Other warnings of that logger still pass, and its filter is removed."""
+    import importlib.util
+    import logging
+
+    from attnreport.export.onnx_export import TORCHVISION_LOGGER
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed: the exporter has nothing to warn about")
+    logger = logging.getLogger(TORCHVISION_LOGGER)
+    filters = list(logger.filters)
+    capfd.readouterr()
+    export_model(tiny.checkpoint("bert"), tmp_path / "out")
+    assert "torchvision" not in capfd.readouterr().err
+    assert logger.filters == filters

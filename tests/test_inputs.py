@@ -118,3 +118,38 @@ def test_prompt_rows_carry_their_completion_and_bad_ones_are_reported(tmp_path):
     assert [(r.id, r.text, r.completion) for r in inline] == [("0", "hello", None), ("1", "again", None)]
     with pytest.raises(InputError, match=r"\[data\] prompts\[1\]: empty"):
         list(read_rows(DataConfig(prompts=["ok", " "]), prompts=True))
+
+
+def test_json_errors_are_reported_whole(tmp_path):
+    """json's `msg` alone stops mid-sentence ("Unterminated string starting at"): the column follows."""
+    path = write_jsonl(tmp_path / "d.jsonl", [b'{"text": "ok"}', b'{"text": "cut'])
+    bad = []
+    list(read_rows(DataConfig(path=path), on_bad=bad.append))
+    assert [(b.line, b.reason) for b in bad] == [
+        (2, "not valid JSON: Unterminated string starting at column 10")
+    ]
+
+
+def test_csv_without_the_text_column_names_the_columns_and_the_option(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("id,body,label\n1,hello,x\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        list(read_rows(DataConfig(path=path)))
+    message = str(info.value)
+    assert "'text'" in message and "'id', 'body', 'label'" in message and "text_column" in message
+    rows = list(read_rows(DataConfig(path=path, text_column="body")))
+    assert [(r.id, r.text) for r in rows] == [("1", "hello")]
+
+
+def test_jsonl_without_the_text_key_names_the_keys_and_the_option(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [b'{"id": 1, "body": "a"}', b'{"id": 2, "body": "b", "x": 0}'])
+    bad = []
+    with pytest.raises(InputError) as info:
+        list(read_rows(DataConfig(path=path), on_bad=bad.append))
+    assert "'body', 'id', 'x'" in str(info.value) and "text_column" in str(info.value)
+    assert [b.line for b in bad] == [1, 2]
+    # one object without the key among good ones is a bad row, named with the keys it has
+    path = write_jsonl(tmp_path / "e.jsonl", [b'{"body": "a"}', b'{"text": "b"}'])
+    bad = []
+    assert [r.text for r in read_rows(DataConfig(path=path), on_bad=bad.append)] == ["b"]
+    assert bad[0].reason == "no key 'text' (the object has 'body'; [data] text_column names the key)"

@@ -607,3 +607,53 @@ def test_scenes_build_and_convert_to_json_without_pyvista():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def crowded_framed_scene(**kwargs) -> Scene:
+    """A framed scene with long axis names and a row of texts closer together than they are wide."""
+    from attnreport.scenes.geometry import Text
+
+    base = asymmetric_scene()
+    texts = [Text(xyz=[0.2 * i, 0.0, 0.0], text=f"token{i:02d}") for i in range(20)]
+    fields = {"texts": texts, "axis_labels": ("token position", "layer", "hidden-state PC1"), **kwargs}
+    return dataclasses.replace(base, frame=True, camera=None, **fields)
+
+
+@pytest.mark.parametrize("size", [(480, 360), (800, 600)])
+def test_still_labels_lie_inside_the_image_and_never_overlap(tmp_path, size):
+    """Rendered by VTK, the labels' ink lies inside the boxes the layout gave them, every box inside
+    the image and clear of the others: nothing clipped ("idden-state PC1"), nothing on top of
+    another, no bare "x, y, z" corner; the crowded texts that do not fit are left out."""
+    from attnreport.scenes.rendering import label_layout
+
+    scene = crowded_framed_scene()
+    placed = label_layout(scene, size)
+    kinds = [p.label.kind for p in placed]
+    texts = [p.label.text for p in placed]
+    assert kinds.count("axis") == 3 and set(scene.axis_labels) <= set(texts)
+    shown = [t for t in texts if t.startswith("token")]
+    assert "token00" in shown and 3 <= len(shown) < 20
+    assert not any(t.count(",") == 2 for t in texts)
+    width, height = size
+    for i, a in enumerate(placed):
+        x0, y0, x1, y1 = a.box
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, a
+        for b in placed[i + 1 :]:
+            u0, v0, u1, v1 = b.box
+            assert x1 <= u0 or u1 <= x0 or y1 <= v0 or v1 <= y0, (a, b)
+    with_labels = render(scene, tmp_path / "labels.png", size=size).astype(int)
+    bare = dataclasses.replace(scene, texts=[], axis_labels=("", "", ""))
+    bare.camera = scene.camera
+    without = render(bare, tmp_path / "bare.png", size=size).astype(int)
+    ink = np.abs(with_labels - without).max(axis=-1) > 40
+    # the bare frame keeps its ranges (from the bounds), laid out without the other labels
+    bare_boxes = {p.box for p in label_layout(bare, size)}
+    inside = np.zeros_like(ink)
+    for p in [*placed, *label_layout(bare, size)]:
+        x0, y0, x1, y1 = p.box
+        inside[max(int(y0) - 1, 0) : int(np.ceil(y1)) + 1, max(int(x0) - 1, 0) : int(np.ceil(x1)) + 1] = True
+    for p in placed:
+        if p.box not in bare_boxes:  # drawn where the layout says
+            x0, y0, x1, y1 = p.box
+            assert ink[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))].any(), p
+    assert ink.sum() > 200 and not (ink & ~inside).any()  # no ink outside the boxes

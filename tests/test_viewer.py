@@ -546,3 +546,63 @@ def test_the_still_image_of_a_shown_scene_loads_for_print_though_lazy(browser, t
     page.wait_for_function(f"document.querySelector('{b} img').naturalWidth === 64")
     assert "second.webp" in fetched
     context.close()
+
+
+def label_boxes(page) -> tuple[dict, list[dict]]:
+    """The stage's box and every shown label's (text, kind, box), in CSS pixels."""
+    stage = page.eval_on_selector(
+        f"{FIGURE} .scene3d-stage",
+        "s => { const r = s.getBoundingClientRect();"
+        " return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; }",
+    )
+    shown = page.eval_on_selector_all(
+        f"{FIGURE} .scene3d-text",
+        """els => els.filter(e => !e.hidden).map(e => { const r = e.getBoundingClientRect();
+            return {text: e.textContent, kind: e.className, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom,
+                    clipped: e.scrollWidth > e.clientWidth + 1}; })""",
+    )
+    return stage, shown
+
+
+def crowded_scene() -> dict:
+    """A flow-like scene: long axis names at the edges and a row of token labels closer together
+    than they are wide, the layout's hard case."""
+    scene = synthetic_scene()
+    scene["axes"]["labels"] = ["token position", "layer", "hidden-state PC1"]
+    scene["texts"] = [{"xyz": [-3 + 0.3 * i, -3, -3], "text": f"token{i:02d}"} for i in range(20)]
+    return scene
+
+
+@pytest.mark.parametrize("make", [synthetic_scene, crowded_scene])
+def test_labels_lie_inside_the_canvas_and_never_overlap(browser, tmp_path, served, make):
+    scene = make()
+    url, prefix = site_url("file", tmp_path, served, scene)
+    page, problems, outside = open_page(browser, url, prefix)
+    stage, shown = label_boxes(page)
+    texts = [b["text"] for b in shown]
+    for name in scene["axes"]["labels"]:
+        assert name in texts  # every axis name, whole
+    assert not any(t.count(",") == 2 for t in texts)  # no bare "x, y, z" corner
+    assert int(page.get_attribute(FIGURE, "data-labels-shown")) == len(shown)
+    for i, a in enumerate(shown):
+        assert stage["x0"] <= a["x0"] and a["x1"] <= stage["x1"] + 0.5, a
+        assert stage["y0"] <= a["y0"] and a["y1"] <= stage["y1"] + 0.5, a
+        for b in shown[i + 1 :]:
+            apart = a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+            assert apart, (a, b)
+    if make is crowded_scene:
+        tokens = [t for t in texts if t.startswith("token")]
+        assert "token00" in tokens and 3 <= len(tokens) < 20  # some shown, the crowded rest left out
+    # a turn lays them out again: still inside and apart
+    before = frames(page)
+    page.keyboard.press("Tab")
+    page.focus(f"{FIGURE} canvas")
+    page.keyboard.press("ArrowLeft")
+    after_next_frame(page, before)
+    stage, shown = label_boxes(page)
+    for i, a in enumerate(shown):
+        assert stage["x0"] <= a["x0"] and a["x1"] <= stage["x1"] + 0.5
+        for b in shown[i + 1 :]:
+            assert a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+    assert problems == [] and outside == []
+    page.context.close()

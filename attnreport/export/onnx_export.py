@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,12 +52,32 @@ VERIFY_TEXTS = (
 Log = Callable[[str], None]
 
 
+#: the dynamo exporter's op registry logs, on every export, one warning per torchvision op it
+#: skips ("torchvision is not installed. Skipping torchvision::nms"): no model here uses them
+TORCHVISION_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+def _not_torchvision(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def _log_filter(name: str, keep: Callable[[logging.LogRecord], bool]):
+    logger = logging.getLogger(name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
 def _quiet() -> contextlib.AbstractContextManager:
-    """Silence torch's chatter (warnings and stdout) during load and export."""
+    """Silence torch's chatter (warnings, stdout, the torchvision log lines) during load and export."""
     stack = contextlib.ExitStack()
     stack.enter_context(warnings.catch_warnings())
     warnings.simplefilter("ignore")
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(_log_filter(TORCHVISION_LOGGER, _not_torchvision))
     return stack
 
 

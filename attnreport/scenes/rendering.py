@@ -11,7 +11,8 @@ in scene units), so colours match the 2D figures; an outlined point gets a ring 
 text colour around the disc, the highlighted one a wider ring set off by a gap. Meshes are lit
 (by white lights) and translucent, composited by depth peeling; line sets are tubes whose
 diameter is the segment's width. Text labels and the axes frame appear in images only, not in
-the glb.
+the glb; the labels are laid out as the browser viewer lays them out (`labels`): inside the image,
+none over another, the axis names past each axis's end and its range at its middle.
 
 Off-screen rendering needs no display: on Linux without one, `render` asks VTK for its EGL
 window (``VTK_DEFAULT_OPENGL_WINDOW``, unless already set), which skips a noisy X11 attempt.
@@ -29,9 +30,10 @@ from types import ModuleType
 import numpy as np
 
 from attnreport.core.errors import BuildError
-from attnreport.scenes.camera import box_corners
+from attnreport.scenes.camera import box_corners, project
 from attnreport.scenes.geometry import Scene
 from attnreport.scenes.glb import pack_glb
+from attnreport.scenes.labels import Label, Placed, lay_out
 from attnreport.scenes.palette import BACKGROUND, FOREGROUND, MUTED, hex_to_rgb, scene_theme
 
 IMAGE_FORMATS = {".png": "PNG", ".webp": "WEBP"}
@@ -191,6 +193,91 @@ def _add_lines(plotter, pv, scene: Scene, *, export: bool) -> list[str]:
     return names
 
 
+def _font_size(size: tuple[int, int]) -> int:
+    return max(8, round(size[1] / 60))
+
+
+def _text_property(font: int, rgb):
+    from vtkmodules.vtkRenderingCore import vtkTextProperty
+
+    prop = vtkTextProperty()
+    prop.SetFontFamilyToArial()
+    prop.SetFontSize(font)
+    prop.SetColor(*rgb)
+    prop.SetJustificationToLeft()
+    prop.SetVerticalJustificationToBottom()
+    return prop
+
+
+def _axis_ends(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(scene.bounds, dtype=np.float64)
+    return b[0::2], b[1::2]
+
+
+def label_layout(scene: Scene, size: tuple[int, int] = (960, 720)) -> list[Placed]:
+    """The labels a still image of `scene` shows, and where: the axis names (past each axis's far
+    end) and ranges (at its middle) of a framed scene, and the scene's texts, laid out by
+    `labels.lay_out` with their glyphs measured by VTK's own text renderer."""
+    import vtkmodules.vtkRenderingFreeType  # noqa: F401 - registers the FreeType text renderer
+    from vtkmodules.vtkRenderingCore import vtkTextRenderer
+
+    font, measure = _font_size(size), vtkTextRenderer()
+    prop = _text_property(font, (0.0, 0.0, 0.0))
+
+    def box(text: str) -> tuple[float, float]:
+        bbox = [0, 0, 0, 0]
+        if not text or not measure.GetBoundingBox(prop, text, bbox, 72):
+            return (0.0, 0.0)
+        return (float(bbox[1] - bbox[0] + 1), float(bbox[3] - bbox[2] + 1))
+
+    wanted: list[tuple[str, np.ndarray, str, str]] = []
+    ranges: list[tuple[str, np.ndarray, str, str]] = []
+    if scene.frame:
+        lo, hi = _axis_ends(scene)
+        reach = 0.08 * float(np.max(hi - lo))
+        for axis, name in enumerate(scene.axis_labels):
+            beyond, middle = lo.copy(), lo.copy()
+            beyond[axis] = hi[axis] + reach
+            middle[axis] = (lo[axis] + hi[axis]) / 2
+            wanted.append((name, beyond, "centred", "axis"))
+            ranges.append((f"{lo[axis]:.3g} to {hi[axis]:.3g}", middle, "centred", "range"))
+    wanted += [(t.text, np.asarray(t.xyz, dtype=np.float64), "beside", "text") for t in scene.texts]
+    wanted += ranges
+    if not wanted:
+        return []
+    anchors, depth = project(scene.camera, np.array([xyz for _, xyz, _, _ in wanted]), size)
+    labels = [
+        Label(text, (float(x), float(y)) if d > 0 else (np.nan, np.nan), box(text), place, kind)
+        for (text, _, place, kind), (x, y), d in zip(wanted, anchors, depth, strict=True)
+    ]
+    return lay_out(labels, size)
+
+
+def _add_labels(plotter, pv, scene: Scene, theme: str, size: tuple[int, int]) -> None:
+    """The frame's axis lines, then every label that fits (`label_layout`) as a screen-space text."""
+    from vtkmodules.vtkRenderingCore import vtkTextActor
+
+    if scene.frame:
+        lo, hi = _axis_ends(scene)
+        ends = []
+        for axis in range(3):
+            end = lo.copy()
+            end[axis] = hi[axis]
+            ends += [lo, end]
+        axes = pv.PolyData(np.array(ends), lines=np.array([2, 0, 1, 2, 2, 3, 2, 4, 5]))
+        plotter.add_mesh(axes, color=MUTED[theme], line_width=1, lighting=False)
+    font, height = _font_size(size), size[1]
+    ink, muted = _unit(hex_to_rgb(FOREGROUND[theme])), _unit(hex_to_rgb(MUTED[theme]))
+    for placed in label_layout(scene, size):
+        actor = vtkTextActor()
+        actor.SetInput(placed.label.text)
+        colour = muted if placed.label.kind == "range" else ink
+        actor.GetTextProperty().ShallowCopy(_text_property(font, colour))
+        x0, _, _, y1 = placed.box
+        actor.SetPosition(x0, height - y1)  # VTK counts rows from the bottom
+        plotter.renderer.AddActor(actor)
+
+
 def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
     theme = scene_theme(theme)
     pv = load_pyvista()
@@ -205,34 +292,8 @@ def _plotter(scene: Scene, theme: str, size: tuple[int, int], *, export: bool):
     names = _add_points(plotter, pv, scene, theme, export=export)
     names += _add_meshes(plotter, pv, scene)
     names += _add_lines(plotter, pv, scene, export=export)
-    font = max(8, round(size[1] / 60))
-    if not export and scene.texts:
-        plotter.add_point_labels(
-            np.array([text.xyz for text in scene.texts]),
-            [text.text for text in scene.texts],
-            font_size=font,
-            text_color=FOREGROUND[theme],
-            shape=None,
-            show_points=False,
-            always_visible=True,
-            bold=False,
-        )
-    if not export and scene.frame:
-        plotter.show_bounds(
-            bounds=list(scene.bounds),
-            xtitle=scene.axis_labels[0],
-            ytitle=scene.axis_labels[1],
-            ztitle=scene.axis_labels[2],
-            color=MUTED[theme],
-            font_size=font,
-            bold=False,
-            location="outer",
-            ticks="outside",
-            n_xlabels=3,
-            n_ylabels=3,
-            n_zlabels=3,
-            render=False,
-        )
+    if not export:
+        _add_labels(plotter, pv, scene, theme, size)
     if scene.meshes:
         # translucent surfaces need depth peeling (4 peels match 16 to within 1/255 in our scenes);
         # translucent tubes alone look the same without it (0.06% of pixels move) at a quarter the time

@@ -8,17 +8,19 @@ writing the same site at once.
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
 import markupsafe
-from tqdm import tqdm
 
 from attnreport.core.errors import BuildError
 from attnreport.core.files import folder_lock, process_alive, replace_folder, scratch_folder
+from attnreport.core.progress import counted
 from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import script_json, script_safe
+from attnreport.site.headpages import head_contexts
 from attnreport.site.listing import PAGE_ROWS, compare_order, example_columns
 from attnreport.site.pages import SitePlan, head_page
 from attnreport.site.report import REPORT_FILE, write_report
@@ -108,15 +110,30 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     for relative, source in sorted(plan.files.items()):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / relative)
-    for page in tqdm(plan.examples, desc="writing", unit="page", disable=not progress or None):
+    for page in counted(plan.examples, stage="writing", unit="page", enabled=progress):
         data = markupsafe.Markup(page.data_file.read_text(encoding="utf-8"))
         scene = _scene_context(page.scene)
         html = _page(env, page.template, root="../", page=page, page_data=data, scene=scene, **common)
         _write(folder / "examples" / f"{page.slug}.html", html)
     pages = {e["id"]: e for e in plan.report["examples"]}
-    for head in plan.report.get("heads", []):
+    heads = plan.report.get("heads", [])
+    contexts = head_contexts(heads, plan.examples)
+    for head in heads:
         typical = [pages[i] for i in head["typical"] if i in pages]
-        html = _page(env, "head.html.j2", root="../", head=head, typical=typical, **common)
+        context = contexts[head["layer"], head["head"]]
+        pictures = markupsafe.Markup(script_json([asdict(p) for p in context.pictures]))
+        html = _page(
+            env,
+            "head.html.j2",
+            root="../",
+            head=head,
+            typical=typical,
+            previous_head=context.previous,
+            next_head=context.next,
+            pictures=pictures,
+            pictured=len(context.pictures),
+            **common,
+        )
         _write(folder / head_page(head["layer"], head["head"]), html)
     if "compare" in plan.report:
         rows = compare_order(plan.report["compare"]["examples_detail"])

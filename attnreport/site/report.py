@@ -314,10 +314,13 @@ def report_document(
     results: AnalysisResults,
     kind: str = "classification",
     variants: list[VariantComparison] | None = None,
+    skipped_rows: list[dict] | None = None,
 ) -> dict:
     """The whole report: the model, the metrics, the dataset-level analysis and every example;
     `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt,
-    with `variants`: prompts asked again in other words, side by side)."""
+    with `variants`: prompts asked again in other words, side by side). `skipped_rows` are the
+    data file's rows the build skipped as bad (file, line, reason): in the report, so a row left
+    out is never left out silently."""
     report = {
         "schema": SCHEMA,
         "kind": kind,
@@ -330,6 +333,7 @@ def report_document(
             "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
         },
         "nonfinite_examples": [e["id"] for e in entries if "nonfinite" in e],
+        "skipped_rows": list(skipped_rows or []),
         "heads": [{**asdict(h.scores), "typical": h.typical_ids} for h in results.heads],
         "examples": entries,
     }

@@ -62,12 +62,13 @@ def _jsonl_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tupl
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw.decode("utf-8"))
+            record = json.loads(raw.rstrip(b"\r\n").decode("utf-8"))
         except UnicodeDecodeError:
             bad(number, "not valid UTF-8")
             continue
         except json.JSONDecodeError as exc:
-            bad(number, f"not valid JSON ({exc.msg})")
+            # the whole message: json's `msg` alone stops mid-sentence ("Unterminated string starting at")
+            bad(number, f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}")
             continue
         if not isinstance(record, dict):
             bad(number, "a JSON line must be an object with a text field")
@@ -75,7 +76,18 @@ def _jsonl_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tupl
         yield number, record
 
 
-def _csv_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[int, dict]]:
+def _missing_column(path: Path, column: str, found: list[str], option: str) -> InputError:
+    """A file without the column every row needs: every row would be skipped, so it is one error
+    that names what the file has and the option that picks the column."""
+    shown = ", ".join(repr(name) for name in found) or "none"
+    return InputError(
+        f"{path}: no column {column!r}; the file has {shown}: set [data] {option} to the one with the texts"
+    )
+
+
+def _csv_records(
+    path: Path, bad: Callable[[int, str], None], *, column: str, option: str
+) -> Iterator[tuple[int, dict]]:
     header: list[str] | None = None
     pending = b""
     start = 0
@@ -101,6 +113,8 @@ def _csv_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tuple[
             continue
         if header is None:
             header = fields
+            if column not in header:
+                raise _missing_column(path, column, header, option)
             continue
         if len(fields) != len(header):
             bad(start, f"has {len(fields)} fields, the header has {len(header)}")
@@ -163,10 +177,22 @@ def read_rows(
             raise InputError(f'{problem} (set [data] on_bad_row = "skip" to skip such rows)')
         on_bad(problem)
 
-    records = _jsonl_records(path, bad) if kind == "jsonl" else _csv_records(path, bad)
+    option = "prompt_column" if prompts else "text_column"
+    column = getattr(data, option)
+    if kind == "jsonl":
+        records = _jsonl_records(path, bad)
+    else:
+        records = _csv_records(path, bad, column=column, option=option)
     seen: set[str] = set()
-    column = data.prompt_column if prompts else data.text_column
+    #: the keys of the JSON objects read so far, while none has had the column
+    keys_without: set[str] | None = set()
     for line, record in records:
+        if keys_without is not None and column not in record:
+            keys_without.update(record)
+            has = ", ".join(map(repr, record)) or "no keys"
+            bad(line, f"no key {column!r} (the object has {has}; [data] {option} names the key)")
+            continue
+        keys_without = None
         text = record.get(column)
         if not isinstance(text, str) or not text.strip():
             bad(line, f"no {'prompt' if prompts else 'text'} in column {column!r}")
@@ -199,3 +225,5 @@ def read_rows(
         count += 1
         if data.limit and count >= data.limit:
             return
+    if keys_without:  # not one object had the column: a wrong option, not bad rows
+        raise _missing_column(path, column, sorted(keys_without), option)

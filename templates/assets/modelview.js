@@ -1,5 +1,6 @@
-// Model view: a thumbnail of every layer and head (a click opens it in the heatmap), and one SVG
-// grid of them, labelled, which is saved as the SVG and rendered into the PNG.
+// Model view: a thumbnail of every layer and head (a click opens it in the heatmap), labelled by
+// layer and head on the page, and one SVG grid of them, labelled alike, which is saved as the SVG
+// and rendered into the PNG.
 (function () {
   "use strict";
   var ns = window.attnreport = window.attnreport || {};
@@ -20,7 +21,18 @@
       probe.fillStyle = colour;
       var rgb = probe.fillStyle.match(/[0-9a-f]{2}/gi) || ["00", "72", "b2"];
       var cr = parseInt(rgb[0], 16), cg = parseInt(rgb[1], 16), cb = parseInt(rgb[2], 16);
+      // the grid's own labels, as on the saved SVG: heads across the top, layers down the side
+      function label(text, title, cls) {
+        var span = document.createElement("span");
+        span.className = "mv-label " + cls;
+        span.textContent = text;
+        span.title = title;
+        box.appendChild(span);
+      }
+      label("", "", "mv-corner");
+      for (var hh = 0; hh < H; hh++) label("H" + hh, "head " + hh, "mv-head");
       for (var l = 0; l < L; l++) {
+        label("L" + l, "layer " + l, "mv-layer");
         for (var h = 0; h < H; h++) {
           var canvas = document.createElement("canvas");
           canvas.width = cols;

@@ -127,30 +127,73 @@
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);  // premultiplied colours everywhere
 
-    // HTML labels: each axis's name (centred past its far end) and range; the scene's texts start
-    // just right of their point, as in the still image
-    // kind: "range" (an axis's numbers), "axis" (its name), "shown" (the point a link asked for) or none
+    // HTML labels: each axis's name (past its far end) and its range (at its middle, "lo to hi"),
+    // the scene's texts (right of their point, as in the still image) and the point a link asked
+    // for. kind: "axis", "range", "shown" or none (a text). Each frame lays them out (`layout`):
+    // inside the canvas and clear of one another, or not shown (a point keeps its hover label).
     var marks = [];
-    function mark(xyz, text, kind, shift) {
+    function mark(xyz, text, kind, place) {
       var e = el("div", "scene3d-text" + (kind ? " scene3d-" + kind : ""), text);
       overlay.appendChild(e);
-      marks.push({xyz: xyz, el: e, shift: shift || " translate(-50%,-50%)"});
+      marks.push({xyz: xyz, el: e, place: place, w: 0, h: 0});
     }
     function num(v) { return String(+v.toPrecision(3)); }
-    var names = axes.labels || ["x", "y", "z"];
-    mark(lo, lo.map(num).join(", "), "range");
+    // where a label may go, as its top-left corner for its anchor (x, y) and size (w, h); a
+    // `clamp` label (an axis's) is moved into the canvas rather than left out
+    var PLACES = {
+      centred: {clamp: true, at: function (x, y, w, h) { return [[x - w / 2, y - h / 2], [x - w / 2, y - 1.6 * h], [x - w / 2, y + 0.6 * h]]; }},
+      beside: {clamp: false, at: function (x, y, w, h) {
+        return [[x + 4, y - h / 2], [x - 4 - w, y - h / 2], [x - w / 2, y - 4 - h], [x - w / 2, y + 4]];
+      }},
+      shown: {clamp: true, at: function (x, y, w, h) { return [[x + 10, y - h / 2], [x - 10 - w, y - h / 2], [x - w / 2, y + 10]]; }}
+    };
+    var names = axes.labels || ["x", "y", "z"], ranges = [];
     for (ax = 0; ax < 3; ax++) {
-      var beyond = lo.slice(), tmax = lo.slice();
+      var beyond = lo.slice(), middle = lo.slice();
       beyond[ax] = hi[ax] + 0.08 * Math.max(span[0], span[1], span[2]);
-      tmax[ax] = hi[ax];
-      mark(beyond, names[ax] == null ? "" : names[ax], "axis");
-      mark(tmax, num(hi[ax]), "range");
+      middle[ax] = (lo[ax] + hi[ax]) / 2;
+      mark(beyond, names[ax] == null ? "" : names[ax], "axis", PLACES.centred);
+      ranges.push([middle, num(lo[ax]) + " to " + num(hi[ax])]);
     }
-    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, null, " translate(4px,-50%)"); });
     if (figure.dataset.highlight) {
       var h = +figure.dataset.highlight, said = String(labels[h] == null ? "" : labels[h]);
-      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "shown", " translate(10px,-50%)");
+      mark(vec(pts.xyz, h), said.length > 60 ? said.slice(0, 59) + "…" : said, "shown", PLACES.shown);
       figure.scrollIntoView({block: "center"});
+    }
+    (scene.texts || []).forEach(function (t) { mark(t.xyz || [0, 0, 0], t.text == null ? "" : t.text, null, PLACES.beside); });
+    ranges.forEach(function (r) { mark(r[0], r[1], "range", PLACES.centred); });
+
+    // in the order made (axes, the shown point, texts, ranges): each label at its first place that
+    // lies inside the canvas and overlaps no label placed before it (a gap of 2 px), else hidden
+    function layout() {
+      var placed = [], GAP = 2;
+      function clear(b) {
+        for (var i = 0; i < placed.length; i++) {
+          var o = placed[i];
+          if (b[0] < o[2] + GAP && o[0] < b[2] + GAP && b[1] < o[3] + GAP && o[1] < b[3] + GAP) return false;
+        }
+        return true;
+      }
+      marks.forEach(function (m) {
+        var s = toScreen(m.xyz), where = null;
+        if (s && m.el.textContent) {
+          m.el.hidden = false;
+          if (!m.w) { m.w = m.el.offsetWidth; m.h = m.el.offsetHeight; }
+          var tries = m.place.at(s[0], s[1], m.w, m.h);
+          for (var k = 0; k < tries.length && !where; k++) {
+            var x = tries[k][0], y = tries[k][1];
+            if (m.place.clamp) { x = clamp(x, 0, cssW - m.w); y = clamp(y, 0, cssH - m.h); }
+            var b = [x, y, x + m.w, y + m.h];
+            if (b[0] >= 0 && b[1] >= 0 && b[2] <= cssW && b[3] <= cssH && clear(b)) where = b;
+          }
+        }
+        m.el.hidden = !where;
+        if (where) {
+          placed.push(where);
+          m.el.style.transform = "translate(" + where[0].toFixed(1) + "px," + where[1].toFixed(1) + "px)";
+        }
+      });
+      figure.dataset.labelsShown = String(placed.length);
     }
 
     // camera: a turntable around the scene's up direction
@@ -227,11 +270,7 @@
       });
       gl.disable(gl.CULL_FACE);
 
-      marks.forEach(function (m) {
-        var s = toScreen(m.xyz), on = s && s[0] > -40 && s[0] < cssW + 40 && s[1] > -20 && s[1] < cssH + 20;
-        m.el.hidden = !on;
-        if (on) m.el.style.transform = "translate(" + s[0].toFixed(1) + "px," + s[1].toFixed(1) + "px)" + m.shift;
-      });
+      layout();
       frames += 1;
       if (frames === 1 && window.performance && performance.mark) performance.mark("scene3d:first-frame");
       figure.dataset.frames = String(frames);
