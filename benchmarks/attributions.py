@@ -14,14 +14,27 @@ Timing includes everything per example: tokenising, every model run, the numpy a
 - long texts (20-60 tokens): time, and agreement (relative L1 distance, Spearman) of shap and
   of each of our estimators with a high-budget Kernel SHAP reference (``--reference`` x p runs).
 
+shapiq's Shapley estimators (`pip install shapiq`; a baseline, not a dependency) run in the same
+tables at the budgets of ours (``--budgets``, runs per token: 8p and 16p), on the same value
+function, their model runs counted as the rows they send to the model: KernelSHAP (plain,
+paired, and with leverage-score sampling, which for Shapley regression draws every coalition
+size equally often (Musco & Witter 2025): shapiq's KernelSHAP given uniform size weights, an
+emulation, shapiq 1.4.1 has no class of that name), UnbiasedKernelSHAP, PermutationSamplingSV,
+StratifiedSamplingSV, SVARM, ProxySPEX (needs lightgbm) and RegressionMSR when the installed
+shapiq has it. The last table names, per game size and budget, the estimator closest to the
+reference at equal runs.
+
 Times are wall-clock and CPU (this process, all threads); on a shared machine read the CPU
-column. Ratios are shap's time over ours. Needs the demo extra and `pip install shap`.
+column. Ratios are shap's time over ours. Needs the demo extra and `pip install shap`. The
+demo classifier is fine-tuned and exported on first use (a few minutes on 2 cores), then cached.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
+import importlib.util
 import io
 import sys
 import time
@@ -38,6 +51,9 @@ def main() -> int:
     )
     ap.add_argument("--shap-evals", type=int, default=500)
     ap.add_argument("--reference", type=int, default=96, help="runs per token of the long-text reference")
+    ap.add_argument(
+        "--budgets", type=int, nargs="+", default=[8, 16], help="runs per token for the equal-runs comparison"
+    )
     args = ap.parse_args()
     try:
         import shap
@@ -112,6 +128,47 @@ def main() -> int:
 
         return run
 
+    try:
+        import shapiq
+    except ImportError:
+        shapiq = None
+
+    def shapiq_estimators(p: int) -> dict:
+        """shapiq's Shapley-value approximators for a game of p players, by the name we print."""
+        out = {
+            "KernelSHAP": lambda: shapiq.KernelSHAP(p, random_state=0),
+            "KernelSHAP paired": lambda: shapiq.KernelSHAP(p, pairing_trick=True, random_state=0),
+            "KernelSHAP leverage": lambda: shapiq.KernelSHAP(
+                p, pairing_trick=True, sampling_weights=np.ones(p + 1), random_state=0
+            ),
+            "UnbiasedKernelSHAP": lambda: shapiq.UnbiasedKernelSHAP(p, random_state=0),
+            "PermutationSamplingSV": lambda: shapiq.PermutationSamplingSV(p, random_state=0),
+            "StratifiedSamplingSV": lambda: shapiq.StratifiedSamplingSV(p, random_state=0),
+            "SVARM": lambda: shapiq.SVARM(p, random_state=0),
+        }
+        # shapiq's module __getattr__ answers None for a name it lacks: ask for a class
+        if callable(getattr(shapiq, "RegressionMSR", None)):
+            out["RegressionMSR"] = lambda: shapiq.RegressionMSR(p, random_state=0)
+        if importlib.util.find_spec("lightgbm") is not None:
+            out["ProxySPEX"] = lambda: shapiq.ProxySPEX(n=p, index="SV", max_order=p, random_state=0)
+        return out
+
+    def theirs(name: str, per_token: int):
+        """One of shapiq's estimators at ``per_token * p`` runs, on our value function."""
+
+        def run(text: str):
+            (trace,) = tracer.trace_texts([text])
+            f = MaskedModel(tracer, trace)
+            p = f.players
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                iv = shapiq_estimators(p)[name]().approximate(
+                    per_token * p, lambda masks: f(np.atleast_2d(masks))
+                )
+            return np.asarray(iv.get_n_order_values(1), dtype=np.float64), f.rows, None
+
+        return run
+
     explainer = shap.Explainer(predict, shap.maskers.Text(hf_tok), algorithm="partition")
 
     def shap_run(text: str):
@@ -170,12 +227,31 @@ def main() -> int:
         ("ours kernel 8p", ours("kernel", 8)),
         ("ours kernel 16p", ours("kernel", 16)),
         ("ours permutations ~8p", ours("permutation", 8)),
+        ("ours permutations ~16p", ours("permutation", 16)),
         ("ours surrogate (2p+2)", ours("surrogate")),
     ]
-    header = f"  {'method':34s} {'evals':>6} {'wall s':>7} {'cpu s':>7} {'ratio wall':>10} {'ratio cpu':>9}"
+    if shapiq is None:
+        print("shapiq is not installed (pip install shapiq): its estimators are left out")
+    else:
+        names = list(shapiq_estimators(4))
+        missing = [n for n in ("RegressionMSR", "ProxySPEX") if n not in names]
+        print(
+            f"shapiq {importlib.metadata.version('shapiq')}: {', '.join(names)}"
+            + (f"; not available here: {', '.join(missing)}" if missing else "")
+        )
+        for k in args.budgets:
+            methods += [(f"shapiq {name} {k}p", theirs(name, k)) for name in names]
+    for k in args.budgets:
+        if k not in (8, 16):
+            methods += [
+                (f"ours kernel {k}p", ours("kernel", k)),
+                (f"ours permutations ~{k}p", ours("permutation", k)),
+            ]
+    header = f"  {'method':38s} {'evals':>6} {'wall s':>7} {'cpu s':>7} {'ratio wall':>10} {'ratio cpu':>9}"
 
     def table(texts, reference):
-        results = {}
+        """Prints one row per method; returns each method's relative L1 error per text."""
+        results, errors = {}, {}
         for name, fn in methods:
             results[name] = [timed(fn, t) for t in texts]
         shap_wall = np.mean([r[3] for r in results["shap Partition"]])
@@ -192,11 +268,12 @@ def main() -> int:
                 rhos.append(spearmanr(values, ref).statistic)
                 if se is not None:
                     calib.append(np.sqrt(np.mean(se**2)) / np.sqrt(np.mean((values - ref) ** 2)))
+            errors[name] = errs
             err = f"{np.mean(errs):.3f} (n={len(errs)})" if errs else "n/a (alignment)"
             rho = f"{np.mean(rhos):.3f}" if rhos else "n/a"
             cal = f"{np.median(calib):.2f}" if calib else "-"
             print(
-                f"  {name:34s} {np.mean([r[1] for r in res]):6.0f} {wall:7.3f} {cpu:7.3f} "
+                f"  {name:38s} {np.mean([r[1] for r in res]):6.0f} {wall:7.3f} {cpu:7.3f} "
                 f"{shap_wall / wall:9.1f}x {shap_cpu / cpu:8.1f}x  {err:>14s} {rho:>9s} {cal:>8s}"
             )
         # what 10x shap's speed would leave us: its cpu time / 10, in our model runs
@@ -208,6 +285,7 @@ def main() -> int:
             f"of our model runs ({1000 * per_run:.1f} cpu ms each, from the kernel 16p rows); "
             f"seeing every token alone and left out once takes 2p + 2 = {2 * p_mean + 2:.0f}"
         )
+        return errors
 
     print(f"\nshort (<=12 tokens): {len(short)} texts, p = {[len(tok.encode(t).ids) for t in short]}")
     start = time.process_time()
@@ -217,7 +295,7 @@ def main() -> int:
         f"  reference: exact enumeration, mean 2^p = {np.mean([2 ** len(v) for v in exact]):.0f} runs, "
         f"{(time.process_time() - start) / len(short):.2f} cpu s/example (mean p = {mean_p:.1f})"
     )
-    table(short, exact)
+    short_errors = table(short, exact)
 
     print(f"\nlong (20-60 tokens): {len(long)} texts, p = {[len(tok.encode(t).ids) for t in long]}")
     start = time.process_time()
@@ -230,12 +308,50 @@ def main() -> int:
         f"  reference: ours kernel {args.reference}p, {seconds:.1f} cpu s/example; its own expected "
         f"L1 err (from its standard errors) {floor:.3f}: distances below are inflated by about that"
     )
-    table(long, reference)
+    long_errors = table(long, reference)
     print(
         "\nratio: shap's time / ours per example; L1 err: sum |values - ref| / sum |ref|; "
         "SE/err: reported standard error over actual RMS error (1 = calibrated)"
     )
+    closest_at_equal_runs(
+        short, short_errors, long, long_errors, [len(tok.encode(t).ids) for t in short + long]
+    )
     return 0
+
+
+def closest_at_equal_runs(short, short_errors, long, long_errors, sizes) -> None:
+    """Per game size and budget, the estimator (ours or shapiq's) closest to the reference."""
+    groups = {}
+    for i, p in enumerate(sizes[: len(short)]):
+        groups.setdefault(f"p = {p} (exact ref)", []).append(("short", i))
+    bands = ((20, 29), (30, 39), (40, 60))
+    for i, p in enumerate(sizes[len(short) :]):
+        lo, hi = next(b for b in bands if b[0] <= p <= b[1])
+        groups.setdefault(f"p = {lo}-{hi} (96p ref)", []).append(("long", i))
+    errors = {"short": short_errors, "long": long_errors}
+    budgets = sorted({int(n.rsplit(" ", 1)[1].strip("~p")) for n in short_errors if n.startswith("shapiq")})
+    print("\nclosest at equal runs (mean relative L1 error per game size; runs per token = budget)")
+    for k in budgets:
+        for label, members in sorted(groups.items(), key=lambda g: g[0]):
+            ranked = []
+            for name in short_errors:
+                tag = name.rsplit(" ", 1)[1]
+                if tag not in (f"{k}p", f"~{k}p") or not name.startswith(
+                    ("ours kernel", "ours perm", "shapiq")
+                ):
+                    continue
+                errs = [errors[kind][name][i] for kind, i in members if errors[kind].get(name)]
+                if len(errs) == len(members):
+                    ranked.append((float(np.mean(errs)), name))
+            ranked.sort()
+            ours_best = next((e, n) for e, n in ranked if n.startswith("ours"))
+            theirs_best = next(((e, n) for e, n in ranked if n.startswith("shapiq")), (float("nan"), "-"))
+            print(
+                f"  {k:2d}p  {label:20s} n={len(members):2d}  "
+                f"closest: {ranked[0][1]:34s} {ranked[0][0]:.3f}   "
+                f"best ours {ours_best[0]:.3f} ({ours_best[1].removeprefix('ours ')}), "
+                f"best shapiq {theirs_best[0]:.3f} ({theirs_best[1].removeprefix('shapiq ')})"
+            )
 
 
 if __name__ == "__main__":
