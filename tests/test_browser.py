@@ -282,15 +282,25 @@ def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_li
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert problems == [] and outside == []
     page.close()
-    # hundreds of tokens: only weights above a higher threshold are drawn, in a scrolling box
+    # hundreds of tokens: a higher threshold, and a range of 256 tokens at a time, in a scrolling box
     long = next(e for e in report["examples"] if e["id"] == "long")
     page, problems, outside = open_page(browser, f"{base}/site/{long['page']}#layer=0&head=0")
     page.wait_for_selector("#head-view svg")
     data, attention = page_attention(page)
     assert len(data["tokens"]) == 300
     assert page.get_attribute("#head-view svg", "data-threshold") == "0.05"
-    lines = check_lines_match(page, attention[0, 0])
-    assert 300 <= len(lines) <= 300 * 21  # a row sums to 1: at most 1 / 0.05 lines, + its strongest
+    weights = attention[0, 0]
+    for start, stop in ((0, 256), (256, 300)):
+        page.select_option("#hv-range", str(start))
+        assert page.get_attribute("#head-view svg", "data-from") == str(start)
+        lines = {(q, k) for q, k, _ in head_view_lines(page)}
+        inside = range(start, stop)
+        want = {(q, k) for q in inside for k in inside if weights[q, k] >= 0.05}
+        want |= {(q, int(weights[q].argmax())) for q in inside if int(weights[q].argmax()) in inside}
+        assert lines == want, start  # the range's weights above the threshold, and each strongest in it
+        assert f"tokens {start}–{stop - 1} of 300" in page.text_content("#hv-note")
+    assert page.is_visible("#hv-range-label")
+    page.select_option("#hv-range", "0")
     page.wait_for_selector("#heatmap g.xtick", state="attached")
     assert 0 < page.locator("#heatmap g.xtick").count() <= 100  # every 4th token named: redraws stay fast
     box = page.eval_on_selector("#head-view", "b => [b.clientHeight, b.scrollHeight]")
@@ -298,7 +308,7 @@ def test_head_view_draws_the_page_attention_follows_the_head_and_keeps_tokens_li
     shown = page.eval_on_selector_all(
         "#head-view g[data-side=q] text", "ts => ts.map(t => t.firstChild.nodeValue)"
     )
-    assert shown == data["tokens"] and "<b>x</b>" in shown
+    assert shown == data["tokens"][:256] and "<b>x</b>" in shown
     assert page.locator("#head-view b").count() == 0
     assert problems == [] and outside == []
     page.close()

@@ -4,6 +4,9 @@
   "use strict";
   var ns = window.attnreport = window.attnreport || {};
   var HV = {row: 20, pad: 10, gap: 240, top: 28, font: 13, maxChars: 28};
+  // beyond this many tokens a side is drawn a range at a time: thousands of rows are neither
+  // drawable nor readable at once
+  var RANGE = 256;
 
   function shortToken(t) {
     var chars = Array.from(t);
@@ -27,6 +30,19 @@
     // every row sums to 1, so at most 1/threshold lines leave a token: long inputs stay drawable
     threshold.value = n <= 64 ? "0.01" : n <= 192 ? "0.02" : "0.05";
     var focus = null, last = null;
+    // the range of tokens drawn, [from, from + RANGE) of each side longer than RANGE
+    var range = document.getElementById("hv-range") || document.createElement("select");
+    if (n > RANGE) {
+      for (var from = 0; from < n; from += RANGE) {
+        fig.option(range, from, "tokens " + from + "–" + (Math.min(n, from + RANGE) - 1) + " of " + n);
+      }
+      var label = document.getElementById("hv-range-label");
+      if (label) label.hidden = false;
+    }
+    function span(count) {
+      var from = n > RANGE ? parseInt(range.value || "0", 10) : 0;
+      return count > RANGE ? [Math.min(from, count - 1), Math.min(count, from + RANGE)] : [0, count];
+    }
 
     function draw(view) {
       last = view;
@@ -35,15 +51,18 @@
       var measure = document.createElement("canvas").getContext("2d");
       measure.font = HV.font + "px " + c.font;
       var colW = measure.measureText("attending (query)").width;
+      var shown = {q: span(nq), k: span(nk)}, qa = shown.q[0], qb = shown.q[1], ka = shown.k[0], kb = shown.k[1];
       ["q", "k"].forEach(function (side) {
-        sides[side].tokens.forEach(function (t, i) {
-          colW = Math.max(colW, measure.measureText(i + "  " + shortToken(t)).width);
+        sides[side].tokens.slice(shown[side][0], shown[side][1]).forEach(function (t, i) {
+          colW = Math.max(colW, measure.measureText((i + shown[side][0]) + "  " + shortToken(t)).width);
         });
       });
       colW = Math.ceil(Math.min(colW, 260)) + 12;
       var x1 = HV.pad + colW, x2 = x1 + HV.gap;
-      var width = x2 + colW + HV.pad, height = HV.top + n * HV.row + HV.pad;
-      function y(i) { return HV.top + i * HV.row + HV.row / 2; }
+      var rows = Math.max(qb - qa, kb - ka);
+      var width = x2 + colW + HV.pad, height = HV.top + rows * HV.row + HV.pad;
+      function yq(i) { return HV.top + (i - qa) * HV.row + HV.row / 2; }
+      function yk(i) { return HV.top + (i - ka) * HV.row + HV.row / 2; }
       var what = layer === "rollout" ? "rollout (all layers)"
         : "layer " + layer + ", " + (head === "mean" ? "mean of heads" : "head " + head);
       var svg = node("svg", {
@@ -63,15 +82,15 @@
       svg.dataset.peak = String(view.peak);
       var lines = node("g", {stroke: c.accent, "stroke-width": 2, "stroke-linecap": "round"});
       var count = 0;
-      for (var r = 0; r < nq; r++) {
+      for (var r = qa; r < qb; r++) {
         var group = node("g", {"data-q": r}), best = 0;
         for (var b = 1; b < nk; b++) if (z[r][b] > z[r][best]) best = b;
-        for (var k = 0; k < nk; k++) {
+        for (var k = ka; k < kb; k++) {
           var w = z[r][k];
           // every weight above the threshold, and each token's strongest, so none is left without a line
           if (!(w >= limit) && !(k === best && w > 0)) continue;
           group.appendChild(node("line", {
-            x1: x1, y1: y(r), x2: x2, y2: y(k), "stroke-opacity": (w / view.peak).toFixed(3), "data-k": k
+            x1: x1, y1: yq(r), x2: x2, y2: yk(k), "stroke-opacity": (w / view.peak).toFixed(3), "data-k": k
           }));
           count++;
         }
@@ -81,9 +100,10 @@
       ["q", "k"].forEach(function (side) {
         var column = node("g", {fill: c.fg, "data-side": side});
         sides[side].tokens.forEach(function (t, i) {
+          if (i < shown[side][0] || i >= shown[side][1]) return;
           var text = node("text", side === "q"
-            ? {x: x1 - 8, y: y(i) + 4, "text-anchor": "end", "data-i": i, "xml:space": "preserve"}
-            : {x: x2 + 8, y: y(i) + 4, "data-i": i, "xml:space": "preserve"}, shortToken(t));
+            ? {x: x1 - 8, y: yq(i) + 4, "text-anchor": "end", "data-i": i, "xml:space": "preserve"}
+            : {x: x2 + 8, y: yk(i) + 4, "data-i": i, "xml:space": "preserve"}, shortToken(t));
           if (sides[side].special && sides[side].special[i]) text.setAttribute("fill", c.muted);
           text.appendChild(node("title", {}, i + ": " + t));
           column.appendChild(text);
@@ -96,7 +116,12 @@
       box.dataset.layer = String(layer);
       box.dataset.head = String(head);
       var note = document.getElementById("hv-note");
-      if (note) note.textContent = count + " lines: weights ≥ " + limit + ", and each token's strongest";
+      if (note) {
+        note.textContent = count + " lines: weights ≥ " + limit + ", and each token's strongest"
+          + (rows < n ? "; tokens " + Math.min(qa, ka) + "–" + (Math.max(qb, kb) - 1) + " of " + n
+            + " (lines to tokens outside the range are not drawn)" : "");
+      }
+      svg.dataset.from = String(Math.min(qa, ka));
       if (focus !== null) highlight(focus.side, focus.i);
     }
 
@@ -144,6 +169,7 @@
       event.preventDefault();
     });
     threshold.addEventListener("change", function () { if (last) draw(last); });
+    range.addEventListener("change", function () { focus = null; if (last) draw(last); });
 
     // saving: the SVG as drawn (without the hover state), and a PNG rendered from it
     function saved(ext) {
