@@ -148,12 +148,13 @@ def test_an_unreachable_scheduler_is_one_line_and_leaves_the_site(reference, tin
 
 
 def test_a_row_that_fails_on_a_worker_is_named_with_its_line(tiny, tmp_path):
-    """A lone surrogate reads as text but the tokenizer refuses it, on the worker; the build
+    """A lone surrogate reads as text but the tracer refuses it, on the worker; the build
     (on a LocalCluster it starts itself) stops naming the file and line."""
     rows = ROWS[:2] + [{"id": "broken", "text": "refund \ud800 please", "label": "alpha"}] + ROWS[2:4]
     config = dask_config(tiny, tmp_path / "p", ROWS[:1], executor="dask", workers=1, chunk_size=2)
     # JSON's \ud800 escape: the file is valid UTF-8, the text it decodes to is not encodable
     config.data.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="ascii")
-    with pytest.raises(BuildError, match=r"data\.jsonl:3: row 'broken' failed on a worker \(TypeError"):
+    failed = r"data\.jsonl:3: row 'broken' failed on a worker \(InputError: line 3"
+    with pytest.raises(BuildError, match=failed):
         build(config, tmp_path / "site", progress=False, log=lambda m: None)
     assert not (tmp_path / "site").exists()

@@ -206,3 +206,18 @@ def test_the_vendored_plotly_names_no_server_it_could_load_from():
     never_fetched = {"www.w3.org", "plotly.com", "github.com", "feross.org", "syntheti.cc"}
     never_fetched.add("getify.mit-license.org")
     assert hosts <= never_fetched, sorted(hosts - never_fetched)
+
+
+def test_a_text_that_is_not_valid_unicode_is_named_by_its_line(config, tmp_path):
+    """JSON's \\ud800 escape decodes to a lone surrogate: refused with its line, not a traceback,
+    and the previous site stays as it was."""
+    from attnreport.core.errors import InputError
+
+    site = tmp_path / "site"
+    build(config, site, progress=False)
+    before = files(site)
+    rows = [{"id": "a", "text": "refund please", "label": "alpha"}, {"id": "b", "text": "x \ud800 y"}]
+    config.data.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="ascii")
+    with pytest.raises(InputError, match=r"^line 2: the text holds a character that is not valid Unicode"):
+        build(config, site, progress=False)
+    assert files(site) == before

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnreport.core.errors import ConfigError
+from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_file
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.padding import pad_batch
@@ -41,6 +41,19 @@ class _Job:
     row: int
     window: int
     ids: np.ndarray
+
+
+def readable(row: Row) -> None:
+    """A text with a lone surrogate (JSON's "\\ud800" escape decodes to one) is a Python string no
+    tokenizer, hash or file can take: refused here with the row named, not as a traceback."""
+    try:
+        row.text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"line {row.line}" if row.line else f"text {row.id!r}"
+        raise InputError(
+            f"{where}: the text holds a character that is not valid Unicode ({exc.reason} at "
+            f"{exc.start}: a lone surrogate, e.g. from a \\ud800 escape); fix or remove the row"
+        ) from None
 
 
 class Tracer:
@@ -129,6 +142,7 @@ class Tracer:
         done: dict[int, Trace] = {}
         todo: list[tuple[int, Encoded, list[tuple[int, int]]]] = []
         for i, row in enumerate(rows):
+            readable(row)
             hit = self.cache.get(row.text) if self.cache else None
             if hit is not None:
                 hit.id, hit.label = row.id, row.label
