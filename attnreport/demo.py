@@ -42,6 +42,13 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+#: the demo's own token groups beside the built-in ones: symptom words, and amounts of money
+DEMO_TOKEN_GROUPS = {
+    "symptoms": ["pain", "fever", "cough", "breath", "chest", "bleeding", "dizzy", "rash", "numb"],
+    "amounts": "regex:[$£€]\\s?\\d[\\d,.]*|\\d[\\d,.]*\\s?(?:pounds|euros|dollars|GBP|EUR|USD)",
+}
+
+
 def demo_rows() -> list[dict]:
     path = bundled("examples") / "demo" / "tickets.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -173,7 +180,7 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         data=DataConfig(path=data_path),
         site=SiteConfig(theme=theme),
         # an urgent ticket predicted as a complaint is the miss that matters: the index lists them
-        analysis=AnalysisConfig(critical_labels=["urgent"]),
+        analysis=AnalysisConfig(critical_labels=["urgent"], token_groups=DEMO_TOKEN_GROUPS),
         compare=CompareConfig(quantized=True, name="int8 (dynamic quantization)"),
         cache_dir=cache,
     )

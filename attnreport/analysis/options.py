@@ -6,10 +6,13 @@ names live once, in the registries of the modules that run them, and are checked
 
 from __future__ import annotations
 
+import re
+
 from attnreport.analysis.answer_attribution import ANSWER_METHODS, ANSWER_OUTPUTS
 from attnreport.analysis.explain import ATTRIBUTIONS
 from attnreport.analysis.heads import HeadThresholds
 from attnreport.analysis.shapley import ESTIMATORS
+from attnreport.analysis.token_groups import BUILT_IN, term_pattern
 from attnreport.analysis.units import UNIT_KINDS
 from attnreport.core.config import AnalysisConfig, GenerateConfig
 from attnreport.core.errors import ConfigError
@@ -39,6 +42,22 @@ def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
             f"choose one of {', '.join(UNIT_KINDS)}"
         )
     HeadThresholds.from_dict(options.head_thresholds)
+    if not isinstance(options.token_groups, dict):
+        raise ConfigError(
+            f'{where}: [analysis.token_groups] must be a table, e.g. symptoms = ["fever", "cough"]'
+        )
+    for name, spec in options.token_groups.items():
+        if name in BUILT_IN:
+            raise ConfigError(
+                f"{where}: [analysis.token_groups] {name} is a built-in group; name yours otherwise"
+            )
+        ok = isinstance(spec, str) or (isinstance(spec, list) and all(isinstance(t, str) for t in spec))
+        try:
+            if not ok:
+                raise ValueError('give a list of words or "regex:<pattern>"')
+            term_pattern(spec)
+        except (ValueError, re.error) as exc:
+            raise ConfigError(f"{where}: [analysis.token_groups] {name}: {exc}") from None
 
 
 def check_generate_options(options: GenerateConfig, *, where: str = "config") -> None:

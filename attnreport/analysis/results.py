@@ -167,6 +167,8 @@ class AnalysisResults:
     comparison: Comparison | None = None
     #: recall and misses per critical label (`[analysis] critical_labels`), by label
     critical: list[CriticalLabel] = field(default_factory=list)
+    #: attention and attribution by token group (`TokenGroupTally.summary`); None where not tallied
+    token_groups: dict | None = None
 
     @property
     def examples(self) -> int:

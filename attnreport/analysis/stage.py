@@ -61,7 +61,9 @@ class AnalysisStage:
                 f"[analysis] explain_classes: {unknown[0]!r} is not a label of this model; "
                 f"its labels: {', '.join(card.labels) or '(none)'}"
             )
-        self.tally = ExampleTally(card.labels, critical=options.critical_labels)
+        self.tally = ExampleTally(
+            card.labels, critical=options.critical_labels, token_groups=options.token_groups
+        )
         #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []
         self.cache = None

@@ -11,13 +11,22 @@ import numpy as np
 from attnreport.analysis.critical import CriticalLabel, critical_recall
 from attnreport.analysis.predictions import Metrics, classification_metrics
 from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, ExampleSummary, Summaries
+from attnreport.analysis.token_groups import TokenGroupTally
 
 
 class ExampleTally:
     """Running lists over the examples: their summaries, (truth, prediction) pairs, faithfulness."""
 
-    def __init__(self, labels: list[str], *, critical: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        labels: list[str],
+        *,
+        critical: list[str] | tuple[str, ...] = (),
+        token_groups: dict | None = None,
+    ) -> None:
         self.labels = list(labels)
+        #: attention and attribution by token group (built-in groups and `[analysis.token_groups]`)
+        self.groups = TokenGroupTally.from_config(token_groups or {})
         #: the labels whose misses are listed first (`[analysis] critical_labels`)
         self.critical = list(critical)
         #: per example with a prediction: (row, true label, predicted label, probability by label)
@@ -37,6 +46,7 @@ class ExampleTally:
             p = example.prediction
             probabilities = dict(zip(p.labels, p.probabilities.tolist(), strict=True))
             self.scored.append((len(self.rows) - 1, trace.label, predicted, probabilities))
+        self.groups.add(trace, _token_values(example))
         if example.explanation is None:
             return
         for method, f in example.explanation.faithfulness.items():
@@ -82,8 +92,20 @@ class ExampleTally:
             metrics=self.metrics(),
             summaries=self.summaries(),
             critical=self.critical_labels(),
+            token_groups=self.groups.summary(),
             **dataset_level,
         )
+
+
+def _token_values(example: ExampleAnalysis):
+    """The example's Shapley values (else occlusion) when they run over tokens, one per token."""
+    if example.explanation is None:
+        return None
+    for method in ("shapley", "occlusion"):
+        entry = example.explanation.attributions.get(method)
+        if entry and entry.get("unit", "token") == "token" and len(entry["values"]) == example.trace.n_tokens:
+            return np.asarray(entry["values"], dtype=np.float64)
+    return None
 
 
 def _finite(x) -> bool:

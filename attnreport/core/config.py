@@ -102,6 +102,9 @@ class AnalysisConfig:
     #: labels predicted as something else, most confidently missed first, and report.json
     #: `metrics.critical` gives each one's recall
     critical_labels: list[str] = field(default_factory=list)
+    #: token groups of your own beside the built-in ones (numbers, punctuation, special), by name: a
+    #: word list, or "regex:<pattern>" (`[analysis.token_groups]`; `analysis.token_groups`)
+    token_groups: dict = field(default_factory=dict)
     #: the classes each example's attributions explain: the top 2 by probability (a whole number),
     #: "all", or a list of labels; the top two are also contrasted (p(A) - p(B): "why not B?").
     #: They share the predicted class's model runs (each run gives every class's output)

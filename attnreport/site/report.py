@@ -360,6 +360,8 @@ def report_document(
         )
     if results.comparison is not None:
         report["compare"] = _comparison(results.comparison)
+    if results.token_groups is not None:
+        report["token_groups"] = results.token_groups
     if variants:
         pages = {e["id"]: e["page"] for e in entries}
         report["variants"] = [variant_entry(v, pages) for v in variants]
