@@ -131,3 +131,15 @@ def test_report_and_index_show_the_groups(tiny, tmp_path):
     )
     html = (site / "index.html").read_text()
     assert 'id="token-groups"' in html and "symptoms" in html
+
+
+def test_a_text_with_non_finite_attention_is_left_out_and_counted():
+    attentions = random_attentions(1, 2, 4, random_state=0)
+    attentions[0, 1, 2, 3] = np.nan
+    tally = TokenGroupTally.from_config({})
+    tally.add(
+        make_trace(attentions, tokens=["[CLS]", "1", ",", "[SEP]"], special=[True, False, False, True]), None
+    )
+    summary = tally.summary()
+    assert summary["texts"] == 0 and summary["nonfinite_texts"] == 1
+    assert "attention" not in summary["groups"]["numbers"]

@@ -93,7 +93,7 @@ def group_members(
 
 def received(attentions: np.ndarray) -> np.ndarray:
     """``[L, n]``: attention each key token receives, mean of heads and queries."""
-    return np.asarray(attentions, dtype=np.float64).mean(axis=(1, 2))
+    return np.asarray(attentions).mean(axis=(1, 2), dtype=np.float64)
 
 
 def attention_ratio(
@@ -136,6 +136,8 @@ class TokenGroupTally:
     attribution: dict[str, list[float]] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     texts: int = 0
+    #: texts left out because their attention was not finite
+    nonfinite: int = 0
 
     @classmethod
     def from_config(cls, groups: dict) -> TokenGroupTally:
@@ -145,17 +147,20 @@ class TokenGroupTally:
         """One text: its trace, and its token attributions (one per token), None without."""
         if trace.windows:
             return  # windowed attention is stitched, not one matrix: left out (counted in `texts`)
+        by_layer = received(trace.attentions)
+        if not np.isfinite(by_layer).all():
+            self.nonfinite += 1  # a broken model's text would poison every mean: left out, counted
+            return
         self.texts += 1
         special = np.asarray(trace.special, dtype=bool)
         content = ~special
         members = group_members(list(trace.tokens), trace.text, trace.offsets, special, self.patterns)
-        by_layer = received(trace.attentions)
         for name, m in members.items():
             self.tokens[name] = self.tokens.get(name, 0) + int(m.sum())
             ratio = attention_ratio(by_layer, m, content)
             if ratio is not None:
                 self.attention.setdefault(name, []).append(ratio)
-            if attribution_values is not None and name != "special":
+            if attribution_values is not None and name != "special" and np.isfinite(attribution_values).all():
                 r = attribution_ratio(attribution_values, m, content)
                 if r is not None:
                     self.attribution.setdefault(name, []).append(r)
@@ -181,4 +186,4 @@ class TokenGroupTally:
                     "texts": len(shares),
                 }
             out[name] = entry
-        return {"texts": self.texts, "groups": out}
+        return {"texts": self.texts, "nonfinite_texts": self.nonfinite, "groups": out}
