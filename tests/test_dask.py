@@ -109,9 +109,10 @@ def test_a_worker_killed_mid_build_loses_nothing(cluster, reference, tiny, tmp_p
     def kill_a_busy_worker():
         deadline = time.time() + 60
         while time.time() < deadline and not killed:
-            busy = [a for a, keys in client.processing().items() if any("attnreport" in k for k in keys)]
+            processing = client.processing()  # one snapshot: the task may finish between two calls
+            busy = [a for a, keys in processing.items() if any("attnreport" in k for k in keys)]
             if busy and len(list((tmp_path / "p" / "cache").rglob("*.json"))) >= 2:
-                killed["address"], killed["tasks"] = busy[0], client.processing()[busy[0]]
+                killed["address"], killed["tasks"] = busy[0], processing[busy[0]]
                 os.kill(pids[busy[0]], signal.SIGKILL)
             time.sleep(0.01)
 

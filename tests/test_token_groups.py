@@ -143,3 +143,11 @@ def test_a_text_with_non_finite_attention_is_left_out_and_counted():
     summary = tally.summary()
     assert summary["texts"] == 0 and summary["nonfinite_texts"] == 1
     assert "attention" not in summary["groups"]["numbers"]
+
+
+def test_a_windowed_text_is_left_out_and_counted():
+    trace = make_trace(random_attentions(1, 2, 4, random_state=0), tokens=["[CLS]", "a", "b", "[SEP]"])
+    trace.windows = [(0, 3), (1, 4)]
+    tally = TokenGroupTally.from_config({})
+    tally.add(trace, None)
+    assert tally.summary()["windowed_texts"] == 1 and tally.summary()["texts"] == 0

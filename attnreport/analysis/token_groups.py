@@ -138,6 +138,8 @@ class TokenGroupTally:
     texts: int = 0
     #: texts left out because their attention was not finite
     nonfinite: int = 0
+    #: texts left out because they ran in windows
+    windowed: int = 0
 
     @classmethod
     def from_config(cls, groups: dict) -> TokenGroupTally:
@@ -146,7 +148,8 @@ class TokenGroupTally:
     def add(self, trace, attribution_values: np.ndarray | None) -> None:
         """One text: its trace, and its token attributions (one per token), None without."""
         if trace.windows:
-            return  # windowed attention is stitched, not one matrix: left out (counted in `texts`)
+            self.windowed += 1  # windowed attention is stitched, not one matrix: left out, counted
+            return
         by_layer = received(trace.attentions)
         if not np.isfinite(by_layer).all():
             self.nonfinite += 1  # a broken model's text would poison every mean: left out, counted
@@ -186,4 +189,9 @@ class TokenGroupTally:
                     "texts": len(shares),
                 }
             out[name] = entry
-        return {"texts": self.texts, "nonfinite_texts": self.nonfinite, "groups": out}
+        return {
+            "texts": self.texts,
+            "nonfinite_texts": self.nonfinite,
+            "windowed_texts": self.windowed,
+            "groups": out,
+        }
