@@ -58,6 +58,19 @@ def tiny(tmp_path_factory) -> TinyModels:
     return TinyModels(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture(scope="session")
+def copy_model(tiny) -> Path:
+    """The export of the hand-set copy circuit (`tiny_models.make_copy_circuit`), made once."""
+    from tiny_models import make_copy_circuit
+
+    from attnreport.export import export_model
+
+    out = tiny.root / "export-copy"
+    if not out.exists():
+        export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), out)
+    return out
+
+
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"

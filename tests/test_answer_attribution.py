@@ -174,16 +174,3 @@ def test_copy_circuit_attributes_each_token_to_the_source_it_copies(copy_model):
     # the answer's likelihood rests on S[k:]: removing the top-ranked units costs more than random
     faith = result.faithfulness
     assert faith["shapley"]["comprehensiveness"] > faith["random"]["comprehensiveness"]
-
-
-@pytest.fixture(scope="module")
-def copy_model(tiny):
-    from tiny_models import make_copy_circuit
-
-    from attnreport.export import export_model
-
-    checkpoint = make_copy_circuit(tiny.root / "checkpoint-copy")
-    out = tiny.root / "export-copy"
-    if not out.exists():
-        export_model(checkpoint, out)
-    return out

@@ -21,15 +21,9 @@ ASKED = [{"step": 1, "token": "w7"}, {"step": 9, "token": "w3"}]
 
 
 @pytest.fixture(scope="module")
-def copy_site(tiny, tmp_path_factory):
-    from tiny_models import make_copy_circuit
-
-    from attnreport.export import export_model
-
+def copy_site(copy_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("answer-page")
-    export = tiny.root / "export-copy"
-    if not export.exists():
-        export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), export)
+    export = copy_model
     rows = [{"id": "a", "prompt": PROMPTS[0], "contrast": ASKED}, {"id": "b", "prompt": PROMPTS[1]}]
     data = root / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -253,19 +253,6 @@ def test_chat_template_errors_are_config_errors(tmp_path):
 # ---------------------------------------------------------------------------- the planted circuit
 
 
-@pytest.fixture(scope="module")
-def copy_model(tiny):
-    from tiny_models import make_copy_circuit
-
-    from attnreport.export import export_model
-
-    checkpoint = make_copy_circuit(tiny.root / "checkpoint-copy")
-    out = tiny.root / "export-copy"
-    if not out.exists():
-        export_model(checkpoint, out)
-    return out
-
-
 def test_planted_copy_circuit_generates_the_continuation_and_attends_to_its_source(copy_model):
     """x S S[:k] -> S[k:]: the induction head (layer 1, head 0) of each generated token peaks at the
     position right after the earlier occurrence of the current token: the source it copies."""

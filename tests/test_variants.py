@@ -50,19 +50,7 @@ def config(export, tmp_path, variants, prompts=("w0 w5 w9 w2 w30 w11 w12 w5 w9",
 
 
 @pytest.fixture(scope="module")
-def copy_export(tiny):
-    from tiny_models import make_copy_circuit
-
-    from attnreport.export import export_model
-
-    export = tiny.root / "export-copy"
-    if not export.exists():
-        export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), export)
-    return export
-
-
-@pytest.fixture(scope="module")
-def variant_site(copy_export, tmp_path_factory):
+def variant_site(copy_model, tmp_path_factory):
     """The copy circuit continues the repeated sequence: the variant changes the token the prompt
     ends on, so its answer copies from another place and parts from the first."""
     tmp = tmp_path_factory.mktemp("variants")
@@ -70,7 +58,7 @@ def variant_site(copy_export, tmp_path_factory):
         {"of": "0", "prompt": "w0 w5 w9 w2 w30 w11 w12 w5", "name": HOSTILE_NAME},
         {"of": "0", "prompt": "w0 w7 w5 w9 w2 w30 w11 w12 w5 w9", "name": "a word added in front"},
     ]
-    site = build(config(copy_export, tmp, variants), tmp / "site", progress=False).site
+    site = build(config(copy_model, tmp, variants), tmp / "site", progress=False).site
     return site, json.loads((site / "report.json").read_text(encoding="utf-8"))
 
 
@@ -125,12 +113,12 @@ def test_variants_page_in_chromium(browser, variant_site, served):  # noqa: F811
     assert index.get_attribute("a[href='variants.html']", "href") == "variants.html" and problems == []
 
 
-def test_variant_errors_are_one_line(copy_export, tmp_path):
+def test_variant_errors_are_one_line(copy_model, tmp_path):
     with pytest.raises(ConfigError, match=r"\[\[variants\]\] 1: `prompt`"):
-        config(copy_export, tmp_path, [{"of": "0"}])
+        config(copy_model, tmp_path, [{"of": "0"}])
     with pytest.raises(ConfigError, match=r"unknown option \[\[variants\]\] 'text'"):
-        config(copy_export, tmp_path, [{"of": "0", "text": "x"}])
-    bad = config(copy_export, tmp_path, [{"of": "nope", "prompt": "w0 w1"}])
+        config(copy_model, tmp_path, [{"of": "0", "text": "x"}])
+    bad = config(copy_model, tmp_path, [{"of": "nope", "prompt": "w0 w1"}])
     with pytest.raises(ConfigError, match=r"of = 'nope': no prompt has that id \(ids: 0\)"):
         build(bad, tmp_path / "site", progress=False)
     assert not (tmp_path / "site").exists()

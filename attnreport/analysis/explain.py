@@ -2,7 +2,7 @@
 
 The model is reached only through a value function over masks (see
 `attnreport.trace.evaluate.MaskedModel`); every coalition is evaluated once, batched,
-and shared between methods through `MemoValue`. The players of every game are the text's
+and shared between methods through `VectorMemo`. The players of every game are the text's
 attribution units (`analysis.units`): single tokens for short texts, words or sentences
 for long ones, a unit masked as all its tokens, so a long text costs runs per unit, not
 per token; texts traced in windows are evaluated through the same windows.
@@ -19,7 +19,7 @@ from attnreport.analysis.answer_attribution import VectorMemo
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
 from attnreport.analysis.rollout import read_row, rollout
-from attnreport.analysis.shapley import occlusion, shapley
+from attnreport.analysis.shapley import ValueFunction, occlusion, shapley
 from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.trace import Trace
@@ -34,30 +34,6 @@ OUTPUT_RANGE = {"probability": 1.0, "logit": 10.0}
 #: the shape of a cached `Explanation`: part of its cache key, so results an older version made
 #: (without the fields added since) are recomputed, not served; bump it when a field is added
 EXPLANATION_VERSION = 2
-
-
-class MemoValue:
-    """Wraps a value function so that no coalition is ever evaluated twice."""
-
-    def __init__(self, value) -> None:
-        self.value = value
-        self.memo: dict[bytes, float] = {}
-
-    def __call__(self, masks: np.ndarray) -> np.ndarray:
-        masks = np.asarray(masks, dtype=bool)
-        keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
-        missing = {}
-        for key, row in zip(keys, masks, strict=True):
-            if key not in self.memo and key not in missing:
-                missing[key] = row
-        if missing:
-            values = self.value(np.stack(list(missing.values())))
-            self.memo.update(zip(missing.keys(), (float(v) for v in values), strict=True))
-        return np.array([self.memo[k] for k in keys])
-
-    @property
-    def evaluations(self) -> int:
-        return len(self.memo)
 
 
 @dataclass
@@ -136,10 +112,10 @@ class Attribution:
 
 
 #: a method: (value function, content tokens, options, random state) -> its scores
-AttributionMethod = Callable[[MemoValue, int, AnalysisConfig, int], Attribution]
+AttributionMethod = Callable[[ValueFunction, int, AnalysisConfig, int], Attribution]
 
 
-def _shapley(value: MemoValue, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
+def _shapley(value: ValueFunction, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
     sh = shapley(
         value,
         players,
@@ -161,13 +137,13 @@ def _shapley(value: MemoValue, players: int, options: AnalysisConfig, random_sta
     return Attribution(values=sh.values, facts=facts, std_error=sh.std_error)
 
 
-def _occlusion(value: MemoValue, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
+def _occlusion(value: ValueFunction, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
     return Attribution(values=occlusion(value, players))
 
 
 #: the token attribution methods by the name a config uses, in the order they run: Shapley
 #: first, because Kernel SHAP and the surrogate evaluate every leave-one-out coalition anyway
-#: (permutations some), so occlusion then costs no model run (`MemoValue`)
+#: (permutations some), so occlusion then costs no model run (`VectorMemo`)
 ATTRIBUTIONS: dict[str, AttributionMethod] = {"shapley": _shapley, "occlusion": _occlusion}
 
 

@@ -1,5 +1,8 @@
 """``report.json``, the machine-readable report: made here from the stages' typed results, and only here.
 
+Over 400 lines because it is the one writer of the report: every entry's shape (examples,
+generations, variants) is made here, so the README's schema has one place to match.
+
 Pages and templates read the report this module makes; no other module adds to it. Its shape is
 documented in the README (schema 1); indices are 0-based and lists over tokens have one value
 per token. An attribution over larger units (words, sentences, lines) says so: its ``unit``, its
