@@ -177,7 +177,8 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
     config = ReportConfig(
         title=TITLE,
         model=ModelConfig(path=model_dir),
-        data=DataConfig(path=data_path),
+        # the tickets come from three domains: results side by side per domain
+        data=DataConfig(path=data_path, group_column="domain"),
         site=SiteConfig(theme=theme),
         # an urgent ticket predicted as a complaint is the miss that matters: the index lists them
         analysis=AnalysisConfig(critical_labels=["urgent"], token_groups=DEMO_TOKEN_GROUPS),

@@ -150,12 +150,22 @@ def compare_stage(tracer: Tracer, config: ReportConfig, cache_dir: Path, *, log:
 
 
 def _decision_scene(scenes: SceneStage, results: AnalysisResults, pages: list[ExamplePage], layers: int):
-    """The index's decision-space scene (with its per-layer choices), every example a point."""
+    """The index's decision-space scene (with its per-layer choices and, with data groups, the
+    points coloured by group), every example a point."""
     points = [
-        DecisionPoint(label=row.label, prediction=row.prediction, text=row.text, link=page.path)
+        DecisionPoint(
+            label=row.label,
+            prediction=row.prediction,
+            text=row.text,
+            link=page.path,
+            group=page.record.get("group"),
+        )
         for row, page in zip(results.rows, pages, strict=True)
     ]
-    return scenes.decisions(results.decision_space, results.layer_spaces, points, layers=layers)
+    column = results.data_groups.column if results.data_groups is not None else ""
+    return scenes.decisions(
+        results.decision_space, results.layer_spaces, points, layers=layers, group_column=column
+    )
 
 
 def plan_from_traces(traces: Iterable[Trace], card: ModelCard, *, title: str, spool: Path) -> SitePlan:
@@ -400,12 +410,17 @@ def build(
     cache_dir = config.cache_dir or default_cache_dir()
     model_dir = resolve_model(config.model.path, cache_dir, log=log)
     if config.generate.enabled:
+        if config.data.group_column:
+            raise ConfigError(
+                f"{config.source or 'config'}: [data] group_column groups a classification report's "
+                "examples; a generation report does not group its prompts yet: remove it"
+            )
         return build_generation(config, model_dir, cache_dir, out, log=log, progress=progress)
     tracer = make_tracer(model_dir, config.model, cache_dir, quantized=config.model.quantized)
     skipped = SkippedRows(log)
     total = count_rows(config) if progress else None
     rows = read_rows(config.data, on_bad=skipped)
-    analysis = AnalysisStage(tracer, config.analysis, cache_dir)
+    analysis = AnalysisStage(tracer, config.analysis, cache_dir, group_column=config.data.group_column)
     source = str(config.data.path or "[data] texts")
     executor = open_executor(config.run, analysis, config.model, cache_dir, source=source, log=log)
     traces = counted(executor.traces(rows), stage="tracing", total=total, enabled=progress)

@@ -37,3 +37,19 @@ def test_demo_site_reports_held_out_accuracy(demo_site):
     assert "held-out" in report["model"]["notes"]["Training"]
     for e in examples:
         assert len(e["rollout"]) == len(e["tokens"]) and e["tokens"][0] == "[CLS]"
+
+
+def test_demo_reports_its_domains_side_by_side(demo_site):
+    report = json.loads((demo_site.site / "report.json").read_text())
+    _, test = split(demo_rows())
+    groups = report["groups"]
+    assert groups["column"] == "domain" and groups["ungrouped"] == 0
+    domains = {r["domain"] for r in test}
+    assert {g["name"] for g in groups["groups"]} == domains
+    for g in groups["groups"]:
+        mine = [e for e in report["examples"] if e["group"] == g["name"]]
+        assert g["examples"] == len(mine)
+        assert g["accuracy"] == pytest.approx(sum(e["prediction"] == e["label"] for e in mine) / len(mine))
+        assert "symptoms" in g["token_groups"]["groups"]
+    html = (demo_site.site / "index.html").read_text(encoding="utf-8")
+    assert 'id="data-groups"' in html and 'id="f-group"' in html and 'data-choice="group"' in html

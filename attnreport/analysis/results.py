@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnreport.analysis.critical import CriticalLabel
+from attnreport.analysis.data_groups import DataGroups
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.explain import Explanation
 from attnreport.analysis.heads import HeadScores
@@ -169,6 +170,8 @@ class AnalysisResults:
     critical: list[CriticalLabel] = field(default_factory=list)
     #: attention and attribution by token group (`TokenGroupTally.summary`); None where not tallied
     token_groups: dict | None = None
+    #: results by data group (`[data] group_column`); None without one
+    data_groups: DataGroups | None = None
 
     @property
     def examples(self) -> int:

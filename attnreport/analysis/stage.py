@@ -33,7 +33,10 @@ from attnreport.trace.evaluate import HeadModel
 class AnalysisStage:
     """Runs the analysis on traces as they stream by, with the per-example results cached."""
 
-    def __init__(self, tracer: Tracer, options: AnalysisConfig, cache_dir: Path) -> None:
+    def __init__(
+        self, tracer: Tracer, options: AnalysisConfig, cache_dir: Path, *, group_column: str = ""
+    ) -> None:
+        """`group_column` (`[data] group_column`) turns on the results by data group."""
         self.tracer = tracer
         self.options = options
         # checked before any model runs: a misspelt threshold is a config error, not a late crash
@@ -62,7 +65,10 @@ class AnalysisStage:
                 f"its labels: {', '.join(card.labels) or '(none)'}"
             )
         self.tally = ExampleTally(
-            card.labels, critical=options.critical_labels, token_groups=options.token_groups
+            card.labels,
+            critical=options.critical_labels,
+            token_groups=options.token_groups,
+            group_column=group_column,
         )
         #: per example, the predicted class (-1: none, its logits were not finite)
         self.predicted: list[int] = []

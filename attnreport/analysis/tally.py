@@ -9,6 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from attnreport.analysis.critical import CriticalLabel, critical_recall
+from attnreport.analysis.data_groups import (
+    DataGroups,
+    DataGroupSummary,
+    accuracy_interval,
+    confidence_summary,
+    correct_count,
+)
 from attnreport.analysis.predictions import Metrics, classification_metrics
 from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, ExampleSummary, Summaries
 from attnreport.analysis.token_groups import TokenGroupTally
@@ -23,8 +30,15 @@ class ExampleTally:
         *,
         critical: list[str] | tuple[str, ...] = (),
         token_groups: dict | None = None,
+        group_column: str = "",
     ) -> None:
         self.labels = list(labels)
+        self.token_group_config = dict(token_groups or {})
+        #: `[data] group_column`; with one, a tally of the same kind per data group, in order of
+        #: first appearance, and the count of examples without a group
+        self.group_column = group_column
+        self.by_group: dict[str, ExampleTally] = {}
+        self.ungrouped = 0
         #: attention and attribution by token group (built-in groups and `[analysis.token_groups]`)
         self.groups = TokenGroupTally.from_config(token_groups or {})
         #: the labels whose misses are listed first (`[analysis] critical_labels`)
@@ -39,6 +53,14 @@ class ExampleTally:
 
     def add(self, example: ExampleAnalysis) -> None:
         trace = example.trace
+        if self.group_column:
+            group = getattr(trace, "group", None)
+            if group is None:
+                self.ungrouped += 1
+            else:
+                if group not in self.by_group:
+                    self.by_group[group] = ExampleTally(self.labels, token_groups=self.token_group_config)
+                self.by_group[group].add(example)
         predicted = None if example.prediction is None else example.prediction.label
         self.rows.append(ExampleSummary(trace.id, trace.text, trace.label, predicted))
         if predicted is not None:
@@ -82,6 +104,17 @@ class ExampleTally:
             },
         )
 
+    def data_groups(self) -> DataGroups | None:
+        """Each data group's metrics, confidence, faithfulness and token groups; None without
+        `[data] group_column`."""
+        if not self.group_column:
+            return None
+        return DataGroups(
+            column=self.group_column,
+            groups=[_group_summary(name, tally) for name, tally in self.by_group.items()],
+            ungrouped=self.ungrouped,
+        )
+
     def results(self, **dataset_level) -> AnalysisResults:
         """The results with these tallies; `dataset_level` holds what needs the model (heads,
         distance profile, decision spaces, comparison), empty where it did not run."""
@@ -93,8 +126,28 @@ class ExampleTally:
             summaries=self.summaries(),
             critical=self.critical_labels(),
             token_groups=self.groups.summary(),
+            data_groups=self.data_groups(),
             **dataset_level,
         )
+
+
+def _group_summary(name: str, tally: ExampleTally) -> DataGroupSummary:
+    metrics = tally.metrics()
+    interval = None
+    if metrics is not None:
+        interval = accuracy_interval(correct_count(metrics), metrics.labelled)
+    mean, spread = confidence_summary([probs[predicted] for _, _, predicted, probs in tally.scored])
+    return DataGroupSummary(
+        name=name,
+        examples=len(tally.rows),
+        predicted=len(tally.scored),
+        metrics=metrics,
+        accuracy_interval=interval,
+        mean_confidence=mean,
+        confidence_interval=spread,
+        faithfulness=tally.summaries().faithfulness,
+        token_groups=tally.groups.summary(),
+    )
 
 
 def _token_values(example: ExampleAnalysis):

@@ -51,6 +51,10 @@ class DataConfig:
     completion_column: str = "completion"
     label_column: str = "label"
     id_column: str = "id"
+    #: the column holding each row's data group (e.g. "domain"): metrics, confidence, attribution
+    #: and token-group statistics per group, the decision space coloured by it, the index filtered
+    #: by it; "" for none
+    group_column: str = ""
     #: what a bad row (empty, undecodable, too long) does: "skip" it with a warning, or "fail"
     on_bad_row: str = "skip"
     #: a row with more characters than this is a bad row

@@ -36,6 +36,9 @@ class Trace:
     logits: np.ndarray | None = None
     label: str | None = None
     windows: list[tuple[int, int]] = field(default_factory=list)
+    #: the row's data group (`[data] group_column`); like `label` and `id`, a fact of the row, not
+    #: of the model run: a cached trace takes the row's
+    group: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -85,6 +88,7 @@ class Trace:
             "text": self.text,
             "tokens": self.tokens,
             "label": self.label,
+            "group": self.group,
             "windows": [list(w) for w in self.windows],
         }
         arrays = {
@@ -114,6 +118,7 @@ class Trace:
                 logits=z["logits"] if "logits" in z.files else None,
                 label=meta["label"],
                 windows=[tuple(w) for w in meta["windows"]],
+                group=meta.get("group"),
             )
 
     def save(self, path: Path) -> None:

@@ -15,7 +15,7 @@ the label strings); the surfaces depend only on the grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -225,3 +225,33 @@ def decision_scene(
         bounds=np.stack([low, high], axis=1).reshape(6),
         facts=facts,
     )
+
+
+def group_colours(groups: list[str | None]) -> tuple[np.ndarray, list[str]]:
+    """``[N, 3]`` colours, one per point: each data group its palette colour in order of first
+    appearance (the palette repeats past seven groups), grey for no group; and the groups' order."""
+    order = list(dict.fromkeys(g for g in groups if g is not None))
+    palette = np.array([class_color(i) for i in range(len(order))] + [hex_to_rgb(UNLABELLED)])
+    index = {g: i for i, g in enumerate(order)}
+    picks = np.array([index.get(g, -1) if g is not None else -1 for g in groups], dtype=np.int64)
+    return palette[picks].reshape(-1, 3), order
+
+
+def by_group(scene: Scene, groups: list[str | None], column: str) -> Scene:
+    """The decision scene with its points coloured by data group instead of true label (the
+    same points, rings and links). The class surfaces are left out: drawn in the class colours
+    they would read as groups; they stay on the label views."""
+    if len(groups) != len(scene.points.labels):
+        raise ValueError(f"decision scene: {len(groups)} groups for {len(scene.points.labels)} points")
+    colors, order = group_colours(groups)
+    labels = [
+        f"{g if g is not None else 'no ' + column}: {label}"
+        for g, label in zip(groups, scene.points.labels, strict=True)
+    ]
+    points = replace(scene.points, colors=colors, labels=labels)
+    notes = [
+        f"colour: {column} ({', '.join(order)}; grey: none); ringed: wrong prediction",
+        *(n for n in scene.notes if not n.startswith(("surfaces:", "no surface"))),
+        "the class surfaces are on the label views",
+    ]
+    return replace(scene, title=f"{scene.title} · by {column}", points=points, meshes=[], notes=notes)

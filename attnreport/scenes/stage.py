@@ -14,7 +14,7 @@ from pathlib import Path
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import clean
-from attnreport.scenes.palette import class_color
+from attnreport.scenes.palette import UNLABELLED, class_color
 
 #: still images (width, height), shown only without WebGL and in print: the decision space; each
 #: example's flow (800 wide: about the example page's width; half the bytes of 960 x 720 at the
@@ -56,6 +56,8 @@ class DecisionPoint:
     prediction: str | None
     text: str
     link: str
+    #: the example's data group (`[data] group_column`), None without one
+    group: str | None = None
 
 
 class SceneStage:
@@ -138,10 +140,12 @@ class SceneStage:
         *,
         name: str = "decision",
         glb: bool = True,
+        group_column: str = "",
     ) -> SceneFiles:
         """The decision-space scene of the whole report, every example a point linking to its page;
-        `points` has one entry per example streamed."""
-        from attnreport.scenes.decision import decision_scene
+        `points` has one entry per example streamed. With `group_column`, the points are coloured
+        by their data group instead of their true label."""
+        from attnreport.scenes.decision import by_group, decision_scene, group_colours
 
         labels = set(space.labels)
         if space.rows is not None:  # examples without a finite prediction have no point
@@ -156,6 +160,13 @@ class SceneStage:
         legend = [
             (name, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, name in enumerate(space.labels)
         ]
+        if group_column:
+            groups = [p.group for p in points]
+            scene = by_group(scene, groups, group_column)
+            _, order = group_colours(groups)
+            legend = [(g, "#{:02x}{:02x}{:02x}".format(*class_color(i))) for i, g in enumerate(order)]
+            if None in groups:
+                legend.append((f"no {group_column}", UNLABELLED))
         return self._save(scene, name, glb=glb, legend=legend)
 
     def decisions(
@@ -165,11 +176,18 @@ class SceneStage:
         points: Sequence[DecisionPoint],
         *,
         layers: int,
+        group_column: str = "",
     ) -> SceneFiles:
         """The index's decision-space scene; with per-layer spaces (`others`), a group of scenes the
-        page switches between by layer (``choices``, by layer; the default one is marked)."""
+        page switches between by layer (``choices``, by layer; the default one is marked); with
+        data groups (`group_column`), one more choice: the default layer coloured by group."""
         main = self.decision(default, points)
-        if not others:
+        grouped = None
+        if group_column and any(p.group is not None for p in points):
+            grouped = self.decision(
+                default, points, name="decision-groups", glb=False, group_column=group_column
+            )
+        if not others and grouped is None:
             return main
 
         def choice(scene: SceneFiles, space: DecisionSpace, *, is_default: bool) -> SceneFiles:
@@ -184,4 +202,12 @@ class SceneStage:
             scene = self.decision(space, points, name=f"decision-L{space.layer}", glb=False)
             choices.append(choice(scene, space, is_default=False))
         choices.sort(key=lambda c: c.layer)
-        return replace(main, choices=choices, choose="Layer")
+        if grouped is None:
+            return replace(main, choices=choices, choose="Layer")
+        layer = default.layer_index(layers)
+        choices.append(
+            replace(
+                grouped, key="group", name=f"layer {layer} · by {group_column}", layer=layer, default=False
+            )
+        )
+        return replace(main, choices=choices, choose="View")

@@ -29,7 +29,8 @@ ANSWER_CHARS = 80
 
 def example_columns(examples: Sequence[dict]) -> dict[str, list]:
     """The report's example records as columns: id, text (cut), label, prediction, correct
-    (1, 0 or None), confidence and page, each a list in report order. A generation report's
+    (1, 0 or None), confidence and page, each a list in report order, and the data group when
+    the report has groups (`[data] group_column`). A generation report's
     prediction is the start of the answer, its confidence the mean step probability, and it
     adds the least step probability (`min_probability`)."""
     columns = {
@@ -41,6 +42,8 @@ def example_columns(examples: Sequence[dict]) -> dict[str, list]:
         "confidence": [e.get("confidence") for e in examples],
         "page": [e["page"] for e in examples],
     }
+    if any(e.get("group") is not None for e in examples):
+        columns["group"] = [e.get("group") for e in examples]
     if examples and all("generation" in e for e in examples):
         generations = [e["generation"] for e in examples]
         columns["prediction"] = [cut(g["text"], ANSWER_CHARS) for g in generations]

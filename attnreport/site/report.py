@@ -18,6 +18,7 @@ import numpy as np
 
 from attnreport import __version__
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.data_groups import DataGroups, DataGroupSummary
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
@@ -48,6 +49,7 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         "offsets": trace.offsets.tolist(),
         "special": trace.special.tolist(),
         "label": trace.label,
+        "group": trace.group,
         "rollout": example.rollout_row,
         "windows": [list(w) for w in trace.windows],
         # tokens the tokenizer could not read ([UNK]): positions, their characters in `offsets`
@@ -251,6 +253,30 @@ def _model(card: ModelCard) -> dict:
     }
 
 
+def _data_groups(groups: DataGroups) -> dict:
+    """report.json's `groups`: per data group the metrics, confidence, faithfulness and token
+    groups, each with its interval where it has one."""
+
+    def one(g: DataGroupSummary) -> dict:
+        m = g.metrics
+        return {
+            "name": g.name,
+            "examples": g.examples,
+            "predicted": g.predicted,
+            "labelled": 0 if m is None else m.labelled,
+            "accuracy": None if m is None else m.accuracy,
+            "accuracy_interval": None if g.accuracy_interval is None else list(g.accuracy_interval),
+            "confusion": None if m is None else m.confusion,
+            "predicted_counts": None if m is None else m.predicted_counts,
+            "mean_confidence": g.mean_confidence,
+            "confidence_interval": None if g.confidence_interval is None else list(g.confidence_interval),
+            "faithfulness": g.faithfulness,
+            "token_groups": g.token_groups,
+        }
+
+    return {"column": groups.column, "ungrouped": groups.ungrouped, "groups": [one(g) for g in groups.groups]}
+
+
 def _critical(results: AnalysisResults, entries: list[dict]) -> dict:
     """Per critical label: recall, and the misses (most confident first), each with its page."""
     out = {}
@@ -365,6 +391,8 @@ def report_document(
         report["compare"] = _comparison(results.comparison)
     if results.token_groups is not None:
         report["token_groups"] = results.token_groups
+    if results.data_groups is not None:
+        report["groups"] = _data_groups(results.data_groups)
     if variants:
         pages = {e["id"]: e["page"] for e in entries}
         report["variants"] = [variant_entry(v, pages) for v in variants]

@@ -32,6 +32,8 @@ class Row:
     completion: str | None = None
     #: contrasts asked for ("why this answer token rather than that one"): (step, foil token text)
     contrast: tuple[tuple[int, str], ...] = ()
+    #: the row's data group (`[data] group_column`), None without one
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ def read_rows(
     seen: set[str] = set()
     #: the keys of the JSON objects read so far, while none has had the column
     keys_without: set[str] | None = set()
+    #: whether any row had a group (`[data] group_column`)
+    grouped = False
     for line, record in records:
         if keys_without is not None and column not in record:
             keys_without.update(record)
@@ -219,11 +223,25 @@ def read_rows(
         seen.add(row_id)
         label = record.get(data.label_column)
         label = None if label in (None, "") else str(label)
+        group = record.get(data.group_column) if data.group_column else None
+        group = None if group in (None, "") else str(group)
+        grouped = grouped or group is not None
         yield Row(
-            id=row_id, text=text, label=label, line=line, completion=completion or None, contrast=contrast
+            id=row_id,
+            text=text,
+            label=label,
+            line=line,
+            completion=completion or None,
+            contrast=contrast,
+            group=group,
         )
         count += 1
         if data.limit and count >= data.limit:
-            return
+            break
+    if count and data.group_column and not grouped:
+        raise InputError(
+            f"{path}: no row has a value in column {data.group_column!r}; set [data] group_column "
+            f"to the column that holds each row's group, or remove it"
+        )
     if keys_without:  # not one object had the column: a wrong option, not bad rows
         raise _missing_column(path, column, sorted(keys_without), option)

@@ -145,7 +145,7 @@ class Tracer:
             readable(row)
             hit = self.cache.get(row.text) if self.cache else None
             if hit is not None:
-                hit.id, hit.label = row.id, row.label
+                hit.id, hit.label, hit.group = row.id, row.label, row.group
                 done[i] = hit
                 self.stats.cached += 1
                 continue
@@ -231,5 +231,6 @@ class Tracer:
             hidden=hidden,
             logits=logits,
             label=row.label,
+            group=row.group,
             windows=[(n_pre + a, n_pre + b) for a, b in windows] if len(windows) > 1 else [],
         )

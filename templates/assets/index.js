@@ -14,6 +14,7 @@
   var label = document.getElementById("f-label");
   var prediction = document.getElementById("f-prediction");
   var correct = document.getElementById("f-correct");
+  var group = document.getElementById("f-group");   // only when the report has data groups
   var shown = document.getElementById("shown");
   var pager = document.getElementById("pager");
   var prev = document.getElementById("prev");
@@ -23,7 +24,7 @@
   // lower-cased search text per example, built once
   var haystack = new Array(total);
   for (var i = 0; i < total; i++) {
-    haystack[i] = [data.id[i], data.text[i], data.label[i] || "", data.prediction[i] || ""].join("\u0000").toLowerCase();
+    haystack[i] = [data.id[i], data.text[i], data.label[i] || "", data.prediction[i] || "", data.group ? data.group[i] || "" : ""].join("\u0000").toLowerCase();
   }
   var order = [];           // indices of the examples that pass the filters, in the sorted order
   var sortKey = null, descending = false, page = 0;
@@ -52,6 +53,7 @@
       link.textContent = data.id[i];
       cell(tr).appendChild(link);
       cell(tr, data.text[i]).className = "text";
+      if (data.group) cell(tr, data.group[i] === null ? "–" : data.group[i]);
       cell(tr, data.label[i] === null ? "–" : data.label[i]);
       var predicted = cell(tr, data.prediction[i] === null ? "–" : data.prediction[i]);
       if (data.correct[i] === 0) {
@@ -87,13 +89,14 @@
 
   function apply() {
     var q = text.value.toLowerCase();
-    var l = label.value, p = prediction.value, c = correct.value;
+    var l = label.value, p = prediction.value, c = correct.value, g = group ? group.value : "";
     order = [];
     for (var i = 0; i < total; i++) {
       if (q !== "" && haystack[i].indexOf(q) < 0) continue;
       if (l !== "" && data.label[i] !== l) continue;
       if (p !== "" && data.prediction[i] !== p) continue;
       if (c !== "" && String(data.correct[i]) !== c) continue;
+      if (g !== "" && data.group[i] !== g) continue;
       order.push(i);
     }
     if (sortKey) order.sort(compare);
@@ -117,7 +120,7 @@
   });
   prev.addEventListener("click", function () { page -= 1; draw(); });
   next.addEventListener("click", function () { page += 1; draw(); });
-  [text, label, prediction, correct].forEach(function (el) {
+  [text, label, prediction, correct, group].filter(Boolean).forEach(function (el) {
     el.addEventListener("input", apply);
     el.addEventListener("change", apply);
   });
