@@ -151,3 +151,38 @@ def test_a_windowed_text_is_left_out_and_counted():
     tally = TokenGroupTally.from_config({})
     tally.add(trace, None)
     assert tally.summary()["windowed_texts"] == 1 and tally.summary()["texts"] == 0
+
+
+def test_word_attributions_count_for_their_words(tiny, tmp_path):
+    rows = [
+        {"id": "a", "text": "my fever is high since monday", "label": "alpha"},
+        {"id": "b", "text": "a cough and a fever", "label": "beta"},
+        {"id": "c", "text": "refund the money", "label": "alpha"},
+    ]
+    extra = (
+        '[analysis]\nattribution_unit = "word"\nattributions = ["shapley"]\n'
+        '[analysis.token_groups]\nsymptoms = ["fever", "cough"]\n[site]\nscenes = false\n'
+    )
+    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows, extra=extra))
+    report = json.loads((build(config, tmp_path / "site", progress=False).site / "report.json").read_text())
+    want = []
+    for e in report["examples"]:
+        entry = e["attributions"]["shapley"]
+        assert entry["unit"] == "word"
+        words = [u["text"] for u in entry["units"]]
+        members = [w in ("fever", "cough") for w in words]
+        if not any(members):
+            continue
+        mass = np.abs(entry["values"])
+        share = mass[members].sum() / mass.sum()
+        content = [i for i, s in enumerate(e["special"]) if not s]
+        inside = [
+            i
+            for i in content
+            for u, m in zip(entry["units"], members, strict=True)
+            if m and e["offsets"][i][0] < u["stop"] and e["offsets"][i][1] > u["start"]
+        ]
+        want.append(share / (len(inside) / len(content)))
+    got = report["token_groups"]["groups"]["symptoms"]["attribution"]
+    assert got["texts"] == len(want) == 2
+    assert got["mean"] == pytest.approx(np.mean(want), rel=1e-6)

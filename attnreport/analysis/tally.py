@@ -151,14 +151,36 @@ def _group_summary(name: str, tally: ExampleTally) -> DataGroupSummary:
 
 
 def _token_values(example: ExampleAnalysis):
-    """The example's Shapley values (else occlusion) when they run over tokens, one per token."""
+    """The example's Shapley values (else occlusion), one per token: as they are when they run
+    over tokens; over words, each word's value spread evenly over its tokens (a word list's words
+    are whole, so a group's mass is exactly its words'); None over sentences or lines, whose value
+    no token group can claim."""
     if example.explanation is None:
         return None
+    trace = example.trace
     for method in ("shapley", "occlusion"):
         entry = example.explanation.attributions.get(method)
-        if entry and entry.get("unit", "token") == "token" and len(entry["values"]) == example.trace.n_tokens:
+        if not entry:
+            continue
+        unit = entry.get("unit", "token")
+        if unit == "token" and len(entry["values"]) == trace.n_tokens:
             return np.asarray(entry["values"], dtype=np.float64)
+        if unit == "word" and len(entry.get("units", ())) == len(entry["values"]):
+            return spread_over_tokens(entry["units"], entry["values"], trace.offsets, trace.special)
     return None
+
+
+def spread_over_tokens(units: list[dict], values, offsets: np.ndarray, special: np.ndarray) -> np.ndarray:
+    """Per token, its unit's value over the unit's token count (a token overlapping a unit's
+    characters belongs to it; special tokens and tokens in no unit get 0)."""
+    out = np.zeros(len(offsets), dtype=np.float64)
+    starts, stops = offsets[:, 0], offsets[:, 1]
+    content = ~np.asarray(special, dtype=bool) & (stops > starts)
+    for unit, value in zip(units, values, strict=True):
+        inside = content & (starts < unit["stop"]) & (stops > unit["start"])
+        if inside.any():
+            out[inside] = float(value) / inside.sum()
+    return out
 
 
 def _finite(x) -> bool:
