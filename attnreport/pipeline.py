@@ -5,17 +5,22 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
+import json
 import shutil
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from attnreport.analysis.answer_attribution import explain_answer
+from attnreport.analysis.answer_codec import ANSWER_EXPLANATION_VERSION
+from attnreport.analysis.answer_codec import from_json as explanation_from_json
+from attnreport.analysis.answer_codec import to_json as explanation_to_json
 from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units, segment_members
 from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
@@ -36,7 +41,7 @@ from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
 from attnreport.trace import BadRow, GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
-from attnreport.trace.cache import default_cache_dir
+from attnreport.trace.cache import ResultCache, default_cache_dir
 from attnreport.trace.forced import ForcedAnswer
 
 Log = Callable[[str], None]
@@ -300,15 +305,44 @@ def foil_tokens(
 
 
 def answer_explainer(
-    generator: Generator, config: ReportConfig, contrasts: dict[str, tuple] | None = None
+    generator: Generator,
+    config: ReportConfig,
+    contrasts: dict[str, tuple] | None = None,
+    cache_dir: Path | None = None,
 ) -> AnswerExplainer | None:
     """What made each answer token: attributions over the prompt's units (the template's tokens
     are no unit), each coalition teacher-forced through the generator's decoder once; `contrasts`
-    are the rows' asked-for contrasts, by prompt id."""
+    are the rows' asked-for contrasts, by prompt id. With `cache_dir`, each answer's explanation
+    is kept in the content cache (keyed by the model, the options, the prompt, the answer's
+    tokens and the contrasts asked), so a rebuild runs no coalition again."""
     g = config.generate
     if not g.attributions:
         return None
     contrasts = {} if contrasts is None else contrasts  # filled as the rows stream: the same dict
+    cache = None
+    if cache_dir is not None and generator.use_cache:
+        options = {
+            "generate": asdict(g),
+            "analysis": asdict(config.analysis),
+            "generation": generation_options(config).to_dict(),
+            "batch_size": config.model.batch_size,
+            "version": ANSWER_EXPLANATION_VERSION,
+        }
+        cache = ResultCache(cache_dir, "answers", generator.model_key(), options)
+
+    def cached(trace: GenerationTrace, rollout_rows):
+        key = json.dumps([trace.text, trace.ids.tolist(), [list(c) for c in contrasts.get(trace.id, ())]])
+        hit = cache.get(key)
+        if hit is not None:
+            try:
+                return explanation_from_json(hit["explanation"])
+            except (KeyError, ValueError, TypeError):
+                pass  # an entry of another version: computed again and replaced
+        result = explain(trace, rollout_rows)
+        with contextlib.suppress(ValueError):  # a value not finite: left uncached, computed again
+            # as text inside the entry: the cache sorts keys, and the methods' order is the report's
+            cache.put(key, {"explanation": explanation_to_json(result)})
+        return result
 
     def explain(trace: GenerationTrace, rollout_rows):
         units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
@@ -332,7 +366,7 @@ def answer_explainer(
             segments=segments,
         )
 
-    return explain
+    return explain if cache is None else cached
 
 
 def build_generation(
@@ -367,7 +401,7 @@ def build_generation(
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
     try:
-        explain = answer_explainer(generator, config, contrasts)
+        explain = answer_explainer(generator, config, contrasts, cache_dir)
         plan = plan_from_generations(
             traces,
             generator.card,

@@ -174,3 +174,60 @@ def test_copy_circuit_attributes_each_token_to_the_source_it_copies(copy_model):
     # the answer's likelihood rests on S[k:]: removing the top-ranked units costs more than random
     faith = result.faithfulness
     assert faith["shapley"]["comprehensiveness"] > faith["random"]["comprehensiveness"]
+
+
+def test_the_cache_form_of_an_explanation_round_trips_exactly():
+    from attnreport.analysis.answer_attribution import AnswerExplanation, UnitAttribution
+    from attnreport.analysis.answer_codec import from_json, to_json
+    from attnreport.analysis.units import Units
+
+    rng = np.random.default_rng(0)
+    units = Units(
+        kind="word", spans=np.array([[0, 3], [4, 9]]), members=(np.array([1]), np.array([2, 3])), n_tokens=5
+    )
+    shap = UnitAttribution(
+        values=rng.standard_normal((3, 2)),
+        answer=rng.standard_normal(2).astype(np.float32),
+        contrasts=rng.standard_normal((3, 2)),
+        requested=np.zeros((0, 2)),
+        std_error=rng.random((3, 2)),
+        efficiency_gap=[0.0, 1e-17, -0.1],
+        exact=False,
+        method="kernel",
+    )
+    occ = UnitAttribution(
+        values=np.ones((3, 2)), answer=np.ones(2), contrasts=np.ones((3, 2)), requested=np.zeros((0, 2))
+    )
+    e = AnswerExplanation(
+        units=units,
+        output="log_probability",
+        baseline="[PAD]",
+        foils=np.array([1, -1, 0]),
+        requested=[(1, 7, "w7")],
+        attributions={"shapley": shap, "occlusion": occ},
+        faithfulness={
+            "shapley": {"comprehensiveness": 0.25, "sufficiency": -0.5},
+            "random": {"comprehensiveness": 0.1, "sufficiency": 0.2},
+        },
+        evaluations=12,
+        skipped=["contrast at step 9"],
+        segments=["answer"],
+    )
+    back = from_json(to_json(e))
+    assert list(back.attributions) == ["shapley", "occlusion"] and list(back.faithfulness) == [
+        "shapley",
+        "random",
+    ]
+    for name, a in e.attributions.items():
+        b = back.attributions[name]
+        for key in ("values", "answer", "contrasts", "requested", "std_error"):
+            x, y = getattr(a, key), getattr(b, key)
+            assert (x is None and y is None) or (x.dtype == y.dtype and np.array_equal(x, y))
+        assert (b.efficiency_gap, b.exact, b.method) == (a.efficiency_gap, a.exact, a.method)
+    assert back.units.kind == "word" and np.array_equal(back.units.spans, units.spans)
+    assert [m.tolist() for m in back.units.members] == [[1], [2, 3]]
+    assert back.requested == [(1, 7, "w7")] and back.evaluations == 12 and back.segments == ["answer"]
+    # a value that JSON cannot hold is refused, so the answer stays uncached
+    shap.values[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        to_json(e)

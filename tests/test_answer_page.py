@@ -200,3 +200,38 @@ def test_a_malformed_contrast_names_its_line(tmp_path):
     skipped = []
     rows = list(read_rows(DataConfig(path=data, on_bad_row="skip"), prompts=True, on_bad=skipped.append))
     assert [r.text for r in rows] == ["a b"] and [bad.line for bad in skipped] == [2]
+
+
+def test_a_rebuild_reads_the_answers_attributions_from_the_cache(copy_model, tmp_path, monkeypatch):
+    import attnreport.pipeline as pipeline
+    from attnreport.trace.forced import ForcedAnswer
+
+    runs = []
+
+    class Counted(ForcedAnswer):
+        def __call__(self, masks):
+            runs.append(len(masks))
+            return super().__call__(masks)
+
+    monkeypatch.setattr(pipeline, "ForcedAnswer", Counted)
+    data = tmp_path / "prompts.jsonl"
+    rows = [{"id": "a", "prompt": PROMPTS[0], "contrast": ASKED}, {"id": "b", "prompt": PROMPTS[1]}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = ReportConfig(
+        model=ModelConfig(path=copy_model),
+        data=DataConfig(path=data),
+        generate=GenerateConfig(enabled=True, max_new_tokens=4),
+        cache_dir=tmp_path / "cache",
+    )
+    first = build(config, tmp_path / "one", progress=False).site
+    assert sum(runs) > 0
+    runs.clear()
+    second = build(config, tmp_path / "two", progress=False).site
+    assert runs == []  # not one coalition ran again
+    assert (first / "report.json").read_bytes() == (second / "report.json").read_bytes()
+    page = "examples/a.html"
+    assert (first / page).read_bytes() == (second / page).read_bytes()
+    # another option is another entry: the answers are explained again
+    config.analysis.max_exact = 4
+    build(config, tmp_path / "three", progress=False)
+    assert sum(runs) > 0

@@ -250,7 +250,8 @@ def by_group(scene: Scene, groups: list[str | None], column: str) -> Scene:
     ]
     points = replace(scene.points, colors=colors, labels=labels)
     notes = [
-        f"colour: {column} ({', '.join(order)}; grey: none); ringed: wrong prediction",
+        f"colour: {column} ({', '.join(order)}{'; grey: none' if None in groups else ''}); "
+        "ringed: wrong prediction",
         *(n for n in scene.notes if not n.startswith(("surfaces:", "no surface"))),
         "the class surfaces are on the label views",
     ]
