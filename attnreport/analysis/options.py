@@ -18,29 +18,36 @@ from attnreport.core.config import AnalysisConfig, GenerateConfig
 from attnreport.core.errors import ConfigError
 from attnreport.trace.evaluate import OUTPUTS
 
+#: per table, the options naming methods: (option, registry); a list option names several
+_METHOD_LISTS = {
+    "analysis": (("attributions", ATTRIBUTIONS),),
+    "generate": (("attributions", ANSWER_METHODS),),
+}
+#: per table, the options choosing one value: (option, the values known)
+_CHOICES = {
+    "analysis": (("shapley_method", ESTIMATORS), ("output", OUTPUTS), ("attribution_unit", UNIT_KINDS)),
+    "generate": (("attribution_unit", UNIT_KINDS), ("attribution_output", ANSWER_OUTPUTS)),
+}
+
+
+def _check_names(table: str, options, where: str) -> None:
+    """The table's method lists and single choices against their registries, in a fixed order."""
+    for option, known in _METHOD_LISTS[table]:
+        unknown = [name for name in getattr(options, option) if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"{where}: [{table}] {option} has unknown method {unknown[0]!r}; "
+                f"known methods: {', '.join(known)}"
+            )
+    for option, known in _CHOICES[table]:
+        value = getattr(options, option)
+        if value not in known:
+            raise ConfigError(f"{where}: [{table}] {option} = {value!r}; choose one of {', '.join(known)}")
+
 
 def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
     """Raise a one-line `ConfigError` naming the option and the known values."""
-    unknown = [name for name in options.attributions if name not in ATTRIBUTIONS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: [analysis] attributions has unknown method {unknown[0]!r}; "
-            f"known methods: {', '.join(ATTRIBUTIONS)}"
-        )
-    if options.shapley_method not in ESTIMATORS:
-        raise ConfigError(
-            f"{where}: [analysis] shapley_method = {options.shapley_method!r}; "
-            f"choose one of {', '.join(ESTIMATORS)}"
-        )
-    if options.output not in OUTPUTS:
-        raise ConfigError(
-            f"{where}: [analysis] output = {options.output!r}; choose one of {', '.join(OUTPUTS)}"
-        )
-    if options.attribution_unit not in UNIT_KINDS:
-        raise ConfigError(
-            f"{where}: [analysis] attribution_unit = {options.attribution_unit!r}; "
-            f"choose one of {', '.join(UNIT_KINDS)}"
-        )
+    _check_names("analysis", options, where)
     HeadThresholds.from_dict(options.head_thresholds)
     if not isinstance(options.token_groups, dict):
         raise ConfigError(
@@ -62,19 +69,4 @@ def check_options(options: AnalysisConfig, *, where: str = "config") -> None:
 
 def check_generate_options(options: GenerateConfig, *, where: str = "config") -> None:
     """`[generate]`'s attribution options, checked as `check_options` checks `[analysis]`'s."""
-    unknown = [name for name in options.attributions if name not in ANSWER_METHODS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: [generate] attributions has unknown method {unknown[0]!r}; "
-            f"known methods: {', '.join(ANSWER_METHODS)}"
-        )
-    if options.attribution_unit not in UNIT_KINDS:
-        raise ConfigError(
-            f"{where}: [generate] attribution_unit = {options.attribution_unit!r}; "
-            f"choose one of {', '.join(UNIT_KINDS)}"
-        )
-    if options.attribution_output not in ANSWER_OUTPUTS:
-        raise ConfigError(
-            f"{where}: [generate] attribution_output = {options.attribution_output!r}; "
-            f"choose one of {', '.join(ANSWER_OUTPUTS)}"
-        )
+    _check_names("generate", options, where)
