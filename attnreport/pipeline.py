@@ -5,23 +5,18 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import itertools
-import json
 import shutil
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from attnreport.analysis.answer_attribution import explain_answer
-from attnreport.analysis.answer_codec import ANSWER_EXPLANATION_VERSION
-from attnreport.analysis.answer_codec import from_json as explanation_from_json
-from attnreport.analysis.answer_codec import to_json as explanation_to_json
-from attnreport.analysis.generation import AnswerExplainer, analyse_generation, prompt_units, segment_members
+from attnreport.analysis.answers import answer_explainer, generation_options
+from attnreport.analysis.generation import AnswerExplainer, analyse_generation
 from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries, describe
 from attnreport.analysis.stage import AnalysisStage, CompareStage
@@ -34,15 +29,14 @@ from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.progress import counted, note
 from attnreport.core.trace import Trace
-from attnreport.run import open_executor
+from attnreport.run import open_executor, open_generation_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.report import report_document
-from attnreport.trace import BadRow, GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
-from attnreport.trace.cache import ResultCache, default_cache_dir
-from attnreport.trace.forced import ForcedAnswer
+from attnreport.trace import BadRow, Generator, Prompt, Tracer, TraceStats, read_rows
+from attnreport.trace.cache import default_cache_dir
 
 Log = Callable[[str], None]
 
@@ -276,99 +270,6 @@ def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | No
     return VariantPlan(ids=ids, unit=config.generate.attribution_unit, compare=compare)
 
 
-def generation_options(config: ReportConfig) -> GenerationOptions:
-    g = config.generate
-    return GenerationOptions(
-        max_new_tokens=g.max_new_tokens,
-        stop=tuple(g.stop),
-        top_k=g.top_k,
-        prompt_attention_limit=g.prompt_attention_limit,
-        chat_template=g.chat_template,
-    )
-
-
-def foil_tokens(
-    generator: Generator, trace: GenerationTrace, asked
-) -> tuple[list[tuple[int, int]], list[str]]:
-    """A row's asked-for contrasts (step, foil text) as (step, token id) pairs: the foil's first
-    token as the tokenizer reads it; and why any was left out (a step beyond the answer)."""
-    pairs, skipped = [], []
-    for step, text in asked:
-        ids = generator.tokenizer.encode(text, add_special_tokens=False).ids
-        if step >= trace.steps:
-            skipped.append(f"contrast at step {step} with «{text}»: the answer has {trace.steps} tokens")
-        elif not ids:
-            skipped.append(f"contrast at step {step}: «{text}» has no tokens")
-        else:
-            pairs.append((step, ids[0]))
-    return pairs, skipped
-
-
-def answer_explainer(
-    generator: Generator,
-    config: ReportConfig,
-    contrasts: dict[str, tuple] | None = None,
-    cache_dir: Path | None = None,
-) -> AnswerExplainer | None:
-    """What made each answer token: attributions over the prompt's units (the template's tokens
-    are no unit), each coalition teacher-forced through the generator's decoder once; `contrasts`
-    are the rows' asked-for contrasts, by prompt id. With `cache_dir`, each answer's explanation
-    is kept in the content cache (keyed by the model, the options, the prompt, the answer's
-    tokens and the contrasts asked), so a rebuild runs no coalition again."""
-    g = config.generate
-    if not g.attributions:
-        return None
-    contrasts = {} if contrasts is None else contrasts  # filled as the rows stream: the same dict
-    cache = None
-    if cache_dir is not None and generator.use_cache:
-        options = {
-            "generate": asdict(g),
-            "analysis": asdict(config.analysis),
-            "generation": generation_options(config).to_dict(),
-            "batch_size": config.model.batch_size,
-            "version": ANSWER_EXPLANATION_VERSION,
-        }
-        cache = ResultCache(cache_dir, "answers", generator.model_key(), options)
-
-    def cached(trace: GenerationTrace, rollout_rows):
-        key = json.dumps([trace.text, trace.ids.tolist(), [list(c) for c in contrasts.get(trace.id, ())]])
-        hit = cache.get(key)
-        if hit is not None:
-            try:
-                return explanation_from_json(hit["explanation"])
-            except (KeyError, ValueError, TypeError):
-                pass  # an entry of another version: computed again and replaced
-        result = explain(trace, rollout_rows)
-        with contextlib.suppress(ValueError):  # a value not finite: left uncached, computed again
-            # as text inside the entry: the cache sorts keys, and the methods' order is the report's
-            cache.put(key, {"explanation": explanation_to_json(result)})
-        return result
-
-    def explain(trace: GenerationTrace, rollout_rows):
-        units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
-        foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
-        members, segments = list(units.members), []
-        if g.segment_units:
-            for name, positions in segment_members(trace).items():
-                members.append(positions)
-                segments.append(name)
-        model = ForcedAnswer(generator, trace, members, foils=foils, batch_size=config.model.batch_size)
-        heads_mean = trace.attentions[-1].astype(np.float64).mean(axis=0)
-        return explain_answer(
-            model,
-            units=units,
-            options=config.analysis,
-            output=g.attribution_output,
-            methods=tuple(g.attributions),
-            attention=heads_mean,
-            rollout=rollout_rows,
-            skipped=skipped,
-            segments=segments,
-        )
-
-    return explain if cache is None else cached
-
-
 def build_generation(
     config: ReportConfig, model_dir: Path, cache_dir: Path, out: Path, *, log: Log, progress: bool
 ) -> BuildResult:
@@ -394,7 +295,9 @@ def build_generation(
     variants = [Prompt(v.id, v.prompt, None, f"variant of {v.of}") for v in config.variants]
     rows = read_rows(config.data, prompts=True, on_bad=skipped)
     prompts = itertools.chain(prompts_of(rows), variants)
-    traces = generator.generate(prompts, generation_options(config))
+    source = str(config.data.path or "[data] prompts")
+    executor = open_generation_executor(config.run, generator, config, cache_dir, source=source, log=log)
+    traces = executor.generations(prompts, contrasts)
     traces = counted(traces, stage="generating", total=total, unit="prompt", enabled=progress)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -419,6 +322,7 @@ def build_generation(
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+        executor.close()
     return BuildResult(
         site=site,
         examples=len(plan.examples),

@@ -203,7 +203,7 @@ def test_a_malformed_contrast_names_its_line(tmp_path):
 
 
 def test_a_rebuild_reads_the_answers_attributions_from_the_cache(copy_model, tmp_path, monkeypatch):
-    import attnreport.pipeline as pipeline
+    import attnreport.analysis.answers as answers
     from attnreport.trace.forced import ForcedAnswer
 
     runs = []
@@ -213,7 +213,7 @@ def test_a_rebuild_reads_the_answers_attributions_from_the_cache(copy_model, tmp
             runs.append(len(masks))
             return super().__call__(masks)
 
-    monkeypatch.setattr(pipeline, "ForcedAnswer", Counted)
+    monkeypatch.setattr(answers, "ForcedAnswer", Counted)
     data = tmp_path / "prompts.jsonl"
     rows = [{"id": "a", "prompt": PROMPTS[0], "contrast": ASKED}, {"id": "b", "prompt": PROMPTS[1]}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -159,3 +159,59 @@ def test_a_row_that_fails_on_a_worker_is_named_with_its_line(tiny, tmp_path):
     with pytest.raises(BuildError, match=failed):
         build(config, tmp_path / "site", progress=False, log=lambda m: None)
     assert not (tmp_path / "site").exists()
+
+
+#: prompts of the copy circuit; the first asks why its second answer token is not w7
+PROMPTS = [
+    {"id": "a", "prompt": "w0 w5 w9 w2 w30 w11 w12 w5 w9", "contrast": [{"step": 1, "token": "w7"}]},
+    {"id": "b", "prompt": "w0 w7 w3 w21 w7"},
+    {"id": "c", "prompt": "w0 w4 w8 w4"},
+]
+
+
+def generation_config(model: Path, folder: Path, **run):
+    from attnreport.core.config import DataConfig, GenerateConfig, ModelConfig, ReportConfig, RunConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in PROMPTS), encoding="utf-8")
+    return ReportConfig(
+        title="copy circuit",
+        model=ModelConfig(path=model),
+        data=DataConfig(path=data),
+        generate=GenerateConfig(enabled=True, max_new_tokens=4),
+        run=RunConfig(**run),
+        cache_dir=folder / "cache",
+    )
+
+
+def test_a_generation_report_on_the_cluster_is_the_in_process_report(
+    cluster, copy_model, tmp_path, monkeypatch
+):
+    import attnreport.analysis.answers as answers
+
+    local, _ = cluster
+    reference = build(generation_config(copy_model, tmp_path / "local"), tmp_path / "one", progress=False)
+    driver_runs = []
+
+    class Counted(answers.ForcedAnswer):  # in this process only: the workers run their own
+        def __call__(self, masks):
+            driver_runs.append(len(masks))
+            return super().__call__(masks)
+
+    monkeypatch.setattr(answers, "ForcedAnswer", Counted)
+    logged = []
+    config = generation_config(
+        copy_model, tmp_path / "dask", executor="dask", scheduler=local.scheduler_address, chunk_size=1
+    )
+    result = build(config, tmp_path / "two", progress=False, log=logged.append)
+    # relative paths: the data file sits in another folder in each build
+    one, two = files(reference.site), files(result.site)
+    assert one.keys() == two.keys() and all(one[k] == two[k] for k in one)
+    # the workers answered and explained every prompt; the driver read them from the cache
+    assert result.stats.generated == len(PROMPTS) and result.stats.cached == 0
+    assert driver_runs == []  # not one coalition ran on the driver: the explanations came from the workers
+    assert any(f"{len(PROMPTS)} prompts answered" in line and "3 chunks" in line for line in logged)
+    report = json.loads(two["report.json"])
+    assert report["examples"][0]["generation"]["contrasts"]  # the asked contrast travelled to the worker
+    assert any(c["source"] == "asked" for c in report["examples"][0]["generation"]["contrasts"])

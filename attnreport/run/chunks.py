@@ -36,6 +36,9 @@ class ChunkJob:
     #: how rows are named in messages: the data file, or "[data] texts"
     source: str
 
+    def load(self, threads: int | None) -> Loaded:
+        return Loaded(self, threads=threads)
+
 
 @dataclass
 class ChunkReport:
@@ -76,6 +79,9 @@ class Loaded:
             )
         self.analysis = AnalysisStage(self.tracer, job.analysis, job.cache_dir)
         self.lock = threading.Lock()
+
+    def work(self, rows: list[Row]) -> ChunkReport:
+        return work_chunk(self, rows)
 
 
 def _row_failed(source: str, row: Row, exc: BaseException) -> BuildError:

@@ -153,8 +153,11 @@ class Generator:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         providers: Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
+        #: onnxruntime's intra-op threads (None: its default, every core); a Dask worker sets its own
+        self.threads = threads
         self.card = ModelCard.load(self.folder)
         if self.card.generation is None:
             raise ConfigError(
@@ -197,6 +200,9 @@ class Generator:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
             self._session = ort.InferenceSession(
                 str(self.folder / self.graphs.decoder), options, providers=self.providers
             )
@@ -206,7 +212,9 @@ class Generator:
     @property
     def lens(self) -> LogitLens | None:
         if self._lens is None and self.graphs.lm_head:
-            self._lens = LogitLens(self.folder / self.graphs.lm_head, providers=self.providers)
+            self._lens = LogitLens(
+                self.folder / self.graphs.lm_head, providers=self.providers, threads=self.threads
+            )
         return self._lens
 
     @property
@@ -232,6 +240,11 @@ class Generator:
                     digest.update(name.encode() + sha256_file(self.folder / name).encode())
             self._key = digest.hexdigest()
         return self._key
+
+    def cache_path(self, prompt: Prompt, options: GenerationOptions) -> Path | None:
+        """Where `prompt`'s answer under `options` is (or would be) cached; None without a cache."""
+        cache = self._cache(options)
+        return None if cache is None else cache.path(cache.text_key(prompt))
 
     def _cache(self, options: GenerationOptions) -> GenerationCache | None:
         if not self.use_cache:

@@ -65,11 +65,14 @@ def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
 class LogitLens:
     """``lm_head.onnx`` (final norm + unembedding) over hidden states ``[m, d] -> [m, V]``."""
 
-    def __init__(self, path: Path, *, providers: list[str]) -> None:
+    def __init__(self, path: Path, *, providers: list[str], threads: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
 
