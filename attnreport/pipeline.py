@@ -29,11 +29,13 @@ from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.progress import counted, note
 from attnreport.core.trace import Trace
+from attnreport.probing import ProbeStage
 from attnreport.run import open_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
+from attnreport.site.probes import gather_probes
 from attnreport.site.report import report_document
 from attnreport.trace import BadRow, GenerationOptions, Generator, Prompt, Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
@@ -416,6 +418,9 @@ def build(
     comparison = compare_stage(tracer, config, cache_dir, log=log) if config.compare.enabled else None
     if comparison is not None:
         traces = comparison.stream(traces)
+    probes = ProbeStage(analysis, config.probes) if config.probes else None
+    if probes is not None:
+        traces = probes.stream(traces)
     try:
         scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
         examples = counted(analysis.stream(traces), stage=ANALYSIS_STAGE, total=total, enabled=progress)
@@ -429,6 +434,10 @@ def build(
         if progress:
             log("dataset: head patterns, attention by distance, decision space")
         results = analysis.finish(comparison)
+        probed = probes.results() if probes is not None else None
+        probe_pages = gather_probes(
+            probed or [], tracer.card, spool=spool, attribution_scale=config.site.attribution_scale
+        )
         decision_scene = None
         if config.site.scenes and results.decision_space is not None:
             decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
@@ -438,6 +447,8 @@ def build(
             entries=[p.record for p in pages],
             results=results,
             skipped_rows=skipped.entries(),
+            probes=probed,
+            probe_pages={(p.probe, p.id): p.path for p in probe_pages},
         )
         plan = SitePlan(
             title=config.title,
@@ -447,6 +458,7 @@ def build(
             files=dict(scenes.files),
             decision_scene=decision_scene,
             subsites=list(subsites or []),
+            probes=probe_pages,
         )
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
         site = write_site(

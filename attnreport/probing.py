@@ -1,0 +1,105 @@
+"""Counterfactual probes in a build: each matched text run again with its terms swapped.
+
+The converse of `[compare]` (the same texts through a second model): the same model on a second
+text. As the build's traces stream by, each probe's rewrite is tried on every text and the
+prediction of the texts it changes is kept (a few floats each); once the stream is done, the
+counterfactual texts are traced in batches, and the pairs of the largest change are explained
+(both texts' attributions; the original's come from the analysis cache) for their pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnreport.analysis.predictions import softmax
+from attnreport.analysis.probes import ProbePair, ProbeResult, Rewrite, rewrite_rule
+from attnreport.analysis.results import describe
+from attnreport.analysis.stage import AnalysisStage
+from attnreport.core.config import ProbeConfig
+from attnreport.core.trace import Trace
+from attnreport.trace import Row
+
+
+@dataclass
+class _Match:
+    id: str
+    text: str
+    counterfactual: str
+    replacements: int
+    label: str | None
+    #: the original's class probabilities; None when its logits were not finite
+    before: np.ndarray | None
+
+
+def probabilities(trace: Trace) -> np.ndarray | None:
+    """The class probabilities of a trace; None without finite logits (no prediction to move)."""
+    if trace.logits is None or not np.isfinite(trace.logits).all():
+        return None
+    return softmax(trace.logits)
+
+
+class ProbeStage:
+    """Every `[[probes]]` of a classification build, tried on the texts as they stream by."""
+
+    def __init__(self, analysis: AnalysisStage, probes: list[ProbeConfig]) -> None:
+        self.analysis = analysis
+        self.probes = probes
+        self.rules: list[Rewrite] = [rewrite_rule(p.swap, p.replace) for p in probes]
+        self.matches: list[list[_Match]] = [[] for _ in probes]
+
+    def stream(self, traces: Iterable[Trace]) -> Iterator[Trace]:
+        for trace in traces:
+            before = None
+            for matches, rule in zip(self.matches, self.rules, strict=True):
+                counterfactual, count = rule.apply(trace.text)
+                if count:
+                    if before is None:
+                        before = probabilities(trace)
+                    matches.append(_Match(trace.id, trace.text, counterfactual, count, trace.label, before))
+            yield trace
+
+    def _after(self) -> list[list[np.ndarray | None]]:
+        """Every counterfactual's probabilities, all probes' texts traced in one stream."""
+        rows = (
+            Row(id=f"{m.id}~probe-{k}", text=m.counterfactual, label=m.label, line=0)
+            for k, matches in enumerate(self.matches)
+            for m in matches
+        )
+        scored = iter([probabilities(t) for t in self.analysis.tracer.trace(rows)])
+        return [[next(scored) for _ in matches] for matches in self.matches]
+
+    def results(self) -> list[ProbeResult]:
+        """Each probe over the dataset, its top pairs explained side by side; after the stream."""
+        labels = list(self.analysis.tracer.card.labels)
+        out = []
+        for probe, matches, after in zip(self.probes, self.matches, self._after(), strict=True):
+            result = ProbeResult(
+                name=probe.name, swap=probe.swap, replace=probe.replace, labels=labels, top=probe.top
+            )
+            for m, a in zip(matches, after, strict=True):
+                if m.before is None or a is None:
+                    result.unscored += 1
+                    continue
+                result.pairs.append(
+                    ProbePair(m.id, m.text, m.counterfactual, m.replacements, m.label, m.before, a)
+                )
+            result.sides = {p.id: self.explain(p) for p in result.shown()}
+            out.append(result)
+        return out
+
+    def explain(self, pair: ProbePair):
+        """The original and the counterfactual, each traced (from the cache) and explained."""
+        tracer = self.analysis.tracer
+        rows = [
+            Row(id=pair.id, text=pair.text, label=pair.label, line=0),
+            Row(id=f"{pair.id}~counterfactual", text=pair.counterfactual, label=pair.label, line=0),
+        ]
+        sides = []
+        for trace in tracer.trace(rows):
+            example = describe(trace, tracer.card, unknown_token=tracer.tokenizer.unk_token)
+            example.explanation = self.analysis.explain(trace, example.rollout_row)
+            sides.append(example)
+        return tuple(sides)
