@@ -1,5 +1,9 @@
 """Counterfactual probes in a build: each matched text run again with its terms swapped.
 
+In a generation report a probe's rewrites are prompt variants (`[[variants]]`) made by rule: each
+matched prompt is asked again rewritten, and the variants' machinery sets both answers side by side
+(where they part, the first answer's log-probability under the rewritten prompt).
+
 The converse of `[compare]` (the same texts through a second model): the same model on a second
 text. As the build's traces stream by, each probe's rewrite is tried on every text and the
 prediction of the texts it changes is kept (a few floats each); once the stream is done, the
@@ -15,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnreport.analysis.predictions import softmax
-from attnreport.analysis.probes import ProbePair, ProbeResult, Rewrite, rewrite_rule
+from attnreport.analysis.probes import AnswerProbe, ProbePair, ProbeResult, Rewrite, rewrite_rule
 from attnreport.analysis.results import describe
 from attnreport.analysis.stage import AnalysisStage
-from attnreport.core.config import ProbeConfig
+from attnreport.analysis.variants import VariantComparison
+from attnreport.core.config import ProbeConfig, VariantConfig
 from attnreport.core.trace import Trace
 from attnreport.trace import Row
 
@@ -103,3 +108,28 @@ class ProbeStage:
             example.explanation = self.analysis.explain(trace, example.rollout_row)
             sides.append(example)
         return tuple(sides)
+
+
+def probe_variants(probes: list[ProbeConfig], rows: Iterable[Row]) -> list[VariantConfig]:
+    """Each prompt a probe matches, rewritten, as a variant of it (id ``<prompt id>~probe-<k>``,
+    k counting the probes from 1; named by the probe)."""
+    rules = [rewrite_rule(p.swap, p.replace) for p in probes]
+    out = []
+    for row in rows:
+        for k, (probe, rule) in enumerate(zip(probes, rules, strict=True), start=1):
+            counterfactual, count = rule.apply(row.text)
+            if count:
+                out.append(
+                    VariantConfig(of=row.id, prompt=counterfactual, name=probe.name, id=f"{row.id}~probe-{k}")
+                )
+    return out
+
+
+def answer_probes(probes: list[ProbeConfig], comparisons: list[VariantComparison]) -> list[AnswerProbe]:
+    """The probes of a generation report, each with the comparisons of the variants it made."""
+    out = [AnswerProbe(name=p.name, swap=p.swap, replace=p.replace) for p in probes]
+    for c in comparisons:
+        head, _, k = c.id.rpartition("~probe-")
+        if head and k.isdigit() and 1 <= int(k) <= len(out):
+            out[int(k) - 1].pairs.append(c)
+    return out

@@ -79,14 +79,16 @@ ROWS = [
     {"id": "k5", "text": "She lost the card", "label": "routine"},
     {"id": "k6", "text": "urgently help", "label": "routine"},
     {"id": "k7", "text": "my card is lost", "label": "routine"},
+    {"id": "k8", "text": "<script>window.__pwned=1</script> urgent", "label": "urgent"},
 ]
 BY_HAND = {
     "k1": "SOON my card is lost",
     "k2": "my card was stolen , it is soon",
     "k3": "soon lock it now",
+    "k8": "<script>window.__pwned=1</script> soon",
 }
 PROBES = [
-    {"name": "urgency <b>softened</b>", "replace": {"urgent": "soon"}, "top": 2},
+    {"name": "urgency <b>softened</b>", "replace": {"urgent": "soon"}, "top": 3},
     {"swap": [["he", "she"]]},
     {"swap": [["Mr", "Ms"]]},
 ]
@@ -151,16 +153,16 @@ def test_counts_and_mean_change_against_pytorch(probe_site, tiny):
     changes = [a[c] - b[c] for a, b, c in zip(after, before, k, strict=True)]
     flipped = [i for i, a, c in zip(matched, after, k, strict=True) if int(np.argmax(a)) != c]
     # the known answer: a trigger removed flips to routine, unless "now" is still there
-    assert flipped == ["0", "1"]
+    assert flipped == ["0", "1", "7"]
     assert urgency["name"] == "urgency <b>softened</b>"
-    assert urgency["matched"] == 3 and urgency["flipped"] == 2 and urgency["flipped_ids"] == flipped
-    assert urgency["flips"] == [{"from": "urgent", "to": "routine", "texts": 2}]
+    assert urgency["matched"] == 4 and urgency["flipped"] == 3 and urgency["flipped_ids"] == flipped
+    assert urgency["flips"] == [{"from": "urgent", "to": "routine", "texts": 3}]
     assert urgency["mean_change"] == pytest.approx(float(np.mean(changes)), abs=1e-4)
     low, high = urgency["mean_change_interval"]
     assert low <= urgency["mean_change"] <= high
-    # the two largest changes, each with its counterfactual as written by hand and its page
+    # the three largest changes, each with its counterfactual as written by hand and its page
     shown = urgency["examples"]
-    order = np.argsort(-np.abs(changes), kind="stable")[:2]
+    order = np.argsort(-np.abs(changes), kind="stable")[:3]
     assert [x["id"] for x in shown] == [matched[i] for i in order]
     for x in shown:
         assert x["counterfactual"] == BY_HAND[ROWS[int(x["id"])]["id"]]
@@ -181,8 +183,8 @@ def test_probe_pages_in_chromium(browser, probe_site, served):  # noqa: F811
     page, problems, outside = open_page(browser, f"{base}/site/probes.html")
     assert page.evaluate("window.__pwned") is None
     assert page.text_content("#probe-1 h2") == "urgency <b>softened</b>"  # text, not markup
-    assert page.text_content("#probe-1 .matched").strip() == "3"
-    assert page.text_content("#probe-1 .flipped").startswith("2 of 3")
+    assert page.text_content("#probe-1 .matched").strip() == "4"
+    assert page.text_content("#probe-1 .flipped").startswith("3 of 4")
     assert f"{100 * urgency['mean_change']:+.1f} points" in page.text_content("#probe-1 .mean-change")
     assert "matched no text" in page.text_content("#probe-3 .probe-none")
     assert problems == [] and outside == []
@@ -205,6 +207,13 @@ def test_probe_pages_in_chromium(browser, probe_site, served):  # noqa: F811
     )
     page.select_option("#view", "rollout")
     assert page.get_attribute("#tokens-1", "data-view") == "rollout"
+    assert problems == [] and outside == []
+    # a text holding markup is shown as text on both sides
+    hostile = next(x for x in urgency["examples"] if x["id"] == "7")
+    page, problems, outside = open_page(browser, f"{base}/site/{hostile['page']}")
+    assert page.evaluate("window.__pwned") is None
+    assert page.text_content("#side-counterfactual .source-text") == BY_HAND["k8"]
+    assert "</script>" in page.text_content("#tokens-1")
     assert problems == [] and outside == []
     index, problems, _ = open_page(browser, f"{base}/site/index.html")
     assert index.get_attribute("a[href='probes.html']", "href") == "probes.html" and problems == []
@@ -235,3 +244,82 @@ def test_probe_names_are_unique_and_default_to_terms(tmp_path):
     assert c.probes[0].name == "he ↔ she, Mr → Ms"
     with pytest.raises(ConfigError, match="used twice"):
         config(Path("m"), tmp_path, probes=[{"swap": [["a", "b"]]}, {"swap": [["a", "b"]]}])
+
+
+#: the copy circuit continues a repeated sequence: "w2" follows the last "w9", and "w30" follows "w2"
+GEN_PROMPTS = ["w0 w5 w9 w2 w30 w11 w12 w5 w9", "w1 w4 w6 w8 w1 w4"]
+GEN_PROBES = [
+    {"name": "first copied word", "swap": [["w2", "w3"]]},
+    {"name": "second copied word", "replace": {"w30": "w31"}},
+    {"name": "absent", "swap": [["w36", "w35"]]},
+]
+
+
+@pytest.fixture(scope="module")
+def answer_site(copy_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("answer-probes")
+    c = config_from_dict(
+        {
+            "title": "answer probes",
+            "model": {"path": str(copy_model)},
+            "data": {"prompts": GEN_PROMPTS},
+            "generate": {"max_new_tokens": 4, "attributions": []},
+            "cache_dir": str(tmp / "cache"),
+            "probes": GEN_PROBES,
+        },
+        base=tmp,
+    )
+    site = build(c, tmp / "site", progress=False).site
+    return site, json.loads((site / "report.json").read_text(encoding="utf-8"))
+
+
+def test_answer_probes_part_where_the_copied_word_changed(answer_site, tiny):
+    import torch
+    import transformers
+
+    _, report = answer_site
+    first, second, absent = report["probes"]
+    assert first["matched"] == 1 and first["changed"] == 1
+    (x,) = first["examples"]
+    assert x["counterfactual"] == "w0 w5 w9 w3 w30 w11 w12 w5 w9"
+    assert x["answer_before"].split() == ["w2", "w30", "w11", "w12"]
+    assert x["answer_after"].split()[0] == "w3" and x["diverge_step"] == 0  # copies the swapped word
+    (y,) = second["examples"]
+    assert y["answer_after"].split()[:2] == ["w2", "w31"] and y["diverge_step"] == 1
+    assert absent["matched"] == 0 and absent["note"] == "matched no text"
+    # the first answer's log-probability under each rewritten prompt, by PyTorch
+    checkpoint = tiny.root / "checkpoint-copy"
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(checkpoint), attn_implementation="eager")
+    tok = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
+    answer = tok(" ".join(x["answer_before"].split()), add_special_tokens=False)["input_ids"]
+    base = report["examples"][0]["generation"]
+    assert base["ids"] == answer
+    for probe, pair in ((first, x), (second, y)):
+        prompt = tok(pair["counterfactual"])["input_ids"]
+        ids = prompt + answer
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids[:-1]])).logits[0].double(), dim=-1)
+        want = sum(float(logp[len(prompt) - 1 + t, i]) for t, i in enumerate(answer))
+        assert pair["log_probability_change"] == pytest.approx(want - base["log_probability"], abs=1e-3)
+        assert probe["mean_log_probability_change"] == pytest.approx(pair["log_probability_change"])
+        assert pair["log_probability_change"] < -10  # the copied word is gone: the old answer is unlikely
+    # each rewrite is a variant too, with a page of its own
+    assert {v["id"] for v in report["variants"]} == {"0~probe-1", "0~probe-2"}
+    assert x["page"].startswith("examples/") and x["example_page"] == report["examples"][0]["page"]
+
+
+def test_answer_probes_page_in_chromium(browser, answer_site, served):  # noqa: F811
+    site, report = answer_site
+    root, base = served
+    (root / "site").symlink_to(site, target_is_directory=True)
+    page, problems, outside = open_page(browser, f"{base}/site/probes.html")
+    assert page.text_content("#probe-1 .changed").strip() == "1 of 1"
+    assert "token 0" in page.text_content("#probe-1 table") and "token 1" in page.text_content(
+        "#probe-2 table"
+    )
+    assert "matched no text" in page.text_content("#probe-3 .probe-none")
+    page.click("#probe-1 a:text('side by side')")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("variants.html#0~probe-1")
+    assert page.locator("[id='0~probe-1'] h2").text_content() == "first copied word"
+    assert problems == [] and outside == []

@@ -169,3 +169,37 @@ class ProbeResult:
             key=lambda i: (-abs(self.pairs[i].change), not self.pairs[i].flipped, i),
         )
         return [self.pairs[i] for i in order[: self.top]]
+
+
+@dataclass
+class AnswerProbe:
+    """A probe over a generation report's prompts: each prompt it matches asked again rewritten,
+    both answers set side by side (`variants.VariantComparison`, one per matched prompt)."""
+
+    name: str
+    swap: list[list[str]]
+    replace: dict[str, str]
+    #: every matched prompt's comparison, in prompt order
+    pairs: list = field(default_factory=list)
+
+    @property
+    def matched(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def changed(self) -> int:
+        """The prompts whose answer changed (the two answers part at some step)."""
+        return sum(p.diverge_step is not None for p in self.pairs)
+
+    def mean_change(self) -> tuple[float, float, float] | None:
+        """The mean change of the original answer's log-probability under the rewritten prompt, with
+        its 95% bootstrap interval over prompts; None without a pair that has one."""
+        changes = [
+            p.base_answer_under_variant - p.base.log_probability
+            for p in self.pairs
+            if p.base_answer_under_variant is not None and np.isfinite(p.base_answer_under_variant)
+        ]
+        if not changes:
+            return None
+        mean, low, high = bootstrap_mean(np.array(changes))
+        return float(mean), float(low), float(high)

@@ -20,7 +20,7 @@ from attnreport import __version__
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
-from attnreport.analysis.probes import ProbeResult
+from attnreport.analysis.probes import AnswerProbe, ProbeResult
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
 from attnreport.analysis.variants import AnswerSide, VariantComparison
 from attnreport.analysis.verdict import verdict
@@ -321,13 +321,14 @@ def report_document(
     skipped_rows: list[dict] | None = None,
     probes: list[ProbeResult] | None = None,
     probe_pages: dict[tuple[str, str], str] | None = None,
+    answer_probes: list[AnswerProbe] | None = None,
 ) -> dict:
     """The whole report: the model, the metrics, the dataset-level analysis and every example;
     `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt,
     with `variants`: prompts asked again in other words, side by side). `skipped_rows` are the
     data file's rows the build skipped as bad (file, line, reason): in the report, so a row left
     out is never left out silently. `probes` are the counterfactual probes, their shown pairs'
-    pages in `probe_pages` by (probe, id)."""
+    pages in `probe_pages` by (probe, id); `answer_probes` a generation report's."""
     report = {
         "schema": SCHEMA,
         "kind": kind,
@@ -375,6 +376,9 @@ def report_document(
     if probes is not None:
         pages = {e["id"]: e["page"] for e in entries}
         report["probes"] = [probe_entry(p, probe_pages or {}, pages) for p in probes]
+    if answer_probes is not None:
+        pages = {e["id"]: e["page"] for e in entries}
+        report["probes"] = [answer_probe_entry(p, pages) for p in answer_probes]
     return clean(report)
 
 
@@ -419,6 +423,44 @@ def probe_entry(result: ProbeResult, pages: dict[tuple[str, str], str], examples
         ],
     }
     if not result.matched:
+        entry["note"] = "matched no text"
+    return entry
+
+
+def answer_probe_entry(probe: AnswerProbe, pages: dict[str, str]) -> dict:
+    """One probe over a generation report's prompts: how many it matched, how many answers changed,
+    the mean change of the original answer's log-probability under the rewritten prompt (with its
+    95% bootstrap interval), and per prompt both answers and the step where they part (its pair is
+    also in `variants`, under the same id)."""
+    mean = probe.mean_change()
+    entry = {
+        "name": probe.name,
+        "swap": probe.swap,
+        "replace": probe.replace,
+        "matched": probe.matched,
+        "changed": probe.changed,
+        "mean_log_probability_change": None if mean is None else mean[0],
+        "mean_log_probability_change_interval": None if mean is None else [mean[1], mean[2]],
+        "examples": [
+            {
+                "id": v.id,
+                "of": v.of,
+                "page": pages.get(v.variant.id),
+                "example_page": pages.get(v.of),
+                "original": v.base.prompt,
+                "counterfactual": v.variant.prompt,
+                "answer_before": v.base.answer,
+                "answer_after": v.variant.answer,
+                "diverge_step": v.diverge_step,
+                "same_answer": v.diverge_step is None,
+                "log_probability_change": None
+                if v.base_answer_under_variant is None
+                else v.base_answer_under_variant - v.base.log_probability,
+            }
+            for v in probe.pairs
+        ],
+    }
+    if not probe.matched:
         entry["note"] = "matched no text"
     return entry
 
