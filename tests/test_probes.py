@@ -323,3 +323,11 @@ def test_answer_probes_page_in_chromium(browser, answer_site, served):  # noqa: 
     assert page.url.endswith("variants.html#0~probe-1")
     assert page.locator("[id='0~probe-1'] h2").text_content() == "first copied word"
     assert problems == [] and outside == []
+
+
+def test_readme_documents_every_key_of_a_probe_entry(probe_site, answer_site):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for _, report in (probe_site, answer_site):
+        for probe in report["probes"]:
+            for key in [*probe, *(k for x in probe["examples"] for k in x)]:
+                assert f'"{key}"' in readme, key
