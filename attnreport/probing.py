@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnreport.analysis.predictions import softmax
-from attnreport.analysis.probes import AnswerProbe, ProbePair, ProbeResult, Rewrite, rewrite_rule
+from attnreport.analysis.probes import AnswerProbe, ProbePair, ProbeResult, Rewrite, Rewritten, rewrite_rule
 from attnreport.analysis.results import describe
 from attnreport.analysis.stage import AnalysisStage
 from attnreport.analysis.variants import VariantComparison
@@ -33,15 +33,16 @@ class _Match:
     id: str
     text: str
     counterfactual: str
-    replacements: int
+    spans: Rewritten
     label: str | None
     #: the original's class probabilities; None when its logits were not finite
     before: np.ndarray | None
 
 
-def probabilities(trace: Trace) -> np.ndarray | None:
-    """The class probabilities of a trace; None without finite logits (no prediction to move)."""
-    if trace.logits is None or not np.isfinite(trace.logits).all():
+def probabilities(trace: Trace, labels: list[str]) -> np.ndarray | None:
+    """The class probabilities of a trace; None without finite logits or without `labels` (the
+    model's classes: a model without them has no prediction to move)."""
+    if not labels or trace.logits is None or not np.isfinite(trace.logits).all():
         return None
     return softmax(trace.logits)
 
@@ -54,16 +55,17 @@ class ProbeStage:
         self.probes = probes
         self.rules: list[Rewrite] = [rewrite_rule(p.swap, p.replace) for p in probes]
         self.matches: list[list[_Match]] = [[] for _ in probes]
+        self.labels = list(analysis.tracer.card.labels)
 
     def stream(self, traces: Iterable[Trace]) -> Iterator[Trace]:
         for trace in traces:
             before = None
             for matches, rule in zip(self.matches, self.rules, strict=True):
-                counterfactual, count = rule.apply(trace.text)
-                if count:
+                done = rule.rewrite(trace.text)
+                if done.before:
                     if before is None:
-                        before = probabilities(trace)
-                    matches.append(_Match(trace.id, trace.text, counterfactual, count, trace.label, before))
+                        before = probabilities(trace, self.labels)
+                    matches.append(_Match(trace.id, trace.text, done.text, done, trace.label, before))
             yield trace
 
     def _after(self) -> list[list[np.ndarray | None]]:
@@ -73,12 +75,12 @@ class ProbeStage:
             for k, matches in enumerate(self.matches)
             for m in matches
         )
-        scored = iter([probabilities(t) for t in self.analysis.tracer.trace(rows)])
+        scored = iter([probabilities(t, self.labels) for t in self.analysis.tracer.trace(rows)])
         return [[next(scored) for _ in matches] for matches in self.matches]
 
     def results(self) -> list[ProbeResult]:
         """Each probe over the dataset, its top pairs explained side by side; after the stream."""
-        labels = list(self.analysis.tracer.card.labels)
+        labels = self.labels
         out = []
         for probe, matches, after in zip(self.probes, self.matches, self._after(), strict=True):
             result = ProbeResult(
@@ -88,9 +90,10 @@ class ProbeStage:
                 if m.before is None or a is None:
                     result.unscored += 1
                     continue
-                result.pairs.append(
-                    ProbePair(m.id, m.text, m.counterfactual, m.replacements, m.label, m.before, a)
-                )
+                s = m.spans
+                pair = ProbePair(m.id, m.text, m.counterfactual, len(s.before), m.label, m.before, a)
+                pair.spans_before, pair.spans_after = s.before, s.after
+                result.pairs.append(pair)
             result.sides = {p.id: self.explain(p) for p in result.shown()}
             out.append(result)
         return out

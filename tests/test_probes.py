@@ -45,6 +45,13 @@ def test_rewrite_by_cases(swap, replace, text, want, count):
     assert rewrite_rule(swap, replace).apply(text) == (want, count)
 
 
+def test_rewrite_spans_mark_the_terms_in_both_texts():
+    done = rewrite_rule([["he", "she"]], {"right away": "later"}).rewrite("He left right  away; she")
+    assert done.text == "She left later; he"
+    assert [done.text[a:b] for a, b in done.after] == ["She", "later", "he"]
+    assert [("He left right  away; she")[a:b] for a, b in done.before] == ["He", "right  away", "she"]
+
+
 def test_match_case():
     assert match_case("He", "he", "she") == "She"
     assert match_case("HE", "he", "she") == "SHE"
@@ -192,6 +199,8 @@ def test_probe_pages_in_chromium(browser, probe_site, served):  # noqa: F811
     page, problems, outside = open_page(browser, f"{base}/site/{pair['page']}")
     assert page.text_content("#side-original .source-text") == pair["original"]
     assert page.text_content("#side-counterfactual .source-text") == pair["counterfactual"]
+    assert page.text_content("#side-original mark.replaced") == "URGENT"
+    assert page.text_content("#side-counterfactual mark.replaced") == "SOON"
     views = page.eval_on_selector_all("#view option", "os => os.map(o => o.value)")
     assert views[0] == "shapley for urgent" and "rollout" in views
     # both texts drawn token by token, shaded by the same class's attributions

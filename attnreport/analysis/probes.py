@@ -60,18 +60,35 @@ class Rewrite:
 
     def apply(self, text: str) -> tuple[str, int]:
         """The counterfactual text, and how many terms were replaced (0: the probe does not match)."""
-        count = 0
+        done = self.rewrite(text)
+        return done.text, len(done.before)
 
-        def substitute(m: re.Match) -> str:
-            nonlocal count
-            found = m.group(0)
-            target = self.targets.get(_key(found))
+    def rewrite(self, text: str) -> Rewritten:
+        """The counterfactual text with the character spans of every replaced term, in both texts."""
+        pieces, before, after = [], [], []
+        at = shift = 0
+        for m in self.pattern.finditer(text):
+            target = self.targets.get(_key(m.group(0)))
             if target is None:  # a case folding the pattern matched and the key does not
-                return found
-            count += 1
-            return match_case(found, *target)
+                continue
+            new = match_case(m.group(0), *target)
+            pieces += [text[at : m.start()], new]
+            before.append((m.start(), m.end()))
+            after.append((m.start() + shift, m.start() + shift + len(new)))
+            shift += len(new) - (m.end() - m.start())
+            at = m.end()
+        pieces.append(text[at:])
+        return Rewritten("".join(pieces), before, after)
 
-        return self.pattern.sub(substitute, text), count
+
+@dataclass(frozen=True)
+class Rewritten:
+    """A rewritten text, and where its replaced terms sit: ``[start, stop)`` character spans in
+    the original (`before`) and in the counterfactual (`after`), in order."""
+
+    text: str
+    before: list[tuple[int, int]]
+    after: list[tuple[int, int]]
 
 
 def rewrite_rule(swap: list[list[str]], replace: dict[str, str]) -> Rewrite:
@@ -101,6 +118,9 @@ class ProbePair:
     label: str | None
     before: np.ndarray
     after: np.ndarray
+    #: the replaced terms' character spans in the text and in the counterfactual
+    spans_before: list[tuple[int, int]] = field(default_factory=list)
+    spans_after: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def predicted(self) -> int:

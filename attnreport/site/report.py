@@ -409,6 +409,7 @@ def probe_entry(result: ProbeResult, pages: dict[tuple[str, str], str], examples
                 "original": p.text,
                 "counterfactual": p.counterfactual,
                 "replacements": p.replacements,
+                "spans": {"original": p.spans_before, "counterfactual": p.spans_after},
                 "label": p.label,
                 "prediction_before": labels[p.predicted],
                 "prediction_after": labels[p.predicted_after],
