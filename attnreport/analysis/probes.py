@@ -17,10 +17,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attnreport.analysis.token_groups import bootstrap_mean, is_spaced
+
+if TYPE_CHECKING:
+    from attnreport.analysis.results import ExampleAnalysis
+    from attnreport.analysis.variants import VariantComparison
 
 
 def _key(term: str) -> str:
@@ -157,7 +162,7 @@ class ProbeResult:
     top: int = 5
     #: the shown pairs' two sides by pair id: (original, counterfactual), each an
     #: `results.ExampleAnalysis` with its attributions
-    sides: dict[str, tuple] = field(default_factory=dict)
+    sides: dict[str, tuple[ExampleAnalysis, ExampleAnalysis]] = field(default_factory=dict)
 
     @property
     def matched(self) -> int:
@@ -200,7 +205,7 @@ class AnswerProbe:
     swap: list[list[str]]
     replace: dict[str, str]
     #: every matched prompt's comparison, in prompt order
-    pairs: list = field(default_factory=list)
+    pairs: list[VariantComparison] = field(default_factory=list)
 
     @property
     def matched(self) -> int:

@@ -7,14 +7,17 @@ same thing; each side's data is a slice of an example page's (`pages.page_data`)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import markupsafe
 
 from attnreport.analysis.probes import ProbeResult
 from attnreport.core.jsonsafe import clean
 from attnreport.core.modelcard import ModelCard
 from attnreport.site.encode import script_json
-from attnreport.site.pages import page_data
+from attnreport.site.pages import SitePlan, page_data
 from attnreport.site.slugs import SlugMaker
 
 #: the keys of an example page's data that a side of a probe page draws (the token view's)
@@ -99,11 +102,9 @@ def gather_probes(
     return pages
 
 
-def write_probe_pages(plan, folder: Path, render) -> None:
+def write_probe_pages(plan: SitePlan, folder: Path, render: Callable[..., str]) -> None:
     """probes.html (every probe) and each shown pair's page into the site being built; `render`
     is the build's (template name, **context) -> HTML."""
-    import markupsafe
-
     entries = plan.report["probes"]
     (folder / "probes.html").write_text(render("probes.html.j2", root=""), encoding="utf-8", newline="\n")
     pairs = {(e["name"], x["id"]): (e, x) for e in entries for x in e["examples"]}
