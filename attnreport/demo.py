@@ -22,6 +22,7 @@ from attnreport.core.config import (
     DataConfig,
     GenerateConfig,
     ModelConfig,
+    ProbeConfig,
     ReportConfig,
     SiteConfig,
     VariantConfig,
@@ -47,6 +48,20 @@ DEMO_TOKEN_GROUPS = {
     "symptoms": ["pain", "fever", "cough", "breath", "chest", "bleeding", "dizzy", "rash", "numb"],
     "amounts": "regex:[$£€]\\s?\\d[\\d,.]*|\\d[\\d,.]*\\s?(?:pounds|euros|dollars|GBP|EUR|USD)",
 }
+
+
+#: the demo's probe: is "urgent" read from the deadline words? Every one softened, then ask again
+DEMO_PROBE = ProbeConfig(
+    name="deadline words softened",
+    replace={
+        "now": "eventually",
+        "asap": "eventually",
+        "tonight": "next month",
+        "today": "last month",
+        "before 5pm": "next month",
+    },
+    top=3,
+)
 
 
 def demo_rows() -> list[dict]:
@@ -183,6 +198,7 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         # an urgent ticket predicted as a complaint is the miss that matters: the index lists them
         analysis=AnalysisConfig(critical_labels=["urgent"], token_groups=DEMO_TOKEN_GROUPS),
         compare=CompareConfig(quantized=True, name="int8 (dynamic quantization)"),
+        probes=[DEMO_PROBE],
         cache_dir=cache,
     )
     config.validate()

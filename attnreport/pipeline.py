@@ -5,10 +5,12 @@ The CLI calls these; each step is a stage's own function, so this module only wi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +24,20 @@ from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summari
 from attnreport.analysis.stage import AnalysisStage, CompareStage
 from attnreport.analysis.tally import ExampleTally
 from attnreport.analysis.variants import AnswerSide, VariantComparison, answer_side, compare_variant
-from attnreport.core.config import ModelConfig, ReportConfig
+from attnreport.core.config import ModelConfig, ProbeConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.files import sha256_folder
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.progress import counted, note
 from attnreport.core.trace import Trace
+from attnreport.probing import ProbeStage, answer_probes, probe_variants
 from attnreport.run import open_executor, open_generation_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.build import spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
+from attnreport.site.probes import gather_probes
 from attnreport.site.report import report_document
 from attnreport.trace import BadRow, Generator, Prompt, Tracer, TraceStats, read_rows
 from attnreport.trace.cache import default_cache_dir
@@ -194,10 +198,11 @@ def plan_from_generations(
     explain: AnswerExplainer | None = None,
     variants: VariantPlan | None = None,
     skipped_rows: list[dict] | None = None,
+    probes: list[ProbeConfig] | None = None,
 ) -> SitePlan:
     """A generation report's plan from generation traces: each prompt's page and entry; `explain`
     attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
-    by side."""
+    by side, among them the rewrites of `probes` (`probing.probe_variants`)."""
     rows: list[ExampleSummary] = []
     sides: dict[str, AnswerSide] = {}
 
@@ -222,6 +227,7 @@ def plan_from_generations(
         kind="generation",
         variants=comparisons,
         skipped_rows=skipped_rows,
+        answer_probes=answer_probes(probes, comparisons or []) if probes else None,
     )
     return SitePlan(title=title, card=card, report=report, examples=pages)
 
@@ -282,6 +288,11 @@ def build_generation(
             f"({card.architecture}); remove [generate] / [data] prompts for a classification report"
         )
     generator = Generator(model_dir, batch_size=config.model.batch_size, cache_dir=cache_dir)
+    if config.probes:  # each matched prompt, rewritten, is a variant of it
+        rows = read_rows(config.data, prompts=True, on_bad=lambda bad: None)  # said once, below
+        config = dataclasses.replace(
+            config, variants=[*config.variants, *probe_variants(config.probes, rows)]
+        )
     contrasts: dict[str, tuple] = {}
     skipped = SkippedRows(log)
     total = count_rows(config, prompts=True) if progress else None
@@ -313,6 +324,7 @@ def build_generation(
             explain=explain,
             variants=variant_plan(generator, config),
             skipped_rows=skipped.entries(),
+            probes=config.probes,
         )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
@@ -369,6 +381,9 @@ def build(
     comparison = compare_stage(tracer, config, cache_dir, log=log) if config.compare.enabled else None
     if comparison is not None:
         traces = comparison.stream(traces)
+    probes = ProbeStage(analysis, config.probes) if config.probes else None
+    if probes is not None:
+        traces = probes.stream(traces)
     try:
         scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
         examples = counted(analysis.stream(traces), stage=ANALYSIS_STAGE, total=total, enabled=progress)
@@ -382,6 +397,14 @@ def build(
         if progress:
             log("dataset: head patterns, attention by distance, decision space")
         results = analysis.finish(comparison)
+        started = time.perf_counter()
+        probed = probes.results() if probes is not None else None
+        if probed:
+            matched = sum(p.matched for p in probed)
+            log(f"probes: {matched} texts matched, run again in {time.perf_counter() - started:.1f} s")
+        probe_pages = gather_probes(
+            probed or [], tracer.card, spool=spool, attribution_scale=config.site.attribution_scale
+        )
         decision_scene = None
         if config.site.scenes and results.decision_space is not None:
             decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
@@ -391,6 +414,8 @@ def build(
             entries=[p.record for p in pages],
             results=results,
             skipped_rows=skipped.entries(),
+            probes=probed,
+            probe_pages={(p.probe, p.id): p.path for p in probe_pages},
         )
         plan = SitePlan(
             title=config.title,
@@ -400,6 +425,7 @@ def build(
             files=dict(scenes.files),
             decision_scene=decision_scene,
             subsites=list(subsites or []),
+            probes=probe_pages,
         )
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
         site = write_site(

@@ -1,7 +1,11 @@
 """Tiny, randomly initialised Hugging Face checkpoints, built offline from configs.
 
 One per architecture family we support, each with a real `tokenizers` tokenizer trained
-on a few sentences, saved as safetensors exactly like a downloaded checkpoint.
+on a few sentences, saved as safetensors exactly like a downloaded checkpoint; and circuits with
+hand-set weights whose answers are known (a copy circuit, a keyword classifier).
+
+Over 400 lines because the hand-set circuits spell out every weight beside the tokenizer it reads:
+they are the known answers of the tests, better read whole than split.
 """
 
 from __future__ import annotations
@@ -281,6 +285,121 @@ def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
         models.WordLevel({t: i for i, t in enumerate(COPY_SPECIALS + COPY_WORDS)}, unk_token="<unk>")
     )
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = T.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    fast.save_pretrained(str(folder))
+    return folder
+
+
+#: the keyword classifier's vocabulary (lower-cased by its tokenizer) and the words that make a text urgent
+KEYWORD_WORDS = [
+    "the",
+    "my",
+    "card",
+    "is",
+    "was",
+    "lost",
+    "stolen",
+    "please",
+    "help",
+    "lock",
+    "account",
+    "now",
+    "urgent",
+    "soon",
+    "he",
+    "she",
+    "said",
+    "call",
+    "back",
+    "today",
+    "it",
+    "there",
+    "then",
+    "they",
+    "a",
+    "an",
+    "and",
+    "to",
+    "of",
+    "for",
+    "in",
+    "on",
+]
+KEYWORD_TRIGGERS = ("urgent", "now")
+
+
+def make_keyword_classifier(folder: Path, *, positions: int = 48) -> Path:
+    """A 1-layer attention-only GPT-2 classifier whose weights are set by hand: a text is "urgent"
+    when it holds "urgent" or "now", else "routine". Its one head attends uniformly (zero queries
+    and keys) and carries a flag, the share of trigger tokens so far, into the last position,
+    which the score head reads against a constant (a bias pair in every embedding).
+
+    Every embedding is a sum of pairs ``e[2i] - e[2i + 1]`` (mean 0), so LayerNorm (weight 1,
+    bias 0) only rescales; the MLP is zero. At the last token the logits are, with ``f`` the
+    trigger share of the text and ``|h|`` the residual's norm: routine ``b sqrt(d) / |h|``,
+    urgent ``15 b (2 f) sqrt(d) / |h|``: urgent whenever f > 1/30, so for any text of up to 30
+    tokens with a trigger; swapping words that are not triggers leaves the logits exactly as they were.
+    """
+    import torch
+    import transformers as T
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    words = COPY_SPECIALS + list(KEYWORD_WORDS)
+    vocab = len(words)
+    d = 2 * vocab + 4
+    tok_at, bias_at, flag_at = 0, 2 * vocab, 2 * vocab + 2
+    cfg = T.GPT2Config(
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=d,
+        n_layer=1,
+        n_head=2,
+        n_inner=4,
+        layer_norm_epsilon=1e-9,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        summary_first_dropout=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+        num_labels=2,
+        id2label={0: "routine", 1: "urgent"},
+        label2id={"routine": 0, "urgent": 1},
+    )
+    model = T.GPT2ForSequenceClassification(cfg).eval()
+
+    def pair(offset: int, i: int) -> torch.Tensor:
+        v = torch.zeros(d)
+        v[offset + 2 * i], v[offset + 2 * i + 1] = 1.0, -1.0
+        return v
+
+    unit = d**0.5 / 2  # LayerNorm's scale: every embedding has |x|^2 = 4 (a token pair, the bias pair)
+    b = 4 / d**0.5
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        block = model.transformer.h[0]
+        block.ln_1.weight.fill_(1.0)
+        block.ln_2.weight.fill_(1.0)
+        model.transformer.ln_f.weight.fill_(1.0)
+        for v in range(vocab):
+            model.transformer.wte.weight[v] = pair(tok_at, v) + pair(bias_at, 0)
+        attn, proj = block.attn.c_attn.weight, block.attn.c_proj.weight  # [d, 3d] q | k | v; [d, d]
+        for word in KEYWORD_TRIGGERS:
+            attn[:, 2 * d] += pair(tok_at, words.index(word)) / 2  # value dim 0: 1 on a trigger, scaled
+        proj[0] = 2 * pair(flag_at, 0) / unit  # writes 2 x (the trigger share) into the flag pair
+        model.score.weight[0] = b * pair(bias_at, 0) / 2
+        model.score.weight[1] = 15 * b * pair(flag_at, 0) / 2
+
+    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(words)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = T.PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
     )

@@ -51,7 +51,7 @@ BUILT_IN: dict[str, Callable[[str, bool], bool]] = {
 }
 
 
-def _is_spaced(term: str) -> bool:
+def is_spaced(term: str) -> bool:
     """Terms of scripts written with spaces get word boundaries; Han, kana and the like do not."""
     return all(not ("\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff") for ch in term)
 
@@ -62,7 +62,7 @@ def term_pattern(spec: str | list[str]) -> re.Pattern:
         if not spec.startswith("regex:"):
             raise ValueError(f'a token group is a list of words or "regex:<pattern>", not {spec!r}')
         return re.compile(spec[len("regex:") :])
-    parts = [rf"\b{re.escape(t)}\b" if _is_spaced(t) else re.escape(t) for t in spec if t]
+    parts = [rf"\b{re.escape(t)}\b" if is_spaced(t) else re.escape(t) for t in spec if t]
     if not parts:
         raise ValueError("a token group's word list is empty")
     return re.compile("|".join(parts), re.IGNORECASE)

@@ -1,5 +1,7 @@
 """`report.toml`, parsed into typed dataclasses with a default for every option.
 
+Over 400 lines because it is the one schema: every option's type, default, docs and check live here.
+
 Unknown keys are errors that list the known ones: a misspelt option silently ignored
 is the worst kind of configuration bug. Relative paths are resolved against the
 folder of the config file.
@@ -219,6 +221,55 @@ class VariantConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """`[[probes]]`: terms swapped in every text that holds them, the model run on both texts, and
+    the change in its prediction reported (`analysis.probes`)."""
+
+    #: the probe's name on its page and in report.json (default: its terms)
+    name: str = ""
+    #: pairs swapped both ways in one pass, e.g. [["he", "she"], ["Mr", "Ms"]]
+    swap: list = field(default_factory=list)
+    #: terms replaced one way, e.g. {urgent = "soon"}
+    replace: dict = field(default_factory=dict)
+    #: the texts of the largest change that get a page with both texts side by side
+    top: int = 5
+
+    def problem(self) -> str | None:
+        """What is wrong with this probe, in words a user can act on; None when nothing is. Names
+        it by its terms when it has no name."""
+        example = 'e.g. swap = [["he", "she"]] or replace = {urgent = "soon"}'
+        if not isinstance(self.swap, list) or not isinstance(self.replace, dict):
+            return f"swap is a list of pairs and replace a table, {example}"
+        if not self.swap and not self.replace:
+            return f"it swaps nothing; give the terms, {example}"
+        for pair in self.swap:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(_term(t) for t in pair)):
+                return f'swap pair {pair!r} is not two words; write each pair as ["he", "she"]'
+        for term, by in self.replace.items():
+            if not _term(term) or not isinstance(by, str):
+                return f"replace {term!r} = {by!r}; give a word and the text it becomes"
+        seen: set[str] = set()
+        for term in [t for pair in self.swap for t in pair] + list(self.replace):
+            key = " ".join(term.split()).casefold()
+            if key in seen:
+                return f"{term!r} is named twice (case aside); a term can be swapped one way only"
+            seen.add(key)
+        if not isinstance(self.top, int) or isinstance(self.top, bool) or self.top < 0:
+            return f"top = {self.top!r}; give a whole number >= 0"
+        if not isinstance(self.name, str):
+            return f"name = {self.name!r}; give a string"
+        if not self.name:
+            self.name = ", ".join(
+                [f"{a} ↔ {b}" for a, b in self.swap] + [f"{a} → {b}" for a, b in self.replace.items()]
+            )
+        return None
+
+
+def _term(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+@dataclass
 class RunConfig:
     """`[run]`: where tracing and the per-example analysis run. The site is always assembled in
     this process; with Dask the workers fill the cache and the driver reads it in row order."""
@@ -250,6 +301,8 @@ class ReportConfig:
     run: RunConfig = field(default_factory=RunConfig)
     #: prompts asked again in other words (generation reports)
     variants: list[VariantConfig] = field(default_factory=list)
+    #: counterfactual probes: terms swapped in the texts, the predictions compared
+    probes: list[ProbeConfig] = field(default_factory=list)
     #: traces and on-the-fly exports are kept here (default: ~/.cache/attnreport)
     cache_dir: Path | None = None
     source: Path | None = None
@@ -322,6 +375,20 @@ class ReportConfig:
             raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
         self._validate_run(where)
         self._validate_variants(where)
+        self._validate_probes(where)
+
+    def _validate_probes(self, where) -> None:
+        names = set()
+        for k, p in enumerate(self.probes, start=1):
+            named = f" ({p.name!r})" if isinstance(p.name, str) and p.name else ""
+            problem = p.problem()
+            if problem:
+                raise ConfigError(f"{where}: [[probes]] {k}{named}: {problem}")
+            if p.name in names:
+                raise ConfigError(
+                    f"{where}: [[probes]] {k}: the name {p.name!r} is used twice; name each probe"
+                )
+            names.add(p.name)
 
     def _validate_variants(self, where) -> None:
         if self.variants and not self.generate.enabled:
@@ -406,6 +473,10 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
     if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
         raise ConfigError(f'{where}: variants must be tables: [[variants]] of = "..." prompt = "..."')
     parts["variants"] = [_fill(VariantConfig, v, "[[variants]] ", base, where) for v in variants]
+    probes = data.pop("probes", [])
+    if not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes):
+        raise ConfigError(f'{where}: probes must be tables: [[probes]] swap = [["he", "she"]]')
+    parts["probes"] = [_fill(ProbeConfig, p, "[[probes]] ", base, where) for p in probes]
     top = _fill(ReportConfig, data, "", base, where)
     config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)
     config.validate()

@@ -23,6 +23,7 @@ from attnreport.site.encode import script_json, script_safe
 from attnreport.site.headpages import head_contexts
 from attnreport.site.listing import PAGE_ROWS, compare_order, example_columns
 from attnreport.site.pages import SitePlan, head_page
+from attnreport.site.probes import write_probe_pages
 from attnreport.site.report import REPORT_FILE, write_report
 from attnreport.site.templating import environment, theme_css
 
@@ -141,6 +142,8 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         _write(folder / "compare.html", html)
     if "variants" in plan.report:
         _write(folder / "variants.html", _page(env, "variants.html.j2", root="", **common))
+    if "probes" in plan.report:
+        write_probe_pages(plan, folder, lambda name, **c: _page(env, name, **c, **common))
     write_report(folder, plan.report)
     _write(folder / ".nojekyll", "")
 

@@ -55,6 +55,9 @@ class SitePlan:
     decision_scene: SceneFiles | None = None
     #: other built sites shipped inside this one (e.g. the demo's generation report), linked from the index
     subsites: list[Subsite] = field(default_factory=list)
+    #: the counterfactual probes' side-by-side pages (`site.probes.ProbePage`: that module reads
+    #: this one, so the type is named, not imported)
+    probes: list = field(default_factory=list)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``report.json``, the machine-readable report: made here from the stages' typed results, and only here.
 
 Over 400 lines because it is the one writer of the report: every entry's shape (examples,
-generations, variants) is made here, so the README's schema has one place to match.
+generations, variants, probes) is made here, so the README's schema has one place to match.
 
 Pages and templates read the report this module makes; no other module adds to it. Its shape is
 documented in the README (schema 1); indices are 0-based and lists over tokens have one value
@@ -21,6 +21,7 @@ from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.data_groups import DataGroups, DataGroupSummary
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.analysis.probes import AnswerProbe, ProbeResult
 from attnreport.analysis.results import AnalysisResults, Comparison, ExampleAnalysis
 from attnreport.analysis.variants import AnswerSide, VariantComparison
 from attnreport.analysis.verdict import verdict
@@ -344,12 +345,16 @@ def report_document(
     kind: str = "classification",
     variants: list[VariantComparison] | None = None,
     skipped_rows: list[dict] | None = None,
+    probes: list[ProbeResult] | None = None,
+    probe_pages: dict[tuple[str, str], str] | None = None,
+    answer_probes: list[AnswerProbe] | None = None,
 ) -> dict:
     """The whole report: the model, the metrics, the dataset-level analysis and every example;
     `kind` is "classification" (a prediction per text) or "generation" (an answer per prompt,
     with `variants`: prompts asked again in other words, side by side). `skipped_rows` are the
     data file's rows the build skipped as bad (file, line, reason): in the report, so a row left
-    out is never left out silently."""
+    out is never left out silently. `probes` are the counterfactual probes, their shown pairs'
+    pages in `probe_pages` by (probe, id); `answer_probes` a generation report's."""
     report = {
         "schema": SCHEMA,
         "kind": kind,
@@ -396,7 +401,97 @@ def report_document(
     if variants:
         pages = {e["id"]: e["page"] for e in entries}
         report["variants"] = [variant_entry(v, pages) for v in variants]
+    if probes is not None:
+        pages = {e["id"]: e["page"] for e in entries}
+        report["probes"] = [probe_entry(p, probe_pages or {}, pages) for p in probes]
+    if answer_probes is not None:
+        pages = {e["id"]: e["page"] for e in entries}
+        report["probes"] = [answer_probe_entry(p, pages) for p in answer_probes]
     return clean(report)
+
+
+def probe_entry(result: ProbeResult, pages: dict[tuple[str, str], str], examples: dict[str, str]) -> dict:
+    """One probe over the dataset: how many texts it matched and flipped, the mean change of the
+    originally predicted class's probability (with its 95% bootstrap interval over texts), and the
+    pairs of the largest change, each with its side-by-side page."""
+    mean = result.mean_change()
+    labels = result.labels
+    entry = {
+        "name": result.name,
+        "swap": result.swap,
+        "replace": result.replace,
+        "matched": result.matched,
+        "scored": len(result.pairs),
+        "unscored": result.unscored,
+        "flipped": result.flipped,
+        "flip_rate": result.flipped / len(result.pairs) if result.pairs else None,
+        "mean_change": None if mean is None else mean[0],
+        "mean_change_interval": None if mean is None else [mean[1], mean[2]],
+        "flips": [{"from": a, "to": b, "texts": n} for a, b, n in result.flips()],
+        "flipped_ids": [p.id for p in result.pairs if p.flipped],
+        "examples": [
+            {
+                "id": p.id,
+                "page": pages.get((result.name, p.id)),
+                "example_page": examples.get(p.id),
+                "original": p.text,
+                "counterfactual": p.counterfactual,
+                "replacements": p.replacements,
+                "spans": {"original": p.spans_before, "counterfactual": p.spans_after},
+                "label": p.label,
+                "prediction_before": labels[p.predicted],
+                "prediction_after": labels[p.predicted_after],
+                "flipped": p.flipped,
+                "probability_before": float(p.before[p.predicted]),
+                "probability_after": float(p.after[p.predicted]),
+                "change": p.change,
+                "probabilities_before": dict(zip(labels, p.before.tolist(), strict=True)),
+                "probabilities_after": dict(zip(labels, p.after.tolist(), strict=True)),
+            }
+            for p in result.shown()
+        ],
+    }
+    if not result.matched:
+        entry["note"] = "matched no text"
+    return entry
+
+
+def answer_probe_entry(probe: AnswerProbe, pages: dict[str, str]) -> dict:
+    """One probe over a generation report's prompts: how many it matched, how many answers changed,
+    the mean change of the original answer's log-probability under the rewritten prompt (with its
+    95% bootstrap interval), and per prompt both answers and the step where they part (its pair is
+    also in `variants`, under the same id)."""
+    mean = probe.mean_change()
+    entry = {
+        "name": probe.name,
+        "swap": probe.swap,
+        "replace": probe.replace,
+        "matched": probe.matched,
+        "changed": probe.changed,
+        "mean_log_probability_change": None if mean is None else mean[0],
+        "mean_log_probability_change_interval": None if mean is None else [mean[1], mean[2]],
+        "examples": [
+            {
+                "id": v.id,
+                "of": v.of,
+                "page": pages.get(v.variant.id),
+                "example_page": pages.get(v.of),
+                "original": v.base.prompt,
+                "counterfactual": v.variant.prompt,
+                "answer_before": v.base.answer,
+                "answer_after": v.variant.answer,
+                "diverge_step": v.diverge_step,
+                "same_answer": v.diverge_step is None,
+                "log_probability_change": None
+                if v.base_answer_under_variant is None
+                else v.base_answer_under_variant - v.base.log_probability,
+            }
+            for v in probe.pairs
+        ],
+    }
+    if not probe.matched:
+        entry["note"] = "matched no text"
+    return entry
 
 
 def _side(side: AnswerSide, page: str | None) -> dict:

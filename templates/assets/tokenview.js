@@ -17,9 +17,13 @@
     return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toPrecision(3)));
   }
 
-  function create(box, data) {
+  // ids: the elements of the legend, the note and the save buttons (default: an example page's;
+  // a page with two token views names its own, null for none)
+  function create(box, data, ids) {
     if (!box) return {draw: function () {}};
-    var save = ns.save, legend = document.getElementById("legend"), shown = null, caption = "";
+    ids = ids || {};
+    function element(key, fallback) { return document.getElementById(key in ids ? ids[key] : fallback); }
+    var save = ns.save, legend = element("legend", "legend"), shown = null, caption = "";
 
     function unitOf(name) { return (data.view_unit && data.view_unit[name]) || "token"; }
 
@@ -96,7 +100,7 @@
         span.title = title;
         box.appendChild(span);
       });
-      var note = document.getElementById("view-note");
+      var note = element("note", "view-note");
       if (note) note.textContent = data.view_notes[name] || "";
       if (fixed) {
         caption = "blue, dashed outline: against the prediction · orange, solid outline: for it · colour scale ±" +
@@ -160,10 +164,10 @@
       return svg;
     }
 
-    ns.figure.on("tok-svg", "click", function () {
+    ns.figure.on("svg" in ids ? ids.svg : "tok-svg", "click", function () {
       if (shown !== null) save.saveSvg(figure(), save.figureName("tokens", shown) + ".svg");
     });
-    ns.figure.on("tok-png", "click", function () {
+    ns.figure.on("png" in ids ? ids.png : "tok-png", "click", function () {
       if (shown !== null) save.saveSvgAsPng(figure(), save.figureName("tokens", shown) + ".png");
     });
 
