@@ -1,6 +1,9 @@
 """The stages chained: config -> model folder -> traces -> page plan -> site.
 
 The CLI calls these; each step is a stage's own function, so this module only wires.
+Over 400 lines because both kinds of report (classification, generation) are wired here, with the
+optional stages each can add (compare, probes, variants, executors): one place reads in what order
+the stages run and which ones a config turns on.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ def main() -> int:
     from attnreport.core.modelcard import is_exported
     from attnreport.demo_lm import demo_lm
     from attnreport.export import export_model
-    from attnreport.pipeline import user_text
+    from attnreport.analysis.generation import user_text
     from attnreport.trace import GenerationOptions, Generator
     from attnreport.trace.cache import default_cache_dir
     from attnreport.trace.forced import ForcedAnswer
