@@ -219,12 +219,12 @@ def main() -> int:
         return 2
 
     from attnreport.analysis.answer_attribution import explain_answer
+    from attnreport.analysis.generation import user_text
     from attnreport.analysis.units import attribution_units
     from attnreport.core.config import AnalysisConfig
     from attnreport.core.modelcard import is_exported
     from attnreport.demo_lm import demo_lm
     from attnreport.export import export_model
-    from attnreport.analysis.generation import user_text
     from attnreport.trace import GenerationOptions, Generator
     from attnreport.trace.cache import default_cache_dir
     from attnreport.trace.forced import ForcedAnswer
