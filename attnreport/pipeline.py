@@ -202,10 +202,12 @@ def plan_from_generations(
     variants: VariantPlan | None = None,
     skipped_rows: list[dict] | None = None,
     probes: list[ProbeConfig] | None = None,
+    scenes: SceneStage | None = None,
 ) -> SitePlan:
     """A generation report's plan from generation traces: each prompt's page and entry; `explain`
     attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
-    by side, among them the rewrites of `probes` (`probing.probe_variants`)."""
+    by side, among them the rewrites of `probes` (`probing.probe_variants`); `scenes` draws each
+    answer's attention flow (None: no scenes)."""
     rows: list[ExampleSummary] = []
     sides: dict[str, AnswerSide] = {}
 
@@ -215,7 +217,7 @@ def plan_from_generations(
             result = analyse_generation(trace, explain)
             if variants is not None and trace.id in variants.ids:
                 sides[trace.id] = answer_side(result, unit=variants.unit)
-            yield result
+            yield result, (scenes.answer_flow(result) if scenes is not None else None)
 
     pages = gather_generation(analysed(), spool=spool)
     comparisons = variants.compare(sides, [r.id for r in rows]) if variants is not None else None
@@ -232,7 +234,8 @@ def plan_from_generations(
         skipped_rows=skipped_rows,
         answer_probes=answer_probes(probes, comparisons or []) if probes else None,
     )
-    return SitePlan(title=title, card=card, report=report, examples=pages)
+    files = dict(scenes.files) if scenes is not None else {}
+    return SitePlan(title=title, card=card, report=report, examples=pages, files=files)
 
 
 @dataclass
@@ -328,6 +331,9 @@ def build_generation(
             variants=variant_plan(generator, config),
             skipped_rows=skipped.entries(),
             probes=config.probes,
+            scenes=SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
+            if config.site.scenes
+            else None,
         )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")

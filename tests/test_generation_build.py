@@ -95,3 +95,36 @@ def test_generate_on_a_classifier_is_one_line_and_exit_2(tiny, tmp_path, capsys)
     assert main(["build", str(config), "-o", str(tmp_path / "site")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[generate] needs a causal LM" in err[0] and not (tmp_path / "site").exists()
+
+
+def test_the_answers_flow_scene_is_the_whole_sequence_attention(tiny):
+    """The 3D flow of an answer: its lattice holds model.onnx's attention over prompt + answer (run
+    once, no cache), and each layer's tubes are every query's top-3 keys of its head average."""
+    from attnreport.scenes.answer_flow import answer_flow_scene, answer_lattice
+
+    folder = tiny.export("qwen2-chat")
+    (trace,) = Generator(folder, use_cache=False).generate(
+        [Prompt("p", "where is my parcel")], GenerationOptions(max_new_tokens=NEW, chat_template=True)
+    )
+    result = analyse_generation(trace)
+    ids = np.concatenate([trace.prompt_ids, trace.ids[:-1]])
+    whole = Tracer(folder, use_cache=False).attentions_for_ids(ids)
+    lattice, relevance = answer_lattice(result)
+    np.testing.assert_allclose(lattice.attentions, whole, atol=1e-5)
+    np.testing.assert_allclose(relevance, result.rollout.mean(axis=0))
+    scene = answer_flow_scene(result)
+    size = len(ids)
+    for layer, lines in enumerate(scene.lines):
+        mean = whole[layer].mean(axis=0)
+        want = set()
+        for q in range(size):
+            for k in np.argsort(-mean[q], kind="stable")[:3]:
+                if mean[q, k] > 0:
+                    want.add((int(k), q))
+        got = {(round(s[0][0]), round(s[1][0])) for s in lines.segments}
+        # ties at the third place may pick either key: every edge drawn is a top-3 weight
+        assert got <= want | {(k, q) for k, q in got if np.isclose(mean[q, k], np.sort(mean[q])[-3])}
+        assert len(got) == sum(min(3, int((mean[q] > 0).sum())) for q in range(size))
+    n = trace.n_prompt
+    assert scene.points.labels[n].startswith("answer token 0:")
+    assert "Attention flow of the answer" in scene.title

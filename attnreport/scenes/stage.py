@@ -128,6 +128,17 @@ class SceneStage:
         ]
         return replace(flow, choices=choices, choose="View")
 
+    def answer_flow(self, result) -> SceneFiles | None:
+        """The attention-flow scene of one answer (`scenes.answer_flow`); None when the trace did
+        not keep the prompt's own attention."""
+        from attnreport.scenes.answer_flow import answer_flow_scene
+
+        scene = answer_flow_scene(result)
+        if scene is None:
+            return None
+        self.count += 1
+        return self._save(scene, f"answer-{self.count:05d}", glb=self.example_glb, size=FLOW_SIZE)
+
     def stream(self, examples: Iterable[ExampleAnalysis]) -> Iterator[tuple[ExampleAnalysis, SceneFiles]]:
         """Each example with its flow scene."""
         for example in examples:

@@ -13,6 +13,7 @@ from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.jsonsafe import NonFinite, clean
+from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.pages import ExamplePage, link_pages, page_path
 from attnreport.site.report import generation_entry
@@ -110,13 +111,16 @@ def generation_data(result: GenerationAnalysis) -> dict:
     return data
 
 
-def gather_generation(results: Iterable[GenerationAnalysis], *, spool: Path) -> list[ExamplePage]:
-    """Every prompt's page, its data spooled into `spool` as it streams by."""
+def gather_generation(
+    results: Iterable[tuple[GenerationAnalysis, SceneFiles | None]], *, spool: Path
+) -> list[ExamplePage]:
+    """Every prompt's page, its data spooled into `spool` as it streams by; `results` are the
+    analysed answers, each with its flow scene (None without one)."""
     spool = Path(spool)
     spool.mkdir(parents=True, exist_ok=True)
     slug_for = SlugMaker()
     pages = []
-    for result in results:
+    for result, scene in results:
         slug = slug_for(result.trace.id)
         counted = NonFinite()
         data = clean(generation_data(result), counted)
@@ -126,5 +130,7 @@ def gather_generation(results: Iterable[GenerationAnalysis], *, spool: Path) -> 
         del result
         data_file = spool / f"{len(pages)}.json"
         data_file.write_text(script_json(data), encoding="utf-8")
-        pages.append(ExamplePage(slug=slug, record=record, data_file=data_file, template=TEMPLATE))
+        pages.append(
+            ExamplePage(slug=slug, record=record, data_file=data_file, template=TEMPLATE, scene=scene)
+        )
     return link_pages(pages)
