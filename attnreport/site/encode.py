@@ -52,3 +52,31 @@ def packed_unit(weights: np.ndarray) -> dict:
         "shape": list(w.shape),
         "data": base64.b64encode(zlib.compress(q.tobytes(), 9)).decode("ascii"),
     }
+
+
+def packed_signed(values: np.ndarray) -> dict:
+    """Signed vectors (the last axis) as int8 with one scale per vector, deflated, base64.
+
+    Each vector is scaled so its largest magnitude is 127, so every value comes back within
+    half a step, 1/254 of its vector's largest magnitude: queries and keys vary in size between
+    tokens and heads far more than within one vector, so a shared scale would flatten most.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    peak = np.max(np.abs(v), axis=-1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    q = np.rint(v / scale[..., None]).clip(-127, 127).astype(np.int8)
+    return {
+        "encoding": "int8-deflate-base64",
+        "shape": list(v.shape),
+        #: one per vector, in the order of the leading axes
+        "scales": scale.astype(np.float32).reshape(-1).tolist(),
+        "data": base64.b64encode(zlib.compress(q.tobytes(), 9)).decode("ascii"),
+    }
+
+
+def unpack_signed(block: dict) -> np.ndarray:
+    """The values of a `packed_signed` block, as the page decodes them."""
+    q = np.frombuffer(zlib.decompress(base64.b64decode(block["data"])), dtype=np.int8)
+    shape = block["shape"]
+    scales = np.asarray(block["scales"], dtype=np.float64)
+    return (q.reshape(-1, shape[-1]) * scales[:, None]).reshape(shape)
