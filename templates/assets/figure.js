@@ -40,13 +40,15 @@
     });
   }
 
-  // signed vectors (the neuron view's queries and keys): int8, one scale per vector of the last axis
+  // signed vectors (the neuron view's queries and keys): a little-endian float32 scale per vector
+  // of the last axis, then the int8 values
   function inflateSigned(block) {
-    var d = block.shape[block.shape.length - 1];
+    var d = block.shape[block.shape.length - 1], count = 1;
+    for (var a = 0; a < block.shape.length - 1; a++) count *= block.shape[a];
     return inflateBytes(block).then(function (buffer) {
-      var q = new Int8Array(buffer);
+      var scales = new DataView(buffer, 0, 4 * count), q = new Int8Array(buffer, 4 * count);
       var out = new Float32Array(q.length);
-      for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scales[Math.floor(j / d)];
+      for (var j = 0; j < q.length; j++) out[j] = q[j] * scales.getFloat32(4 * Math.floor(j / d), true);
       return out;
     });
   }
