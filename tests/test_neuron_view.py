@@ -372,3 +372,29 @@ def test_pages_of_exports_without_qk_have_no_neuron_view(tiny, tmp_path, served)
     site = _site(tiny.export("bert"), tmp_path, root, [{"id": "a", "text": TEXTS[0], "label": "alpha"}])
     html = next((site / "examples").glob("*.html")).read_text()
     assert "neuron-view" not in html and "neuronview.js" not in html and '"neuron"' not in html
+
+
+def test_a_hugging_face_folder_in_a_config_with_with_qk_is_exported_with_queries_and_keys(tiny, tmp_path):
+    from attnreport.pipeline import checkpoint_key, resolve_model
+
+    checkpoint = tiny.checkpoint("bert")
+    folder = resolve_model(checkpoint, tmp_path / "cache", with_qk=True, log=lambda m: None)
+    assert ModelCard.load(folder).qk is not None
+    # beside, not instead of, the export without them
+    assert folder.name == checkpoint_key(checkpoint) + "-qk"
+
+
+def test_the_model_options_load_and_a_bad_limit_is_refused(tmp_path):
+    from attnreport.core.errors import ConfigError
+
+    (tmp_path / "m").mkdir()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[model]\npath = "m"\nwith_qk = true\nneuron_view_max_tokens = 32\n[data]\ntexts = ["a"]\n'
+    )
+    config = load_config(good)
+    assert config.model.with_qk is True and config.model.neuron_view_max_tokens == 32
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\npath = "m"\nneuron_view_max_tokens = -1\n[data]\ntexts = ["a"]\n')
+    with pytest.raises(ConfigError, match="neuron_view_max_tokens"):
+        load_config(bad)
