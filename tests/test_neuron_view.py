@@ -285,19 +285,20 @@ def _rows(page):
     )
 
 
-@pytest.mark.parametrize("family", ["llama", "bert"])
+@pytest.mark.parametrize("family", ["llama", "bert", "gpt2"])
 def test_neuron_view_shows_the_dot_products_of_the_page_data(
     browser, qk_export, family, tmp_path, served, cache_dir
 ):
     root, base = served
     folder = qk_export(family)
     card = ModelCard.load(folder)
+    text = '<img src=x onerror="window.__pwned=2"> card charged twice'
     rows = [
-        {"id": "short", "text": TEXTS[1], "label": "alpha"},
-        {"id": "long", "text": TEXTS[1] + " " + TEXTS[2], "label": "beta"},
+        {"id": "short", "text": text, "label": "alpha"},
+        {"id": "long", "text": text + " " + TEXTS[0], "label": "beta"},
     ]
     # the short text's vectors are kept, the long one's not (both fit the model in one window)
-    limit = len(Tracer(folder, use_cache=False).trace_texts([TEXTS[1]])[0].tokens)
+    limit = len(Tracer(folder, use_cache=False).trace_texts([text])[0].tokens)
     site = _site(folder, tmp_path, root, rows, max_tokens=limit)
     report = json.loads((site / "report.json").read_text())
     short, long = report["examples"]
@@ -320,7 +321,7 @@ def test_neuron_view_shows_the_dot_products_of_the_page_data(
     np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose([r[2] for r in shown], a[visible], atol=1e-6)
     # the numbers are the float trace's within the 8-bit storage, and their softmax the attention
-    (trace,) = Tracer(folder, cache_dir=cache_dir, qk_max_tokens=limit).trace_texts([TEXTS[1]])
+    (trace,) = Tracer(folder, cache_dir=cache_dir, qk_max_tokens=limit).trace_texts([text])
     exact = trace.keys[layer, head, visible] @ trace.queries[layer, head, query] * card.qk.scales[layer]
     bound = card.qk.scales[layer] * (
         np.abs(trace.keys[layer, head, visible]).max(axis=1) * np.abs(q).max() / 254 * len(q) * 2
@@ -339,6 +340,8 @@ def test_neuron_view_shows_the_dot_products_of_the_page_data(
     assert all((fill == "#0072b2") == (v >= 0) for fill, v in cells)
     if card.qk.kv_heads < card.heads:
         assert "reads key head 1" in page.text_content("#nv-note")
+    if family == "gpt2":  # layer 1's scores are halved again (scale_attn_by_inverse_layer_idx)
+        assert "× 0.500, this layer's own factor" in page.text_content("#nv-note")
     # saved as SVG and PNG, named after the layer, head and query
     with page.expect_download() as info:
         page.click("#nv-svg")
@@ -351,6 +354,10 @@ def test_neuron_view_shows_the_dot_products_of_the_page_data(
     head_bytes = Path(info.value.path()).read_bytes()[:24]
     assert head_bytes[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(head_bytes[16:20], "big") == 2 * int(svg.get("width"))
+    # tokens are text: the markup in the text runs nowhere and shows as characters
+    labels = page.eval_on_selector_all("#neuron-view g[data-k] > text", "ts => ts.map(t => t.textContent)")
+    assert page.evaluate("window.__pwned") is None and page.locator("#neuron-view img").count() == 0
+    assert any("<" in t or "img" in t for t in labels + [page.text_content("#nv-query")])
     # the mean of heads has no single query and key: the view says so
     page.select_option("#head", "mean")
     assert "one head" in page.text_content("#neuron-view")
