@@ -8,7 +8,9 @@
   var NV = {row: 18, pad: 10, top: 52, font: 12, label: 130, gap: 14, bar: 90, maxChars: 16};
   var POS = "#0072b2", NEG = "#e69f00";  // Okabe–Ito blue and orange, as BertViz's blue and orange
 
+  // a token that is only whitespace shows as ␣, so its row is not left unlabelled
   function shortToken(t) {
+    if (!t.trim()) return "␣".repeat(Math.max(1, Math.min(3, t.length)));
     var chars = Array.from(t);
     return chars.length > NV.maxChars ? chars.slice(0, NV.maxChars - 1).join("") + "…" : t;
   }
