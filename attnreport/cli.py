@@ -57,6 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         external_data_threshold=args.external_data_threshold,
         generation=not args.no_generation,
+        with_qk=args.with_qk,
         log=_log,
     )
     print(f"{args.output}: {card.architecture}, {card.layers} layers x {card.heads} heads")
@@ -158,6 +159,12 @@ def parser() -> argparse.ArgumentParser:
         "--no-generation",
         action="store_true",
         help="causal LMs: skip decoder.onnx (KV cache) and lm_head.onnx, so no generation report",
+    )
+    e.add_argument(
+        "--with-qk",
+        action="store_true",
+        help="also output every layer's queries and keys, for the example pages' neuron view "
+        "(default: off; the outputs stay as they were)",
     )
     e.set_defaults(run=cmd_export)
 

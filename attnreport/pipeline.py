@@ -108,8 +108,9 @@ def count_rows(config: ReportConfig, *, prompts: bool = False) -> int:
     return sum(1 for _ in read_rows(config.data, on_bad=lambda bad: None, prompts=prompts))
 
 
-def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
-    """An exported folder as it is; a Hugging Face folder exported into the cache first."""
+def resolve_model(path: Path, cache_dir: Path, *, with_qk: bool = False, log: Log = _stderr) -> Path:
+    """An exported folder as it is; a Hugging Face folder exported into the cache first (with
+    queries and keys when `with_qk`, in a folder of its own)."""
     path = Path(path)
     if is_exported(path):
         return path
@@ -118,7 +119,7 @@ def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
             f"{path}: [model] path is neither an attnreport export (attnreport.json + model.onnx) "
             f"nor a Hugging Face folder (config.json); check the path"
         )
-    target = Path(cache_dir) / "models" / checkpoint_key(path)
+    target = Path(cache_dir) / "models" / (checkpoint_key(path) + ("-qk" if with_qk else ""))
     if is_exported(target):
         log(f"using the cached export of {path}")
         return target
@@ -129,7 +130,7 @@ def resolve_model(path: Path, cache_dir: Path, *, log: Log = _stderr) -> Path:
         )
     from attnreport.export import export_model
 
-    export_model(path, target, log=log)
+    export_model(path, target, with_qk=with_qk, log=log)
     return target
 
 
@@ -142,6 +143,7 @@ def make_tracer(folder: Path, options: ModelConfig, cache_dir: Path, *, quantize
         window=options.window,
         stride=options.stride,
         cache_dir=cache_dir,
+        qk_max_tokens=options.neuron_view_max_tokens,
     )
 
 
@@ -367,7 +369,7 @@ def build(
     check_options(config.analysis, where=str(config.source or "config"))
     check_generate_options(config.generate, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
-    model_dir = resolve_model(config.model.path, cache_dir, log=log)
+    model_dir = resolve_model(config.model.path, cache_dir, with_qk=config.model.with_qk, log=log)
     if config.generate.enabled:
         if config.data.group_column:
             raise ConfigError(

@@ -39,6 +39,11 @@ class ModelConfig:
     window: int | None = None
     #: tokens shared by consecutive windows
     stride: int = 64
+    #: a Hugging Face folder is exported with queries and keys (`attnreport export --with-qk`)
+    with_qk: bool = False
+    #: a --with-qk export keeps the queries and keys of texts up to this many tokens (in one
+    #: window) for the example pages' neuron view; longer texts' pages say it was skipped
+    neuron_view_max_tokens: int = 64
 
 
 @dataclass
@@ -371,6 +376,12 @@ class ReportConfig:
             )
         if self.analysis.permutations < 2 or self.analysis.max_exact > 20:
             raise ConfigError(f"{where}: [analysis] needs permutations >= 2 and max_exact <= 20")
+        max_qk = self.model.neuron_view_max_tokens
+        if not isinstance(max_qk, int) or isinstance(max_qk, bool) or max_qk < 0:
+            raise ConfigError(
+                f"{where}: [model] neuron_view_max_tokens = {max_qk!r} must be a whole number of "
+                f"tokens (0: no neuron view)"
+            )
         if self.model.window is not None and self.model.window <= self.model.stride + 2:
             raise ConfigError(f"{where}: [model] window must be larger than stride + 2")
         self._validate_run(where)

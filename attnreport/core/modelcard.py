@@ -52,6 +52,23 @@ class DecoderCard:
 
 
 @dataclass
+class QKCard:
+    """The queries and keys of a ``--with-qk`` export, for the neuron view.
+
+    ``model.onnx`` then also returns ``queries`` and ``keys`` ``[B, L, H, n, head_dim]``: after
+    rotary position encoding, keys repeated to the query heads (query head h reads key head
+    ``h // (H / kv_heads)``), so that softmax(q·kᵀ·scale) over the keys a query may read is the
+    attention. ``scales`` is that scale per layer (1/√head_dim, or GPT-2's 1/(√head_dim·(l+1))).
+    """
+
+    head_dim: int
+    kv_heads: int
+    scales: list[float]
+    #: the export check: largest |softmax(q·kᵀ·scale) − attention| on a padded batch
+    softmax_diff: float
+
+
+@dataclass
 class ModelCard:
     architecture: str
     task: str
@@ -76,10 +93,14 @@ class ModelCard:
     external_data: list[str] = field(default_factory=list)
     #: causal LMs: the KV-cache decoder and lm_head graphs (None for other tasks and old exports)
     generation: DecoderCard | None = None
+    #: exports made with ``--with-qk``: the queries and keys outputs (None otherwise)
+    qk: QKCard | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.generation, dict):
             self.generation = DecoderCard(**self.generation)
+        if isinstance(self.qk, dict):
+            self.qk = QKCard(**self.qk)
         if self.dtype not in DTYPES:
             raise ConfigError(f"model dtype {self.dtype!r} is unknown; known: {', '.join(DTYPES)}")
         if self.task not in TASKS:

@@ -24,6 +24,11 @@ class Trace:
     ``windows`` lists ``(start, stop)`` token ranges when the text was longer than the
     model and was run in overlapping windows; each query row then comes from the window
     in which it sits most centrally, and keys outside that window have weight 0.
+
+    ``queries`` and ``keys`` ``[L, H, n, head_dim]`` are the vectors the attention scores are made
+    from (`ModelCard.qk`: after rotary encoding, keys repeated to the query heads), kept only for
+    a ``--with-qk`` export and a text of one window within ``[model] neuron_view_max_tokens``;
+    None otherwise.
     """
 
     id: str
@@ -39,6 +44,8 @@ class Trace:
     #: the row's data group (`[data] group_column`); like `label` and `id`, a fact of the row, not
     #: of the model run: a cached trace takes the row's
     group: str | None = None
+    queries: np.ndarray | None = None
+    keys: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -68,6 +75,27 @@ class Trace:
             )
         if self.logits is not None:
             self.logits = np.asarray(self.logits, dtype=np.float32).reshape(-1)
+        self._check_qk()
+
+    def _check_qk(self) -> None:
+        if (self.queries is None) != (self.keys is None):
+            raise ValueError(f"Trace {self.id!r}: queries and keys come together or not at all")
+        if self.queries is None:
+            return
+        self.queries = np.asarray(self.queries, dtype=np.float32)
+        self.keys = np.asarray(self.keys, dtype=np.float32)
+        want = [*self.attentions.shape[:3]]
+        for name, values in (("queries", self.queries), ("keys", self.keys)):
+            if values.ndim != 4 or list(values.shape[:3]) != want:
+                raise ValueError(
+                    f"Trace {self.id!r}: {name} must be [{want[0]}, {want[1]}, {want[2]}, head_dim] "
+                    f"like the attentions, got {list(values.shape)}"
+                )
+        if self.queries.shape != self.keys.shape:
+            raise ValueError(
+                f"Trace {self.id!r}: queries {list(self.queries.shape)} and keys "
+                f"{list(self.keys.shape)} differ in shape"
+            )
 
     @property
     def n_tokens(self) -> int:
@@ -99,6 +127,8 @@ class Trace:
         }
         if self.logits is not None:
             arrays["logits"] = self.logits
+        if self.queries is not None:
+            arrays["queries"], arrays["keys"] = self.queries, self.keys
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
         return buf.getvalue()
@@ -119,6 +149,8 @@ class Trace:
                 label=meta["label"],
                 windows=[tuple(w) for w in meta["windows"]],
                 group=meta.get("group"),
+                queries=z["queries"] if "queries" in z.files else None,
+                keys=z["keys"] if "keys" in z.files else None,
             )
 
     def save(self, path: Path) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from attnreport.core.errors import ExportError
 from attnreport.core.files import replace_folder
-from attnreport.core.modelcard import ModelCard, is_exported
+from attnreport.core.modelcard import ModelCard, QKCard, is_exported
 from attnreport.core.padding import pad_batch
 from attnreport.export.checkpoint import (
     HEAD_FAMILIES,
@@ -31,6 +31,7 @@ from attnreport.export.checkpoint import (
     inspect_checkpoint,
     weights_sha256,
 )
+from attnreport.export.qk import QK_OUTPUTS, softmax_check
 
 #: largest accepted difference to PyTorch: absolute for attention probabilities,
 #: relative to the largest magnitude for hidden states and logits
@@ -146,29 +147,39 @@ def _make_head(model, family: str | None):
     return Head(model)
 
 
-def _make_wrapper(model, *, task: str, causal: bool, head):
+def _make_wrapper(model, *, task: str, causal: bool, head, with_qk: bool = False):
+    """The graph's module: (logits,) attentions, hidden states, and with `with_qk` the queries and
+    keys (`attnreport.export.qk`); the scale of each layer's scores is left in ``scales``."""
     import torch
+
+    from attnreport.export.qk import capture_qk, stacked
 
     class AllOutputs(torch.nn.Module):
         def __init__(self, model, head):
             super().__init__()
             self.model = model
             self.head = head
+            self.scales: list[float] = []
 
         def forward(self, input_ids, attention_mask):
             kwargs = {"use_cache": False} if causal else {}
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_attentions=True,
-                output_hidden_states=True,
-                return_dict=True,
-                **kwargs,
-            )
+            with capture_qk() if with_qk else contextlib.nullcontext([]) as calls:
+                out = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    output_attentions=True,
+                    output_hidden_states=True,
+                    return_dict=True,
+                    **kwargs,
+                )
             attentions = torch.stack(tuple(out.attentions), dim=1)
             hidden = torch.stack(tuple(out.hidden_states), dim=1)
+            qk = ()
+            if with_qk:
+                queries, keys, self.scales = stacked(calls, attentions.shape[1])
+                qk = (queries, keys)
             if task == "feature-extraction":
-                return attentions, hidden
+                return attentions, hidden, *qk
             rows = torch.arange(input_ids.shape[0])
             read = attention_mask.sum(dim=1) - 1 if causal else torch.zeros_like(rows)
             if task == "causal-lm":
@@ -177,7 +188,7 @@ def _make_wrapper(model, *, task: str, causal: bool, head):
                 logits = self.head(hidden[:, -1][rows, read])
             else:
                 logits = out.logits
-            return logits, attentions, hidden
+            return logits, attentions, hidden, *qk
 
     return AllOutputs(model, head)
 
@@ -205,6 +216,9 @@ def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
             "attentions": (got["attentions"][i, :, :, :n, :n], ref["attentions"][0]),
             "hidden_states": (got["hidden_states"][i, :, :n], ref["hidden_states"][0]),
         }
+        for name in QK_OUTPUTS:
+            if name in got:
+                pairs[name] = (got[name][i, :, :, :n], ref[name][0])
         if "logits" in got:
             pairs["logits"] = (got["logits"][i], ref["logits"][0])
         for name, (a, b) in pairs.items():
@@ -251,6 +265,7 @@ def export_model(
     dtype: str = "float32",
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
     generation: bool = True,
+    with_qk: bool = False,
     log: Log = lambda message: None,
 ) -> ModelCard:
     """Export `checkpoint` into the folder `out` and return its manifest.
@@ -258,7 +273,9 @@ def export_model(
     Causal LMs also get the generation graphs (``decoder.onnx``, ``lm_head.onnx``; see
     `attnreport.export.decoder`) unless `generation` is False. `dtype` ``"float16"`` halves the
     weights; its checks use `FP16_TOLERANCE`. Weights over `external_data_threshold` bytes are
-    written as ONNX external data beside each graph.
+    written as ONNX external data beside each graph. `with_qk` adds each layer's queries and keys
+    as outputs (``queries``, ``keys``; `attnreport.export.qk`) for the neuron view; they are checked
+    to reproduce the attentions, and without it the graph's outputs are what they always were.
 
     Nothing is written when the export is refused or fails its check against PyTorch;
     an existing export at `out` is replaced only by a finished, checked one, and survives a
@@ -308,7 +325,7 @@ def export_model(
         )
     family = HEAD_FAMILIES.get(ck.model_type) if ck.task == "sequence-classification" else None
     head = _make_head(model, family)
-    wrapper = _make_wrapper(model, task=ck.task, causal=ck.causal, head=head)
+    wrapper = _make_wrapper(model, task=ck.task, causal=ck.causal, head=head, with_qk=with_qk)
     wrapper.eval()
 
     with replace_folder(out) as tmp:
@@ -317,6 +334,8 @@ def export_model(
         outputs = ["attentions", "hidden_states"]
         if ck.task != "feature-extraction":
             outputs.insert(0, "logits")
+        if with_qk:
+            outputs += list(QK_OUTPUTS)
         log("exporting to ONNX (dynamo)" + (" with external data" if external else ""))
         onnx_export(
             wrapper,
@@ -336,6 +355,7 @@ def export_model(
                 f"{ck.folder}: ONNX {name} differ from PyTorch by {value:.2e} on a padded batch "
                 f"(limit {tolerance:.0e}); this architecture does not export correctly"
             )
+        qk_card = _qk_card(session, wrapper, ids, mask, lengths, ck, cfg, tolerance, log) if with_qk else None
         if head is not None:
             _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log, tolerance, onnx_export)
         pad_id = (
@@ -389,6 +409,7 @@ def export_model(
             dtype=dtype,
             external_data=sorted(p.name[: -len(".data")] for p in tmp.glob("*.onnx.data")),
             generation=decoder_card,
+            qk=qk_card,
         )
         if quantize == "int8":
             from attnreport.export.quantize import quantize_int8
@@ -398,6 +419,29 @@ def export_model(
         card.save(tmp)
     log(f"exported to {out}")
     return card
+
+
+def _qk_card(session, wrapper, ids, mask, lengths, ck: Checkpoint, cfg, tolerance: float, log: Log) -> QKCard:
+    """The manifest's record of the queries and keys: their scales, and the proof that the softmax
+    of q·k·scale over the keys each query may read is the graph's own attention."""
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True))
+    scales = list(wrapper.scales)
+    diff = softmax_check(got, lengths, scales, causal=ck.causal)
+    log(f"softmax(q·k·scale) reproduces the attentions to {diff:.1e}")
+    if not diff <= tolerance:
+        raise ExportError(
+            f"{ck.folder}: softmax(q·k·scale) of the captured queries and keys differs from the "
+            f"attentions by {diff:.2e} (limit {tolerance:.0e}): this architecture adds something to its "
+            f"scores (a bias or a cap); export without --with-qk"
+        )
+    heads = int(cfg.num_attention_heads)
+    return QKCard(
+        head_dim=int(got["queries"].shape[-1]),
+        kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
+        scales=scales,
+        softmax_diff=diff,
+    )
 
 
 def _labels(cfg, task: str) -> list[str]:
@@ -424,7 +468,7 @@ def _export_head(
         output_names=["logits"],
         dynamic_shapes={"hidden": {0: points}},
     )
-    logits, _, hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    logits, hidden = session.run(["logits", "hidden_states"], {"input_ids": ids, "attention_mask": mask})
     rows = np.arange(ids.shape[0])
     read = mask.sum(axis=1) - 1 if ck.causal else np.zeros_like(rows)
     pooled = hidden[:, -1][rows, read]

@@ -71,6 +71,7 @@ class Loaded:
             stride=m.stride,
             cache_dir=job.cache_dir,
             threads=threads,
+            qk_max_tokens=m.neuron_view_max_tokens,
         )
         if self.tracer.key != job.key:
             raise ConfigError(

@@ -52,3 +52,34 @@ def packed_unit(weights: np.ndarray) -> dict:
         "shape": list(w.shape),
         "data": base64.b64encode(zlib.compress(q.tobytes(), 9)).decode("ascii"),
     }
+
+
+def packed_signed(values: np.ndarray) -> dict:
+    """Signed vectors (the last axis) as int8 with one float32 scale per vector: the scales, then
+    the int8 values, deflated together, base64.
+
+    Each vector is scaled so its largest magnitude is 127, so every value comes back within
+    half a step, 1/254 of its vector's largest magnitude: queries and keys vary in size between
+    tokens and heads far more than within one vector, so a shared scale would flatten most.
+    The scales travel as bytes, not JSON numbers: a third of the size.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    peak = np.max(np.abs(v), axis=-1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype("<f4")
+    q = np.rint(v / scale[..., None].astype(np.float64)).clip(-127, 127).astype(np.int8)
+    return {
+        "encoding": "int8-scaled-deflate-base64",
+        "shape": list(v.shape),
+        #: the payload: one little-endian float32 scale per vector (leading axes in order), then the values
+        "data": base64.b64encode(zlib.compress(scale.tobytes() + q.tobytes(), 9)).decode("ascii"),
+    }
+
+
+def unpack_signed(block: dict) -> np.ndarray:
+    """The values of a `packed_signed` block, as the page decodes them."""
+    shape = block["shape"]
+    raw = zlib.decompress(base64.b64decode(block["data"]))
+    count = int(np.prod(shape[:-1]))
+    scales = np.frombuffer(raw[: 4 * count], dtype="<f4").astype(np.float64)
+    q = np.frombuffer(raw[4 * count :], dtype=np.int8)
+    return (q.reshape(-1, shape[-1]) * scales[:, None]).reshape(shape)

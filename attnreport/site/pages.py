@@ -18,6 +18,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
+from attnreport.site.neuron import neuron_data
 from attnreport.site.report import example_entry
 from attnreport.site.slugs import SlugMaker
 
@@ -126,7 +127,7 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
             scales[name] = colour_scale(a, attribution_scale)
             if "std_error" in a:
                 errors[name] = a["std_error"]
-    return {
+    data = {
         "views": views,
         "errors": errors,
         "view_unit": view_unit,
@@ -147,6 +148,10 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
         "rollout": example.rollout_row,
         "read_position": card.read_position,
     }
+    neuron = neuron_data(trace, card)
+    if neuron is not None:  # pages of exports without queries and keys stay as they were
+        data["neuron"] = neuron
+    return data
 
 
 def other_views(explanation) -> dict[str, dict]:

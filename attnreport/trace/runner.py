@@ -25,6 +25,9 @@ from attnreport.trace.tokenize import Encoded, TextTokenizer
 from attnreport.trace.windows import plan_windows, stitch
 
 CHUNK = 256
+#: the optional outputs of a --with-qk export (`attnreport.export.qk.QK_OUTPUTS`; trace/ does not
+#: import export/)
+QK_OUTPUTS = ("queries", "keys")
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Tracer:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         threads: int | None = None,
+        qk_max_tokens: int = 64,
     ) -> None:
         self.folder = Path(folder)
         #: onnxruntime's intra-op threads (None: its default, every core); a Dask worker sets its own
@@ -88,6 +92,8 @@ class Tracer:
             raise ConfigError(f"window of {size} tokens leaves no room for text")
         self.stride = min(stride, self.window // 2)
         self.pad_id = int(self.card.extra.get("pad_token_id") or 0)
+        #: a --with-qk export keeps queries and keys of texts of one window up to this many tokens
+        self.qk_max_tokens = qk_max_tokens if self.card.qk is not None else 0
         self.stats = TraceStats()
         self._session = None
         self.cache = None
@@ -95,6 +101,8 @@ class Tracer:
         self.key = ""
         if use_cache:
             options = {"window": self.window, "stride": self.stride, "model": name}
+            if self.card.qk is not None:  # only then: caches of other exports keep their key
+                options["qk_max_tokens"] = self.qk_max_tokens
             self.key = sha256_file(self.model_path) + sha256_file(self.folder / "tokenizer.json")
             if self.card.external_data:  # the graph file then holds no weights: the manifest's hash does
                 self.key += self.card.weights_sha256 + self.card.dtype
@@ -131,7 +139,7 @@ class Tracer:
 
     def attentions_for_ids(self, ids: np.ndarray) -> np.ndarray:
         """Attentions ``[L, H, n, n]`` for raw token ids (probes that are not text, e.g. induction)."""
-        ((attentions, _, _),) = self._forward([np.asarray(ids, dtype=np.int64)])
+        ((attentions, *_),) = self._forward([np.asarray(ids, dtype=np.int64)])
         return attentions
 
     def trace_texts(self, texts: list[str]) -> list[Trace]:
@@ -165,10 +173,12 @@ class Tracer:
             for k, (a, b) in enumerate(windows)
         ]
         jobs.sort(key=lambda j: len(j.ids))
+        one_window = {i for i, _, windows in todo if len(windows) == 1}
         results: dict[tuple[int, int], tuple] = {}
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
-            for job, out in zip(batch, self._forward([j.ids for j in batch]), strict=True):
+            qk = [j.row in one_window and len(j.ids) <= self.qk_max_tokens for j in batch]
+            for job, out in zip(batch, self._forward([j.ids for j in batch], qk=qk), strict=True):
                 results[(job.row, job.window)] = out
         traces = {}
         for i, enc, windows in todo:
@@ -179,22 +189,31 @@ class Tracer:
             self.stats.windows += len(windows)
         return traces
 
-    def _forward(self, batch: list[np.ndarray]) -> list[tuple]:
+    def _forward(self, batch: list[np.ndarray], *, qk: list[bool] | None = None) -> list[tuple]:
+        """Per row: attentions, hidden states, logits, and (queries, keys) where `qk` asks for them
+        (else None); queries and keys leave the graph only for a batch that wants them."""
         ids, mask = pad_batch(batch, self.pad_id)
         self.stats.padding.append(1.0 - mask.mean())
         names = [o.name for o in self.session.get_outputs()]
+        qk = qk or [False] * len(batch)
+        if not any(qk):
+            names = [name for name in names if name not in QK_OUTPUTS]
         out = dict(
-            zip(names, self.session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True)
+            zip(names, self.session.run(names, {"input_ids": ids, "attention_mask": mask}), strict=True)
         )
         logits = out.get("logits")
         result = []
         for r, row in enumerate(batch):
             m = len(row)
+            vectors = None
+            if qk[r]:
+                vectors = tuple(out[name][r, :, :, :m].copy() for name in QK_OUTPUTS)
             result.append(
                 (
                     out["attentions"][r, :, :, :m, :m],
                     out["hidden_states"][r, :, :m],
                     None if logits is None else logits[r],
+                    vectors,
                 )
             )
         return result
@@ -219,6 +238,7 @@ class Tracer:
             logits = parts[-1][2] if causal else np.mean([p[2] for p in parts], axis=0)
         n_pre, n_suf = len(tok.prefix_ids), len(tok.suffix_ids)
         n_content = len(enc.ids)
+        vectors = parts[0][3] if len(windows) == 1 else None
         return Trace(
             id=row.id,
             text=row.text,
@@ -233,4 +253,6 @@ class Tracer:
             label=row.label,
             group=row.group,
             windows=[(n_pre + a, n_pre + b) for a, b in windows] if len(windows) > 1 else [],
+            queries=None if vectors is None else vectors[0],
+            keys=None if vectors is None else vectors[1],
         )

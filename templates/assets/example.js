@@ -1,5 +1,6 @@
 // Example page glue: decode the page's JSON data, own the layer, head and view controls and the
-// address (#layer=L&head=H), and draw the figures (heatmap.js, headview.js, tokenview.js, modelview.js).
+// address (#layer=L&head=H), and draw the figures (heatmap.js, headview.js, tokenview.js, modelview.js,
+// neuronview.js).
 // Data arrives only through <script type="application/json">; tokens are set as text, never as markup.
 (function () {
   "use strict";
@@ -89,6 +90,9 @@
   var heatmap = ns.heatmap.create(heatmapBox, data);
   var headView = ns.headview.create(document.getElementById("head-view"), data);
   var tokenView = ns.tokenview.create(document.getElementById("tokens"), data);
+  // pages of --with-qk exports only (the template leaves the script out otherwise)
+  var neuronView = ns.neuronview ? ns.neuronview.create(document.getElementById("neuron-view"), data)
+    : {draw: function () {}};
   var modelView = ns.modelview.create(document.getElementById("model-view"), data, function (layer, head) {
     layerSelect.value = layer;
     headSelect.value = head;
@@ -105,6 +109,7 @@
     var view = {z: z, layer: layer, head: head, peak: peak(z)};
     headView.draw(view);
     heatmap.draw(view);
+    neuronView.draw(view);
   }
 
   function choose() {

@@ -1,5 +1,5 @@
 // What the pages' figures share: the theme's colours (black on white for paper), the quantised
-// attention blocks inflated, options for a <select>, and listeners on controls a template may leave out.
+// attention blocks (and signed vectors) inflated, options for a <select>, and listeners on controls a template may leave out.
 (function () {
   "use strict";
   var ns = window.attnreport = window.attnreport || {};
@@ -23,15 +23,32 @@
 
   // uint8 weights, deflated and base64-encoded: inflate with the browser's own
   // DecompressionStream (no library, works from file://), then scale back to [0, 1].
-  function inflate(block) {
+  function inflateBytes(block) {
     var raw = atob(block.data);
     var bytes = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    return new Response(stream).arrayBuffer().then(function (buffer) {
+    return new Response(stream).arrayBuffer();
+  }
+
+  function inflate(block) {
+    return inflateBytes(block).then(function (buffer) {
       var q = new Uint8Array(buffer);
       var out = new Float32Array(q.length);
       for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scale;
+      return out;
+    });
+  }
+
+  // signed vectors (the neuron view's queries and keys): a little-endian float32 scale per vector
+  // of the last axis, then the int8 values
+  function inflateSigned(block) {
+    var d = block.shape[block.shape.length - 1], count = 1;
+    for (var a = 0; a < block.shape.length - 1; a++) count *= block.shape[a];
+    return inflateBytes(block).then(function (buffer) {
+      var scales = new DataView(buffer, 0, 4 * count), q = new Int8Array(buffer, 4 * count);
+      var out = new Float32Array(q.length);
+      for (var j = 0; j < q.length; j++) out[j] = q[j] * scales.getFloat32(4 * Math.floor(j / d), true);
       return out;
     });
   }
@@ -48,5 +65,6 @@
     if (node) node.addEventListener(event, handler);
   }
 
-  ns.figure = {printing: printing, cssVar: cssVar, colours: colours, option: option, on: on, inflate: inflate};
+  ns.figure = {printing: printing, cssVar: cssVar, colours: colours, option: option, on: on, inflate: inflate,
+    inflateSigned: inflateSigned};
 })();
