@@ -52,15 +52,22 @@ class ExampleTally:
         self.agree: dict[str, list[float]] = {}
 
     def add(self, example: ExampleAnalysis) -> None:
+        measured = self.groups.add(example.trace, _token_values(example))
+        self._tally(example)
+        if not self.group_column:
+            return
+        group = example.trace.group
+        if group is None:
+            self.ungrouped += 1
+            return
+        if group not in self.by_group:
+            self.by_group[group] = ExampleTally(self.labels, token_groups=self.token_group_config)
+        self.by_group[group]._tally(example)
+        self.by_group[group].groups.record(measured)
+
+    def _tally(self, example: ExampleAnalysis) -> None:
+        """Everything but the token groups, which the caller measured once (`TokenGroupTally.add`)."""
         trace = example.trace
-        if self.group_column:
-            group = getattr(trace, "group", None)
-            if group is None:
-                self.ungrouped += 1
-            else:
-                if group not in self.by_group:
-                    self.by_group[group] = ExampleTally(self.labels, token_groups=self.token_group_config)
-                self.by_group[group].add(example)
         predicted = None if example.prediction is None else example.prediction.label
         self.rows.append(ExampleSummary(trace.id, trace.text, trace.label, predicted))
         if predicted is not None:
@@ -68,7 +75,6 @@ class ExampleTally:
             p = example.prediction
             probabilities = dict(zip(p.labels, p.probabilities.tolist(), strict=True))
             self.scored.append((len(self.rows) - 1, trace.label, predicted, probabilities))
-        self.groups.add(trace, _token_values(example))
         if example.explanation is None:
             return
         for method, f in example.explanation.faithfulness.items():

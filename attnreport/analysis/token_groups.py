@@ -128,6 +128,16 @@ def bootstrap_mean(values: np.ndarray, *, resamples: int = 1000, seed: int = 0) 
 
 
 @dataclass
+class TextMeasure:
+    """One text's measurements per group, or why the text is left out ("windowed", "nonfinite")."""
+
+    left_out: str | None = None
+    tokens: dict[str, int] = field(default_factory=dict)
+    attention: dict[str, np.ndarray] = field(default_factory=dict)
+    attribution: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class TokenGroupTally:
     """Per group, each text's ratios as the texts stream by (a few floats per text and layer)."""
 
@@ -145,28 +155,49 @@ class TokenGroupTally:
     def from_config(cls, groups: dict) -> TokenGroupTally:
         return cls({name: term_pattern(spec) for name, spec in groups.items()})
 
-    def add(self, trace, attribution_values: np.ndarray | None) -> None:
-        """One text: its trace, and its token attributions (one per token), None without."""
+    def add(self, trace, attribution_values: np.ndarray | None) -> TextMeasure:
+        """One text: its trace, and its token attributions (one per token), None without; returns
+        what was measured, so another tally (a data group's) can `record` it without measuring again."""
+        measured = self.measure(trace, attribution_values)
+        self.record(measured)
+        return measured
+
+    def measure(self, trace, attribution_values: np.ndarray | None) -> TextMeasure:
+        """One text's ratios per group (the costly part: attention received, the groups' tokens)."""
         if trace.windows:
-            self.windowed += 1  # windowed attention is stitched, not one matrix: left out, counted
-            return
+            return TextMeasure(left_out="windowed")  # stitched, not one matrix: left out, counted
         by_layer = received(trace.attentions)
         if not np.isfinite(by_layer).all():
-            self.nonfinite += 1  # a broken model's text would poison every mean: left out, counted
-            return
-        self.texts += 1
-        special = np.asarray(trace.special, dtype=bool)
-        content = ~special
-        members = group_members(list(trace.tokens), trace.text, trace.offsets, special, self.patterns)
+            return TextMeasure(left_out="nonfinite")  # a broken model's text would poison every mean
+        content = ~np.asarray(trace.special, dtype=bool)
+        members = group_members(list(trace.tokens), trace.text, trace.offsets, ~content, self.patterns)
+        usable = attribution_values is not None and np.isfinite(attribution_values).all()
+        out = TextMeasure()
         for name, m in members.items():
-            self.tokens[name] = self.tokens.get(name, 0) + int(m.sum())
+            out.tokens[name] = int(m.sum())
             ratio = attention_ratio(by_layer, m, content)
             if ratio is not None:
-                self.attention.setdefault(name, []).append(ratio)
-            if attribution_values is not None and name != "special" and np.isfinite(attribution_values).all():
+                out.attention[name] = ratio
+            if usable and name != "special":
                 r = attribution_ratio(attribution_values, m, content)
                 if r is not None:
-                    self.attribution.setdefault(name, []).append(r)
+                    out.attribution[name] = r
+        return out
+
+    def record(self, measured: TextMeasure) -> None:
+        if measured.left_out == "windowed":
+            self.windowed += 1
+            return
+        if measured.left_out == "nonfinite":
+            self.nonfinite += 1
+            return
+        self.texts += 1
+        for name, count in measured.tokens.items():
+            self.tokens[name] = self.tokens.get(name, 0) + count
+        for name, ratio in measured.attention.items():
+            self.attention.setdefault(name, []).append(ratio)
+        for name, ratio in measured.attribution.items():
+            self.attribution.setdefault(name, []).append(ratio)
 
     def summary(self) -> dict:
         """report.json's `token_groups`: per group, the texts and tokens it has, attention received
