@@ -196,6 +196,20 @@ COPY_SPECIALS = ["<eos>", "<pad>", "<unk>"]
 COPY_WORDS = [f"w{i}" for i in range(37)]
 
 
+def _save_with_word_tokenizer(model, tok, folder) -> Path:
+    """`model` and the word-level tokenizer `tok` (specials <eos>, <pad>, <unk>) saved as a checkpoint."""
+    import transformers as T
+
+    fast = T.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    fast.save_pretrained(str(folder))
+    return folder
+
+
 def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
     """A 2-layer attention-only GPT-2 whose weights are set by hand to copy: layer 0 head 0 is a
     previous-token head, layer 1 head 0 an induction head that finds, by K-composition, the earlier
@@ -285,14 +299,7 @@ def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
         models.WordLevel({t: i for i, t in enumerate(COPY_SPECIALS + COPY_WORDS)}, unk_token="<unk>")
     )
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = T.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder))
-    fast.save_pretrained(str(folder))
-    return folder
+    return _save_with_word_tokenizer(model, tok, folder)
 
 
 #: the keyword classifier's vocabulary (lower-cased by its tokenizer) and the words that make a text urgent
@@ -400,11 +407,4 @@ def make_keyword_classifier(folder: Path, *, positions: int = 48) -> Path:
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(words)}, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = T.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder))
-    fast.save_pretrained(str(folder))
-    return folder
+    return _save_with_word_tokenizer(model, tok, folder)
