@@ -37,7 +37,7 @@ from attnreport.core.trace import Trace
 from attnreport.probing import ProbeStage, answer_probes, probe_variants
 from attnreport.run import open_executor, open_generation_executor
 from attnreport.scenes.stage import DecisionPoint, SceneStage
-from attnreport.site.build import spool_folder, write_site
+from attnreport.site.build import check_site_target, spool_folder, write_site
 from attnreport.site.generation import gather_generation
 from attnreport.site.pages import ExamplePage, SitePlan, Subsite, gather
 from attnreport.site.probes import gather_probes
@@ -85,6 +85,12 @@ def check_model_paths(config: ReportConfig) -> None:
     for section, path in (("model", config.model.path), ("compare", config.compare.path)):
         if path is not None and not Path(path).exists():
             raise ConfigError(f"{where}: [{section}] path {path} does not exist; check the path")
+
+
+def build_inputs(config: ReportConfig, cache_dir: Path) -> list[Path]:
+    """What a build reads from disk: no site may be written over any of it."""
+    paths = (config.source, config.data.path, config.site.templates, config.model.path, config.compare.path)
+    return [Path(p) for p in (*paths, cache_dir) if p is not None]
 
 
 class SkippedRows(list):
@@ -341,7 +347,12 @@ def build_generation(
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
         log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")
         site = write_site(
-            plan, out, theme=config.site.theme, overrides=config.site.templates, progress=progress
+            plan,
+            out,
+            theme=config.site.theme,
+            overrides=config.site.templates,
+            progress=progress,
+            inputs=build_inputs(config, cache_dir),
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
@@ -369,6 +380,9 @@ def build(
     check_options(config.analysis, where=str(config.source or "config"))
     check_generate_options(config.generate, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ConfigError(f"{cache_dir}: cache_dir is a file; name a folder (or remove the option)")
+    check_site_target(out, inputs=build_inputs(config, cache_dir))  # before any model runs
     model_dir = resolve_model(config.model.path, cache_dir, with_qk=config.model.with_qk, log=log)
     if config.generate.enabled:
         if config.data.group_column:
@@ -440,7 +454,12 @@ def build(
         )
         log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
         site = write_site(
-            plan, out, theme=config.site.theme, overrides=config.site.templates, progress=progress
+            plan,
+            out,
+            theme=config.site.theme,
+            overrides=config.site.templates,
+            progress=progress,
+            inputs=build_inputs(config, cache_dir),
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)

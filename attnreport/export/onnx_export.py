@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ExportError
-from attnreport.core.files import replace_folder
+from attnreport.core.files import guard_output, replace_folder
 from attnreport.core.modelcard import ModelCard, QKCard, is_exported
 from attnreport.core.padding import pad_batch
 from attnreport.export.checkpoint import (
@@ -298,8 +298,7 @@ def export_model(
     if quantize and dtype != "float32":
         raise ExportError("--quantize int8 quantizes a float32 export; drop --dtype float16")
     tolerance = TOLERANCE if dtype == "float32" else FP16_TOLERANCE
-    if out.exists() and any(out.iterdir()) and not is_exported(out):
-        raise ExportError(f"{out}: exists and is not an attnreport export; choose an empty folder")
+    guard_output(out, inputs=[checkpoint], ours=is_exported(out), what="export", error=ExportError)
     ck = inspect_checkpoint(
         Path(checkpoint), task=task, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )
