@@ -150,7 +150,7 @@ def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
     import gc
     import weakref
 
-    from attnreport.pipeline import plan_from_traces
+    from attnreport.kinds.classification import plan_from_traces
     from attnreport.trace import Tracer
 
     tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")

@@ -72,6 +72,11 @@ class DataConfig:
     limit: int = 0
 
 
+#: what a classifier's attributions explain (`[analysis] output`): the target class's probability
+#: or its logit; the trace stage's masked model computes both
+OUTPUTS = ("probability", "logit")
+
+
 @dataclass
 class AnalysisConfig:
     #: token attributions to compute, by name (`analysis.explain.ATTRIBUTIONS`; the names are
@@ -330,6 +335,11 @@ class ReportConfig:
         if self.data.texts and self.generate.enabled:
             raise ConfigError(
                 f"{where}: [data] texts are for classifiers; a generation report reads `prompts`"
+            )
+        if self.data.group_column and self.generate.enabled:
+            raise ConfigError(
+                f"{where}: [data] group_column groups a classification report's "
+                "examples; a generation report does not group its prompts yet: remove it"
             )
         g = self.generate
         for name in ("max_new_tokens", "top_k", "prompt_attention_limit"):

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attnreport.core.config import OUTPUTS
 from attnreport.core.errors import ConfigError
 from attnreport.core.trace import Trace
 from attnreport.trace.sessions import open_session, optional_model_file
-
-OUTPUTS = ("probability", "logit")
 
 
 @dataclass(frozen=True)
