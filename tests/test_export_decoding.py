@@ -16,6 +16,7 @@ def test_sampling_and_penalty_defaults_export_and_are_recorded(tiny, tmp_path):
     import transformers
     from transformers import GenerationConfig
 
+    from attnreport.cli import main
     from attnreport.core.modelcard import ModelCard
     from attnreport.export import export_model
     from attnreport.export.onnx_export import VERIFY_TEXTS
@@ -51,6 +52,23 @@ def test_sampling_and_penalty_defaults_export_and_are_recorded(tiny, tmp_path):
     again = ModelCard.load(tmp_path / "out")
     assert again.generation.checkpoint_defaults == SETTINGS
     assert again.to_dict() == card.to_dict()
+
+    # the report says so: report.json's model, and the index beside the model's facts
+    (tmp_path / "prompts.jsonl").write_text('{"id": "p", "prompt": "refill please"}\n', encoding="utf-8")
+    config = tmp_path / "report.toml"
+    config.write_text(
+        f'title = "t"\ncache_dir = "cache"\n[model]\npath = "{tmp_path / "out"}"\n'
+        f'[data]\npath = "prompts.jsonl"\n[generate]\nmax_new_tokens = 3\n',
+        encoding="utf-8",
+    )
+    assert main(["build", str(config), "-o", str(tmp_path / "site"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "site" / "report.json").read_text(encoding="utf-8"))
+    assert report["model"]["checkpoint_decoding"] == SETTINGS
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    shown = index[index.index('id="decoding"') :].split("</dd>")[0]
+    assert shown.startswith('id="decoding">greedy')
+    for name, value in SETTINGS.items():
+        assert f"<code>{name}</code> {value}" in shown
 
 
 def test_a_plain_checkpoint_records_no_defaults(tiny):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import time
 from pathlib import Path
 
@@ -126,6 +127,30 @@ def test_a_gguf_model_path_is_exported_into_the_cache_once(exported):
     said = []
     assert resolve_model(path, folder.parent.parent, log=said.append) == folder
     assert said == [f"using the cached export of {path}"]
+
+
+def test_a_report_naming_the_gguf_file_says_it_explains_the_dequantized_model(exported, tmp_path):
+    """`[model] path = "model.gguf"` builds (from the cached export), and the index and report.json
+    name the file, its quantization, and that the model explained is the dequantized one."""
+    path, folder = exported["qwen2-Q8_0"]
+    record = ModelCard.load(folder).extra["gguf"]
+    (tmp_path / "prompts.jsonl").write_text(
+        json.dumps({"id": "p", "prompt": PROMPTS[0]}) + "\n", encoding="utf-8"
+    )
+    config = tmp_path / "report.toml"
+    config.write_text(
+        f'title = "GGUF"\ncache_dir = "{folder.parent.parent}"\n[model]\npath = "{path}"\n'
+        f'[data]\npath = "prompts.jsonl"\n[generate]\nmax_new_tokens = 3\nchat_template = true\n',
+        encoding="utf-8",
+    )
+    assert main(["build", str(config), "-o", str(tmp_path / "site"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "site" / "report.json").read_text(encoding="utf-8"))
+    assert report["model"]["gguf"] == record
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    shown = index[index.index('id="gguf"') :].split("</dd>")[0]
+    for fact in (path.name, "Q8_0", record["sha256"][:12], "dequantized to float32", "llama.cpp"):
+        assert fact in shown, fact
+    assert 'id="decoding"' not in index  # a GGUF file carries no decoding settings of its own
 
 
 def _one_line_error(capsys, argv) -> str:
