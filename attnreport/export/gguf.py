@@ -30,7 +30,7 @@ from attnreport.core.modelcard import ModelCard, is_exported
 GGUF_MAGIC = b"GGUF"
 #: ``general.architecture`` values that transformers' GGUF loader dequantizes and our export is
 #: tested on (tests/test_gguf.py); the GGUF name, which is also the transformers ``model_type``
-ARCHITECTURES = ("llama", "qwen2")
+ARCHITECTURES = ("gpt2", "llama", "qwen2")
 #: what a GGUF file can be exported as: it holds a language model and nothing else
 TASKS = (None, "causal-lm", "feature-extraction")
 INSTALL_HINT = "pip install 'attnreport[export]' (it brings gguf and accelerate)"
