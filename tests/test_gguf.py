@@ -210,6 +210,25 @@ def test_a_classifier_task_is_refused_for_a_gguf(exported, tmp_path, capsys):
     assert "holds a language model" in err and str(path) in err
 
 
+def test_without_the_gguf_package_the_error_says_what_to_install(tmp_path):
+    """A Python where `gguf` cannot be imported (blocked in sys.modules, as if not installed)."""
+    import subprocess
+    import sys
+
+    path = write_gguf(tmp_path / "llama.gguf", "llama")
+    code = (
+        "import sys; sys.modules['gguf'] = None\n"
+        "from attnreport.cli import main\n"
+        f"sys.exit(main(['export', {str(path)!r}, '-o', {str(tmp_path / 'out')!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "attnreport: error: reading a GGUF file needs gguf: "
+        "pip install 'attnreport[export]' (it brings gguf and accelerate)"
+    ), done.stderr
+
+
 # -- the real model, when its package is installed
 
 
