@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "model",
-        help="a local Hugging Face checkpoint folder, or a .gguf file (dequantized; llama, qwen2, gpt2)",
+        help="a local Hugging Face checkpoint folder, or a .gguf file (exported dequantized)",
     )
     e.add_argument("-o", "--output", required=True, help="folder to write the export into")
     e.add_argument(
