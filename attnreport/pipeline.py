@@ -17,7 +17,7 @@ from pathlib import Path
 from attnreport.analysis.options import check_generate_options, check_options
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import ConfigError
-from attnreport.core.files import sha256_folder
+from attnreport.core.files import sha256_file, sha256_folder
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.progress import note
 from attnreport.kinds import BuildContext, Log, SkippedRows, choose_kind
@@ -71,23 +71,25 @@ def build_inputs(config: ReportConfig, cache_dir: Path) -> list[Path]:
 
 
 def resolve_model(path: Path, cache_dir: Path, *, with_qk: bool = False, log: Log = _stderr) -> Path:
-    """An exported folder as it is; a Hugging Face folder exported into the cache first (with
-    queries and keys when `with_qk`, in a folder of its own)."""
+    """An exported folder as it is; a Hugging Face folder or a GGUF file exported into the cache first
+    (with queries and keys when `with_qk`, in a folder of its own), a GGUF file keyed by its hash."""
     path = Path(path)
     if is_exported(path):
         return path
-    if not (path / "config.json").is_file():
+    gguf = path.is_file() and path.suffix.lower() == ".gguf"
+    if not gguf and not (path / "config.json").is_file():
         raise ConfigError(
-            f"{path}: [model] path is neither an attnreport export (attnreport.json + model.onnx) "
-            f"nor a Hugging Face folder (config.json); check the path"
+            f"{path}: [model] path is neither an attnreport export (attnreport.json + model.onnx), "
+            f"a Hugging Face folder (config.json) nor a .gguf file; check the path"
         )
-    target = Path(cache_dir) / "models" / (checkpoint_key(path) + ("-qk" if with_qk else ""))
+    key = "gguf-" + sha256_file(path)[:24] if gguf else checkpoint_key(path)
+    target = Path(cache_dir) / "models" / (key + ("-qk" if with_qk else ""))
     if is_exported(target):
         log(f"using the cached export of {path}")
         return target
     if not _installed("torch"):
         raise ConfigError(
-            f"{path}: a Hugging Face folder must be exported first, which needs torch: "
+            f"{path}: a Hugging Face folder or GGUF file must be exported first, which needs torch: "
             f"pip install torch==2.13.0 'attnreport[export]', or run `attnreport export` elsewhere"
         )
     from attnreport.export import export_model

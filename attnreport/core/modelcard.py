@@ -51,6 +51,9 @@ class DecoderCard:
     checked: dict = field(default_factory=dict)
     #: the checkpoint carries a chat template (tokenizer_config.json or chat_template.jinja)
     chat_template: bool = False
+    #: the checkpoint's own decoding settings (generation_config.json) that differ from the plain
+    #: greedy decoding the export checked and the trace runs, e.g. ``{"repetition_penalty": 1.05}``
+    checkpoint_defaults: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -280,7 +280,24 @@ def export_model(
     Nothing is written when the export is refused or fails its check against PyTorch;
     an existing export at `out` is replaced only by a finished, checked one, and survives a
     killed export too (the next export removes what the killed one left).
+
+    A GGUF file (llama.cpp's format) is dequantized into a checkpoint and exported by
+    `attnreport.export.gguf.export_gguf`, which records the file in the manifest.
     """
+    from attnreport.export.gguf import export_gguf, is_gguf
+
+    if is_gguf(checkpoint):
+        return export_gguf(
+            checkpoint,
+            out,
+            task=task,
+            dtype=dtype,
+            log=log,
+            quantize=quantize,
+            external_data_threshold=external_data_threshold,
+            generation=generation,
+            with_qk=with_qk,
+        )
     try:
         import torch
         import transformers  # noqa: F401
