@@ -53,7 +53,7 @@ def synthetic(path: Path, n: int) -> Path:
 def one(spec: dict) -> dict:
     """One measured run (in its own process): the executor's traces through the analysis stage."""
     from attnreport.core.config import AnalysisConfig, DataConfig, ModelConfig, RunConfig
-    from attnreport.run import open_executor
+    from attnreport.run import TraceWork, open_executor
     from attnreport.run.stage import AnalysisStage
     from attnreport.trace import Tracer, read_rows
 
@@ -64,11 +64,12 @@ def one(spec: dict) -> dict:
     tracer = Tracer(Path(spec["model"]), cache_dir=cache, threads=spec.get("threads"))
     analysis = AnalysisStage(tracer, analysis_options, cache)
     run = RunConfig(**spec["run"])
-    executor = open_executor(run, analysis, ModelConfig(), cache, source=spec["data"], log=lambda m: None)
+    work = TraceWork(analysis, ModelConfig(), cache, source=spec["data"])
+    executor = open_executor(run, work, log=lambda m: None)
     ready = time.perf_counter()
     n = 0
     try:
-        for _ in analysis.stream(executor.traces(read_rows(DataConfig(path=Path(spec["data"]))))):
+        for _ in analysis.stream(executor.stream(read_rows(DataConfig(path=Path(spec["data"]))))):
             n += 1
         streamed = time.perf_counter()
         analysis.finish()

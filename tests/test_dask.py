@@ -149,16 +149,29 @@ def test_an_unreachable_scheduler_is_one_line_and_leaves_the_site(reference, tin
 
 
 def test_a_row_that_fails_on_a_worker_is_named_with_its_line(tiny, tmp_path):
-    """A lone surrogate reads as text but the tracer refuses it, on the worker; the build
-    (on a LocalCluster it starts itself) stops naming the file and line."""
-    rows = ROWS[:2] + [{"id": "broken", "text": "refund \ud800 please", "label": "alpha"}] + ROWS[2:4]
+    """A row the tracer refuses (a lone surrogate: the data reader now skips such rows, so the row
+    is handed to the executor directly, as another caller could) fails its task on the worker
+    (on a LocalCluster the executor starts itself); the stream stops naming the source and line."""
+    from attnreport.kinds.classification import make_tracer
+    from attnreport.run import TraceWork, open_executor
+    from attnreport.run.stage import AnalysisStage
+    from attnreport.trace import Row
+
     config = dask_config(tiny, tmp_path / "p", ROWS[:1], executor="dask", workers=1, chunk_size=2)
-    # JSON's \ud800 escape: the file is valid UTF-8, the text it decodes to is not encodable
-    config.data.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="ascii")
+    cache = tmp_path / "p" / "cache"
+    tracer = make_tracer(tiny.export("bert"), config.model, cache, quantized=False)
+    analysis = AnalysisStage(tracer, config.analysis, cache)
+    rows = [Row(id=r["id"], text=r["text"], label=r["label"], line=i + 1) for i, r in enumerate(ROWS[:2])]
+    rows.append(Row(id="broken", text="refund \ud800 please", label="alpha", line=3))
+    executor = open_executor(
+        config.run, TraceWork(analysis, config.model, cache, source="data.jsonl"), log=print
+    )
     failed = r"data\.jsonl:3: row 'broken' failed on a worker \(InputError: line 3"
-    with pytest.raises(BuildError, match=failed):
-        build(config, tmp_path / "site", progress=False, log=lambda m: None)
-    assert not (tmp_path / "site").exists()
+    try:
+        with pytest.raises(BuildError, match=failed):
+            list(executor.stream(rows))
+    finally:
+        executor.close()
 
 
 #: prompts of the copy circuit; the first asks why its second answer token is not w7

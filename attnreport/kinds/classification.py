@@ -13,7 +13,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.progress import counted
 from attnreport.kinds.base import BuildContext, count_rows
 from attnreport.kinds.probes import ProbeStage
-from attnreport.run import open_executor
+from attnreport.run import TraceWork, open_executor
 from attnreport.run.stage import AnalysisStage, CompareStage
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.pages import ExamplePage, SitePlan, gather
@@ -117,10 +117,9 @@ class ClassificationReport:
             tracer, config.analysis, ctx.cache_dir, group_column=config.data.group_column
         )
         source = str(config.data.path or "[data] texts")
-        self._executor = open_executor(
-            config.run, analysis, config.model, ctx.cache_dir, source=source, log=log
-        )
-        traces = counted(self._executor.traces(rows), stage="tracing", total=total, enabled=progress)
+        work = TraceWork(analysis, config.model, ctx.cache_dir, source=source)
+        self._executor = open_executor(config.run, work, log=log)
+        traces = counted(self._executor.stream(rows), stage="tracing", total=total, enabled=progress)
         comparison = self._compare(ctx) if config.compare.enabled else None
         if comparison is not None:
             traces = comparison.stream(traces)

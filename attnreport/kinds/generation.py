@@ -21,7 +21,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.progress import counted
 from attnreport.kinds.base import BuildContext, count_rows
 from attnreport.kinds.probes import answer_probes, probe_variants
-from attnreport.run import open_generation_executor
+from attnreport.run import AnswerWork, open_executor
 from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.scenes.stage import SceneStage
 from attnreport.site.generation import gather_generation
@@ -156,23 +156,24 @@ class GenerationReport:
             config = dataclasses.replace(
                 config, variants=[*config.variants, *probe_variants(config.probes, rows)]
             )
+        #: the contrasts each row asked for, by prompt id, filled as the rows stream (the explainer
+        #: reads them when the prompt's answer comes back)
         contrasts: dict[str, tuple] = {}
         total = count_rows(config, prompts=True) if progress else None
 
-        def prompts_of(rows):
+        def asked(rows):
             for r in rows:
                 if r.contrast:
                     contrasts[r.id] = r.contrast
-                yield Prompt(r.id, r.text, r.completion, r.label)
+                yield Prompt(r.id, r.text, r.completion, r.label), tuple(r.contrast)
 
-        variants = [Prompt(v.id, v.prompt, None, f"variant of {v.of}") for v in config.variants]
+        variants = [(Prompt(v.id, v.prompt, None, f"variant of {v.of}"), ()) for v in config.variants]
         rows = read_rows(config.data, prompts=True, on_bad=ctx.skipped)
-        prompts = itertools.chain(prompts_of(rows), variants)
+        items = itertools.chain(asked(rows), variants)
         source = str(config.data.path or "[data] prompts")
-        self._executor = open_generation_executor(
-            config.run, generator, config, cache_dir, source=source, log=log
-        )
-        traces = self._executor.generations(prompts, contrasts)
+        work = AnswerWork(generator, config, cache_dir, source=source)
+        self._executor = open_executor(config.run, work, log=log)
+        traces = self._executor.stream(items)
         traces = counted(traces, stage="generating", total=total, unit="prompt", enabled=progress)
         explain = answer_explainer(generator, config, contrasts, cache_dir)
         plan = plan_from_generations(

@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnreport.analysis.generation import analyse_generation
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import BuildError, ConfigError
+from attnreport.core.generation import GenerationTrace
 from attnreport.run.answer_explainer import answer_explainer, generation_options
-from attnreport.run.chunks import ChunkReport
+from attnreport.run.chunks import ChunkReport, not_shared
 from attnreport.trace import Generator, Prompt
 
 #: a prompt and the contrasts its row asked for ((step, foil text) pairs)
@@ -87,3 +89,44 @@ class LoadedGeneration:
                 seconds=time.perf_counter() - start,
                 pid=os.getpid(),
             )
+
+
+class AnswerWork:
+    """A generation report's work (`run.executor.Work`): prompts, each with the contrasts its row
+    asked for, answered; on workers also explained into the cache."""
+
+    what = "prompts answered"
+
+    def __init__(self, generator: Generator, config: ReportConfig, cache_dir: Path, *, source: str) -> None:
+        self.generator = generator
+        self.config = config
+        self.cache_dir = Path(cache_dir).resolve()
+        self.source = source
+        self.options = generation_options(config)
+
+    def local(self, items: Iterable[AskedPrompt]) -> Iterator[GenerationTrace]:
+        return self.generator.generate((prompt for prompt, _ in items), self.options)
+
+    def check_distributed(self) -> None:
+        if not self.generator.use_cache:
+            raise ConfigError(
+                '[run] executor = "dask" needs the cache: the workers leave their answers in it'
+            )
+
+    def job(self) -> GenerationJob:
+        return GenerationJob(
+            folder=self.generator.folder.resolve(),
+            config=self.config,
+            cache_dir=self.cache_dir,
+            key=self.generator.model_key(),
+            source=self.source,
+        )
+
+    def read_back(self, chunk: list[AskedPrompt], report: ChunkReport) -> Iterator[GenerationTrace]:
+        for prompt, _ in chunk:
+            if not self.generator.cache_path(prompt, self.options).is_file():
+                raise not_shared(self.cache_dir, f"prompt {prompt.id!r}")
+        stats = self.generator.stats
+        yield from self.generator.generate([p for p, _ in chunk], self.options)
+        stats.cached -= report.traced
+        stats.generated += report.traced

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnreport.analysis.results import describe
 from attnreport.core.config import AnalysisConfig, ModelConfig
 from attnreport.core.errors import BuildError, ConfigError
+from attnreport.core.trace import Trace
 from attnreport.run.stage import AnalysisStage
 from attnreport.trace import Row, Tracer
 
@@ -128,3 +130,56 @@ def _failing_row(loaded: Loaded, rows: list[Row]) -> BaseException:
         except Exception as exc:
             return _row_failed(loaded.job.source, row, exc)
     return BuildError(f"{loaded.job.source}: a chunk of {len(rows)} rows failed, but no row fails alone")
+
+
+def not_shared(cache_dir: Path, where: str) -> BuildError:
+    """A worker's result missing from the cache as the driver sees it: the folder is not shared."""
+    return BuildError(
+        f"{cache_dir}: a worker finished {where} but its result is not in this cache "
+        f"folder as the driver sees it; cache_dir must be one folder shared by the driver "
+        f"and every worker, at the same path"
+    )
+
+
+class TraceWork:
+    """A classification report's work (`run.executor.Work`): rows traced, and on workers also
+    analysed into the cache (the driver's analysis then finds every result there)."""
+
+    what = "texts traced"
+
+    def __init__(self, analysis: AnalysisStage, model: ModelConfig, cache_dir: Path, *, source: str) -> None:
+        self.analysis = analysis
+        self.tracer = analysis.tracer
+        self.model = model
+        self.cache_dir = Path(cache_dir).resolve()
+        #: how rows are named in messages: the data file, or "[data] texts"
+        self.source = source
+
+    def local(self, rows: Iterable[Row]) -> Iterator[Trace]:
+        return self.tracer.trace(rows)
+
+    def check_distributed(self) -> None:
+        pass
+
+    def job(self) -> ChunkJob:
+        return ChunkJob(
+            folder=self.tracer.folder.resolve(),
+            model=self.model,
+            quantized=self.tracer.model_path.name != "model.onnx",
+            analysis=self.analysis.options,
+            cache_dir=self.cache_dir,
+            key=self.tracer.key,
+            source=self.source,
+        )
+
+    def read_back(self, chunk: list[Row], report: ChunkReport) -> Iterator[Trace]:
+        caches = [c for c in (self.tracer.cache, self.analysis.cache) if c is not None]
+        for row in chunk:  # every row in the cache, or the driver would silently run the model again
+            if not all(c.path(row.text).is_file() for c in caches):
+                raise not_shared(self.cache_dir, f"line {row.line}" if row.line else f"row {row.id!r}")
+        stats = self.tracer.stats
+        yield from self.tracer.trace(chunk)
+        # the driver read the chunk from the cache: count what the workers ran as the build's
+        stats.cached -= report.traced
+        stats.traced += report.traced
+        stats.windows += report.windows

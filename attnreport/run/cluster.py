@@ -18,17 +18,11 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
-from attnreport.core.config import ModelConfig, ReportConfig, RunConfig
-from attnreport.core.errors import BuildError, ConfigError
-from attnreport.core.generation import GenerationTrace
-from attnreport.core.trace import Trace
-from attnreport.run.answer_explainer import generation_options
-from attnreport.run.answers import AskedPrompt, GenerationJob
-from attnreport.run.chunks import ChunkJob, ChunkReport
-from attnreport.run.stage import AnalysisStage
-from attnreport.trace import Generator, Prompt, Row
+from attnreport.core.config import RunConfig
+from attnreport.core.errors import ConfigError
+from attnreport.run.chunks import ChunkReport
+from attnreport.trace import Row
 
 try:
     from distributed import Client, LocalCluster, WorkerPlugin, get_worker
@@ -166,114 +160,21 @@ class ChunkPool:
         self._closer()
 
 
-def _not_shared(cache_dir: Path, where: str) -> BuildError:
-    return BuildError(
-        f"{cache_dir}: a worker finished {where} but its result is not in this cache "
-        f"folder as the driver sees it; cache_dir must be one folder shared by the driver "
-        f"and every worker, at the same path"
-    )
-
-
 class DaskExecutor:
-    """Traces by chunks on a Dask cluster; yields them in row order from the shared cache."""
+    """A kind's work by chunks on a Dask cluster (`run.executor.Work`): workers leave their results
+    in the shared cache, and the driver yields them in input order through the work's read-back."""
 
-    def __init__(
-        self,
-        run: RunConfig,
-        analysis: AnalysisStage,
-        model: ModelConfig,
-        cache_dir: Path,
-        *,
-        source: str,
-        log: Log,
-    ) -> None:
-        self.tracer = analysis.tracer
-        self.analysis = analysis
-        self.cache_dir = Path(cache_dir).resolve()
-        job = ChunkJob(
-            folder=self.tracer.folder.resolve(),
-            model=model,
-            quantized=self.tracer.model_path.name != "model.onnx",
-            analysis=analysis.options,
-            cache_dir=self.cache_dir,
-            key=self.tracer.key,
-            source=source,
-        )
-        self.pool = ChunkPool(run, job, log=log, what="texts traced")
+    def __init__(self, run: RunConfig, work, *, log: Log) -> None:
+        work.check_distributed()
+        self.work = work
+        self.pool = ChunkPool(run, work.job(), log=log, what=work.what)
 
     @property
     def reports(self) -> list[ChunkReport]:
         return self.pool.reports
 
-    def traces(self, rows: Iterable[Row]) -> Iterator[Trace]:
-        return self.pool.run(rows, self._read_back)
-
-    def _read_back(self, chunk: list[Row], report: ChunkReport) -> Iterator[Trace]:
-        self._check_cached(chunk)
-        stats = self.tracer.stats
-        yield from self.tracer.trace(chunk)
-        # the driver read the chunk from the cache: count what the workers ran as the build's
-        stats.cached -= report.traced
-        stats.traced += report.traced
-        stats.windows += report.windows
-
-    def _check_cached(self, chunk: list[Row]) -> None:
-        """Every row of a finished chunk is in the cache as the driver sees it, or the cache folder
-        is not shared (the driver would silently run the model again)."""
-        caches = [c for c in (self.tracer.cache, self.analysis.cache) if c is not None]
-        for row in chunk:
-            if not all(c.path(row.text).is_file() for c in caches):
-                raise _not_shared(self.cache_dir, f"line {row.line}" if row.line else f"row {row.id!r}")
-
-    def close(self) -> None:
-        self.pool.close()
-
-
-class DaskGenerationExecutor:
-    """Answers (and their explanations) by chunks on a Dask cluster; yields the generation traces
-    in prompt order, read back from the shared cache by the driver's own generator."""
-
-    def __init__(
-        self,
-        run: RunConfig,
-        generator: Generator,
-        config: ReportConfig,
-        cache_dir: Path,
-        *,
-        source: str,
-        log: Log,
-    ) -> None:
-        if not generator.use_cache:
-            raise ConfigError(
-                '[run] executor = "dask" needs the cache: the workers leave their answers in it'
-            )
-        self.generator = generator
-        self.cache_dir = Path(cache_dir).resolve()
-        self.options = generation_options(config)
-        job = GenerationJob(
-            folder=generator.folder.resolve(),
-            config=config,
-            cache_dir=self.cache_dir,
-            key=generator.model_key(),
-            source=source,
-        )
-        self.pool = ChunkPool(run, job, log=log, what="prompts answered")
-
-    def generations(
-        self, prompts: Iterable[Prompt], contrasts: dict[str, tuple]
-    ) -> Iterator[GenerationTrace]:
-        """One trace per prompt, in order; `contrasts` (by prompt id) is filled as `prompts` stream."""
-        items = ((p, tuple(contrasts.get(p.id, ()))) for p in prompts)
-        return self.pool.run(items, self._read_back)
-
-    def _read_back(self, chunk: list[AskedPrompt], report: ChunkReport) -> Iterator[GenerationTrace]:
-        for prompt, _ in chunk:
-            if not self.generator.cache_path(prompt, self.options).is_file():
-                raise _not_shared(self.cache_dir, f"prompt {prompt.id!r}")
-        stats = self.generator.stats
-        yield from self.generator.generate([p for p, _ in chunk], self.options)
-        stats.cached -= report.traced
-        stats.generated += report.traced
+    def stream(self, items: Iterable) -> Iterator:
+        return self.pool.run(items, self.work.read_back)
 
     def close(self) -> None:
         self.pool.close()

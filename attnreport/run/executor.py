@@ -1,113 +1,78 @@
-"""Executors: what turns rows into traces, in row order, for the analysis stage.
+"""Executors: where a report kind's work runs, the results streamed back in input order.
 
-An executor is a thin seam. `traces(rows)` yields one `Trace` per row in input order (a
-generation executor's `generations(prompts, contrasts)` one `GenerationTrace` per prompt);
-`close()` lets go of whatever it started. The process executor is the tracer itself; the
-Dask one (`run/cluster.py`) has workers run `work_chunk` and reads their chunks back from
-the cache, so everything downstream of this seam is the same code in both.
+One seam for both kinds of report. A kind hands an executor its `Work` (the classifier's rows
+traced and analysed, `run.chunks.TraceWork`; the generation report's prompts answered and
+explained, `run.answers.AnswerWork`); `stream(items)` yields one result per item in input order,
+and `close()` lets go of whatever the executor started. The process executor runs the work
+here, as the report asks for it; the Dask one (`run/cluster.py`) has workers run chunks of it
+into the shared cache and reads each chunk back through the work's own `read_back`, so
+everything downstream of this seam is the same code, and the site the same bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Protocol
 
-from attnreport.core.config import ModelConfig, ReportConfig, RunConfig
-from attnreport.core.generation import GenerationTrace
-from attnreport.core.trace import Trace
-from attnreport.run.answer_explainer import generation_options
-from attnreport.run.stage import AnalysisStage
-from attnreport.trace import Generator, Prompt, Row
+from attnreport.core.config import RunConfig
+from attnreport.run.chunks import ChunkReport
 
 Log = Callable[[str], None]
 
 
+class Work(Protocol):
+    """A kind's work, as both executors run it."""
+
+    #: what a chunk's items become, for the summary line ("texts traced", "prompts answered")
+    what: str
+
+    def local(self, items: Iterable) -> Iterator:
+        """The results of `items`, in order, computed in this process."""
+
+    def job(self):
+        """The picklable job a worker loads once (``job.load(threads).work(chunk) -> ChunkReport``)."""
+
+    def read_back(self, chunk: list, report: ChunkReport) -> Iterator:
+        """A chunk's results, read by the driver from the cache the workers filled."""
+
+    def check_distributed(self) -> None:
+        """Refuse, in one line, what cannot run on workers (before any is started)."""
+
+
 class Executor(Protocol):
-    def traces(self, rows: Iterable[Row]) -> Iterator[Trace]: ...
+    def stream(self, items: Iterable) -> Iterator: ...
 
     def close(self) -> None: ...
 
 
 class ProcessExecutor:
-    """Traces in this process, as the analysis asks for them (the default)."""
+    """The work in this process, as the report asks for it (the default)."""
 
-    def __init__(self, analysis: AnalysisStage) -> None:
-        self.tracer = analysis.tracer
+    def __init__(self, work: Work) -> None:
+        self.work = work
 
-    def traces(self, rows: Iterable[Row]) -> Iterator[Trace]:
-        return self.tracer.trace(rows)
+    def stream(self, items: Iterable) -> Iterator:
+        return self.work.local(items)
 
     def close(self) -> None:
         pass
 
 
-def _process(run, analysis, model, cache_dir, *, source, log) -> Executor:
-    return ProcessExecutor(analysis)
+def _process(run: RunConfig, work: Work, *, log: Log) -> Executor:
+    return ProcessExecutor(work)
 
 
-def _dask(run, analysis, model, cache_dir, *, source, log) -> Executor:
+def _dask(run: RunConfig, work: Work, *, log: Log) -> Executor:
     from attnreport.run.cluster import DaskExecutor
 
-    return DaskExecutor(run, analysis, model, cache_dir, source=source, log=log)
+    return DaskExecutor(run, work, log=log)
 
 
 #: `[run] executor` names -> a function making the executor (`core.config.EXECUTOR_NAMES` lists them)
 EXECUTORS: dict[str, Callable[..., Executor]] = {"process": _process, "dask": _dask}
 
 
-def open_executor(
-    run: RunConfig, analysis: AnalysisStage, model: ModelConfig, cache_dir: Path, *, source: str, log: Log
-) -> Executor:
-    """The executor `[run]` names, started (a Dask client connected) before any work is done, so
-    an unreachable scheduler stops the build before it has written anything."""
-    return EXECUTORS[run.executor](run, analysis, model, cache_dir, source=source, log=log)
-
-
-class GenerationExecutor(Protocol):
-    def generations(
-        self, prompts: Iterable[Prompt], contrasts: dict[str, tuple]
-    ) -> Iterator[GenerationTrace]: ...
-
-    def close(self) -> None: ...
-
-
-class ProcessGenerationExecutor:
-    """Answers in this process, as the report asks for them (the default); the answers are
-    explained as the report reads them."""
-
-    def __init__(self, generator: Generator, config: ReportConfig) -> None:
-        self.generator = generator
-        self.options = generation_options(config)
-
-    def generations(
-        self, prompts: Iterable[Prompt], contrasts: dict[str, tuple]
-    ) -> Iterator[GenerationTrace]:
-        return self.generator.generate(prompts, self.options)
-
-    def close(self) -> None:
-        pass
-
-
-def _process_generation(run, generator, config, cache_dir, *, source, log) -> GenerationExecutor:
-    return ProcessGenerationExecutor(generator, config)
-
-
-def _dask_generation(run, generator, config, cache_dir, *, source, log) -> GenerationExecutor:
-    from attnreport.run.cluster import DaskGenerationExecutor
-
-    return DaskGenerationExecutor(run, generator, config, cache_dir, source=source, log=log)
-
-
-#: the same names as `EXECUTORS`, for a generation report: workers answer and explain the prompts
-GENERATION_EXECUTORS: dict[str, Callable[..., GenerationExecutor]] = {
-    "process": _process_generation,
-    "dask": _dask_generation,
-}
-
-
-def open_generation_executor(
-    run: RunConfig, generator: Generator, config: ReportConfig, cache_dir: Path, *, source: str, log: Log
-) -> GenerationExecutor:
-    """The generation executor `[run]` names, started before any work is done."""
-    return GENERATION_EXECUTORS[run.executor](run, generator, config, cache_dir, source=source, log=log)
+def open_executor(run: RunConfig, work: Work, *, log: Log) -> Executor:
+    """The executor `[run]` names for `work`, started (a Dask client connected) before any work is
+    done, so an unreachable scheduler stops the build before it has written anything."""
+    return EXECUTORS[run.executor](run, work, log=log)
