@@ -200,7 +200,7 @@ def test_cache_trains_once(small_lm):
     messages: list[str] = []
     again = demo_lm(root / "cache", recipe=SMALL, corpus=corpus, log=messages.append)
     assert again == (folder, facts) and messages == []
-    assert sorted(p.name for p in folder.parent.iterdir()) == [".checkpoint.lock", "checkpoint"]  # no scratch
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["checkpoint"]  # no scratch, no lock
 
 
 def test_checkpoint_loads_with_auto_classes_and_generates(small_lm):

@@ -118,11 +118,15 @@ def test_killed_build_leaves_the_previous_site_and_is_cleaned_up(config, tmp_pat
     build(config, site, progress=False)
     assert not list(tmp_path.glob(".site.build-*")) and not list(tmp_path.glob(".site.old-*"))
     assert not list(tmp_path.glob(".site.spool-*"))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no lock beside it
 
 
 def test_second_concurrent_build_stops_with_a_clear_message(config, tmp_path):
     site = tmp_path / "site"
-    with open(tmp_path / ".site.lock", "a+") as held:
+    from attnreport.core.files import lock_path
+
+    lock_path(site).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(site), "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(BuildError, match="another attnreport build is writing"):
             build(config, site, progress=False)

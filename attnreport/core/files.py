@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,13 +171,21 @@ def replace_folder(target: Path) -> Iterator[Path]:
         raise
 
 
+def lock_path(target: Path) -> Path:
+    """Where the lock of `target` lives: outside the user's folders (a ``.site.lock`` beside a site
+    shows in ``git status``), in this user's temporary folder, named by the target's absolute path."""
+    digest = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:32]
+    return Path(tempfile.gettempdir()) / f"attnreport-{os.getuid()}" / "locks" / f"{digest}.lock"
+
+
 @contextmanager
 def folder_lock(target: Path, *, busy: AttnReportError) -> Iterator[None]:
-    """Hold an exclusive lock on ``.<name>.lock`` beside `target`, or raise `busy` at once if
-    another process holds it. The lock goes with the process, so a killed run never leaves it."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(f".{target.name}.lock"), "a+") as fh:
+    """Hold an exclusive lock on `lock_path(target)`, or raise `busy` at once if another process
+    holds it. The lock goes with the process, so a killed run never leaves it held."""
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
