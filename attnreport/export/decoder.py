@@ -25,6 +25,7 @@ state and the final norm + unembedding of every layer.
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,10 +118,18 @@ def final_norm(model):
 
 
 def make_lm_head(model, norm):
-    """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap."""
+    """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap.
+
+    The unembedding is laid out as in the model's own graphs, so that its weight is byte-for-byte
+    the one ``model.onnx`` stores and is kept once (`attnreport.export.weights`): the exporter folds
+    an untied unembedding into its transpose, as it does on the model's 3-D hidden states, and keeps
+    an embedding tied to the input (read by a Gather too) as it is, as a 2-D linear does."""
     import torch
 
     cap = getattr(model.config, "final_logit_softcapping", None)
+    unembed = model.get_output_embeddings()
+    embed = model.get_input_embeddings()
+    tied = embed is not None and unembed.weight is getattr(embed, "weight", None)
 
     class LensHead(torch.nn.Module):
         def __init__(self, norm, unembed):
@@ -129,12 +138,13 @@ def make_lm_head(model, norm):
             self.unembed = unembed
 
         def forward(self, hidden):
-            logits = self.unembed(self.norm(hidden))
+            normed = self.norm(hidden)
+            logits = self.unembed(normed) if tied else self.unembed(normed.unsqueeze(0))[0]
             if cap:
                 logits = torch.tanh(logits / cap) * cap
             return logits
 
-    return LensHead(norm, model.get_output_embeddings()).eval()
+    return LensHead(norm, unembed).eval()
 
 
 def last_hidden_normed(model, norm) -> tuple[bool, object]:
@@ -227,6 +237,8 @@ def export_generation(
     keep = max_positions - CHECK_NEW_TOKENS
     rows = [tok(p, add_special_tokens=True)["input_ids"][:keep] for p in prompts]
     diffs, checked = check_decoder(model, session, rows, pad_id=pad_id, layers=layers)
+    del session  # one session at a time: each holds (or maps) the weights
+    gc.collect()
     if lm_head is not None:
         head = ort.InferenceSession(str(folder / LM_HEAD_FILE), options, providers=["CPUExecutionProvider"])
         diffs["lm_head"] = check_lm_head(model, norm, head, rows[-1])
