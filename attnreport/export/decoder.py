@@ -120,10 +120,12 @@ def final_norm(model):
 def make_lm_head(model, norm):
     """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap.
 
-    The unembedding is laid out as in the model's own graphs, so that its weight is byte-for-byte
-    the one ``model.onnx`` stores and is kept once (`attnreport.export.weights`): the exporter folds
-    an untied unembedding into its transpose, as it does on the model's 3-D hidden states, and keeps
-    an embedding tied to the input (read by a Gather too) as it is, as a 2-D linear does."""
+    The unembedding is laid out as the model's own graphs lay it out, so that ``lm_head.onnx`` reads
+    the very bytes ``model.onnx`` stores and the shared weights file keeps them once
+    (`attnreport.export.weights`): the exporter stores an untied unembedding transposed (a linear
+    over 3-D hidden states is a MatMul whose weight transpose it folds), and one tied to the input
+    embedding as it is (read by a Gather too, it is not folded; a linear over 2-D hidden states is
+    a Gemm that reads it as it is)."""
     import torch
 
     cap = getattr(model.config, "final_logit_softcapping", None)
