@@ -119,8 +119,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"attnreport {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    e = sub.add_parser("export", help="export a Hugging Face checkpoint folder to ONNX (needs torch)")
-    e.add_argument("model", help="a local Hugging Face checkpoint folder")
+    e = sub.add_parser(
+        "export", help="export a Hugging Face checkpoint folder or a GGUF file to ONNX (needs torch)"
+    )
+    e.add_argument(
+        "model",
+        help="a local Hugging Face checkpoint folder, or a .gguf file (exported dequantized)",
+    )
     e.add_argument("-o", "--output", required=True, help="folder to write the export into")
     e.add_argument(
         "--task",

@@ -30,6 +30,7 @@ from attnreport.core.config import (
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
 from attnreport.pipeline import BuildResult, build
+from attnreport.site.build import check_site_target
 from attnreport.site.pages import Subsite
 from attnreport.trace.cache import default_cache_dir
 
@@ -164,6 +165,7 @@ def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
 def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "light") -> BuildResult:
     """The classification report at `out`, with the generation report in its ``generation/``."""
     cache = default_cache_dir()
+    out = check_site_target(out, inputs=[cache])  # before a model is trained
     started = time.perf_counter()
     model_dir, data_path = demo_model(cache, log=log)
     log(f"demo classifier ready in {time.perf_counter() - started:.0f} s")
@@ -202,7 +204,6 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
         cache_dir=cache,
     )
     config.validate()
-    out = Path(out).resolve()
     scratch = out.with_name(f".{out.name}.generation-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:

@@ -52,9 +52,9 @@ def synthetic(path: Path, n: int) -> Path:
 
 def one(spec: dict) -> dict:
     """One measured run (in its own process): the executor's traces through the analysis stage."""
-    from attnreport.analysis.stage import AnalysisStage
     from attnreport.core.config import AnalysisConfig, DataConfig, ModelConfig, RunConfig
     from attnreport.run import open_executor
+    from attnreport.run.stage import AnalysisStage
     from attnreport.trace import Tracer, read_rows
 
     cache = Path(spec["cache"])

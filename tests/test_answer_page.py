@@ -203,7 +203,7 @@ def test_a_malformed_contrast_names_its_line(tmp_path):
 
 
 def test_a_rebuild_reads_the_answers_attributions_from_the_cache(copy_model, tmp_path, monkeypatch):
-    import attnreport.analysis.answers as answers
+    import attnreport.run.answer_explainer as answers
     from attnreport.trace.forced import ForcedAnswer
 
     runs = []

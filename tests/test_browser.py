@@ -171,7 +171,7 @@ def planted_site(tiny, tmp_path, root):
     every head its own peaks, and layer 1 head 2 attends to the previous token (a known answer).
     """
     from attnreport.core.trace import Trace
-    from attnreport.pipeline import plan_from_traces
+    from attnreport.kinds.classification import plan_from_traces
     from attnreport.site.build import write_site
     from attnreport.trace import Tracer
 

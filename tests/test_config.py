@@ -41,6 +41,18 @@ def test_decision_layers_take_a_list_or_all(tmp_path, value):
         ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layers="some"\n', "decision_layers"),
         ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layers=[1.5]\n', '"all"'),
         ('[model]\npath="m"\n[data]\ntexts=["a"]\n[analysis]\ndecision_layer=[2, 4]\n', "decision_layers"),
+        # a value of the wrong type is named, never a traceback or a silent truth
+        (
+            '[model]\npath="m"\nbatch_size="16"\n[data]\ntexts=["a"]\n',
+            "\\[model\\] batch_size is str, not int",
+        ),
+        (
+            '[model]\npath="m"\n[data]\ntexts=["a"]\n[site]\nscenes="false"\n',
+            "\\[site\\] scenes is str, not bool",
+        ),
+        ('[model]\npath="m"\n[data]\ntexts="one string"\n', "\\[data\\] texts is str, not list"),
+        ('[model]\npath="m"\n[data]\ntexts=["a", 2]\n', "\\[data\\] texts\\[1\\] is int, not str"),
+        ('title=5\n[model]\npath="m"\n[data]\ntexts=["a"]\n', "title is int, not str"),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path, text, message):

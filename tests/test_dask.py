@@ -188,7 +188,7 @@ def generation_config(model: Path, folder: Path, **run):
 def test_a_generation_report_on_the_cluster_is_the_in_process_report(
     cluster, copy_model, tmp_path, monkeypatch
 ):
-    import attnreport.analysis.answers as answers
+    import attnreport.run.answer_explainer as answers
 
     local, _ = cluster
     reference = build(generation_config(copy_model, tmp_path / "local"), tmp_path / "one", progress=False)

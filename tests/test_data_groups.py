@@ -15,7 +15,8 @@ from sitebuild import write_config
 from attnreport.analysis.data_groups import accuracy_interval
 from attnreport.core.config import DataConfig, ModelConfig, load_config
 from attnreport.core.errors import InputError
-from attnreport.pipeline import build, make_tracer
+from attnreport.kinds.classification import make_tracer
+from attnreport.pipeline import build
 from attnreport.scenes.palette import UNLABELLED, hex_to_rgb
 from attnreport.trace import Row
 from attnreport.trace.inputs import read_rows

@@ -108,8 +108,8 @@ class _Tracer:
 
 
 def _stage(tmp_path, layers):
-    from attnreport.analysis.stage import AnalysisStage
     from attnreport.core.config import AnalysisConfig
+    from attnreport.run.stage import AnalysisStage
 
     return AnalysisStage(_Tracer(), AnalysisConfig(decision_layers=layers), tmp_path)
 

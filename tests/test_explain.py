@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from attnreport.analysis.explain import explain
 from attnreport.analysis.shapley import KERNEL_MAX_PLAYERS
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.errors import ConfigError
+from attnreport.run.stage import explain_traced
 from attnreport.trace import Tracer
 from attnreport.trace.evaluate import MaskedModel
 
@@ -89,7 +89,7 @@ def test_every_shapley_estimator_declares_itself_and_keeps_efficiency(tiny, tmp_
     tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path)
     (trace,) = tracer.trace_texts([LONG])
     options = AnalysisConfig(shapley_method=method, evaluations_per_token=5, faithfulness=False, flow=False)
-    result = explain(tracer, trace, options)
+    result = explain_traced(tracer, trace, options)
     sh = result.attributions["shapley"]
     players = int((~trace.special).sum())
     assert sh["method"] == declared and sh["exact"] is False
@@ -114,7 +114,7 @@ def test_auto_estimator_follows_the_length_and_declares_what_it_used(tiny, tmp_p
     seen = {}
     for trace in tracer.trace_texts([shorter, longer]):
         players = int((~trace.special).sum())
-        sh = explain(tracer, trace, options).attributions["shapley"]
+        sh = explain_traced(tracer, trace, options).attributions["shapley"]
         seen[players <= KERNEL_MAX_PLAYERS] = sh["method"]
         assert len(sh["std_error"]) == len(trace.tokens)
         assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-9)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from sitebuild import HOSTILE
+from sitebuild import HOSTILE, write_config
 
 from attnreport.analysis.generation import analyse_generation
 from attnreport.analysis.rollout import rollout
@@ -128,3 +128,12 @@ def test_the_answers_flow_scene_is_the_whole_sequence_attention(tiny):
     n = trace.n_prompt
     assert scene.points.labels[n].startswith("answer token 0:")
     assert "Attention flow of the answer" in scene.title
+
+
+def test_a_causal_lm_given_texts_is_one_line_naming_prompts(tiny, tmp_path, capsys):
+    """No classification report of an LM's (class-less) outputs: the kind follows the model."""
+    config = write_config(tmp_path / "p", tiny.export("qwen2"), [{"id": "a", "text": "where is my parcel"}])
+    assert main(["build", str(config), "-o", str(tmp_path / "site"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "is a causal LM" in err and "[data] prompts" in err and err.count("\n") == 1
+    assert not (tmp_path / "site").exists()

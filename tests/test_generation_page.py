@@ -16,7 +16,7 @@ from test_browser import browser, check_lines_match, open_page  # noqa: F401  (t
 
 from attnreport.analysis.generation import step_rollout
 from attnreport.core.generation import GenerationTrace
-from attnreport.pipeline import plan_from_generations
+from attnreport.kinds.generation import plan_from_generations
 from attnreport.site.build import write_site
 from attnreport.testing import model_card
 

@@ -10,8 +10,9 @@ import attnreport
 
 PACKAGE = Path(attnreport.__file__).resolve().parent
 #: the stages in the order data flows through them; run/ (where tracing and the per-example
-#: analysis run: this process, or Dask workers) drives trace/ and analysis/ and knows no later stage
-STAGES = ["core", "export", "trace", "analysis", "run", "scenes", "site"]
+#: analysis run: this process, or Dask workers) drives trace/ and analysis/ and knows no later stage;
+#: kinds/ (what differs between a classification and a generation report) wires them all
+STAGES = ["core", "export", "trace", "analysis", "run", "scenes", "site", "kinds"]
 #: third-party packages only one stage may import
 OWNED = {
     "torch": "export",
@@ -52,6 +53,36 @@ def test_every_stage_imports_only_itself_and_earlier_stages():
             target = parts[1]
             if target not in allowed:
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} ({stage}) imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+#: the modules at the package's top, after every stage, each importing only the ones before it
+TOP = ["testing", "demo_lm", "pipeline", "demo", "cli", "__main__"]
+
+
+def test_top_level_modules_import_stages_and_earlier_top_level_ones():
+    """One way down from the command line: cli -> demo -> pipeline -> kinds -> ... -> core."""
+    found = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert found == sorted(TOP), "a new top-level module: place it in TOP"
+    wrong = []
+    for index, name in enumerate(TOP):
+        allowed = set(STAGES) | set(TOP[:index])
+        for module, line in imports(PACKAGE / f"{name}.py"):
+            parts = module.split(".")
+            if parts[0] == "attnreport" and len(parts) > 1 and parts[1] not in allowed:
+                wrong.append(f"{name}.py:{line} imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_analysis_runs_no_model_and_keeps_no_cache():
+    """analysis/ is pure functions over traces and results: whatever drives a model (trace/'s
+    sessions, generators, masked models, caches) or a cluster (run/) is handed in, never imported."""
+    wrong = [
+        f"{path.relative_to(PACKAGE)}:{line} imports {module}"
+        for path in sorted((PACKAGE / "analysis").rglob("*.py"))
+        for module, line in imports(path)
+        if module.split(".")[:2] in (["attnreport", "trace"], ["attnreport", "run"])
+    ]
     assert not wrong, "\n".join(wrong)
 
 

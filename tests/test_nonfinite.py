@@ -9,7 +9,7 @@ import numpy as np
 
 from attnreport.analysis.results import nonfinite_outputs
 from attnreport.core.trace import Trace
-from attnreport.pipeline import plan_from_traces
+from attnreport.kinds.classification import plan_from_traces
 from attnreport.site.build import write_site
 from attnreport.testing import make_trace, model_card
 

@@ -150,7 +150,7 @@ def test_gather_streams_traces_and_keeps_none_of_them(tiny, tmp_path):
     import gc
     import weakref
 
-    from attnreport.pipeline import plan_from_traces
+    from attnreport.kinds.classification import plan_from_traces
     from attnreport.trace import Tracer
 
     tracer = Tracer(tiny.export("bert"), cache_dir=tmp_path / "cache")
@@ -209,8 +209,9 @@ def test_the_vendored_plotly_names_no_server_it_could_load_from():
 
 
 def test_a_text_that_is_not_valid_unicode_is_named_by_its_line(config, tmp_path):
-    """JSON's \\ud800 escape decodes to a lone surrogate: refused with its line, not a traceback,
-    and the previous site stays as it was."""
+    """JSON's \\ud800 escape decodes to a lone surrogate: a bad row named by its line when the data
+    is read (skipped and listed, or with on_bad_row = "fail" refused, the previous site as it was),
+    never a traceback after the analysis."""
     from attnreport.core.errors import InputError
 
     site = tmp_path / "site"
@@ -218,6 +219,11 @@ def test_a_text_that_is_not_valid_unicode_is_named_by_its_line(config, tmp_path)
     before = files(site)
     rows = [{"id": "a", "text": "refund please", "label": "alpha"}, {"id": "b", "text": "x \ud800 y"}]
     config.data.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="ascii")
-    with pytest.raises(InputError, match=r"^line 2: the text holds a character that is not valid Unicode"):
+    config.data.on_bad_row = "fail"
+    with pytest.raises(InputError, match=r":2: column 'text' holds a lone surrogate \(not text\)"):
         build(config, site, progress=False)
     assert files(site) == before
+    config.data.on_bad_row = "skip"
+    build(config, site, progress=False)
+    (skipped,) = json.loads((site / "report.json").read_text())["skipped_rows"]
+    assert skipped["line"] == 2 and "lone surrogate" in skipped["reason"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from attnreport.analysis.explain import explain
 from attnreport.analysis.faithfulness import BINS
 from attnreport.core.config import AnalysisConfig
+from attnreport.run.stage import explain_traced
 from attnreport.trace import Tracer
 
 SENTENCES = ["the card was charged twice.", "Where is my parcel?", "lock my account now", "refill please"]
@@ -106,7 +106,7 @@ def test_exact_sentence_shapley_matches_brute_force_over_sentence_coalitions(tin
     (trace,) = tracer.trace_texts([TEXT])
     assert not trace.windows
     spans = hand_spans(TEXT, SENTENCES)
-    result = explain(tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8))
+    result = explain_traced(tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8))
     check_against_reference(result, Reference(folder, TEXT, spans), spans, TEXT)
     assert result.model_runs == 2 ** len(spans)  # every coalition once, faithfulness included
     assert set(result.faithfulness) == {"shapley", "occlusion", "rollout", "raw_attention", "flow", "random"}
@@ -122,7 +122,7 @@ def test_a_windowed_text_is_explained_through_the_windows_the_trace_used(tiny, t
     ref = Reference(folder, TEXT, spans, windows=windows)
     # the reference's unmasked logits are the ones the page shows
     np.testing.assert_allclose(ref.logits(np.ones(len(spans), dtype=bool)), trace.logits, atol=2e-5)
-    result = explain(tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8))
+    result = explain_traced(tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8))
     check_against_reference(result, ref, spans, TEXT)
     assert result.attributions["shapley"]["windows"] == len(windows)
     # each window is run once per distinct coalition of the sentences it holds, not of all of them
@@ -138,7 +138,7 @@ def test_auto_scores_a_long_text_by_sentences_in_bounded_runs_and_token_unit_sti
     (trace,) = tracer.trace_texts([text])
     players = int((~trace.special).sum())
     options = AnalysisConfig(evaluations_per_token=4, faithfulness=False, max_attribution_tokens=64)
-    result = explain(tracer, trace, options)
+    result = explain_traced(tracer, trace, options)
     sh = result.attributions["shapley"]
     assert players > 64 and sh["unit"] == "sentence" and len(sh["values"]) == len(sh["units"]) == 24
     assert [u["text"] for u in sh["units"][:2]] == [
@@ -148,7 +148,7 @@ def test_auto_scores_a_long_text_by_sentences_in_bounded_runs_and_token_unit_sti
     assert sh["exact"] is False and len(sh["std_error"]) == 24
     assert sum(sh["values"]) == pytest.approx(sh["f_input"] - sh["f_baseline"], abs=1e-9)
     assert sh["evaluations"] <= 4 * 24  # the budget is per unit, not per token
-    token_only = explain(tracer, trace, AnalysisConfig(attribution_unit="token", faithfulness=False))
+    token_only = explain_traced(tracer, trace, AnalysisConfig(attribution_unit="token", faithfulness=False))
     assert (
         token_only.attributions == {}
         and "token attributions run up to 64" in token_only.skipped["attributions"]
@@ -174,7 +174,7 @@ def test_a_causal_model_in_windows_reads_its_last_window_only(tiny, tmp_path):
     (trace,) = tracer.trace_texts([TEXT])
     assert len(trace.windows) >= 3 and not trace.special.any()  # no special tokens around gpt2's text
     spans = hand_spans(TEXT, SENTENCES)
-    result = explain(
+    result = explain_traced(
         tracer, trace, AnalysisConfig(attribution_unit="sentence", max_exact=8, faithfulness=False)
     )
     sh = result.attributions["shapley"]

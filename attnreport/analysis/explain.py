@@ -1,7 +1,8 @@
 """Everything computed for one example: attributions, flow, and how faithful each view is.
 
-The model is reached only through a value function over masks (see
-`attnreport.trace.evaluate.MaskedModel`); every coalition is evaluated once, batched,
+The model is reached only through a value function over masks (a `MaskedModel` of
+`attnreport.trace.evaluate`, handed in by `attnreport.run.stage`, which drives models: this
+module runs none); every coalition is evaluated once, batched,
 and shared between methods through `VectorMemo`. The players of every game are the text's
 attribution units (`analysis.units`): single tokens for short texts, words or sentences
 for long ones, a unit masked as all its tokens, so a long text costs runs per unit, not
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,8 +24,8 @@ from attnreport.analysis.rollout import read_row, rollout
 from attnreport.analysis.shapley import ValueFunction, occlusion, shapley
 from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.config import AnalysisConfig
+from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-from attnreport.trace.evaluate import MaskedModel
 
 #: the span of each output that `[analysis] negligible` is a fraction of: a probability runs from
 #: 0 to 1; a logit has no bounds, and 10 (from -5 to 5) takes a two-class probability from 0.7%
@@ -163,17 +165,31 @@ def _class_label(card, tok, index: int) -> str:
     return card.labels[index] if card.labels else (tok.token(index) or str(index))
 
 
+class MaskedRuns(Protocol):
+    """The model as a function over masks (`attnreport.trace.evaluate.MaskedModel`)."""
+
+    declaration: Any
+    positions: Any
+    windows: Any
+    rows: int
+
+    def outputs(self, masks: np.ndarray) -> np.ndarray: ...
+
+
 def explain(
-    tracer,
     trace: Trace,
     options: AnalysisConfig,
     *,
+    card: ModelCard,
+    tokenizer,
+    masked_model: Callable[[], MaskedRuns],
     rollout_row: np.ndarray | None = None,
     random_state: int = 0,
 ) -> Explanation:
-    """Attributions, flow and faithfulness for one traced example. `rollout_row` is its rollout
+    """Attributions, flow and faithfulness for one traced example. `masked_model` makes the model
+    as a function over masks (called only when attributions or faithfulness are asked for);
+    `tokenizer` names classes of a model without labels; `rollout_row` is the example's rollout
     into the read position, which a build has already computed (`results.describe`)."""
-    card = tracer.card
     result = Explanation()
     read = 0 if card.read_position == "first" else trace.n_tokens - 1
     content = ~trace.special
@@ -204,7 +220,7 @@ def explain(
     if not len(units):
         result.skipped["attributions"] = "no content tokens"
         return result
-    model = MaskedModel(tracer, trace, output=options.output)
+    model = masked_model()
     # every class's output of a coalition, kept: each game below is a column (or a difference of
     # two) of the same runs, and the estimators draw their coalitions from the seed, not from the
     # values, so other classes and the contrast add arithmetic, not model runs
@@ -241,7 +257,7 @@ def explain(
         for name, scores in rankings.items():
             if name != "occlusion":
                 result.agreement[name] = spearman(scores, rankings["occlusion"])
-    explain_others(result, memo, tracer, trace, options, units, declared, random_state)
+    explain_others(result, memo, card, tokenizer, trace, options, units, declared, random_state)
     if options.faithfulness:
         for name, scores in rankings.items():
             result.faithfulness[name] = faithfulness(value, scores).to_dict()
@@ -253,7 +269,8 @@ def explain(
 def explain_others(
     result: Explanation,
     memo: VectorMemo,
-    tracer,
+    card: ModelCard,
+    tok,
     trace: Trace,
     options: AnalysisConfig,
     units: Units,
@@ -262,7 +279,6 @@ def explain_others(
 ) -> None:
     """The other explained classes' attributions, and the contrast of the predicted class with the
     runner-up, played on the coalitions the predicted class's games already ran."""
-    card, tok = tracer.card, tracer.tokenizer
     classes = explained_classes(options.explain_classes, np.asarray(trace.logits), list(card.labels))
     if len(classes) < 2:
         return

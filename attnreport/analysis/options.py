@@ -14,9 +14,8 @@ from attnreport.analysis.heads import HeadThresholds
 from attnreport.analysis.shapley import ESTIMATORS
 from attnreport.analysis.token_groups import BUILT_IN, term_pattern
 from attnreport.analysis.units import UNIT_KINDS
-from attnreport.core.config import AnalysisConfig, GenerateConfig
+from attnreport.core.config import OUTPUTS, AnalysisConfig, GenerateConfig
 from attnreport.core.errors import ConfigError
-from attnreport.trace.evaluate import OUTPUTS
 
 #: per table, the options naming methods: (option, registry); a list option names several
 _METHOD_LISTS = {

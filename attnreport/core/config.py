@@ -10,11 +10,13 @@ folder of the config file.
 from __future__ import annotations
 
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from attnreport.core.errors import ConfigError
+from attnreport.core.schema import value_problem
 from attnreport.core.themes import available_themes
 
 BAD_ROW_POLICIES = ("skip", "fail")
@@ -68,6 +70,11 @@ class DataConfig:
     max_chars: int = 100_000
     #: read at most this many rows (0: all)
     limit: int = 0
+
+
+#: what a classifier's attributions explain (`[analysis] output`): the target class's probability
+#: or its logit; the trace stage's masked model computes both
+OUTPUTS = ("probability", "logit")
 
 
 @dataclass
@@ -329,6 +336,11 @@ class ReportConfig:
             raise ConfigError(
                 f"{where}: [data] texts are for classifiers; a generation report reads `prompts`"
             )
+        if self.data.group_column and self.generate.enabled:
+            raise ConfigError(
+                f"{where}: [data] group_column groups a classification report's "
+                "examples; a generation report does not group its prompts yet: remove it"
+            )
         g = self.generate
         for name in ("max_new_tokens", "top_k", "prompt_attention_limit"):
             value = getattr(g, name)
@@ -438,8 +450,13 @@ class ReportConfig:
 _PATH_FIELDS = {"path", "templates", "cache_dir"}
 
 
-def _fill(cls: type, table: dict[str, Any], section: str, base: Path, where: str) -> Any:
+def _fill(
+    cls: type, table: dict[str, Any], section: str, base: Path, where: str, type_problems: list[str]
+) -> Any:
+    """`cls` from a TOML table; values of the wrong type are added to `type_problems` (said after
+    the options' own checks, whose messages are more specific, have run)."""
     known = {f.name for f in fields(cls)} - {"source"}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(
@@ -451,10 +468,14 @@ def _fill(cls: type, table: dict[str, Any], section: str, base: Path, where: str
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: {section}{key} must be a path string")
             value = (base / Path(value).expanduser()).resolve()
+        elif problem := value_problem(value, hints[key], f"{section}{key}"):
+            type_problems.append(f"{where}: {problem} (given {value!r:.60}); write a value of that type")
         values[key] = value
     try:
         return cls(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if type_problems:
+            raise ConfigError(type_problems[-1]) from exc
         raise ConfigError(f"{where}: {section}: {exc}") from exc
 
 
@@ -473,24 +494,33 @@ def config_from_dict(data: dict[str, Any], *, base: Path, source: Path | None = 
         "run": RunConfig,
     }
     parts = {}
+    #: values of the wrong type (``batch_size = "16"``, ``scenes = "false"``): one line each
+    problems: list[str] = []
     for name, cls in sections.items():
         table = data.pop(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
         if name == "generate" and name in given_tables:  # the table's presence asks for it
             table = {"enabled": True, **table}
-        parts[name] = _fill(cls, table, f"[{name}] ", base, where)
+        parts[name] = _fill(cls, table, f"[{name}] ", base, where, problems)
     variants = data.pop("variants", [])
     if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
         raise ConfigError(f'{where}: variants must be tables: [[variants]] of = "..." prompt = "..."')
-    parts["variants"] = [_fill(VariantConfig, v, "[[variants]] ", base, where) for v in variants]
+    parts["variants"] = [_fill(VariantConfig, v, "[[variants]] ", base, where, problems) for v in variants]
     probes = data.pop("probes", [])
     if not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes):
         raise ConfigError(f'{where}: probes must be tables: [[probes]] swap = [["he", "she"]]')
-    parts["probes"] = [_fill(ProbeConfig, p, "[[probes]] ", base, where) for p in probes]
-    top = _fill(ReportConfig, data, "", base, where)
+    parts["probes"] = [_fill(ProbeConfig, p, "[[probes]] ", base, where, problems) for p in probes]
+    top = _fill(ReportConfig, data, "", base, where, problems)
     config = ReportConfig(title=top.title, cache_dir=top.cache_dir, source=source, **parts)
-    config.validate()
+    try:
+        config.validate()
+    except (TypeError, ValueError, AttributeError) as exc:
+        if problems:  # a check that met a value of the wrong type: say which value
+            raise ConfigError(problems[0]) from exc
+        raise
+    if problems:
+        raise ConfigError(problems[0])
     return config
 
 

@@ -9,10 +9,13 @@ the same target undoes what a killed one left (`recover_folder`).
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import os
+import re
 import shutil
-from collections.abc import Collection, Iterator
+import stat
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,13 +78,23 @@ def process_alive(pid: str | int) -> bool:
     return True
 
 
-def _leftovers(target: Path, kind: str) -> list[Path]:
-    """Scratch folders of `kind` whose process has ended. This process's own count too: they are
-    looked for before it makes any, so one with its id is a dead run's whose id was reused."""
+def scratch_pid(path: Path, target: Path, kind: str) -> int | None:
+    """The process id in ``.<target>.<kind>-<pid>``, or None when `path` is not exactly such a
+    name (a user's ``.site.old-backup`` is not one)."""
+    match = re.fullmatch(rf"\.{re.escape(Path(target).name)}\.{re.escape(kind)}-([0-9]+)", Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def dead_scratch(target: Path, kind: str) -> list[Path]:
+    """Scratch folders of `kind` beside `target` whose process has ended. The target's name is
+    escaped before globbing (``site[v]`` is a name, not a pattern) and only numeric process ids
+    count. This process's own count too: they are looked for before it makes any, so one with its
+    id is a dead run's whose id was reused."""
+    target = Path(target)
     found = []
-    for path in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid == str(os.getpid()) or not process_alive(pid):
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.{glob.escape(kind)}-*")):
+        pid = scratch_pid(path, target, kind)
+        if pid is not None and (pid == os.getpid() or not process_alive(pid)):
             found.append(path)
     return found
 
@@ -94,11 +107,24 @@ def recover_folder(target: Path) -> None:
     are removed. A running process's scratch folders are left alone.
     """
     target = Path(target)
-    olds = _leftovers(target, "old")
+    olds = dead_scratch(target, "old")
     if olds and not target.exists():
         olds.pop(0).rename(target)
-    for stale in [*_leftovers(target, "build"), *olds]:
+    for stale in [*dead_scratch(target, "build"), *olds]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _keep_access(previous: os.stat_result, folder: Path) -> None:
+    """Give `folder` the mode and group the folder it replaces had (a site kept ``drwxrws---``
+    for a group stays so), as far as this user may; the files inside take the group too."""
+    os.chmod(folder, stat.S_IMODE(previous.st_mode))
+    if folder.stat().st_gid == previous.st_gid:
+        return
+    try:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, -1, previous.st_gid, follow_symlinks=False)
+    except PermissionError:
+        pass  # not a member of that group: the folder keeps this user's
 
 
 def swap_folder(fresh: Path, target: Path) -> None:
@@ -106,11 +132,13 @@ def swap_folder(fresh: Path, target: Path) -> None:
 
     Two renames: the previous folder is set aside, then `fresh` takes its place, then the
     previous one is removed. If the second rename fails the previous folder is put back; a
-    kill between them is undone by the next `recover_folder`.
+    kill between them is undone by the next `recover_folder`. The new folder keeps the
+    previous one's mode and group.
     """
     fresh, target = Path(fresh), Path(target)
     old = scratch_folder(target, "old")
     if target.exists():
+        _keep_access(target.stat(), fresh)
         target.rename(old)
     try:
         fresh.rename(target)
@@ -154,3 +182,61 @@ def folder_lock(target: Path, *, busy: AttnReportError) -> Iterator[None]:
         except BlockingIOError as exc:
             raise busy from exc
         yield
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def guard_output(
+    target: Path,
+    *,
+    inputs: Iterable[Path | None] = (),
+    ours: bool,
+    what: str,
+    error: type[AttnReportError] = AttnReportError,
+) -> Path:
+    """Refuse `target` as a folder to replace unless nothing of the user's can be lost; returns
+    it resolved.
+
+    Refused: the file system's root and the home folder (whatever they hold), any folder that
+    is or holds one of this run's `inputs` (its config, data, templates, model, cache), a path
+    that is a file, and a non-empty folder unless `ours` (the caller has checked its own
+    marker). Called before any model runs, so a refusal costs nothing.
+    """
+    target = Path(target).resolve()
+    if target == Path(target.anchor) or target == Path.home().resolve():
+        raise error(
+            f"{target}: is the {'root' if target == Path(target.anchor) else 'home'} folder; "
+            f"choose a new folder for the {what}"
+        )
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if _inside(path, target):
+            raise error(f"{target}: holds {path}, which this run reads; choose a new folder for the {what}")
+    if target.exists() and not target.is_dir():
+        raise error(f"{target}: exists and is not a folder; choose another output path")
+    if target.is_dir() and any(target.iterdir()) and not ours:
+        raise error(
+            f"{target}: exists, is not empty and is not an attnreport {what}; "
+            f"choose an empty or new folder so nothing of yours is replaced"
+        )
+    return target
+
+
+def confined_file(folder: Path, name: str, *, error: type[AttnReportError] = AttnReportError) -> Path:
+    """``folder / name`` when it is a regular file that resolves inside `folder`, else a one-line
+    error: a model folder (untrusted) names files by relative path, and neither ``..``, an
+    absolute path nor a symlink may take a read outside it."""
+    folder = Path(folder).resolve()
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise error(f"{folder}: a file name {name!r} in it is not a name; export the model again")
+    candidate = folder / name
+    path = candidate.resolve()
+    if not _inside(path, folder) or path == folder:
+        raise error(f"{candidate}: points outside the model folder {folder}; refused, export the model again")
+    if not path.is_file():
+        raise error(f"{candidate}: missing or not a regular file; export the model again")
+    return path

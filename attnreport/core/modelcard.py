@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attnreport.core.errors import ConfigError
+from attnreport.core.files import confined_file
+from attnreport.core.schema import shape_problem
 
 MANIFEST_NAME = "attnreport.json"
 TASKS = ("sequence-classification", "causal-lm", "feature-extraction")
@@ -49,6 +51,9 @@ class DecoderCard:
     checked: dict = field(default_factory=dict)
     #: the checkpoint carries a chat template (tokenizer_config.json or chat_template.jinja)
     chat_template: bool = False
+    #: the checkpoint's own decoding settings (generation_config.json) that differ from the plain
+    #: greedy decoding the export checked and the trace runs, e.g. ``{"repetition_penalty": 1.05}``
+    checkpoint_defaults: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -120,16 +125,24 @@ class ModelCard:
 
     @classmethod
     def load(cls, folder: Path) -> ModelCard:
+        """The manifest of `folder`, checked field by field: a model folder is not trusted, so a
+        manifest of the wrong shape is a one-line error, never a traceback further on."""
         path = Path(folder) / MANIFEST_NAME
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise ConfigError(
                 f"{folder}: no {MANIFEST_NAME} here; export the checkpoint first "
                 f"with `attnreport export CHECKPOINT -o DIR`"
             )
+        path = confined_file(folder, MANIFEST_NAME, error=ConfigError)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: unreadable manifest ({exc}); export the model again") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(
+                f"{path}: unreadable manifest ({str(exc)[:120]}); export the model again"
+            ) from exc
+        problem = shape_problem(cls, data, "")
+        if problem:
+            raise ConfigError(f"{path}: {problem}; export the model again")
         return cls(**data)
 
 

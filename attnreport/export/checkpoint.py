@@ -59,7 +59,7 @@ def inspect_checkpoint(
     if not folder.is_dir():
         raise ExportError(
             f"{folder}: not a folder; pass a local Hugging Face checkpoint folder "
-            f"(with config.json and the weights)"
+            f"(with config.json and the weights) or a .gguf file"
         )
     config_path = folder / "config.json"
     if not config_path.is_file():

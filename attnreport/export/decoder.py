@@ -17,14 +17,19 @@ past of 3 and 4 new positions, and every size is declared dynamic; the check bel
 graph with a past of 0 and with one new position.
 
 The check, before an export is accepted: greedy decoding in onnxruntime gives the tokens of
-`transformers`' `generate(do_sample=False)`; every step's attentions, logits and hidden states
-match PyTorch eager on the same tokens; a left-padded batch of the prompts gives the same as
-each prompt alone; lm_head.onnx reproduces the model's logits from the pre-norm last hidden
+`transformers`' `generate(do_sample=False)` with the checkpoint's own decoding settings switched
+off (transformers merges a checkpoint's ``generation_config.json`` into any config `generate` is
+given, so Qwen2.5-Instruct's ``repetition_penalty`` 1.05 or ``do_sample`` would otherwise make it
+compare plain greedy with penalised or sampled decoding); the settings it switched off are
+recorded in the manifest (`DecoderCard.checkpoint_defaults`). Every step's attentions, logits and
+hidden states match PyTorch eager on the same tokens; a left-padded batch of the prompts gives the
+same as each prompt alone; lm_head.onnx reproduces the model's logits from the pre-norm last hidden
 state and the final norm + unembedding of every layer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 from collections.abc import Callable, Sequence
@@ -41,6 +46,41 @@ LM_HEAD_FILE = "lm_head.onnx"
 CHECK_NEW_TOKENS = 8
 #: the check prefills in chunks of this many positions, so ``q > 1`` with a cache is checked too
 CHECK_CHUNK = 5
+#: settings of a checkpoint's generation config that change which tokens `generate` picks, each
+#: with the value that changes nothing (None: any value set changes something); the export checks
+#: plain greedy decoding, and records the checkpoint's settings that differ from these
+DECODING_NO_OPS = {
+    "do_sample": False,
+    "temperature": 1.0,
+    "top_k": None,
+    "top_p": 1.0,
+    "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "length_penalty": 1.0,
+    "penalty_alpha": None,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "exponential_decay_length_penalty": None,
+    "renormalize_logits": False,
+    "guidance_scale": 1.0,
+    "dola_layers": None,
+}
+#: the decoding the export check compares onnxruntime with transformers by (`DecoderCard.checked`)
+CHECK_DECODING = "greedy"
 #: final-norm module names, by architecture family (the decoder's attribute)
 NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
 
@@ -268,7 +308,35 @@ def export_generation(
         tolerance=tolerance,
         checked=checked,
         chat_template=bool(getattr(tok, "chat_template", None)),
+        checkpoint_defaults=checkpoint_decoding(model),
     )
+
+
+def checkpoint_decoding(model) -> dict:
+    """The checkpoint's own decoding settings (its ``generation_config.json``) that differ from plain
+    greedy decoding, JSON-safe: what a page must name when it shows greedy answers."""
+    config = getattr(model, "generation_config", None)
+    found = {}
+    for key, no_op in DECODING_NO_OPS.items():
+        value = getattr(config, key, None)
+        if value is not None and value != no_op:
+            found[key] = value if isinstance(value, (bool, int, float, str)) else repr(value)
+    return found
+
+
+@contextlib.contextmanager
+def plain_greedy(model):
+    """`model` with a neutral generation config for the duration: `generate` fills every setting its
+    config leaves unset from ``model.generation_config``, so the check's greedy config would
+    otherwise carry the checkpoint's penalties and sampling."""
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def eos_ids(model, tok) -> list[int]:
@@ -358,9 +426,10 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
         n = len(r)
         prompt = torch.tensor([r])
         with torch.no_grad():
-            ref_tokens = model.generate(
-                input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
-            )[0, n:].tolist()
+            with plain_greedy(model):
+                ref_tokens = model.generate(
+                    input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
+                )[0, n:].tolist()
             full = torch.tensor([r + got["tokens"][:-1]])
             ref = model(input_ids=full, output_attentions=True, output_hidden_states=True, return_dict=True)
         attentions = torch.stack(tuple(ref.attentions), 1)[0].float().numpy()
@@ -406,6 +475,7 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
         "prompt_tokens": [len(r) for r in rows],
         "new_tokens": CHECK_NEW_TOKENS,
         "prefill_chunk": CHECK_CHUNK,
+        "decoding": CHECK_DECODING,
         "greedy_tokens_match": near_ties == 0,
         "near_ties": near_ties,
     }

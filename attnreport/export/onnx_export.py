@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ExportError
-from attnreport.core.files import replace_folder
+from attnreport.core.files import guard_output, replace_folder
 from attnreport.core.modelcard import ModelCard, QKCard, is_exported
 from attnreport.core.padding import pad_batch
 from attnreport.export.checkpoint import (
@@ -300,7 +300,24 @@ def export_model(
     Nothing is written when the export is refused or fails its check against PyTorch;
     an existing export at `out` is replaced only by a finished, checked one, and survives a
     killed export too (the next export removes what the killed one left).
+
+    A GGUF file (llama.cpp's format) is dequantized into a checkpoint and exported by
+    `attnreport.export.gguf.export_gguf`, which records the file in the manifest.
     """
+    from attnreport.export.gguf import export_gguf, is_gguf
+
+    if is_gguf(checkpoint):
+        return export_gguf(
+            checkpoint,
+            out,
+            task=task,
+            dtype=dtype,
+            log=log,
+            quantize=quantize,
+            external_data_threshold=external_data_threshold,
+            generation=generation,
+            with_qk=with_qk,
+        )
     try:
         import torch
         import transformers  # noqa: F401
@@ -318,8 +335,7 @@ def export_model(
     if quantize and dtype != "float32":
         raise ExportError("--quantize int8 quantizes a float32 export; drop --dtype float16")
     tolerance = TOLERANCE if dtype == "float32" else FP16_TOLERANCE
-    if out.exists() and any(out.iterdir()) and not is_exported(out):
-        raise ExportError(f"{out}: exists and is not an attnreport export; choose an empty folder")
+    guard_output(out, inputs=[checkpoint], ours=is_exported(out), what="export", error=ExportError)
     ck = inspect_checkpoint(
         Path(checkpoint), task=task, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnreport.analysis.answers import answer_explainer, generation_options
 from attnreport.analysis.generation import analyse_generation
 from attnreport.core.config import ReportConfig
 from attnreport.core.errors import BuildError, ConfigError
+from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.run.chunks import ChunkReport
 from attnreport.trace import Generator, Prompt
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnreport.analysis.results import describe
-from attnreport.analysis.stage import AnalysisStage
 from attnreport.core.config import AnalysisConfig, ModelConfig
 from attnreport.core.errors import BuildError, ConfigError
+from attnreport.run.stage import AnalysisStage
 from attnreport.trace import Row, Tracer
 
 

@@ -20,14 +20,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from attnreport.analysis.answers import generation_options
-from attnreport.analysis.stage import AnalysisStage
 from attnreport.core.config import ModelConfig, ReportConfig, RunConfig
 from attnreport.core.errors import BuildError, ConfigError
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.trace import Trace
+from attnreport.run.answer_explainer import generation_options
 from attnreport.run.answers import AskedPrompt, GenerationJob
 from attnreport.run.chunks import ChunkJob, ChunkReport
+from attnreport.run.stage import AnalysisStage
 from attnreport.trace import Generator, Prompt, Row
 
 try:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from attnreport.analysis.answers import generation_options
-from attnreport.analysis.stage import AnalysisStage
 from attnreport.core.config import ModelConfig, ReportConfig, RunConfig
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.trace import Trace
+from attnreport.run.answer_explainer import generation_options
+from attnreport.run.stage import AnalysisStage
 from attnreport.trace import Generator, Prompt, Row
 
 Log = Callable[[str], None]

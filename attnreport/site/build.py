@@ -7,15 +7,26 @@ writing the same site at once.
 
 from __future__ import annotations
 
+import glob
+import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
 import markupsafe
 
+from attnreport import __version__
 from attnreport.core.errors import BuildError
-from attnreport.core.files import folder_lock, process_alive, replace_folder, scratch_folder
+from attnreport.core.files import (
+    folder_lock,
+    guard_output,
+    process_alive,
+    replace_folder,
+    scratch_folder,
+    scratch_pid,
+)
 from attnreport.core.progress import counted
 from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
@@ -27,8 +38,26 @@ from attnreport.site.probes import write_probe_pages
 from attnreport.site.report import REPORT_FILE, write_report
 from attnreport.site.templating import environment, theme_css
 
-#: a folder holding it is an attnreport site, which a build may replace
-MARKER = REPORT_FILE
+#: written last into every site: the generator and the top-level names it wrote, so that a
+#: rebuild replaces a folder only when everything in it is ours
+MARKER = ".attnreport-site"
+#: what sites built before the marker hold at their top level (they carry a report.json whose
+#: generator is attnreport); a folder with anything else in it is not replaced
+LEGACY_ENTRIES = frozenset(
+    {
+        REPORT_FILE,
+        "index.html",
+        ".nojekyll",
+        "assets",
+        "examples",
+        "heads",
+        "compare.html",
+        "variants.html",
+        "probes.html",
+        "probes",
+        "generation",
+    }
+)
 #: plotly.js's cartesian bundle (it has the heatmap, at a third of the full bundle's size) and its licence,
 #: vendored in templates/vendor (see the README there)
 PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
@@ -41,10 +70,49 @@ def spool_folder(target: Path) -> Path:
 
 def _remove_dead_spools(target: Path) -> None:
     """A killed build's page data; a spool whose build still runs is being filled (the pipeline
-    makes it before the lock is taken)."""
-    for stale in target.parent.glob(f".{target.name}.spool-*"):
-        if not process_alive(stale.name.rsplit("-", 1)[-1]):
+    makes it before the lock is taken), this process's own included."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.spool-*"):
+        pid = scratch_pid(stale, target, "spool")
+        if pid is not None and not process_alive(pid):
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def site_entries(folder: Path) -> tuple[bool, list[str]]:
+    """Whether `folder` is an attnreport site (our marker, or a report.json whose generator is
+    attnreport), and the top-level names in it that no attnreport build wrote."""
+    names = sorted(p.name for p in Path(folder).iterdir())
+    marker = _read_json(Path(folder) / MARKER)
+    if isinstance(marker, dict) and isinstance(marker.get("entries"), list):
+        known = {str(n) for n in marker["entries"]} | {MARKER}
+        return True, [n for n in names if n not in known]
+    report = _read_json(Path(folder) / REPORT_FILE)
+    generator = report.get("generator") if isinstance(report, dict) else None
+    if isinstance(generator, str) and generator.startswith("attnreport "):
+        return True, [n for n in names if n not in LEGACY_ENTRIES]
+    return False, names
+
+
+def check_site_target(target: Path, *, inputs: Iterable[Path | None] = ()) -> Path:
+    """Refuse `target` unless replacing it loses nothing of the user's (`core.files.guard_output`):
+    a non-empty folder must be a site and hold only what an attnreport build wrote there. Returns
+    it resolved. The pipeline calls this before any model runs, and `write_site` again at the swap."""
+    target = Path(target).resolve()
+    site, foreign = site_entries(target) if target.is_dir() else (False, [])
+    guard_output(target, inputs=inputs, ours=site, what="site", error=BuildError)
+    if site and foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise BuildError(
+            f"{target}: holds {shown}, which attnreport did not write; move them out or choose "
+            f"another folder, so nothing of yours is replaced"
+        )
+    return target
 
 
 def _write(path: Path, text: str) -> None:
@@ -146,6 +214,9 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         write_probe_pages(plan, folder, lambda name, **c: _page(env, name, **c, **common))
     write_report(folder, plan.report)
     _write(folder / ".nojekyll", "")
+    entries = sorted(p.name for p in folder.iterdir()) + [MARKER]
+    marker = {"generator": f"attnreport {__version__}", "entries": sorted(entries)}
+    _write(folder / MARKER, json.dumps(marker, indent=1) + "\n")
 
 
 def write_site(
@@ -155,16 +226,12 @@ def write_site(
     theme: str = "light",
     overrides: Path | None = None,
     progress: bool = False,
+    inputs: Iterable[Path | None] = (),
 ) -> Path:
-    """Render `plan` and swap it in at `target`; returns the target."""
-    target = Path(target).resolve()
-    if target.exists() and not target.is_dir():
-        raise BuildError(f"{target}: exists and is not a folder; choose another output path")
-    if target.is_dir() and any(target.iterdir()) and not (target / MARKER).is_file():
-        raise BuildError(
-            f"{target}: exists, is not empty and is not an attnreport site; "
-            f"choose an empty or new folder so nothing of yours is replaced"
-        )
+    """Render `plan` and swap it in at `target`; returns the target. `inputs` are the files and
+    folders this build read (config, data, templates, model, cache): a target holding one is
+    refused."""
+    target = check_site_target(target, inputs=inputs)
     busy = BuildError(f"{target}: another attnreport build is writing this site; wait for it to finish")
     with folder_lock(target, busy=busy):
         _remove_dead_spools(target)

@@ -234,7 +234,10 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
 
 
 def _model(card: ModelCard) -> dict:
-    return {
+    """report.json's `model`; with ``gguf`` (the file, its quantization, dequantized) for a model
+    exported from a GGUF file, and ``checkpoint_decoding`` where the checkpoint's own decoding
+    settings differ from the greedy decoding the answers were made with."""
+    model = {
         "architecture": card.architecture,
         "task": card.task,
         "layers": card.layers,
@@ -252,6 +255,11 @@ def _model(card: ModelCard) -> dict:
         },
         "notes": card.extra.get("notes", {}),
     }
+    if card.extra.get("gguf"):
+        model["gguf"] = card.extra["gguf"]
+    if card.generation is not None and card.generation.checkpoint_defaults:
+        model["checkpoint_decoding"] = card.generation.checkpoint_defaults
+    return model
 
 
 def _data_groups(groups: DataGroups) -> dict:

@@ -17,11 +17,19 @@ from attnreport.core.errors import BuildError
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
     def send_head(self):
         root = Path(self.directory).resolve()
-        candidate = Path(self.translate_path(self.path)).resolve()
-        if candidate != root and root not in candidate.parents:
+        try:
+            candidate = Path(self.translate_path(self.path)).resolve()
+        except (ValueError, OSError):  # a NUL byte (``/%00``), a name the file system refuses
+            candidate = None
+        if candidate is None or (candidate != root and root not in candidate.parents):
             self.send_error(404, "File not found")
             return None
         return super().send_head()
+
+    def list_directory(self, path):
+        """A folder without an index.html is not listed: this serves the site, not a file browser."""
+        self.send_error(404, "File not found")
+        return None
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         if os.environ.get("ATTNREPORT_SERVE_LOG"):
@@ -30,10 +38,13 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 def make_server(site: Path, *, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
     site = Path(site).resolve()
+    if not 0 <= port <= 65535:
+        raise BuildError(f"--port {port}: not a port; choose one from 1024 to 65535 (0: any free one)")
     if not (site / "index.html").is_file():
         raise BuildError(f"{site}: no index.html here; build a site first with `attnreport build`")
     handler = functools.partial(SiteHandler, directory=str(site))
     try:
         return http.server.ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise BuildError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from exc
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise BuildError(f"cannot listen on {host}:{port} ({reason}); choose another --port") from exc

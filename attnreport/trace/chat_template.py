@@ -12,11 +12,13 @@ from the template or from the prompt.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from attnreport.core.errors import ConfigError
+from attnreport.trace.sessions import optional_model_file
 
 #: the tokenizer's named special tokens a template may read
 SPECIAL_NAMES = (
@@ -59,28 +61,19 @@ class ChatTemplate:
     @classmethod
     def from_folder(cls, folder: Path) -> ChatTemplate | None:
         """The folder's default chat template (``chat_template.jinja``, else ``chat_template`` in
-        ``tokenizer_config.json``, a string or a list of named templates), or None."""
+        ``tokenizer_config.json``, a string or a list of named templates), or None. Every file
+        is read only if it is a regular file inside `folder` (a model folder is not trusted)."""
         folder = Path(folder)
-        config = {}
-        config_path = folder / "tokenizer_config.json"
-        if config_path.is_file():
-            try:
-                config = json.loads(config_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"{config_path}: unreadable ({exc}); export the model again") from exc
-        special = {}
-        map_path = folder / "special_tokens_map.json"
-        if map_path.is_file():
-            special |= {
-                k: t
-                for k, v in json.loads(map_path.read_text(encoding="utf-8")).items()
-                if k in SPECIAL_NAMES and (t := _token_text(v)) is not None
-            }
+        config = _json_object(folder, "tokenizer_config.json")
+        special = {
+            k: t
+            for k, v in _json_object(folder, "special_tokens_map.json").items()
+            if k in SPECIAL_NAMES and (t := _token_text(v)) is not None
+        }
         special |= {k: t for k in SPECIAL_NAMES if (t := _token_text(config.get(k))) is not None}
-        if (folder / TEMPLATE_FILE).is_file():
-            return cls(
-                (folder / TEMPLATE_FILE).read_text(encoding="utf-8"), name=TEMPLATE_FILE, special=special
-            )
+        path = optional_model_file(folder, TEMPLATE_FILE)
+        if path is not None:
+            return cls(_read_text(path), name=TEMPLATE_FILE, special=special)
         source = config.get("chat_template")
         if isinstance(source, list):
             named = {t.get("name"): t.get("template") for t in source if isinstance(t, dict)}
@@ -90,35 +83,122 @@ class ChatTemplate:
         return cls(source, name="tokenizer_config.json", special=special)
 
     def render_messages(self, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
+        """The template over `messages`, within `RENDER_SECONDS` and `RENDER_CHARS`: a template is
+        the model folder's code, so whatever it raises, or a render that runs on, is one line."""
         import jinja2
 
+        limits = _Limits(self.name)
         try:
-            return self._template.render(
-                messages=messages, add_generation_prompt=add_generation_prompt, **self.special
-            )
+            with limits:
+                parts = []
+                size = 0
+                for part in self._template.generate(
+                    messages=messages, add_generation_prompt=add_generation_prompt, **self.special
+                ):
+                    size += len(part)
+                    limits.check(size)
+                    parts.append(part)
+                return "".join(parts)
+        except _TooMuch as exc:
+            raise ConfigError(str(exc)) from None
         except jinja2.TemplateError as exc:
             raise ConfigError(f"the model's chat template ({self.name}) refused the prompt: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - untrusted code: any failure is the template's
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise ConfigError(
+                f"the model's chat template ({self.name}) failed ({reason}); fix the template or "
+                f"set [generate] chat_template = false"
+            ) from None
 
     def render(self, prompt: str, *, system: str | None = None) -> Rendered:
         """``messages=[{"role": "user", "content": prompt}]`` (after a system message if given),
-        with the generation prompt; the user's content located in the result."""
+        with the generation prompt; the user's content located in the result.
+
+        The content must sit where the template puts a message's content (found by rendering a
+        marker in its place), as given or stripped of surrounding white space (``| trim``);
+        a template that puts it anywhere else, or rewrites it, is refused rather than searched:
+        a prompt found by search could be text of the template's own (or of a file it read).
+        """
         head = [{"role": "system", "content": system}] if system is not None else []
         text = self.render_messages([*head, {"role": "user", "content": prompt}])
         marked = self.render_messages([*head, {"role": "user", "content": _SENTINEL}])
         before, sep, after = marked.partition(_SENTINEL)
-        if sep and text == before + prompt + after:
-            return Rendered(text, len(before), len(before) + len(prompt))
-        # the template changed the content (e.g. `| trim`): find what is left of it
-        core = prompt.strip()
-        start = text.find(core, max(0, len(before) - len(prompt)))
-        if start < 0:
-            start = text.find(core)
-        if start < 0:
-            raise ConfigError(
-                f"the model's chat template ({self.name}) rewrites the prompt's text; "
-                f"the prompt's tokens cannot be told from the template's"
+        if sep and _SENTINEL not in after:
+            for content in (prompt, prompt.strip()):
+                if text == before + content + after:
+                    return Rendered(text, len(before), len(before) + len(content))
+        raise ConfigError(
+            f"the model's chat template ({self.name}) does not place the prompt's text as given; "
+            f"the prompt's tokens cannot be told from the template's (set [generate] chat_template = false)"
+        )
+
+
+#: a chat template renders within this many seconds, and to at most this many characters
+RENDER_SECONDS = 5.0
+RENDER_CHARS = 4_000_000
+
+
+class _TooMuch(Exception):
+    pass
+
+
+class _Limits:
+    """The clock and size of one render, checked by the sandbox on every call, attribute, item
+    and loop step (`_compile`) and on every chunk of output, so a template that loops forever
+    or builds a huge string stops with a one-line error."""
+
+    current: _Limits | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.deadline = time.monotonic() + RENDER_SECONDS
+
+    def __enter__(self) -> _Limits:
+        self.previous, _Limits.current = _Limits.current, self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _Limits.current = self.previous
+
+    def check(self, size: int = 0) -> None:
+        if time.monotonic() > self.deadline:
+            raise _TooMuch(
+                f"the model's chat template ({self.name}) ran over {RENDER_SECONDS:.0f} s; "
+                f"it does not end: fix the template or set [generate] chat_template = false"
             )
-        return Rendered(text, start, start + len(core))
+        if size > RENDER_CHARS:
+            raise _TooMuch(
+                f"the model's chat template ({self.name}) made over {RENDER_CHARS:,} characters; "
+                f"fix the template or set [generate] chat_template = false"
+            )
+
+
+def _tick(value=None):
+    limits = _Limits.current
+    if limits is not None:
+        limits.check(len(value) if isinstance(value, str | bytes | list | tuple | dict) else 0)
+    return value
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); export the model again") from exc
+
+
+def _json_object(folder: Path, name: str) -> dict:
+    """A JSON object file of the model folder, {} when absent; anything else a one-line error."""
+    path = optional_model_file(folder, name)
+    if path is None:
+        return {}
+    try:
+        value = json.loads(_read_text(path))
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not JSON ({str(exc)[:120]}); export the model again") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: a {type(value).__name__}, not a JSON object; export the model again")
+    return value
 
 
 def _compile(source: str):
@@ -178,9 +258,45 @@ def _compile(source: str):
         def fromkeys(self, *args, **kwargs):
             return dict.fromkeys(*args, **kwargs)
 
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+    class LimitedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+        # every call, attribute, item and binary operator checks the render's clock and the size
+        # of what it made (`_Limits`): a template is code from the model folder
+        intercepted_binops = frozenset({"*", "**", "+"})
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+            _tick()
+            return _tick(
+                jinja2.sandbox.ImmutableSandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs)
+            )
+
+        def getattr(self, obj, attribute):
+            _tick()
+            return super().getattr(obj, attribute)
+
+        def getitem(self, obj, argument):
+            _tick()
+            return super().getitem(obj, argument)
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and isinstance(right, int) and abs(right) > 64:
+                raise jinja2.exceptions.SecurityError("chat templates cannot raise to powers over 64")
+            if operator == "*" and isinstance(left, int) and isinstance(right, str | list | tuple):
+                left, right = right, left
+            if operator == "*" and isinstance(left, str | list | tuple) and isinstance(right, int):
+                _tick()
+                if len(left) * right > RENDER_CHARS:
+                    raise jinja2.exceptions.SecurityError("chat templates cannot repeat past the size limit")
+            return _tick(super().call_binop(context, operator, left, right))
+
+    def limited_range(*args):
+        for value in jinja2.sandbox.safe_range(*args):
+            _tick()
+            yield value
+
+    env = LimitedSandbox(
         trim_blocks=True, lstrip_blocks=True, extensions=[Generation, jinja2.ext.loopcontrols]
     )
+    env.globals["range"] = limited_range
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now

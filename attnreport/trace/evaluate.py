@@ -17,14 +17,13 @@ permutation over a long text costs about one run per step, not one per window.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from attnreport.core.config import OUTPUTS
 from attnreport.core.errors import ConfigError
 from attnreport.core.trace import Trace
-
-OUTPUTS = ("probability", "logit")
+from attnreport.trace.sessions import open_session, optional_model_file
 
 
 @dataclass(frozen=True)
@@ -153,14 +152,9 @@ class HeadModel:
     """
 
     def __init__(self, folder) -> None:
-        import onnxruntime as ort
-
-        path = Path(folder) / "head.onnx"
-        if not path.is_file():
+        if optional_model_file(folder, "head.onnx") is None:
             raise ConfigError(f"{folder}: no head.onnx (only classifiers of known families have one)")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(folder, "head.onnx")
 
     def __call__(self, pooled: np.ndarray) -> np.ndarray:
         (logits,) = self.session.run(None, {"hidden": np.asarray(pooled, dtype=np.float32)})

@@ -22,7 +22,6 @@ one prefill chunk's outputs (``[B, L, H, chunk, n]``), so memory grows linearly 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ConfigError, InputError
-from attnreport.core.files import sha256_file
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard
 from attnreport.trace.cache import ContentCache, default_cache_dir
 from attnreport.trace.chat_template import ChatTemplate
 from attnreport.trace.decoding import GenerationOptions, Greedy
 from attnreport.trace.lens import LogitLens, Scores, step_scores
+from attnreport.trace.sessions import default_providers, load_tokenizer, model_file, model_key, open_session
 
 CHUNK = 64
 
@@ -96,14 +95,6 @@ class GenerationStats:
     runs: int = 0
     new_tokens: int = 0
     providers: list[str] = field(default_factory=list)
-
-
-def default_providers() -> list[str]:
-    """onnxruntime's CUDA execution provider when this onnxruntime has it, then the CPU."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 @dataclass
@@ -166,18 +157,16 @@ class Generator:
             )
         self.graphs = self.card.generation
         for name in filter(None, (self.graphs.decoder, self.graphs.lm_head)):
-            if not (self.folder / name).is_file():
-                raise ConfigError(f"{self.folder}: {name} is missing; export the model again")
+            model_file(self.folder, name)  # inside the folder and a file, or a one-line error
         if batch_size < 1 or prefill_chunk < 1:
             raise ConfigError("batch_size and prefill_chunk must be at least 1")
-        from tokenizers import Tokenizer
-
-        path = self.folder / "tokenizer.json"
-        if not path.is_file():
-            raise ConfigError(f"{self.folder}: no tokenizer.json; export the model again")
-        self.tokenizer = Tokenizer.from_file(str(path))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
+        self.tokenizer = load_tokenizer(self.folder)
+        largest = max(self.tokenizer.get_vocab(with_added_tokens=True).values())
+        if largest >= self.graphs.vocab_size:
+            raise ConfigError(
+                f"{self.folder}: tokenizer.json has token id {largest} but the model's embedding "
+                f"has {self.graphs.vocab_size} rows; the tokenizer is not this model's: export it again"
+            )
         self.special_ids = {i for i, t in self.tokenizer.get_added_tokens_decoder().items() if t.special}
         self.batch_size = batch_size
         self.prefill_chunk = prefill_chunk
@@ -196,15 +185,8 @@ class Generator:
     @property
     def session(self):
         if self._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                str(self.folder / self.graphs.decoder), options, providers=self.providers
+            self._session = open_session(
+                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads
             )
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
@@ -213,7 +195,7 @@ class Generator:
     def lens(self) -> LogitLens | None:
         if self._lens is None and self.graphs.lm_head:
             self._lens = LogitLens(
-                self.folder / self.graphs.lm_head, providers=self.providers, threads=self.threads
+                self.folder, self.graphs.lm_head, providers=self.providers, threads=self.threads
             )
         return self._lens
 
@@ -227,18 +209,7 @@ class Generator:
         """Identifies the graphs, weights, tokenizer and chat template: the cache's model key.
         (External weight files are covered by the manifest's weight hash and dtype.)"""
         if self._key is None:
-            digest = hashlib.sha256()
-            digest.update(f"{self.card.weights_sha256}:{self.card.dtype}".encode())
-            for name in (
-                self.graphs.decoder,
-                self.graphs.lm_head,
-                "tokenizer.json",
-                "tokenizer_config.json",
-                "chat_template.jinja",
-            ):
-                if name and (self.folder / name).is_file():
-                    digest.update(name.encode() + sha256_file(self.folder / name).encode())
-            self._key = digest.hexdigest()
+            self._key = model_key(self.folder, self.card, [self.graphs.decoder, self.graphs.lm_head])
         return self._key
 
     def cache_path(self, prompt: Prompt, options: GenerationOptions) -> Path | None:

@@ -72,6 +72,9 @@ def _jsonl_records(path: Path, bad: Callable[[int, str], None]) -> Iterator[tupl
             # the whole message: json's `msg` alone stops mid-sentence ("Unterminated string starting at")
             bad(number, f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}")
             continue
+        except RecursionError:
+            bad(number, "JSON nested too deep")
+            continue
         if not isinstance(record, dict):
             bad(number, "a JSON line must be an object with a text field")
             continue
@@ -126,6 +129,19 @@ def _csv_records(
         bad(start, "unterminated quoted field")
 
 
+def _unencodable(record: dict, fields: tuple[str | None, ...]) -> str | None:
+    """The first of `fields` whose value cannot be written as UTF-8 (a lone surrogate such as
+    ``"\\ud800"`` in JSON): caught here, not when the site is written after the whole analysis."""
+    for name in fields:
+        value = record.get(name) if name else None
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
 def _contrast(value) -> tuple[tuple[int, str], ...] | None:
     """A row's `contrast` field as (step, token) pairs; None when malformed."""
     if value is None:
@@ -158,6 +174,8 @@ def read_rows(
         for i, text in enumerate(inline):
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"[data] {name}[{i}]: empty or not a string; give a non-empty text")
+            if _unencodable({"text": text}, ("text",)):
+                raise InputError(f"[data] {name}[{i}]: holds a lone surrogate (not text); fix the text")
             yield Row(id=str(i), text=text, label=None, line=0)
         return
     if data.path is None:
@@ -197,6 +215,12 @@ def read_rows(
             bad(line, f"no key {column!r} (the object has {has}; [data] {option} names the key)")
             continue
         keys_without = None
+        broken = _unencodable(
+            record, (column, data.id_column, data.label_column, data.group_column, data.completion_column)
+        )
+        if broken:
+            bad(line, f"column {broken!r} holds a lone surrogate (not text); fix the row")
+            continue
         text = record.get(column)
         if not isinstance(text, str) or not text.strip():
             bad(line, f"no {'prompt' if prompts else 'text'} in column {column!r}")

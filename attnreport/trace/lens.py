@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from attnreport.trace.sessions import open_session
+
 
 @dataclass
 class Scores:
@@ -65,15 +67,8 @@ def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
 class LogitLens:
     """``lm_head.onnx`` (final norm + unembedding) over hidden states ``[m, d] -> [m, V]``."""
 
-    def __init__(self, path: Path, *, providers: list[str], threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+    def __init__(self, folder: Path, name: str, *, providers: list[str], threads: int | None = None) -> None:
+        self.session = open_session(folder, name, providers=providers, threads=threads)
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:

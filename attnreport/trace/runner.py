@@ -21,6 +21,7 @@ from attnreport.core.padding import pad_batch
 from attnreport.core.trace import Trace
 from attnreport.trace.cache import TraceCache, default_cache_dir
 from attnreport.trace.inputs import Row
+from attnreport.trace.sessions import model_file, open_session, optional_model_file
 from attnreport.trace.tokenize import Encoded, TextTokenizer
 from attnreport.trace.windows import plan_windows, stitch
 
@@ -80,10 +81,10 @@ class Tracer:
         self.threads = threads
         self.card = ModelCard.load(self.folder)
         name = "model.int8.onnx" if quantized else "model.onnx"
-        self.model_path = self.folder / name
-        if not self.model_path.is_file():
-            hint = " (export with --quantize int8)" if quantized else ""
-            raise ConfigError(f"{self.folder}: {name} is missing{hint}")
+        if quantized and optional_model_file(self.folder, name) is None:
+            raise ConfigError(f"{self.folder}: {name} is missing (export with --quantize int8)")
+        self.model_name = name
+        self.model_path = model_file(self.folder, name)
         self.tokenizer = TextTokenizer(self.folder)
         self.batch_size = batch_size
         size = window or self.card.max_positions
@@ -103,7 +104,9 @@ class Tracer:
             options = {"window": self.window, "stride": self.stride, "model": name}
             if self.card.qk is not None:  # only then: caches of other exports keep their key
                 options["qk_max_tokens"] = self.qk_max_tokens
-            self.key = sha256_file(self.model_path) + sha256_file(self.folder / "tokenizer.json")
+            # the graph and tokenizer.json are all a trace depends on (TextTokenizer reads no other
+            # file); this key's form is pinned so that users' caches stay valid
+            self.key = sha256_file(self.model_path) + sha256_file(model_file(self.folder, "tokenizer.json"))
             if self.card.external_data:  # the graph file then holds no weights: the manifest's hash does
                 self.key += self.card.weights_sha256 + self.card.dtype
             self.cache = TraceCache(cache_dir or default_cache_dir(), self.key, options)
@@ -113,18 +116,25 @@ class Tracer:
     def session(self):
         """The onnxruntime session, made on first use: a fully cached build never makes one."""
         if self._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                str(self.model_path), options, providers=["CPUExecutionProvider"]
-            )
+            session = open_session(self.folder, self.model_name, threads=self.threads)
+            self._check_vocabulary(session)
+            self._session = session
             self.stats.sessions += 1
         return self._session
+
+    def _check_vocabulary(self, session) -> None:
+        """One run on the tokenizer's largest id: a tokenizer.json that is not the model's (ids past
+        its embedding) is said here, in one line, not as onnxruntime's error mid-build."""
+        top = self.tokenizer.largest_id
+        ids = np.array([[*self.tokenizer.prefix_ids, top]], dtype=np.int64)
+        try:
+            session.run(["attentions"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        except Exception as exc:  # onnxruntime's error classes share no base
+            raise ConfigError(
+                f"{self.folder}: the model cannot read token id {top} of its tokenizer.json "
+                f"(onnxruntime: {' '.join(str(exc).split())[:160]}); the tokenizer is not this model's, "
+                f"export the model again"
+            ) from exc
 
     def trace(self, rows: Iterable[Row]) -> Iterator[Trace]:
         """Yield a `Trace` per row, in input order, holding at most one chunk in memory."""

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
-from attnreport.core.errors import ConfigError
+from attnreport.trace.sessions import load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -27,12 +26,7 @@ class Encoded:
 
 class TextTokenizer:
     def __init__(self, folder: Path) -> None:
-        path = Path(folder) / "tokenizer.json"
-        if not path.is_file():
-            raise ConfigError(f"{folder}: no tokenizer.json; export the model again")
-        self._tok = Tokenizer.from_file(str(path))
-        self._tok.no_truncation()
-        self._tok.no_padding()
+        self._tok = load_tokenizer(folder)
         probe = self._tok.encode("a", add_special_tokens=True)
         mask = probe.special_tokens_mask
         lead = 0
@@ -49,6 +43,11 @@ class TextTokenizer:
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=False)
+
+    @property
+    def largest_id(self) -> int:
+        """The largest token id the tokenizer can produce (added tokens included)."""
+        return max(self._tok.get_vocab(with_added_tokens=True).values())
 
     @property
     def special_ids(self) -> list[int]:

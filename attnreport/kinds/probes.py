@@ -21,10 +21,10 @@ import numpy as np
 from attnreport.analysis.predictions import softmax
 from attnreport.analysis.probes import AnswerProbe, ProbePair, ProbeResult, Rewrite, Rewritten, rewrite_rule
 from attnreport.analysis.results import describe
-from attnreport.analysis.stage import AnalysisStage
 from attnreport.analysis.variants import VariantComparison
 from attnreport.core.config import ProbeConfig, VariantConfig
 from attnreport.core.trace import Trace
+from attnreport.run.stage import AnalysisStage
 from attnreport.trace import Row
 
 

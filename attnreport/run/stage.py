@@ -27,7 +27,28 @@ from attnreport.core.errors import ConfigError
 from attnreport.core.jsonsafe import clean
 from attnreport.trace import Tracer
 from attnreport.trace.cache import ResultCache
-from attnreport.trace.evaluate import HeadModel
+from attnreport.trace.evaluate import HeadModel, MaskedModel
+
+
+def explain_traced(
+    tracer: Tracer,
+    trace,
+    options: AnalysisConfig,
+    *,
+    rollout_row: np.ndarray | None = None,
+    random_state: int = 0,
+) -> Explanation:
+    """`analysis.explain.explain` of one traced example, with `tracer`'s model as the function over
+    masks it plays its games on (`MaskedModel`)."""
+    return explain(
+        trace,
+        options,
+        card=tracer.card,
+        tokenizer=tracer.tokenizer,
+        masked_model=lambda: MaskedModel(tracer, trace, output=options.output),
+        rollout_row=rollout_row,
+        random_state=random_state,
+    )
 
 
 class AnalysisStage:
@@ -107,7 +128,7 @@ class AnalysisStage:
             return Explanation.from_dict(cached)
         # handed on as plain rounded values, exactly as a later build reads them from the cache,
         # so a rebuild's dataset means and bytes are the same
-        result = clean(explain(self.tracer, trace, self.options, rollout_row=rollout_row).to_dict())
+        result = clean(explain_traced(self.tracer, trace, self.options, rollout_row=rollout_row).to_dict())
         self.computed += 1
         if self.cache:
             self.cache.put(trace.text, result)

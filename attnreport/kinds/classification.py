@@ -1,0 +1,172 @@
+"""The classification report: one `Trace` per text, each page explaining the prediction, and the
+dataset's views (head atlas, decision space, metrics, data groups, compare, probes)."""
+
+from __future__ import annotations
+
+import time
+
+from attnreport.analysis.results import AnalysisResults, describe
+from attnreport.analysis.tally import ExampleTally
+from attnreport.core.config import ModelConfig, ReportConfig
+from attnreport.core.errors import InputError
+from attnreport.core.modelcard import ModelCard
+from attnreport.core.progress import counted
+from attnreport.kinds.base import BuildContext, count_rows
+from attnreport.kinds.probes import ProbeStage
+from attnreport.run import open_executor
+from attnreport.run.stage import AnalysisStage, CompareStage
+from attnreport.scenes.stage import DecisionPoint, SceneStage
+from attnreport.site.pages import ExamplePage, SitePlan, gather
+from attnreport.site.probes import gather_probes
+from attnreport.site.report import report_document
+from attnreport.trace import Tracer, read_rows
+
+#: the per-example analysis, as the progress lines name it (its slow part: the attributions)
+ANALYSIS_STAGE = "attributions"
+
+
+def make_tracer(folder, options: ModelConfig, cache_dir, *, quantized: bool) -> Tracer:
+    """A tracer over the exported model in `folder` with the [model] options of the config."""
+    return Tracer(
+        folder,
+        quantized=quantized,
+        batch_size=options.batch_size,
+        window=options.window,
+        stride=options.stride,
+        cache_dir=cache_dir,
+        qk_max_tokens=options.neuron_view_max_tokens,
+    )
+
+
+def _decision_scene(scenes: SceneStage, results: AnalysisResults, pages: list[ExamplePage], layers: int):
+    """The index's decision-space scene (with its per-layer choices and, with data groups, the
+    points coloured by group), every example a point."""
+    points = [
+        DecisionPoint(
+            label=row.label,
+            prediction=row.prediction,
+            text=row.text,
+            link=page.path,
+            group=page.record.get("group"),
+        )
+        for row, page in zip(results.rows, pages, strict=True)
+    ]
+    column = results.data_groups.column if results.data_groups is not None else ""
+    return scenes.decisions(
+        results.decision_space, results.layer_spaces, points, layers=layers, group_column=column
+    )
+
+
+def plan_from_traces(traces, card: ModelCard, *, title: str, spool) -> SitePlan:
+    """A site plan from traces alone, with no model at hand: each page's attention, rollout and
+    prediction, and the metrics; no attributions, head atlas or decision space (they run the model)."""
+    tally = ExampleTally(card.labels)
+
+    def examples():
+        for trace in traces:
+            example = describe(trace, card)
+            tally.add(example)
+            yield example, None
+
+    pages = gather(examples(), card, spool=spool)
+    report = report_document(
+        title=title, card=card, entries=[p.record for p in pages], results=tally.results()
+    )
+    return SitePlan(title=title, card=card, report=report, examples=pages)
+
+
+class ClassificationReport:
+    """Texts through a classifier (or any encoder): traced, analysed and drawn one at a time."""
+
+    name = "classification"
+
+    def __init__(self) -> None:
+        self.tracer: Tracer | None = None
+        self._executor = None
+
+    def check(self, config: ReportConfig, card: ModelCard) -> None:
+        """Nothing a classification report needs of the card beyond what the stages check."""
+
+    @property
+    def stats(self):
+        return self.tracer.stats if self.tracer is not None else None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def _compare(self, ctx: BuildContext) -> CompareStage:
+        """The second model of [compare] (or the int8 export of the first) over the same rows."""
+        config, tracer = ctx.config, self.tracer
+        other = config.compare
+        folder = ctx.resolve_model(other.path) if other.path else tracer.folder
+        second = make_tracer(folder, config.model, ctx.cache_dir, quantized=other.quantized)
+        rows = read_rows(config.data, on_bad=lambda bad: None)  # bad rows were reported once
+        name = other.name or ("int8" if other.quantized and not other.path else str(folder.name))
+        return CompareStage(tracer, second, rows, name=name)
+
+    def plan(self, ctx: BuildContext) -> SitePlan:
+        config, log, progress, spool = ctx.config, ctx.log, ctx.progress, ctx.spool
+        self.tracer = tracer = make_tracer(
+            ctx.model_dir, config.model, ctx.cache_dir, quantized=config.model.quantized
+        )
+        total = count_rows(config) if progress else None
+        rows = read_rows(config.data, on_bad=ctx.skipped)
+        analysis = AnalysisStage(
+            tracer, config.analysis, ctx.cache_dir, group_column=config.data.group_column
+        )
+        source = str(config.data.path or "[data] texts")
+        self._executor = open_executor(
+            config.run, analysis, config.model, ctx.cache_dir, source=source, log=log
+        )
+        traces = counted(self._executor.traces(rows), stage="tracing", total=total, enabled=progress)
+        comparison = self._compare(ctx) if config.compare.enabled else None
+        if comparison is not None:
+            traces = comparison.stream(traces)
+        probes = ProbeStage(analysis, config.probes) if config.probes else None
+        if probes is not None:
+            traces = probes.stream(traces)
+        scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
+        examples = counted(analysis.stream(traces), stage=ANALYSIS_STAGE, total=total, enabled=progress)
+        if config.site.scenes:
+            items = counted(scenes.stream(examples), stage="scenes", total=total, enabled=progress)
+        else:
+            items = ((e, None) for e in examples)
+        pages = gather(items, tracer.card, spool=spool, attribution_scale=config.site.attribution_scale)
+        if not pages:
+            raise InputError(f"{config.data.path or '[data] texts'}: no usable rows; check the data file")
+        if progress:
+            log("dataset: head patterns, attention by distance, decision space")
+        results = analysis.finish(comparison)
+        started = time.perf_counter()
+        probed = probes.results() if probes is not None else None
+        if probed:
+            matched = sum(p.matched for p in probed)
+            log(f"probes: {matched} texts matched, run again in {time.perf_counter() - started:.1f} s")
+        probe_pages = gather_probes(
+            probed or [], tracer.card, spool=spool, attribution_scale=config.site.attribution_scale
+        )
+        decision_scene = None
+        if config.site.scenes and results.decision_space is not None:
+            decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
+        report = report_document(
+            title=config.title,
+            card=tracer.card,
+            entries=[p.record for p in pages],
+            results=results,
+            skipped_rows=ctx.skipped.entries(),
+            probes=probed,
+            probe_pages={(p.probe, p.id): p.path for p in probe_pages},
+        )
+        log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
+        return SitePlan(
+            title=config.title,
+            card=tracer.card,
+            report=report,
+            examples=pages,
+            files=dict(scenes.files),
+            decision_scene=decision_scene,
+            subsites=list(ctx.subsites),
+            probes=probe_pages,
+        )

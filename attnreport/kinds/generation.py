@@ -1,0 +1,194 @@
+"""The generation report: each prompt answered (or its given answer read) by a causal LM, every
+answer token explained; prompts asked again in other words (`[[variants]]`, and the rewrites of
+`[[probes]]`) set side by side."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from attnreport.analysis.generation import AnswerExplainer, analyse_generation
+from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries
+from attnreport.analysis.variants import AnswerSide, VariantComparison, answer_side, compare_variant
+from attnreport.core.config import ProbeConfig, ReportConfig
+from attnreport.core.errors import ConfigError, InputError
+from attnreport.core.generation import GenerationTrace
+from attnreport.core.modelcard import ModelCard
+from attnreport.core.progress import counted
+from attnreport.kinds.base import BuildContext, count_rows
+from attnreport.kinds.probes import answer_probes, probe_variants
+from attnreport.run import open_generation_executor
+from attnreport.run.answer_explainer import answer_explainer, generation_options
+from attnreport.scenes.stage import SceneStage
+from attnreport.site.generation import gather_generation
+from attnreport.site.pages import SitePlan
+from attnreport.site.report import report_document
+from attnreport.trace import Generator, Prompt, read_rows
+
+
+@dataclass
+class VariantPlan:
+    """Which answers a generation report keeps for its variants page, and how it pairs them."""
+
+    #: the prompts and variants involved
+    ids: frozenset[str]
+    #: the unit a side's prompt is cut into when it has no attributions
+    unit: str
+    #: the pairs, from the kept sides by id and every prompt's id
+    compare: Callable[[dict[str, AnswerSide], list[str]], list[VariantComparison]]
+
+
+def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | None:
+    """Each `[[variants]]` pair, with the base prompt's answer read under the variant prompt
+    (teacher-forced) for the change in its log-probability."""
+    if not config.variants:
+        return None
+    ids = frozenset(v.of for v in config.variants) | frozenset(v.id for v in config.variants)
+
+    def compare(sides: dict[str, AnswerSide], seen: list[str]) -> list[VariantComparison]:
+        missing = [v.of for v in config.variants if v.of not in sides]
+        if missing:
+            own = {v.id for v in config.variants}
+            known = ", ".join([i for i in seen if i not in own][:5]) or "none"
+            raise ConfigError(
+                f"{config.source or 'config'}: [[variants]] of = {missing[0]!r}: no prompt has that id "
+                f"(ids: {known})"
+            )
+        forced = [Prompt(f"{v.id}/base-answer", v.prompt, tuple(sides[v.of].ids)) for v in config.variants]
+        options = generation_options(config)
+        out = []
+        for v, trace in zip(config.variants, generator.generate(forced, options), strict=True):
+            with np.errstate(divide="ignore"):
+                under = float(np.log(trace.probability.astype(np.float64)).sum()) if trace.steps else None
+            out.append(
+                compare_variant(
+                    sides[v.of], sides[v.id], id=v.id, name=v.name, base_answer_under_variant=under
+                )
+            )
+        return out
+
+    return VariantPlan(ids=ids, unit=config.generate.attribution_unit, compare=compare)
+
+
+def plan_from_generations(
+    traces: Iterable[GenerationTrace],
+    card: ModelCard,
+    *,
+    title: str,
+    spool,
+    explain: AnswerExplainer | None = None,
+    variants: VariantPlan | None = None,
+    skipped_rows: list[dict] | None = None,
+    probes: list[ProbeConfig] | None = None,
+    scenes: SceneStage | None = None,
+) -> SitePlan:
+    """A generation report's plan from generation traces: each prompt's page and entry; `explain`
+    attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
+    by side, among them the rewrites of `probes` (`kinds.probes.probe_variants`); `scenes` draws
+    each answer's attention flow (None: no scenes)."""
+    rows: list[ExampleSummary] = []
+    sides: dict[str, AnswerSide] = {}
+
+    def analysed():
+        for trace in traces:
+            rows.append(ExampleSummary(trace.id, trace.prompt, trace.label, None))
+            result = analyse_generation(trace, explain)
+            if variants is not None and trace.id in variants.ids:
+                sides[trace.id] = answer_side(result, unit=variants.unit)
+            yield result, (scenes.answer_flow(result) if scenes is not None else None)
+
+    pages = gather_generation(analysed(), spool=spool)
+    comparisons = variants.compare(sides, [r.id for r in rows]) if variants is not None else None
+    results = AnalysisResults(
+        rows=rows, metrics=None, summaries=Summaries({}, {}), heads=[], distance_profile=None
+    )
+    report = report_document(
+        title=title,
+        card=card,
+        entries=[p.record for p in pages],
+        results=results,
+        kind="generation",
+        variants=comparisons,
+        skipped_rows=skipped_rows,
+        answer_probes=answer_probes(probes, comparisons or []) if probes else None,
+    )
+    files = dict(scenes.files) if scenes is not None else {}
+    return SitePlan(title=title, card=card, report=report, examples=pages, files=files)
+
+
+class GenerationReport:
+    """Prompts through a causal LM's generation graphs, answered, explained and drawn one by one."""
+
+    name = "generation"
+
+    def __init__(self) -> None:
+        self.generator: Generator | None = None
+        self._executor = None
+
+    def check(self, config: ReportConfig, card: ModelCard) -> None:
+        where = config.source or "config"
+        if not card.causal:
+            raise ConfigError(
+                f"{where}: [generate] needs a causal LM, and {config.model.path} is a {card.task} model "
+                f"({card.architecture}); remove [generate] / [data] prompts for a classification report"
+            )
+
+    @property
+    def stats(self):
+        return self.generator.stats if self.generator is not None else None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def plan(self, ctx: BuildContext) -> SitePlan:
+        config, log, progress, cache_dir = ctx.config, ctx.log, ctx.progress, ctx.cache_dir
+        self.generator = generator = Generator(
+            ctx.model_dir, batch_size=config.model.batch_size, cache_dir=cache_dir
+        )
+        if config.probes:  # each matched prompt, rewritten, is a variant of it
+            rows = read_rows(config.data, prompts=True, on_bad=lambda bad: None)  # said once, below
+            config = dataclasses.replace(
+                config, variants=[*config.variants, *probe_variants(config.probes, rows)]
+            )
+        contrasts: dict[str, tuple] = {}
+        total = count_rows(config, prompts=True) if progress else None
+
+        def prompts_of(rows):
+            for r in rows:
+                if r.contrast:
+                    contrasts[r.id] = r.contrast
+                yield Prompt(r.id, r.text, r.completion, r.label)
+
+        variants = [Prompt(v.id, v.prompt, None, f"variant of {v.of}") for v in config.variants]
+        rows = read_rows(config.data, prompts=True, on_bad=ctx.skipped)
+        prompts = itertools.chain(prompts_of(rows), variants)
+        source = str(config.data.path or "[data] prompts")
+        self._executor = open_generation_executor(
+            config.run, generator, config, cache_dir, source=source, log=log
+        )
+        traces = self._executor.generations(prompts, contrasts)
+        traces = counted(traces, stage="generating", total=total, unit="prompt", enabled=progress)
+        explain = answer_explainer(generator, config, contrasts, cache_dir)
+        plan = plan_from_generations(
+            traces,
+            generator.card,
+            title=config.title,
+            spool=ctx.spool,
+            explain=explain,
+            variants=variant_plan(generator, config),
+            skipped_rows=ctx.skipped.entries(),
+            probes=config.probes,
+            scenes=SceneStage(ctx.spool, config.site.theme, example_glb=config.site.example_glb)
+            if config.site.scenes
+            else None,
+        )
+        if not plan.examples:
+            raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
+        log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")
+        return plan
