@@ -156,9 +156,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--external-data-threshold",
         type=int,
-        default=1 << 30,
+        default=1 << 26,
         metavar="BYTES",
-        help="weights above this size go to ONNX external data (default: 1 GiB; protobuf stops at 2 GB)",
+        help="weights above this size go to one ONNX external-data file shared by every graph, each "
+        "weight once (default: 64 MiB; below it each graph embeds its own copy)",
     )
     e.add_argument(
         "--no-generation",

@@ -41,7 +41,7 @@ def test_manifest_records_the_generation_graphs(tiny, family):
     assert g.checked["greedy_tokens_match"] and g.checked["new_tokens"] == 8
     assert set(g.max_abs_diff) >= {"decoder_attentions", "decoder_logits", "batch_attentions", "lm_head"}
     assert all(0 <= v <= 1e-4 for v in g.max_abs_diff.values()) and g.tolerance == 1e-4
-    assert card.dtype == "float32" and card.external_data == []
+    assert card.dtype == "float32" and card.external_data == [] and card.weights_file is None
     # transformers 5 ties hidden_states[-1] to the final-normed state for all three
     assert g.last_hidden_normed
 
@@ -117,27 +117,54 @@ def test_lm_head_is_the_final_norm_and_unembedding(tiny, family):
     np.testing.assert_allclose(out.hidden_states[-1][0].numpy(), normed, atol=1e-6)
 
 
-def test_external_data_round_trip(tiny, tmp_path):
-    """Forced external data (threshold 0): every graph keeps its weights beside it, loads, and
-    generates exactly what the single-file export generates."""
+def test_external_data_is_one_shared_copy_of_the_weights(tiny, tmp_path):
+    """Forced external data (threshold 0): the three graphs point into one file that holds each
+    weight once (the graphs name the same weight differently), they load and compute exactly what
+    the single-file export computes, and generation gives the same tokens, attentions and lens."""
+    import onnx
+    from safetensors.numpy import load_file
+
+    from attnreport.export.weights import INLINE_BYTES, WEIGHTS_FILE
     from attnreport.trace import GenerationOptions, Generator
 
     out = tmp_path / "ext"
     card = export_model(tiny.checkpoint("llama"), out, external_data_threshold=0)
     assert card.external_data == ["decoder.onnx", "lm_head.onnx", "model.onnx"]
-    import onnx
-
+    assert card.weights_file == WEIGHTS_FILE
+    assert sorted(p.name for p in out.glob("*.data")) == [WEIGHTS_FILE]
+    regions = {}
     for name in card.external_data:
         graph = onnx.load(str(out / name), load_external_data=False).graph
         outside = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-        sizes = [int(dict((e.key, e.value) for e in t.external_data)["length"]) for t in outside]
-        assert sum(sizes) == (out / f"{name}.data").stat().st_size > 0
+        info = [dict((e.key, e.value) for e in t.external_data) for t in outside]
+        assert {i["location"] for i in info} == {WEIGHTS_FILE}
+        regions[name] = {(int(i["offset"]), int(i["length"])) for i in info}
         # every weight matrix is outside the graph file
-        assert all(len(t.raw_data) <= 1024 for t in graph.initializer if t not in outside)
+        assert all(len(t.raw_data) <= INLINE_BYTES for t in graph.initializer if t not in outside)
+    # the decoder and the lens head read the very bytes model.onnx reads: nothing written twice
+    assert regions["decoder.onnx"] <= regions["model.onnx"]
+    assert regions["lm_head.onnx"] <= regions["model.onnx"]
+    weights = load_file(str(tiny.checkpoint("llama") / "model.safetensors"))
+    distinct = {w.tobytes() for w in weights.values() if w.nbytes > INLINE_BYTES}
+    stored = (out / WEIGHTS_FILE).stat().st_size
+    assert stored == sum(length for _, length in set().union(*regions.values())) == sum(map(len, distinct))
     assert ModelCard.load(out) == card
+
+    one = tiny.export("llama")
+    ids = np.array([[0, 5, 9, 14, 20, 7], [1, 1, 0, 5, 9, 14]], dtype=np.int64)
+    mask = (ids != 1).astype(np.int64)
+    a = session(out / "model.onnx").run(None, {"input_ids": ids, "attention_mask": mask})
+    b = session(one / "model.onnx").run(None, {"input_ids": ids, "attention_mask": mask})
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    hidden = np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
+    np.testing.assert_array_equal(
+        session(out / "lm_head.onnx").run(None, {"hidden": hidden})[0],
+        session(one / "lm_head.onnx").run(None, {"hidden": hidden})[0],
+    )
     options = GenerationOptions(max_new_tokens=5)
     (a,) = Generator(out, use_cache=False).generate_texts([PROMPT], options)
-    (b,) = Generator(tiny.export("llama"), use_cache=False).generate_texts([PROMPT], options)
+    (b,) = Generator(one, use_cache=False).generate_texts([PROMPT], options)
     assert a.ids.tolist() == b.ids.tolist()
     np.testing.assert_array_equal(a.attentions, b.attentions)
     np.testing.assert_array_equal(a.lens_probability, b.lens_probability)

@@ -94,8 +94,11 @@ class ModelCard:
     extra: dict = field(default_factory=dict)
     #: the weights' dtype in every graph; float16 exports are checked with a looser tolerance
     dtype: str = "float32"
-    #: graphs whose weights sit beside them as ONNX external data (``<graph>.onnx.data``)
+    #: graphs whose large weights sit outside them as ONNX external data: in `weights_file`, or in
+    #: exports made before it, each in its own ``<graph>.onnx.data``
     external_data: list[str] = field(default_factory=list)
+    #: the one external-data file every graph in `external_data` points into, each weight once
+    weights_file: str | None = None
     #: causal LMs: the KV-cache decoder and lm_head graphs (None for other tasks and old exports)
     generation: DecoderCard | None = None
     #: exports made with ``--with-qk``: the queries and keys outputs (None otherwise)

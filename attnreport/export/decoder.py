@@ -30,6 +30,7 @@ state and the final norm + unembedding of every layer.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -157,10 +158,20 @@ def final_norm(model):
 
 
 def make_lm_head(model, norm):
-    """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap."""
+    """``hidden [m, d] -> logits [m, V]``: the final norm, the unembedding, a logit soft-cap.
+
+    The unembedding is laid out as the model's own graphs lay it out, so that ``lm_head.onnx`` reads
+    the very bytes ``model.onnx`` stores and the shared weights file keeps them once
+    (`attnreport.export.weights`): the exporter stores an untied unembedding transposed (a linear
+    over 3-D hidden states is a MatMul whose weight transpose it folds), and one tied to the input
+    embedding as it is (read by a Gather too, it is not folded; a linear over 2-D hidden states is
+    a Gemm that reads it as it is)."""
     import torch
 
     cap = getattr(model.config, "final_logit_softcapping", None)
+    unembed = model.get_output_embeddings()
+    embed = model.get_input_embeddings()
+    tied = embed is not None and unembed.weight is getattr(embed, "weight", None)
 
     class LensHead(torch.nn.Module):
         def __init__(self, norm, unembed):
@@ -169,12 +180,13 @@ def make_lm_head(model, norm):
             self.unembed = unembed
 
         def forward(self, hidden):
-            logits = self.unembed(self.norm(hidden))
+            normed = self.norm(hidden)
+            logits = self.unembed(normed) if tied else self.unembed(normed.unsqueeze(0))[0]
             if cap:
                 logits = torch.tanh(logits / cap) * cap
             return logits
 
-    return LensHead(norm, model.get_output_embeddings()).eval()
+    return LensHead(norm, unembed).eval()
 
 
 def last_hidden_normed(model, norm) -> tuple[bool, object]:
@@ -267,6 +279,8 @@ def export_generation(
     keep = max_positions - CHECK_NEW_TOKENS
     rows = [tok(p, add_special_tokens=True)["input_ids"][:keep] for p in prompts]
     diffs, checked = check_decoder(model, session, rows, pad_id=pad_id, layers=layers)
+    del session  # one session at a time: each holds (or maps) the weights
+    gc.collect()
     if lm_head is not None:
         head = ort.InferenceSession(str(folder / LM_HEAD_FILE), options, providers=["CPUExecutionProvider"])
         diffs["lm_head"] = check_lm_head(model, norm, head, rows[-1])
@@ -470,7 +484,11 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
 
 def check_lm_head(model, norm, head_session, row: Sequence[int]) -> float:
     """lm_head.onnx against PyTorch: on the pre-norm last hidden state it gives the model's logits,
-    and on every layer's hidden state the final norm + unembedding applied in PyTorch."""
+    and on every layer's hidden state the final norm + unembedding applied in PyTorch.
+
+    One layer's positions at a time: logits over a real vocabulary are large, and float32 copies
+    of every layer's at once were the export's peak memory. The difference is still relative to the
+    largest logit over all layers, as when they were compared at once."""
     import torch
 
     seen = {}
@@ -478,12 +496,16 @@ def check_lm_head(model, norm, head_session, row: Sequence[int]) -> float:
     try:
         with torch.no_grad():
             out = model(input_ids=torch.tensor([list(row)]), output_hidden_states=True, return_dict=True)
-            lens = make_lm_head(model, norm)
-            stack = torch.cat([h[0] for h in out.hidden_states[:-1]] + [seen["x"][0]])
-            want = lens(stack).float().numpy()
     finally:
         handle.remove()
-    (got,) = head_session.run(None, {"hidden": stack.numpy()})
-    n = len(row)
-    worst = _relative(got.astype(np.float32), want)
-    return max(worst, _relative(got[-n:].astype(np.float32), out.logits[0].float().numpy()))
+    lens = make_lm_head(model, norm)
+    largest, scale = 0.0, 1.0
+    for hidden in [h[0] for h in out.hidden_states[:-1]] + [seen["x"][0]]:
+        with torch.no_grad():
+            want = lens(hidden).float().numpy()
+        (got,) = head_session.run(None, {"hidden": hidden.numpy()})
+        largest = max(largest, float(np.max(np.abs(got.astype(np.float32) - want))))
+        scale = max(scale, float(np.max(np.abs(want))))
+        del want
+    # `got` is now the lens on the pre-norm last hidden state: the model's own logits
+    return max(largest / scale, _relative(got.astype(np.float32), out.logits[0].float().numpy()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import logging
 import warnings
@@ -32,6 +33,7 @@ from attnreport.export.checkpoint import (
     weights_sha256,
 )
 from attnreport.export.qk import QK_OUTPUTS, softmax_check
+from attnreport.export.weights import WEIGHTS_FILE, SharedWeights
 
 #: largest accepted difference to PyTorch: absolute for attention probabilities,
 #: relative to the largest magnitude for hidden states and logits
@@ -39,9 +41,10 @@ TOLERANCE = 1e-4
 #: the same for float16 exports: half precision moves attention weights by ~1e-3
 FP16_TOLERANCE = 2e-2
 OPSET = 18
-#: graphs of checkpoints whose weights exceed this many bytes keep them as ONNX external data
-#: (protobuf caps one file at 2 GB)
-EXTERNAL_DATA_THRESHOLD = 1 << 30
+#: graphs of checkpoints whose weights exceed this many bytes keep them in one external-data file
+#: shared by every graph (`attnreport.export.weights`); below it each graph carries its own copy,
+#: which costs a protobuf-serialised copy in memory per graph and one per graph in the folder
+EXTERNAL_DATA_THRESHOLD = 1 << 26
 DTYPES = {"float32": "float32", "float16": "float16"}
 VERIFY_TEXTS = (
     "The card was charged twice for the same order.",
@@ -230,16 +233,28 @@ def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
 
 
 def _onnx_export(
-    module, args: tuple, path: Path, *, input_names, output_names, dynamic_shapes, external_data=False
+    module,
+    args: tuple,
+    path: Path,
+    *,
+    input_names,
+    output_names,
+    dynamic_shapes,
+    external_data=False,
+    weights: SharedWeights | None = None,
 ):
+    """Export `module` to `path` with the dynamo exporter. With `external_data` its large weights go
+    into `weights`' shared file (each distinct tensor once over all graphs), or without `weights`
+    into the exporter's own ``<graph>.onnx.data``."""
     import torch
 
+    shared = external_data and weights is not None
     try:
         with _quiet():
-            torch.onnx.export(
+            program = torch.onnx.export(
                 module,
                 args,
-                str(path),
+                None if shared else str(path),
                 dynamo=True,
                 opset_version=OPSET,
                 input_names=input_names,
@@ -252,6 +267,10 @@ def _onnx_export(
     except Exception as exc:  # the exporter raises many types; all mean the same to a user
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from exc
+    if shared:
+        weights.save(program.model, path)
+    del program
+    gc.collect()
 
 
 def export_model(
@@ -272,8 +291,9 @@ def export_model(
 
     Causal LMs also get the generation graphs (``decoder.onnx``, ``lm_head.onnx``; see
     `attnreport.export.decoder`) unless `generation` is False. `dtype` ``"float16"`` halves the
-    weights; its checks use `FP16_TOLERANCE`. Weights over `external_data_threshold` bytes are
-    written as ONNX external data beside each graph. `with_qk` adds each layer's queries and keys
+    weights; its checks use `FP16_TOLERANCE`. When the weights exceed `external_data_threshold`
+    bytes, every graph keeps its large tensors in one shared external-data file, each distinct tensor
+    written once (`attnreport.export.weights`). `with_qk` adds each layer's queries and keys
     as outputs (``queries``, ``keys``; `attnreport.export.qk`) for the neuron view; they are checked
     to reproduce the attentions, and without it the graph's outputs are what they always were.
 
@@ -323,7 +343,6 @@ def export_model(
     model = _load(ck, trust_remote_code=trust_remote_code, dtype=dtype)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     external = weight_bytes > external_data_threshold
-    onnx_export = functools.partial(_onnx_export, external_data=external)
     tok = _load_tokenizer(ck, trust_remote_code=trust_remote_code)
     cfg = model.config
     max_positions = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 512))
@@ -345,6 +364,8 @@ def export_model(
     wrapper.eval()
 
     with replace_folder(out) as tmp:
+        shared = SharedWeights(tmp) if external else None
+        onnx_export = functools.partial(_onnx_export, external_data=external, weights=shared)
         batch = torch.export.Dim("batch", min=1, max=4096)
         seq = torch.export.Dim("seq", min=1, max=max_positions)
         outputs = ["attentions", "hidden_states"]
@@ -352,7 +373,7 @@ def export_model(
             outputs.insert(0, "logits")
         if with_qk:
             outputs += list(QK_OUTPUTS)
-        log("exporting to ONNX (dynamo)" + (" with external data" if external else ""))
+        log("exporting to ONNX (dynamo)" + (f" with external data in {WEIGHTS_FILE}" if external else ""))
         onnx_export(
             wrapper,
             (torch.from_numpy(ids), torch.from_numpy(mask)),
@@ -374,6 +395,9 @@ def export_model(
         qk_card = _qk_card(session, wrapper, ids, mask, lengths, ck, cfg, tolerance, log) if with_qk else None
         if head is not None:
             _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log, tolerance, onnx_export)
+        # one onnxruntime session at a time: each holds (or maps) a copy of the weights
+        del session
+        gc.collect()
         pad_id = (
             tok.pad_token_id
             if tok.pad_token_id is not None
@@ -396,10 +420,19 @@ def export_model(
                     max_positions=max_positions,
                     log=log,
                 )
+        architecture = type(model).__name__
+        # the torch model is not needed past the checks: free it before quantizing and saving
+        del model, wrapper, head, probe
+        gc.collect()
         tok.save_pretrained(str(tmp))
         labels = _labels(cfg, ck.task)
+        if shared is not None:
+            log(
+                f"{WEIGHTS_FILE}: {shared.unique_bytes / 1e6:,.0f} MB written once for "
+                f"{', '.join(shared.graphs)} ({shared.shared_bytes / 1e6:,.0f} MB shared, not rewritten)"
+            )
         card = ModelCard(
-            architecture=type(model).__name__,
+            architecture=architecture,
             task=ck.task,
             layers=int(cfg.num_hidden_layers),
             heads=int(cfg.num_attention_heads),
@@ -412,7 +445,7 @@ def export_model(
             max_abs_diff=diffs,
             read_position="last" if ck.causal else "first",
             source=str(ck.folder),
-            has_head=head is not None,
+            has_head=family is not None,
             extra={
                 "model_type": ck.model_type,
                 "pad_token_id": pad_id,
@@ -423,7 +456,8 @@ def export_model(
                 "weight_bytes": weight_bytes,
             },
             dtype=dtype,
-            external_data=sorted(p.name[: -len(".data")] for p in tmp.glob("*.onnx.data")),
+            external_data=sorted(shared.graphs) if shared is not None else [],
+            weights_file=WEIGHTS_FILE if shared is not None else None,
             generation=decoder_card,
             qk=qk_card,
         )
