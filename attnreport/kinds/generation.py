@@ -25,6 +25,7 @@ from attnreport.run import AnswerWork, open_executor
 from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.scenes.stage import SceneStage
 from attnreport.site.generation import gather_generation
+from attnreport.site.listing import ANSWERS
 from attnreport.site.pages import SitePlan
 from attnreport.site.report import report_document
 from attnreport.trace import Generator, Prompt, read_rows
@@ -117,7 +118,7 @@ def plan_from_generations(
         answer_probes=answer_probes(probes, comparisons or []) if probes else None,
     )
     files = dict(scenes.files) if scenes is not None else {}
-    return SitePlan(title=title, card=card, report=report, examples=pages, files=files)
+    return SitePlan(title=title, card=card, report=report, examples=pages, files=files, listing=ANSWERS)
 
 
 class GenerationReport:

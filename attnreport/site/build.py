@@ -32,7 +32,7 @@ from attnreport.core.resources import bundled
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import script_json, script_safe
 from attnreport.site.headpages import head_contexts
-from attnreport.site.listing import PAGE_ROWS, compare_order, example_columns
+from attnreport.site.listing import PAGE_ROWS, compare_order
 from attnreport.site.pages import SitePlan, head_page
 from attnreport.site.probes import write_probe_pages
 from attnreport.site.report import REPORT_FILE, write_report
@@ -160,7 +160,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
     subsites = [{"title": sub.title, "href": f"{sub.path}/index.html"} for sub in plan.subsites]
     decision = _scene_context(plan.decision_scene)
-    columns = example_columns(plan.report["examples"])
+    columns = plan.listing.columns(plan.report["examples"])
     listing = markupsafe.Markup(script_json(columns))
     index = _page(
         env,
@@ -168,6 +168,7 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         root="",
         scene=decision,
         columns=columns,
+        listing_template=plan.listing.template,
         listing=listing,
         page_rows=PAGE_ROWS,
         subsites=subsites,

@@ -8,7 +8,8 @@ time; the first page is also in the HTML, so the list reads without scripts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 #: characters of each text kept for the list (the example page has the whole text)
 TEXT_CHARS = 140
@@ -30,9 +31,7 @@ ANSWER_CHARS = 80
 def example_columns(examples: Sequence[dict]) -> dict[str, list]:
     """The report's example records as columns: id, text (cut), label, prediction, correct
     (1, 0 or None), confidence and page, each a list in report order, and the data group when
-    the report has groups (`[data] group_column`). A generation report's
-    prediction is the start of the answer, its confidence the mean step probability, and it
-    adds the least step probability (`min_probability`)."""
+    the report has groups (`[data] group_column`)."""
     columns = {
         "id": [e["id"] for e in examples],
         "text": [cut(e["text"]) for e in examples],
@@ -44,12 +43,34 @@ def example_columns(examples: Sequence[dict]) -> dict[str, list]:
     }
     if any(e.get("group") is not None for e in examples):
         columns["group"] = [e.get("group") for e in examples]
-    if examples and all("generation" in e for e in examples):
-        generations = [e["generation"] for e in examples]
-        columns["prediction"] = [cut(g["text"], ANSWER_CHARS) for g in generations]
-        columns["confidence"] = [g["mean_probability"] for g in generations]
-        columns["min_probability"] = [g["min_probability"] for g in generations]
     return columns
+
+
+def answer_columns(entries: Sequence[dict]) -> dict[str, list]:
+    """A generation report's entries as `example_columns` lays them out, the prediction being the
+    start of the answer and the confidence its mean step probability, plus the least step
+    probability (`min_probability`)."""
+    columns = example_columns(entries)
+    generations = [e["generation"] for e in entries]
+    columns["prediction"] = [cut(g["text"], ANSWER_CHARS) for g in generations]
+    columns["confidence"] = [g["mean_probability"] for g in generations]
+    columns["min_probability"] = [g["min_probability"] for g in generations]
+    return columns
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How the index lists a report kind's entries: the columns its script reads, and the partial
+    template that lays out the first page of them (a kind picks one; the index asks no kind)."""
+
+    template: str
+    columns: Callable[[Sequence[dict]], dict[str, list]]
+
+
+#: a classification report's examples: text, label, prediction, confidence, outcome
+EXAMPLES = Listing("listing_examples.html.j2", example_columns)
+#: a generation report's prompts: prompt, label, answer, mean and least step probability
+ANSWERS = Listing("listing_answers.html.j2", answer_columns)
 
 
 def compare_order(pairs: Sequence[dict]) -> list[dict]:

@@ -18,6 +18,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
+from attnreport.site.listing import EXAMPLES, Listing
 from attnreport.site.neuron import neuron_data
 from attnreport.site.report import example_entry
 from attnreport.site.slugs import SlugMaker
@@ -59,6 +60,8 @@ class SitePlan:
     #: the counterfactual probes' side-by-side pages (`site.probes.ProbePage`: that module reads
     #: this one, so the type is named, not imported)
     probes: list = field(default_factory=list)
+    #: how the index lists the entries (`site.listing.EXAMPLES` or `ANSWERS`), the kind's choice
+    listing: Listing = EXAMPLES
 
 
 @dataclass
