@@ -11,27 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
 from sitebuild import HOSTILE, sample_rows, write_config
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def open_page(browser, url):
@@ -48,10 +31,8 @@ def open_page(browser, url):
     return page, problems, outside
 
 
-def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, tmp_path, served):
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    build(config, root / "site", progress=False)
+def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, sample_site):
+    base = sample_site.base
     index, problems, outside = open_page(browser, f"{base}/site/index.html")
     assert problems == [] and outside == []
     links = index.eval_on_selector_all("#examples a", "els => els.map(e => e.getAttribute('href'))")
@@ -97,10 +78,8 @@ def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, 
         page.close()
 
 
-def test_hostile_text_is_shown_literally(browser, tiny, tmp_path, served):
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, root / "site", progress=False).site
+def test_hostile_text_is_shown_literally(browser, sample_site):
+    base, site = sample_site.base, sample_site.site
     report = json.loads((site / "report.json").read_text())
     for example in report["examples"][3:]:
         page, problems, _ = open_page(browser, f"{base}/site/{example['page']}")
@@ -425,15 +404,13 @@ def png_size(path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def test_every_figure_of_an_example_page_downloads_a_valid_file(browser, tiny, tmp_path, served):
+def test_every_figure_of_an_example_page_downloads_a_valid_file(browser, sample_site):
     """The heatmap (Plotly's PNG button and the SVG one added to it), the model view and the token
     view, saved from a page under a sub-path: SVG that parses with the figure's elements, PNG at
     twice the SVG's size with the figure drawn in it (the model view's PNG is rendered from its SVG)."""
     from PIL import Image
 
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, root / "site", progress=False).site
+    base, site = sample_site.base, sample_site.site
     example = json.loads((site / "report.json").read_text())["examples"][0]
     page, problems, outside = open_page(browser, f"{base}/site/{example['page']}#layer=1&head=0")
     page.wait_for_selector("#heatmap .main-svg")
@@ -516,13 +493,10 @@ def test_an_example_template_without_head_and_model_view_still_works(browser, ti
     page.close()
 
 
-def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, tmp_path, served):
+def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, sample_site):
     """The on-page grid, not only its saved SVG: "H<h>" over each column of thumbnails, "L<l>"
     beside each row, every label clear of the others and of the thumbnails."""
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()[:1]))
-    build(config, root / "site", progress=False)
-    page, problems, _ = open_page(browser, f"{base}/site/examples/p0.html")
+    page, problems, _ = open_page(browser, f"{sample_site.base}/site/examples/p0.html")
     page.wait_for_selector("#model-view canvas.thumb")
     boxes = page.eval_on_selector_all(
         "#model-view > *",
@@ -548,17 +522,15 @@ def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, 
     page.close()
 
 
-def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, served):
+def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, sample_site):
     """A head page: previous / next head in atlas order, and the head's attention on its typical
     examples, each cell's shade the weight over its row's largest, recomputed here from a fresh trace."""
     from attnreport.site.headpages import PICTURES
     from attnreport.trace import Tracer
 
-    root, base = served
-    rows = sample_rows()[:4]
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
-    build(config, root / "site", progress=False)
-    report = json.loads((root / "site" / "report.json").read_text())
+    base = sample_site.base
+    rows = sample_rows()  # plain and hostile texts: a typical example may have a hostile id
+    report = json.loads((sample_site.site / "report.json").read_text())
     heads = [(h["layer"], h["head"]) for h in report["heads"]]
     traces = {
         r["id"]: t
