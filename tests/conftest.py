@@ -25,11 +25,27 @@ def _quiet_transformers():
     transformers.utils.logging.disable_progress_bar()
 
 
-class TinyModels:
-    """Builds each tiny checkpoint and its export once per test session, on first use."""
+@contextlib.contextmanager
+def _one_at_a_time(root: Path, name: str):
+    """Hold ``root/.name.lock``: with parallel workers (pytest-xdist) sharing `root`, the first
+    makes `name` and the others wait for it, then find it made."""
+    import fcntl
 
-    def __init__(self, root: Path) -> None:
+    with open(root / f".{name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+class TinyModels:
+    """Builds each tiny checkpoint and its export once per test run, on first use.
+
+    `root` is shared by the parallel workers of one run, so each model is made once for all of
+    them; an export with options (``quantize="int8"``) is made once per worker, in `own`, so the
+    card `export_model` returned is this worker's."""
+
+    def __init__(self, root: Path, own: Path | None = None) -> None:
         self.root = root
+        self.own = own or root
         self._checkpoints: dict[str, Path] = {}
         self._exports: dict[tuple, Path] = {}
         self._cards: dict[tuple, object] = {}
@@ -38,9 +54,15 @@ class TinyModels:
         if family not in self._checkpoints:
             from tiny_models import make_tiny
 
-            _quiet_transformers()
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._checkpoints[family] = make_tiny(family, self.root / f"checkpoint-{family}")
+            folder = self.root / f"checkpoint-{family}"
+            with _one_at_a_time(self.root, folder.name):
+                if not (self.root / f".{folder.name}.done").exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    _quiet_transformers()
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        make_tiny(family, folder)
+                    (self.root / f".{folder.name}.done").touch()
+            self._checkpoints[family] = folder
         return self._checkpoints[family]
 
     def export(self, family: str, **options) -> Path:
@@ -48,24 +70,36 @@ class TinyModels:
         plain export most tests read). Read-only: a test that changes an export copies it first."""
         key = (family, *sorted(options.items()))
         if key not in self._exports:
+            from attnreport.core.modelcard import is_exported
             from attnreport.export import export_model
 
-            _quiet_transformers()
-            out = self.root / "-".join(["export", family, *(f"{k}={v}" for k, v in key[1:])])
-            self._cards[key] = export_model(self.checkpoint(family), out, **options)
+            folder = self.own if options else self.root
+            out = folder / "-".join(["export", family, *(f"{k}={v}" for k, v in key[1:])])
+            with _one_at_a_time(folder, out.name):
+                if not is_exported(out):
+                    _quiet_transformers()
+                    self._cards[key] = export_model(self.checkpoint(family), out, **options)
             self._exports[key] = out
         return self._exports[key]
 
     def card(self, family: str, **options):
-        """The `ModelCard` that `export_model` returned for `export(family, **options)`."""
-        self.export(family, **options)
-        return self._cards[(family, *sorted(options.items()))]
+        """The `ModelCard` that `export_model` returned for `export(family, **options)` (for a
+        plain export another worker made, the one it saved)."""
+        from attnreport.core.modelcard import ModelCard
+
+        out = self.export(family, **options)
+        return self._cards.get((family, *sorted(options.items()))) or ModelCard.load(out)
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> TinyModels:
     pytest.importorskip("torch")
-    return TinyModels(tmp_path_factory.mktemp("tiny"))
+    own = tmp_path_factory.mktemp("tiny")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return TinyModels(own)
+    shared = tmp_path_factory.getbasetemp().parent / "tiny"  # the run's folder, above each worker's
+    shared.mkdir(exist_ok=True)
+    return TinyModels(shared, own)
 
 
 @pytest.fixture(scope="session")
@@ -73,11 +107,14 @@ def copy_model(tiny) -> Path:
     """The export of the hand-set copy circuit (`tiny_models.make_copy_circuit`), made once."""
     from tiny_models import make_copy_circuit
 
+    from attnreport.core.modelcard import is_exported
     from attnreport.export import export_model
 
     out = tiny.root / "export-copy"
-    if not out.exists():
-        export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), out)
+    with _one_at_a_time(tiny.root, out.name):
+        if not is_exported(out):
+            shutil.rmtree(tiny.root / "checkpoint-copy", ignore_errors=True)
+            export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), out)
     return out
 
 
@@ -266,9 +303,16 @@ BROWSER_FIXTURES = {"playwright", "browser", "webgl_browser"}
 SLOW_FIXTURES = {"tiny", "copy_model", "demo_site", "tiny_report", "sample_site"}
 
 
+#: test files that take minutes (the real demo): run first, so that with parallel workers
+#: (`-n 2 --dist loadfile` in pyproject) one worker builds the demo while the other runs the rest
+FIRST = ("test_demo.py",)
+
+
 def pytest_collection_modifyitems(items):
     """Mark by fixture, so a new test is marked as soon as it asks for a browser or a model;
-    `python -m pytest -m "not slow and not browser"` is then the fast subset (see the README)."""
+    `python -m pytest -m "not slow and not browser"` is then the fast subset (see the README).
+    The files in `FIRST` go first."""
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the rest keep their order
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & BROWSER_FIXTURES:
