@@ -1,5 +1,6 @@
-"""Fixtures shared by the test modules: tiny models built and exported once per session (the
-export is the slow step of most tests), the real demo site, a local server and Chromium."""
+"""Fixtures shared by the test modules: tiny models built and exported once per run, for every
+worker (the export is the slow step of most tests), the real demo site, the tiny sample site and
+report built once, a local server and one Chromium per session; and the `slow` / `browser` marks."""
 
 from __future__ import annotations
 
