@@ -305,7 +305,7 @@ SLOW_FIXTURES = {"tiny", "copy_model", "demo_site", "tiny_report", "sample_site"
 
 
 #: the slowest test files, slowest first (measured on 2 cores, 2026-12-06): they start first, so
-#: that with parallel workers (`-n 2 --dist loadfile --no-loadscope-reorder` in pyproject) one
+#: that with parallel workers (`-n 2 --dist loadfile --no-loadscope-reorder`, see pyproject) one
 #: worker builds the real demo while the other exports the tiny models, and the short files even
 #: out the end; the rest keep their order. A stale list costs time, never a result.
 FIRST = (
