@@ -1,9 +1,11 @@
-"""Fixtures shared by the test modules: tiny models built and exported once per session (the
-export is the slow step of most tests), the real demo site, a local server and Chromium."""
+"""Fixtures shared by the test modules: tiny models built and exported once per run, for every
+worker (the export is the slow step of most tests), the real demo site, the tiny sample site and
+report built once, a local server and one Chromium per session; and the `slow` / `browser` marks."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import http.server
 import io
@@ -24,38 +26,81 @@ def _quiet_transformers():
     transformers.utils.logging.disable_progress_bar()
 
 
-class TinyModels:
-    """Builds each tiny checkpoint and its export once per test session, on first use."""
+@contextlib.contextmanager
+def _one_at_a_time(root: Path, name: str):
+    """Hold ``root/.name.lock``: with parallel workers (pytest-xdist) sharing `root`, the first
+    makes `name` and the others wait for it, then find it made."""
+    import fcntl
 
-    def __init__(self, root: Path) -> None:
+    with open(root / f".{name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+class TinyModels:
+    """Builds each tiny checkpoint and its export once per test run, on first use.
+
+    `root` is shared by the parallel workers of one run, so each model is made once for all of
+    them; an export with options (``quantize="int8"``) is made once per worker, in `own`, so the
+    card `export_model` returned is this worker's."""
+
+    def __init__(self, root: Path, own: Path | None = None) -> None:
         self.root = root
+        self.own = own or root
         self._checkpoints: dict[str, Path] = {}
-        self._exports: dict[str, Path] = {}
+        self._exports: dict[tuple, Path] = {}
+        self._cards: dict[tuple, object] = {}
 
     def checkpoint(self, family: str) -> Path:
         if family not in self._checkpoints:
             from tiny_models import make_tiny
 
-            _quiet_transformers()
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._checkpoints[family] = make_tiny(family, self.root / f"checkpoint-{family}")
+            folder = self.root / f"checkpoint-{family}"
+            with _one_at_a_time(self.root, folder.name):
+                if not (self.root / f".{folder.name}.done").exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    _quiet_transformers()
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        make_tiny(family, folder)
+                    (self.root / f".{folder.name}.done").touch()
+            self._checkpoints[family] = folder
         return self._checkpoints[family]
 
-    def export(self, family: str) -> Path:
-        if family not in self._exports:
+    def export(self, family: str, **options) -> Path:
+        """The folder of `family`'s export with `export_model`'s keyword `options` (none: the
+        plain export most tests read). Read-only: a test that changes an export copies it first."""
+        key = (family, *sorted(options.items()))
+        if key not in self._exports:
+            from attnreport.core.modelcard import is_exported
             from attnreport.export import export_model
 
-            _quiet_transformers()
-            out = self.root / f"export-{family}"
-            export_model(self.checkpoint(family), out)
-            self._exports[family] = out
-        return self._exports[family]
+            folder = self.own if options else self.root
+            out = folder / "-".join(["export", family, *(f"{k}={v}" for k, v in key[1:])])
+            with _one_at_a_time(folder, out.name):
+                if not is_exported(out):
+                    _quiet_transformers()
+                    self._cards[key] = export_model(self.checkpoint(family), out, **options)
+            self._exports[key] = out
+        return self._exports[key]
+
+    def card(self, family: str, **options):
+        """The `ModelCard` that `export_model` returned for `export(family, **options)` (for a
+        plain export another worker made, the one it saved)."""
+        from attnreport.core.modelcard import ModelCard
+
+        out = self.export(family, **options)
+        return self._cards.get((family, *sorted(options.items()))) or ModelCard.load(out)
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> TinyModels:
     pytest.importorskip("torch")
-    return TinyModels(tmp_path_factory.mktemp("tiny"))
+    own = tmp_path_factory.mktemp("tiny")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return TinyModels(own)
+    shared = tmp_path_factory.getbasetemp().parent / "tiny"  # the run's folder, above each worker's
+    shared.mkdir(exist_ok=True)
+    return TinyModels(shared, own)
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +108,14 @@ def copy_model(tiny) -> Path:
     """The export of the hand-set copy circuit (`tiny_models.make_copy_circuit`), made once."""
     from tiny_models import make_copy_circuit
 
+    from attnreport.core.modelcard import is_exported
     from attnreport.export import export_model
 
     out = tiny.root / "export-copy"
-    if not out.exists():
-        export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), out)
+    with _one_at_a_time(tiny.root, out.name):
+        if not is_exported(out):
+            shutil.rmtree(tiny.root / "checkpoint-copy", ignore_errors=True)
+            export_model(make_copy_circuit(tiny.root / "checkpoint-copy"), out)
     return out
 
 
@@ -87,10 +135,11 @@ REPORT_ROWS = [
 ]
 
 
-@pytest.fixture
-def tiny_report(tiny, tmp_path):
-    """report.json of a site built from the tiny BERT on `REPORT_ROWS`, and its config: shared by
-    the tests of each analysis that lands in the report, so each reads the report as it ships."""
+@pytest.fixture(scope="session")
+def tiny_report(tiny, tmp_path_factory):
+    """report.json of a site built from the tiny BERT on `REPORT_ROWS`, and its config, built once:
+    shared by the tests of each analysis that lands in the report, so each reads the report as it
+    ships. Read it, never change it."""
     import json
 
     from sitebuild import write_config
@@ -98,8 +147,9 @@ def tiny_report(tiny, tmp_path):
     from attnreport.core.config import load_config
     from attnreport.pipeline import build
 
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), REPORT_ROWS))
-    site = build(config, tmp_path / "site", progress=False).site
+    root = tmp_path_factory.mktemp("tiny-report")
+    config = load_config(write_config(root / "p", tiny.export("bert"), REPORT_ROWS))
+    site = build(config, root / "site", progress=False).site
     return json.loads((site / "report.json").read_text()), config
 
 
@@ -126,19 +176,73 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _serve(root: Path):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 @pytest.fixture
 def served(tmp_path):
     """Serve tmp_path/root on 127.0.0.1, so pages sit under a GitHub-Pages-like /site/ sub-path."""
     root = tmp_path / "root"
     root.mkdir()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with _serve(root) as base:
+        yield root, base
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSite:
+    config: object  #: the loaded `ReportConfig`; its cache holds the sample texts' traces
+    site: Path  #: the built site, at `root / "site"`
+    root: Path  #: the served folder
+    base: str  #: the server's address: the site is at `{base}/site/`
+
+
+@pytest.fixture(scope="session")
+def sample_site(tiny, tmp_path_factory):
+    """The tiny BERT's site on `sitebuild.sample_rows()` (plain and hostile texts) with the default
+    config, built once per session and served under a /site/ sub-path. Read-only: a test that
+    changes the config, the site or its cache builds its own."""
+    from sitebuild import sample_rows, write_config
+
+    from attnreport.core.config import load_config
+    from attnreport.pipeline import build
+
+    root = tmp_path_factory.mktemp("sample")
+    config = load_config(write_config(root / "p", tiny.export("bert"), sample_rows()))
+    served = root / "root"
+    site = build(config, served / "site", progress=False).site
+    with _serve(served) as base:
+        yield SampleSite(config=config, site=site, root=served, base=base)
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+#: Chromium's flags for the site's pages: no GPU process, nothing fetched behind the tests' back
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: the 3D viewer's flags: WebGL drawn by SwiftShader, so the canvas pixels can be checked
+WEBGL_ARGS = [
+    "--no-sandbox",
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +258,79 @@ def playwright():
         sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         yield p
+
+
+@pytest.fixture(scope="session")
+def _chromium(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def _webgl_chromium(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=WEBGL_ARGS)
+    yield b
+    b.close()
+
+
+def _fresh(b):
+    """The session's Chromium for one test: every page or context the test opens is closed after
+    it, so no test sees another's pages, cookies or downloads (a launch costs seconds; a context,
+    milliseconds)."""
+    before = set(b.contexts)
+    yield b
+    for context in b.contexts:
+        if context not in before:
+            context.close()
+
+
+@pytest.fixture
+def browser(_chromium):
+    """One Chromium for the whole session (`CHROMIUM_ARGS`); `browser.new_page()` opens a page in
+    a context of its own."""
+    yield from _fresh(_chromium)
+
+
+@pytest.fixture
+def webgl_browser(_webgl_chromium):
+    """One Chromium for the whole session with software WebGL (`WEBGL_ARGS`), for the 3D viewer."""
+    yield from _fresh(_webgl_chromium)
+
+
+#: fixtures that launch Chromium: a test that uses one is marked `browser`
+BROWSER_FIXTURES = {"playwright", "browser", "webgl_browser"}
+#: fixtures that export a model, train one or build a site: a test that uses one is marked `slow`
+SLOW_FIXTURES = {"tiny", "copy_model", "demo_site", "tiny_report", "sample_site"}
+
+
+#: the slowest test files, slowest first (measured on 2 cores, 2026-12-06): they start first, so
+#: that with parallel workers (`-n 2 --dist loadfile --no-loadscope-reorder`, see pyproject) one
+#: worker builds the real demo while the other exports the tiny models, and the short files even
+#: out the end; the rest keep their order. A stale list costs time, never a result.
+FIRST = (
+    "test_demo.py",
+    "test_export.py",
+    "test_generate.py",
+    "test_probes.py",
+    "test_neuron_view.py",
+    "test_generate_export.py",
+    "test_cli.py",
+    "test_site.py",
+    "test_browser.py",
+    "test_compare.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark by fixture, so a new test is marked as soon as it asks for a browser or a model;
+    `python -m pytest -m "not slow and not browser"` is then the fast subset (see the README).
+    The files in `FIRST` go first."""
+    first = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(FIRST)))  # stable
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

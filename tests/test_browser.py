@@ -11,27 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
 from sitebuild import HOSTILE, sample_rows, write_config
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def open_page(browser, url):
@@ -48,10 +31,8 @@ def open_page(browser, url):
     return page, problems, outside
 
 
-def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, tmp_path, served):
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    build(config, root / "site", progress=False)
+def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, sample_site):
+    base = sample_site.base
     index, problems, outside = open_page(browser, f"{base}/site/index.html")
     assert problems == [] and outside == []
     links = index.eval_on_selector_all("#examples a", "els => els.map(e => e.getAttribute('href'))")
@@ -97,10 +78,8 @@ def test_pages_load_cleanly_under_a_sub_path_and_controls_redraw(browser, tiny, 
         page.close()
 
 
-def test_hostile_text_is_shown_literally(browser, tiny, tmp_path, served):
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, root / "site", progress=False).site
+def test_hostile_text_is_shown_literally(browser, sample_site):
+    base, site = sample_site.base, sample_site.site
     report = json.loads((site / "report.json").read_text())
     for example in report["examples"][3:]:
         page, problems, _ = open_page(browser, f"{base}/site/{example['page']}")
@@ -111,20 +90,6 @@ def test_hostile_text_is_shown_literally(browser, tiny, tmp_path, served):
         assert page.evaluate("window.__pwned") is None
         assert problems == []
         page.close()
-
-
-def test_demo_example_page_from_file_url(browser, demo_site):
-    pages = sorted((demo_site.site / "examples").glob("*.html"))
-    page, problems, _ = open_page(browser, pages[0].as_uri())
-    page.wait_for_selector("#heatmap .main-svg")
-    assert problems == []
-    assert page.locator("#tokens .token").count() > 3
-    page.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
-    assert page.get_attribute("figure.scene3d", "data-state") in ("drawn", "fallback")
-    index, problems, _ = open_page(browser, (demo_site.site / "index.html").as_uri())
-    index.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
-    assert problems == []
-    assert (demo_site.site / "scenes" / "decision.glb").read_bytes()[:4] == b"glTF"
 
 
 def page_attention(page):
@@ -331,93 +296,6 @@ def expected_shade(value: float, colours: dict | None, strongest: float) -> tupl
     return min(1.0, abs(value) / colours["scale"]), ("neg" if value < 0 else "pos")
 
 
-def test_demo_token_colours_follow_report_json(browser, demo_site):
-    """Every token view on a demo page: the value on each token is the report's, the shade is
-    |value| / 0.5 for attributions of a probability (the fixed scale, clipped; neutral below the
-    negligible effect) and |value| / strongest for rollout and flow (x 0.9 alpha), orange for,
-    blue against, specials unshaded; a sampled
-    value within 1.96 of its standard errors of 0 has a dotted outline, and the legend counts them."""
-
-    report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
-    example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
-    page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
-    entries = dict(example["attributions"])
-    for label, methods in example["classes"].items():  # the other explained classes
-        entries.update({f"{m} for {label}": a for m, a in methods.items()})
-    c = example["contrast"]  # "why not B?": the contrast with the runner-up
-    entries.update({f"{m}: {c['a']} rather than {c['b']}": c[m] for m in ("shapley", "occlusion")})
-    views = {name: a["values"] for name, a in entries.items()}
-    errors = {name: a["std_error"] for name, a in entries.items() if a.get("std_error")}
-    assert "shapley" in errors  # the demo's texts are longer than max_exact: sampled, with errors
-    views["rollout"] = example["rollout"]
-    if example.get("flow") is not None:
-        views["flow"] = example["flow"]
-    options = page.eval_on_selector_all("#view option", "os => os.map(o => o.value)")
-    assert sorted(options) == sorted(views)
-    for name, values in views.items():
-        page.select_option("#view", name)
-        tokens = page.eval_on_selector_all(
-            "#tokens .token",
-            "ts => ts.map(t => ({cls: t.className, value: t.dataset.value,"
-            " w: t.style.getPropertyValue('--w'), bg: getComputedStyle(t).backgroundColor,"
-            " border: getComputedStyle(t).borderTopStyle}))",
-        )
-        se = errors.get(name)
-        unsure = [
-            se is not None and not special and abs(v) < 1.96 * se[i]
-            for i, (v, special) in enumerate(zip(values, example["special"], strict=True))
-        ]
-        legend = page.text_content("#legend")
-        if any(unsure):
-            assert f"dotted outline: {sum(unsure)} within 1.96 standard errors of 0" in legend
-        else:
-            assert "dotted" not in legend
-        assert len(tokens) == len(values) == len(example["tokens"])
-        scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
-        strongest = max(abs(v) for v in scored)
-        a = entries.get(name)
-        colours = None if a is None else {"scale": 0.5, "negligible": a["negligible"]}
-        if a is not None:
-            assert a["output"] in ("probability", "probability difference") and a["negligible"] == 0.01
-            assert "colour scale ±0.5 (probability" in legend and "below 0.01, too small to matter" in legend
-        for i, (token, value, special) in enumerate(zip(tokens, values, example["special"], strict=True)):
-            if special:
-                assert "special" in token["cls"] and token["value"] is None
-                continue
-            assert float(token["value"]) == pytest.approx(value, rel=1e-6, abs=1e-9)
-            share, kind = expected_shade(value, colours, strongest)
-            assert float(token["w"]) == pytest.approx(share, abs=1e-3)
-            assert kind in token["cls"].split()
-            assert ("unsure" in token["cls"].split()) is unsure[i]
-            outline = (
-                "dotted"
-                if unsure[i]
-                else "solid"
-                if kind == "neutral"
-                else "dashed"
-                if value < 0
-                else "solid"
-            )
-            assert token["border"] == outline
-            assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
-
-    # the token view saved as a figure: one box and one text per token, the tokens as text
-    page.select_option("#view", "shapley")
-    with page.expect_download() as info:
-        page.click("#tok-svg")
-    svg = ET.fromstring(Path(info.value.path()).read_bytes())
-    ns = "{http://www.w3.org/2000/svg}"
-    texts = [t.text or "" for t in svg.iter(f"{ns}text")]
-    shown = page.eval_on_selector_all("#tokens .token", "ts => ts.map(t => t.textContent)")
-    assert texts[: len(shown)] == shown and texts[-1].startswith("shapley: ")
-    assert len(list(svg.iter(f"{ns}rect"))) == len(shown) + 1  # and the background
-    with page.expect_download() as info:
-        page.click("#tok-png")
-    assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert problems == []
-    page.close()
-
-
 def png_size(path) -> tuple[int, int]:
     """Width and height from a PNG's header, after checking its signature."""
     head = Path(path).read_bytes()[:24]
@@ -425,15 +303,13 @@ def png_size(path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def test_every_figure_of_an_example_page_downloads_a_valid_file(browser, tiny, tmp_path, served):
+def test_every_figure_of_an_example_page_downloads_a_valid_file(browser, sample_site):
     """The heatmap (Plotly's PNG button and the SVG one added to it), the model view and the token
     view, saved from a page under a sub-path: SVG that parses with the figure's elements, PNG at
     twice the SVG's size with the figure drawn in it (the model view's PNG is rendered from its SVG)."""
     from PIL import Image
 
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, root / "site", progress=False).site
+    base, site = sample_site.base, sample_site.site
     example = json.loads((site / "report.json").read_text())["examples"][0]
     page, problems, outside = open_page(browser, f"{base}/site/{example['page']}#layer=1&head=0")
     page.wait_for_selector("#heatmap .main-svg")
@@ -516,13 +392,10 @@ def test_an_example_template_without_head_and_model_view_still_works(browser, ti
     page.close()
 
 
-def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, tmp_path, served):
+def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, sample_site):
     """The on-page grid, not only its saved SVG: "H<h>" over each column of thumbnails, "L<l>"
     beside each row, every label clear of the others and of the thumbnails."""
-    root, base = served
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()[:1]))
-    build(config, root / "site", progress=False)
-    page, problems, _ = open_page(browser, f"{base}/site/examples/p0.html")
+    page, problems, _ = open_page(browser, f"{sample_site.base}/site/examples/p0.html")
     page.wait_for_selector("#model-view canvas.thumb")
     boxes = page.eval_on_selector_all(
         "#model-view > *",
@@ -548,17 +421,15 @@ def test_model_view_grid_labels_its_layers_and_heads_on_the_page(browser, tiny, 
     page.close()
 
 
-def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, served):
+def test_head_pages_picture_the_head_and_link_their_neighbours(browser, tiny, tmp_path, sample_site):
     """A head page: previous / next head in atlas order, and the head's attention on its typical
     examples, each cell's shade the weight over its row's largest, recomputed here from a fresh trace."""
     from attnreport.site.headpages import PICTURES
     from attnreport.trace import Tracer
 
-    root, base = served
-    rows = sample_rows()[:4]
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), rows))
-    build(config, root / "site", progress=False)
-    report = json.loads((root / "site" / "report.json").read_text())
+    base = sample_site.base
+    rows = sample_rows()  # plain and hostile texts: a typical example may have a hostile id
+    report = json.loads((sample_site.site / "report.json").read_text())
     heads = [(h["layer"], h["head"]) for h in report["heads"]]
     traces = {
         r["id"]: t

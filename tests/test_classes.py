@@ -9,10 +9,8 @@ import json
 import math
 
 import numpy as np
-import pytest
-from conftest import CHROMIUM, REPORT_ROWS
+from conftest import REPORT_ROWS
 from sitebuild import write_config
-from test_browser import ARGS
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
@@ -59,13 +57,6 @@ def textbook_shapley(v, p: int) -> np.ndarray:
 
 def content_values(entry: dict, a: dict) -> np.ndarray:
     return np.array([v for v, s in zip(a["values"], entry["special"], strict=True) if not s])
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def test_other_classes_and_the_contrast_match_brute_force_at_no_extra_run(browser, tiny, tmp_path):

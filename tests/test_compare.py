@@ -48,10 +48,7 @@ def test_different_texts_are_refused():
 
 
 def test_compare_page_with_the_int8_export(tiny, tmp_path):
-    from attnreport.export import export_model
-
-    folder = tmp_path / "q"
-    export_model(tiny.checkpoint("bert"), folder, quantize="int8")
+    folder = tiny.export("bert", quantize="int8")  # the session's, shared with test_export
     config = load_config(
         write_config(tmp_path / "p", folder, sample_rows(), extra="[compare]\nquantized = true\n")
     )

@@ -7,9 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
 from sitebuild import sample_rows, write_config
-from test_browser import ARGS
 
 from attnreport.analysis.critical import critical_recall
 from attnreport.analysis.predictions import softmax
@@ -41,13 +39,6 @@ def test_an_unknown_critical_label_names_the_model_labels(tiny, tmp_path):
     config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows(), extra=extra))
     with pytest.raises(ConfigError, match="'urgnet' is not a label of this model; its labels: alpha, beta"):
         build(config, tmp_path / "site", progress=False)
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def test_missed_critical_cases_and_the_compare_page(browser, tiny, tmp_path):

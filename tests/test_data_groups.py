@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
 from sitebuild import write_config
 
 from attnreport.analysis.data_groups import accuracy_interval
@@ -20,8 +19,6 @@ from attnreport.pipeline import build
 from attnreport.scenes.palette import UNLABELLED, hex_to_rgb
 from attnreport.trace import Row
 from attnreport.trace.inputs import read_rows
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 ROWS = [
     {"id": "a1", "text": "refund the money, please", "label": "alpha", "domain": "bank"},
@@ -128,9 +125,8 @@ def test_the_decision_space_can_be_coloured_by_group(grouped_site):
     assert not any(n.startswith("surfaces:") for n in scene["notes"])
 
 
-def test_the_index_shows_groups_and_filters_by_them(grouped_site, playwright):
+def test_the_index_shows_groups_and_filters_by_them(grouped_site, browser):
     site, report = grouped_site
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -154,7 +150,6 @@ def test_the_index_shows_groups_and_filters_by_them(grouped_site, playwright):
     assert "bank" in page.locator('figure.scene3d[data-choice="group"] figcaption').text_content()
     assert page.evaluate("window.__pwned") is None
     assert errors == []
-    browser.close()
 
 
 def test_a_group_column_no_row_has_is_an_error(tmp_path):

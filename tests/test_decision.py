@@ -7,12 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from sitebuild import sample_rows, write_config
+from sitebuild import sample_rows
 from sklearn.decomposition import PCA
 
 from attnreport.analysis.decision import PCA3, decision_space, fit_probe, pool
-from attnreport.core.config import load_config
-from attnreport.pipeline import build
 from attnreport.testing import model_card
 from attnreport.trace import Tracer
 
@@ -182,10 +180,9 @@ def test_examples_without_a_finite_prediction_get_no_point(tmp_path):
 # -- in report.json ---------------------------------------------------------------------------------
 
 
-def test_decision_space_coordinates_and_slice_check(tiny, tmp_path):
-    config = load_config(write_config(tmp_path / "p", tiny.export("bert"), sample_rows()))
-    site = build(config, tmp_path / "site", progress=False).site
-    data = json.loads((site / "report.json").read_text())
+def test_decision_space_coordinates_and_slice_check(tiny, sample_site):
+    config = sample_site.config
+    data = json.loads((sample_site.site / "report.json").read_text())
     space = data["decision_space"]
     assert space["source"] == "model_head" and space["pooling"] == "first" and space["layer"] == -1
     traces = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+from test_browser import _alpha, expected_shade, open_page
 
 from attnreport.demo import demo_rows, split
 
@@ -53,3 +56,107 @@ def test_demo_reports_its_domains_side_by_side(demo_site):
         assert "symptoms" in g["token_groups"]["groups"]
     html = (demo_site.site / "index.html").read_text(encoding="utf-8")
     assert 'id="data-groups"' in html and 'id="f-group"' in html and 'data-choice="group"' in html
+
+
+# -- in Chromium (moved from test_browser.py: every demo test in one file, so one worker builds the demo)
+
+
+def test_demo_example_page_from_file_url(browser, demo_site):
+    pages = sorted((demo_site.site / "examples").glob("*.html"))
+    page, problems, _ = open_page(browser, pages[0].as_uri())
+    page.wait_for_selector("#heatmap .main-svg")
+    assert problems == []
+    assert page.locator("#tokens .token").count() > 3
+    page.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
+    assert page.get_attribute("figure.scene3d", "data-state") in ("drawn", "fallback")
+    index, problems, _ = open_page(browser, (demo_site.site / "index.html").as_uri())
+    index.wait_for_function("document.querySelector('figure.scene3d').dataset.state")
+    assert problems == []
+    assert (demo_site.site / "scenes" / "decision.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_demo_token_colours_follow_report_json(browser, demo_site):
+    """Every token view on a demo page: the value on each token is the report's, the shade is
+    |value| / 0.5 for attributions of a probability (the fixed scale, clipped; neutral below the
+    negligible effect) and |value| / strongest for rollout and flow (x 0.9 alpha), orange for,
+    blue against, specials unshaded; a sampled
+    value within 1.96 of its standard errors of 0 has a dotted outline, and the legend counts them."""
+
+    report = json.loads((demo_site.site / "report.json").read_text(encoding="utf-8"))
+    example = next(e for e in report["examples"] if "shapley" in e.get("attributions", {}))
+    page, problems, _ = open_page(browser, (demo_site.site / example["page"]).as_uri())
+    entries = dict(example["attributions"])
+    for label, methods in example["classes"].items():  # the other explained classes
+        entries.update({f"{m} for {label}": a for m, a in methods.items()})
+    c = example["contrast"]  # "why not B?": the contrast with the runner-up
+    entries.update({f"{m}: {c['a']} rather than {c['b']}": c[m] for m in ("shapley", "occlusion")})
+    views = {name: a["values"] for name, a in entries.items()}
+    errors = {name: a["std_error"] for name, a in entries.items() if a.get("std_error")}
+    assert "shapley" in errors  # the demo's texts are longer than max_exact: sampled, with errors
+    views["rollout"] = example["rollout"]
+    if example.get("flow") is not None:
+        views["flow"] = example["flow"]
+    options = page.eval_on_selector_all("#view option", "os => os.map(o => o.value)")
+    assert sorted(options) == sorted(views)
+    for name, values in views.items():
+        page.select_option("#view", name)
+        tokens = page.eval_on_selector_all(
+            "#tokens .token",
+            "ts => ts.map(t => ({cls: t.className, value: t.dataset.value,"
+            " w: t.style.getPropertyValue('--w'), bg: getComputedStyle(t).backgroundColor,"
+            " border: getComputedStyle(t).borderTopStyle}))",
+        )
+        se = errors.get(name)
+        unsure = [
+            se is not None and not special and abs(v) < 1.96 * se[i]
+            for i, (v, special) in enumerate(zip(values, example["special"], strict=True))
+        ]
+        legend = page.text_content("#legend")
+        if any(unsure):
+            assert f"dotted outline: {sum(unsure)} within 1.96 standard errors of 0" in legend
+        else:
+            assert "dotted" not in legend
+        assert len(tokens) == len(values) == len(example["tokens"])
+        scored = [v for v, s in zip(values, example["special"], strict=True) if not s]
+        strongest = max(abs(v) for v in scored)
+        a = entries.get(name)
+        colours = None if a is None else {"scale": 0.5, "negligible": a["negligible"]}
+        if a is not None:
+            assert a["output"] in ("probability", "probability difference") and a["negligible"] == 0.01
+            assert "colour scale ±0.5 (probability" in legend and "below 0.01, too small to matter" in legend
+        for i, (token, value, special) in enumerate(zip(tokens, values, example["special"], strict=True)):
+            if special:
+                assert "special" in token["cls"] and token["value"] is None
+                continue
+            assert float(token["value"]) == pytest.approx(value, rel=1e-6, abs=1e-9)
+            share, kind = expected_shade(value, colours, strongest)
+            assert float(token["w"]) == pytest.approx(share, abs=1e-3)
+            assert kind in token["cls"].split()
+            assert ("unsure" in token["cls"].split()) is unsure[i]
+            outline = (
+                "dotted"
+                if unsure[i]
+                else "solid"
+                if kind == "neutral"
+                else "dashed"
+                if value < 0
+                else "solid"
+            )
+            assert token["border"] == outline
+            assert _alpha(token["bg"]) == pytest.approx(0.9 * share, abs=0.01)
+
+    # the token view saved as a figure: one box and one text per token, the tokens as text
+    page.select_option("#view", "shapley")
+    with page.expect_download() as info:
+        page.click("#tok-svg")
+    svg = ET.fromstring(Path(info.value.path()).read_bytes())
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in svg.iter(f"{ns}text")]
+    shown = page.eval_on_selector_all("#tokens .token", "ts => ts.map(t => t.textContent)")
+    assert texts[: len(shown)] == shown and texts[-1].startswith("shapley: ")
+    assert len(list(svg.iter(f"{ns}rect"))) == len(shown) + 1  # and the background
+    with page.expect_download() as info:
+        page.click("#tok-png")
+    assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert problems == []
+    page.close()

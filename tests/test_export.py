@@ -109,18 +109,28 @@ def test_head_reproduces_logits_from_hidden_state(tiny, family):
     np.testing.assert_allclose(logits[3], out.logits[0].numpy(), atol=1e-5)
 
 
-def test_int8_export_records_speed_and_attention_cost(tiny, tmp_path):
-    card = export_model(tiny.checkpoint("bert"), tmp_path / "q", quantize="int8")
-    q = card.quantized
-    assert (tmp_path / "q" / "model.int8.onnx").is_file()
+def test_int8_export_records_speed_and_attention_cost(tiny):
+    folder = tiny.export("bert", quantize="int8")  # the session's, shared with test_compare
+    q = tiny.card("bert", quantize="int8").quantized
+    assert (folder / "model.int8.onnx").is_file()
     assert q["fp32_seq_per_s"] > 0 and q["int8_seq_per_s"] > 0
     assert 0 <= q["max_attention_diff"] <= 1
-    assert ModelCard.load(tmp_path / "q").quantized == q
+    assert ModelCard.load(folder).quantized == q
 
 
-def test_pickle_only_checkpoint_is_refused(tiny, tmp_path):
+def test_pickle_only_checkpoint_is_refused_and_no_export_warns_about_torchvision(tiny, tmp_path, capfd):
+    """A pickle-only checkpoint is refused without --allow-pickle, and exports with it.
+
+    That export also checks what every export logs (merged here to save an export): the dynamo
+    exporter logs one line per torchvision op it skips, on every export; none of our models use
+    them. Other warnings of that logger still pass, and its filter is removed."""
+    import importlib.util
+    import logging
+
     import torch
     from safetensors.torch import load_file
+
+    from attnreport.export.onnx_export import TORCHVISION_LOGGER
 
     src = tiny.checkpoint("bert")
     ck = tmp_path / "pickled"
@@ -131,8 +141,15 @@ def test_pickle_only_checkpoint_is_refused(tiny, tmp_path):
     with pytest.raises(ExportError, match="pickle.*--allow-pickle"):
         export_model(ck, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    logger = logging.getLogger(TORCHVISION_LOGGER)
+    filters = list(logger.filters)
+    capfd.readouterr()
     card = export_model(ck, tmp_path / "out", allow_pickle=True)
     assert card.layers == 2
+    # with torchvision installed the exporter has nothing to warn about: only the filter is checked
+    if importlib.util.find_spec("torchvision") is None:
+        assert "torchvision" not in capfd.readouterr().err
+    assert logger.filters == filters
 
 
 def test_remote_code_is_refused(tiny, tmp_path):
@@ -209,21 +226,3 @@ def test_killed_export_leaves_the_previous_export_and_the_next_one_cleans_up(tin
     card = export_model(tiny.checkpoint("bert"), out)
     assert ModelCard.load(out) == card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no build or old folders left
-
-
-def test_export_does_not_warn_about_torchvision(tiny, tmp_path, capfd):
-    """The dynamo exporter logs one line per torchvision op it skips, on every export; none of
-    our models use them. Other warnings of that logger still pass, and its filter is removed."""
-    import importlib.util
-    import logging
-
-    from attnreport.export.onnx_export import TORCHVISION_LOGGER
-
-    if importlib.util.find_spec("torchvision") is not None:
-        pytest.skip("torchvision is installed: the exporter has nothing to warn about")
-    logger = logging.getLogger(TORCHVISION_LOGGER)
-    filters = list(logger.filters)
-    capfd.readouterr()
-    export_model(tiny.checkpoint("bert"), tmp_path / "out")
-    assert "torchvision" not in capfd.readouterr().err
-    assert logger.filters == filters

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sitebuild import HOSTILE
-from test_browser import browser, check_lines_match, open_page  # noqa: F401  (the module's Chromium fixture)
+from test_browser import check_lines_match, open_page
 
 from attnreport.analysis.generation import step_rollout
 from attnreport.core.generation import GenerationTrace

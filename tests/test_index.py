@@ -7,18 +7,14 @@ import json
 import random
 
 import pytest
-from conftest import CHROMIUM
-from sitebuild import HOSTILE, sample_rows, write_config
+from sitebuild import HOSTILE
 
-from attnreport.core.config import load_config
 from attnreport.core.modelcard import ModelCard
-from attnreport.pipeline import build
 from attnreport.site.build import write_site
 from attnreport.site.listing import PAGE_ROWS, TEXT_CHARS, cut, example_columns
 from attnreport.site.pages import SitePlan
 from attnreport.testing import index_example
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 EXAMPLES = 2_345
 
 
@@ -45,14 +41,12 @@ def test_columns_follow_the_report_order():
 
 
 @pytest.fixture(scope="module")
-def big_index(tiny, tmp_path_factory):
+def big_index(tiny, sample_site, tmp_path_factory):
     """A real tiny site's report, its examples multiplied into thousands of synthetic ones, so
     the index is tested at a size where drawing every row would show."""
     root = tmp_path_factory.mktemp("index")
     model = tiny.export("bert")
-    config = load_config(write_config(root / "p", model, sample_rows()))
-    site = build(config, root / "small", progress=False).site
-    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((sample_site.site / "report.json").read_text(encoding="utf-8"))
     labels = ["alpha", "beta"]
     rng = random.Random(7)
     examples = []
@@ -69,13 +63,6 @@ def big_index(tiny, tmp_path_factory):
     plan = SitePlan(title="Big index", card=ModelCard.load(model), report=report)
     write_site(plan, root / "big")
     return root / "big", examples
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def _ids(page) -> list[str]:
@@ -133,10 +120,10 @@ def test_index_draws_one_page_and_filters_and_sorts_every_example(browser, big_i
     page.close()
 
 
-def test_attention_by_distance_is_reported_and_shown(big_index):
+def test_attention_by_distance_is_reported_and_shown(sample_site):
     """The small real site behind `big_index`: pair counts follow from the tokens alone (every
     content pair at distance d, both directions, no windows), and the index shows the numbers."""
-    site = big_index[0].parent / "small"
+    site = sample_site.site
     report = json.loads((site / "report.json").read_text(encoding="utf-8"))
     decay = report["analysis"]["attention_by_distance"]
     assert len(decay["relative_weight"]) == report["model"]["layers"]

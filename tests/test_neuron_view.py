@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
 from sitebuild import write_config
 
 from attnreport.core.config import load_config
@@ -242,15 +241,6 @@ def test_signed_vectors_round_trip_within_half_a_step_of_each_vector():
 
 
 # --- the page, in Chromium -------------------------------------------------------------------
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def _site(folder: Path, tmp_path: Path, root: Path, rows: list[dict], max_tokens: int = 64):

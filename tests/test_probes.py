@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser import browser, open_page  # noqa: F401  (the module's Chromium fixture)
+from test_browser import open_page
 
 from attnreport.analysis.probes import ProbePair, ProbeResult, match_case, rewrite_rule
 from attnreport.core.config import config_from_dict

@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-from sitebuild import sample_rows, write_config
+from sitebuild import sample_rows
 
 from attnreport.analysis import rollout
-from attnreport.core.config import load_config
-from attnreport.pipeline import build
 
 
-@pytest.fixture
-def config(tiny, tmp_path):
-    return load_config(write_config(tmp_path / "project", tiny.export("bert"), sample_rows()))
-
-
-def test_rollout_in_report_is_the_first_row_of_the_paper_formula(config, tmp_path, tiny):
+def test_rollout_in_report_is_the_first_row_of_the_paper_formula(sample_site, tiny):
     from attnreport.trace import Tracer
 
-    result = build(config, tmp_path / "site", progress=False)
-    report = json.loads((result.site / "report.json").read_text())
-    trace = Tracer(tiny.export("bert"), cache_dir=config.cache_dir).trace_texts([sample_rows()[0]["text"]])[0]
+    report = json.loads((sample_site.site / "report.json").read_text())
+    trace = Tracer(tiny.export("bert"), cache_dir=sample_site.config.cache_dir).trace_texts(
+        [sample_rows()[0]["text"]]
+    )[0]
     a = trace.attentions.astype(np.float64)
     n = trace.n_tokens
     joint = np.eye(n)

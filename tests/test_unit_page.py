@@ -8,21 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM
 from sitebuild import write_config
-from test_browser import ARGS, _alpha, expected_shade
+from test_browser import _alpha, expected_shade
 
 from attnreport.core.config import load_config
 from attnreport.pipeline import build
 
 LONG = "\n".join(f"Where is my parcel number {i}? The card was charged <b>twice</b>." for i in range(12))
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
 
 
 def test_a_long_text_is_shaded_by_sentence_as_report_json_says(browser, tiny, tmp_path):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_browser import browser, open_page  # noqa: F401  (the module's Chromium fixture)
+from test_browser import open_page
 
 from attnreport.analysis.variants import diverge_step, shared_units
 from attnreport.core.config import config_from_dict

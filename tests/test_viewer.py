@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM
+from conftest import CHROMIUM, WEBGL_ARGS
 
 from attnreport.testing import (
     BLUE,
@@ -38,16 +38,6 @@ from attnreport.testing import (
     synthetic_scene,
     write_page,
 )
-
-ARGS = [
-    "--no-sandbox",
-    "--enable-unsafe-swiftshader",
-    "--use-angle=swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 FIGURE = "figure.scene3d"
 
@@ -90,11 +80,10 @@ def project(scene: dict, xyz, width: float, height: float) -> np.ndarray:
 # -- the browser -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser(playwright):
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
+@pytest.fixture
+def browser(webgl_browser):
+    """The session's Chromium with software WebGL (conftest's `WEBGL_ARGS`)."""
+    return webgl_browser
 
 
 def site_url(kind: str, tmp_path: Path, served, scene: dict) -> tuple[str, str]:
@@ -431,7 +420,7 @@ HTMLCanvasElement.prototype.getContext = function (type, ...rest) {
 def test_without_webgl_the_still_image_stays(browser, playwright, tmp_path, served):
     url, prefix = site_url("http", tmp_path, served, synthetic_scene())
     page, problems, outside = open_page(browser, url, prefix, init_script=NO_WEBGL)
-    disabled = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, "--disable-webgl"])
+    disabled = playwright.chromium.launch(executable_path=CHROMIUM, args=[*WEBGL_ARGS, "--disable-webgl"])
     try:
         page2, problems2, _ = open_page(disabled, url, prefix)
         for p in (page, page2):
