@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from attnreport.core.files import sha256_file, sha256_folder
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.progress import note
 from attnreport.kinds import BuildContext, Log, SkippedRows, choose_kind
+from attnreport.run import Executor, Work, open_executor
 from attnreport.site.build import check_site_target, spool_folder, write_site
 from attnreport.site.pages import Subsite
 from attnreport.trace import GenerationStats, TraceStats
@@ -123,6 +125,14 @@ def build(
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)
     shutil.rmtree(spool, ignore_errors=True)
+    executors: list[Executor] = []
+
+    def stream(work: Work, items: Iterable) -> Iterator:
+        """`work` over `items` on the executor `[run]` names, opened now (an unreachable scheduler
+        stops the build before anything is written) and closed by this driver."""
+        executors.append(open_executor(config.run, work, log=log))
+        return executors[-1].stream(items)
+
     context = BuildContext(
         config=config,
         model_dir=model_dir,
@@ -133,6 +143,7 @@ def build(
         progress=progress,
         skipped=skipped,
         resolve_model=lambda path: resolve_model(path, cache_dir, log=log),
+        stream=stream,
         subsites=list(subsites or []),
     )
     try:
@@ -147,7 +158,8 @@ def build(
         )
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-        kind.close()
+        for executor in executors:
+            executor.close()
     return BuildResult(
         site=site, examples=len(plan.examples), stats=kind.stats, model=model_dir, skipped=len(skipped)
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +52,9 @@ class BuildContext:
     #: an exported folder for a model path (a Hugging Face folder exported into the cache): the
     #: driver's own rule, for a kind's second model ([compare])
     resolve_model: Callable[[Path], Path]
+    #: runs a kind's work (`run.executor.Work`) over its items where `[run]` says (this process or
+    #: Dask) and streams the results in input order; the driver owns the executor and closes it
+    stream: Callable[[object, Iterable], Iterator]
     #: built sites shipped inside this one (the demo's generation report)
     subsites: list[Subsite] = field(default_factory=list)
 
@@ -62,8 +65,8 @@ class BuildContext:
 
 
 class ReportKind(Protocol):
-    """One kind of report. The driver calls `check` before any model runs, then `plan` once, then
-    `close` (always); `stats` is what the build's result reports of the model runs."""
+    """One kind of report. The driver calls `check` before any model runs, then `plan` once;
+    `stats` is what the build's result reports of the model runs."""
 
     #: the name the registry and messages use
     name: str
@@ -73,9 +76,6 @@ class ReportKind(Protocol):
 
     def plan(self, ctx: BuildContext) -> SitePlan:
         """Stream the items through the stages; every page and the report's sections."""
-
-    def close(self) -> None:
-        """Release what `plan` opened (executors, clusters)."""
 
     @property
     def stats(self): ...

@@ -13,7 +13,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.progress import counted
 from attnreport.kinds.base import BuildContext, count_rows
 from attnreport.kinds.probes import ProbeStage
-from attnreport.run import TraceWork, open_executor
+from attnreport.run import TraceWork
 from attnreport.run.stage import AnalysisStage, CompareStage
 from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.pages import ExamplePage, SitePlan, gather
@@ -82,7 +82,6 @@ class ClassificationReport:
 
     def __init__(self) -> None:
         self.tracer: Tracer | None = None
-        self._executor = None
 
     def check(self, config: ReportConfig, card: ModelCard) -> None:
         """Nothing a classification report needs of the card beyond what the stages check."""
@@ -90,11 +89,6 @@ class ClassificationReport:
     @property
     def stats(self):
         return self.tracer.stats if self.tracer is not None else None
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
 
     def _compare(self, ctx: BuildContext) -> CompareStage:
         """The second model of [compare] (or the int8 export of the first) over the same rows."""
@@ -118,8 +112,7 @@ class ClassificationReport:
         )
         source = str(config.data.path or "[data] texts")
         work = TraceWork(analysis, config.model, ctx.cache_dir, source=source)
-        self._executor = open_executor(config.run, work, log=log)
-        traces = counted(self._executor.stream(rows), stage="tracing", total=total, enabled=progress)
+        traces = counted(ctx.stream(work, rows), stage="tracing", total=total, enabled=progress)
         comparison = self._compare(ctx) if config.compare.enabled else None
         if comparison is not None:
             traces = comparison.stream(traces)

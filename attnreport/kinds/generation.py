@@ -21,7 +21,7 @@ from attnreport.core.modelcard import ModelCard
 from attnreport.core.progress import counted
 from attnreport.kinds.base import BuildContext, count_rows
 from attnreport.kinds.probes import answer_probes, probe_variants
-from attnreport.run import AnswerWork, open_executor
+from attnreport.run import AnswerWork
 from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.scenes.stage import SceneStage
 from attnreport.site.generation import gather_generation
@@ -128,7 +128,6 @@ class GenerationReport:
 
     def __init__(self) -> None:
         self.generator: Generator | None = None
-        self._executor = None
 
     def check(self, config: ReportConfig, card: ModelCard) -> None:
         where = config.source or "config"
@@ -141,11 +140,6 @@ class GenerationReport:
     @property
     def stats(self):
         return self.generator.stats if self.generator is not None else None
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
 
     def plan(self, ctx: BuildContext) -> SitePlan:
         config, log, progress, cache_dir = ctx.config, ctx.log, ctx.progress, ctx.cache_dir
@@ -173,8 +167,7 @@ class GenerationReport:
         items = itertools.chain(asked(rows), variants)
         source = str(config.data.path or "[data] prompts")
         work = AnswerWork(generator, config, cache_dir, source=source)
-        self._executor = open_executor(config.run, work, log=log)
-        traces = self._executor.stream(items)
+        traces = ctx.stream(work, items)
         traces = counted(traces, stage="generating", total=total, unit="prompt", enabled=progress)
         explain = answer_explainer(generator, config, contrasts, cache_dir)
         plan = plan_from_generations(
