@@ -118,9 +118,10 @@ def build(
         raise ConfigError(f"{cache_dir}: cache_dir is a file; name a folder (or remove the option)")
     inputs = build_inputs(config, cache_dir)
     out = check_site_target(out, inputs=inputs)  # before any model runs
+    kind = choose_kind(config)  # and the kind's checks of the config alone
     model_dir = resolve_model(config.model.path, cache_dir, with_qk=config.model.with_qk, log=log)
     card = ModelCard.load(model_dir)
-    kind = choose_kind(config, card)
+    kind.check(config, card)
     skipped = SkippedRows(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     spool = spool_folder(out)

@@ -336,11 +336,6 @@ class ReportConfig:
             raise ConfigError(
                 f"{where}: [data] texts are for classifiers; a generation report reads `prompts`"
             )
-        if self.data.group_column and self.generate.enabled:
-            raise ConfigError(
-                f"{where}: [data] group_column groups a classification report's "
-                "examples; a generation report does not group its prompts yet: remove it"
-            )
         g = self.generate
         for name in ("max_new_tokens", "top_k", "prompt_attention_limit"):
             value = getattr(g, name)

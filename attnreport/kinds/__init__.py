@@ -1,11 +1,12 @@
 """Report kinds: what differs between a classification report and a generation report, behind
 one seam (`ReportKind`), so that the one driver (`attnreport.pipeline.build`) owns what they
-share: the model resolved and exported, the cache, the site target checked before any model
-runs, the spool, skipped rows, the site swap.
+share: the model resolved and exported, the cache, the executors, the site target checked before
+any model runs, the spool, skipped rows, the site swap.
 
-A kind is chosen from the config and the model card (`choose_kind`); it checks what it needs of
-the model before the first model run, streams its items through the stages, and returns the
-site plan (its pages and its `report.json`). Kinds are registered in `KINDS`.
+A kind is chosen from the config (`choose_kind`); it checks the config before the model is
+resolved and the model card before the first model run, streams its items through the stages
+(on the executor the driver opens for its work), and returns the site plan (its pages and its
+`report.json`). Kinds are registered in `KINDS`.
 """
 
 from __future__ import annotations

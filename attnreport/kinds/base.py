@@ -65,14 +65,18 @@ class BuildContext:
 
 
 class ReportKind(Protocol):
-    """One kind of report. The driver calls `check` before any model runs, then `plan` once;
+    """One kind of report. The driver calls `check_config` before the model is resolved, `check`
+    once its card is known and before it runs, then `plan` once;
     `stats` is what the build's result reports of the model runs."""
 
     #: the name the registry and messages use
     name: str
 
+    def check_config(self, config: ReportConfig) -> None:
+        """Refuse, in one line, a config this kind cannot build (before the model is resolved)."""
+
     def check(self, config: ReportConfig, card: ModelCard) -> None:
-        """Refuse a config this kind cannot build with this model, in one line, before any run."""
+        """Refuse, in one line, a model this kind cannot explain (before it runs)."""
 
     def plan(self, ctx: BuildContext) -> SitePlan:
         """Stream the items through the stages; every page and the report's sections."""

@@ -8,7 +8,7 @@ import time
 from attnreport.analysis.results import AnalysisResults, describe
 from attnreport.analysis.tally import ExampleTally
 from attnreport.core.config import ModelConfig, ReportConfig
-from attnreport.core.errors import InputError
+from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.progress import counted
 from attnreport.kinds.base import BuildContext, count_rows
@@ -83,8 +83,18 @@ class ClassificationReport:
     def __init__(self) -> None:
         self.tracer: Tracer | None = None
 
+    def check_config(self, config: ReportConfig) -> None:
+        """Nothing beyond what `ReportConfig.validate` and the options' checks say."""
+
     def check(self, config: ReportConfig, card: ModelCard) -> None:
-        """Nothing a classification report needs of the card beyond what the stages check."""
+        """A causal LM exported with its generation graphs is refused rather than given this report:
+        it has no classes, so every page would explain nothing. (One exported with
+        ``--no-generation`` still gets this report's attention views.)"""
+        if card.task == "causal-lm" and card.generation is not None:
+            raise ConfigError(
+                f"{config.source or 'config'}: {config.model.path} is a causal LM, whose report explains "
+                f"its answers: give [data] prompts (or a file with a prompt column and a [generate] table)"
+            )
 
     @property
     def stats(self):

@@ -129,6 +129,13 @@ class GenerationReport:
     def __init__(self) -> None:
         self.generator: Generator | None = None
 
+    def check_config(self, config: ReportConfig) -> None:
+        if config.data.group_column:
+            raise ConfigError(
+                f"{config.source or 'config'}: [data] group_column groups a classification report's "
+                "examples; a generation report does not group its prompts yet: remove it"
+            )
+
     def check(self, config: ReportConfig, card: ModelCard) -> None:
         where = config.source or "config"
         if not card.causal:
