@@ -136,7 +136,7 @@ def test_sampled_values_share_their_coalitions_across_tokens(qwen):
     options = AnalysisConfig(max_exact=4, faithfulness=False)
     one = ForcedAnswer(gen, trace)
     result = explain_answer(one, options=options, methods=("shapley",))
-    from attnreport.analysis.answer_attribution import VectorMemo
+    from attnreport.analysis.attribution_methods import VectorMemo
     from attnreport.analysis.shapley import shapley
 
     memo = VectorMemo(lambda m: answer_columns(one(m), "log_probability", result.foils), 2 * trace.steps + 1)

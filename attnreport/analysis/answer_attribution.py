@@ -7,19 +7,18 @@ function (`trace.forced.ForcedAnswer`) returns every quantity of a coalition in 
 `VectorMemo` keeps them, so the estimators, which draw their coalitions from the seed and not from
 the values, ask the model once per coalition whatever the number of answer tokens.
 
-The estimators and occlusion are the classifiers' own (`analysis.shapley`), run once per
-quantity on a scalar view of the memo; the arithmetic is cheap next to the model runs.
+The methods are the classifiers' own (`attribution_methods.METHODS`), run once per quantity on a
+scalar view of the memo; the arithmetic is cheap next to the model runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from attnreport.analysis.attribution_methods import AttributionMethod, VectorMemo, asked_methods
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
-from attnreport.analysis.shapley import occlusion, shapley
 from attnreport.analysis.units import Units
 from attnreport.core.config import AnalysisConfig
 
@@ -28,39 +27,6 @@ SEGMENT_UNITS = {"template": "[the chat template]", "answer": "[the answer so fa
 
 #: what the answer-token games are of (`[generate] attribution_output`)
 ANSWER_OUTPUTS = ("log_probability", "probability")
-
-
-class VectorMemo:
-    """Every quantity of every coalition asked so far; each coalition reaches the model once.
-
-    `value(masks)` returns ``[m, C]`` (here: the columns `answer_columns` makes; `columns` is C when
-    the caller plays every column); `column(j)` is the scalar value function of quantity j that an
-    estimator plays.
-    """
-
-    def __init__(self, value, columns: int | None = None) -> None:
-        self.value = value
-        self.columns = columns
-        self.memo: dict[bytes, np.ndarray] = {}
-
-    def rows(self, masks: np.ndarray) -> np.ndarray:
-        masks = np.asarray(masks, dtype=bool)
-        keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
-        missing = {}
-        for key, row in zip(keys, masks, strict=True):
-            if key not in self.memo and key not in missing:
-                missing[key] = row
-        if missing:
-            got = self.value(np.stack(list(missing.values())))
-            self.memo.update(zip(missing.keys(), got, strict=True))
-        return np.stack([self.memo[k] for k in keys])
-
-    def column(self, j: int):
-        return lambda masks: self.rows(masks)[:, j]
-
-    @property
-    def evaluations(self) -> int:
-        return len(self.memo)
 
 
 def runner_up(top_ids: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -146,26 +112,26 @@ def _split(values: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.n
     return values[:steps], values[steps], values[steps + 1 : 2 * steps + 1], values[2 * steps + 1 :]
 
 
-def _shapley(
-    memo: VectorMemo, players: int, steps: int, options: AnalysisConfig, seed: int
+def _attribute(
+    name: str,
+    method: AttributionMethod,
+    memo: VectorMemo,
+    players: int,
+    steps: int,
+    options: AnalysisConfig,
+    seed: int,
 ) -> UnitAttribution:
+    """One method's attributions of every game of the memo (each column; the identity link: a
+    log-probability is additive already, and a token's probability is read as it is)."""
     results = [
-        shapley(
-            memo.column(j),
-            players,
-            method=options.shapley_method,
-            max_exact=options.max_exact,
-            evaluations_per_player=options.evaluations_per_token,
-            permutations=options.permutations,
-            link="identity",
-            random_state=seed,
-        )
+        method(memo.column(j), players, options, link="identity", random_state=seed)
         for j in range(memo.columns)
     ]
     tokens, answer, contrasts, requested = _split(np.stack([r.values for r in results]), steps)
     errors = None
     if results[0].std_error is not None:
         errors = _split(np.stack([r.std_error for r in results]), steps)
+    first = results[0].facts
     return UnitAttribution(
         values=tokens,
         answer=answer,
@@ -173,28 +139,12 @@ def _shapley(
         requested=requested,
         std_error=None if errors is None else errors[0],
         answer_std_error=None if errors is None else errors[1],
-        efficiency_gap=[float(r.efficiency_gap) for r in results[:steps]],
-        exact=bool(results[0].exact),
-        method=results[0].method,
+        efficiency_gap=[
+            float(r.facts["efficiency_gap"]) for r in results[:steps] if "efficiency_gap" in r.facts
+        ],
+        exact=results[0].exact,
+        method=first.get("method", name),
     )
-
-
-def _occlusion(
-    memo: VectorMemo, players: int, steps: int, options: AnalysisConfig, seed: int
-) -> UnitAttribution:
-    values = np.stack([occlusion(memo.column(j), players) for j in range(memo.columns)])
-    tokens, answer, contrasts, requested = _split(values, steps)
-    return UnitAttribution(
-        values=tokens, answer=answer, contrasts=contrasts, requested=requested, method="occlusion"
-    )
-
-
-#: (memo, units, answer tokens, options, seed) -> one method's attributions of every game
-AnswerMethod = Callable[[VectorMemo, int, int, AnalysisConfig, int], UnitAttribution]
-
-#: the answer attribution methods by the name `[generate] attributions` uses, in the order they
-#: run: Shapley first, so occlusion's leave-one-out coalitions are mostly asked already
-ANSWER_METHODS: dict[str, AnswerMethod] = {"shapley": _shapley, "occlusion": _occlusion}
 
 
 def explain_answer(
@@ -229,9 +179,8 @@ def explain_answer(
     result.segments = list(segments)
     if p == 0:
         return result
-    for name, method in ANSWER_METHODS.items():
-        if name in methods:
-            result.attributions[name] = method(memo, p, steps, options, random_state)
+    for name, method in asked_methods(methods):
+        result.attributions[name] = _attribute(name, method, memo, p, steps, options, random_state)
     # each view's ranking of the units, per answer token ([T, p]) and for the whole answer ([p])
     per_token = {name: a.values for name, a in result.attributions.items()}
     rankings = {name: a.answer for name, a in result.attributions.items()}

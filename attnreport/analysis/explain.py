@@ -12,26 +12,24 @@ per token; texts traced in windows are evaluated through the same windows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from attnreport.analysis.answer_attribution import VectorMemo
+from attnreport.analysis.attribution_methods import (
+    OUTPUT_RANGE,
+    Attribution,
+    VectorMemo,
+    asked_methods,
+)
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.flow import MAX_FLOW_TOKENS, attention_flow
 from attnreport.analysis.rollout import read_row, rollout
-from attnreport.analysis.shapley import ValueFunction, occlusion, shapley
 from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.config import AnalysisConfig
 from attnreport.core.modelcard import ModelCard
 from attnreport.core.trace import Trace
-
-#: the span of each output that `[analysis] negligible` is a fraction of: a probability runs from
-#: 0 to 1; a logit has no bounds, and 10 (from -5 to 5) takes a two-class probability from 0.7%
-#: to 99.3%
-OUTPUT_RANGE = {"probability": 1.0, "logit": 10.0}
-
 
 #: the shape of a cached `Explanation`: part of its cache key, so results an older version made
 #: (without the fields added since) are recomputed, not served; bump it when a field is added
@@ -102,51 +100,6 @@ def _stated(trace: Trace, units: Units, unit_values: np.ndarray) -> list[float]:
     """Values as report.json holds them: one per token for token units (the old shape, which
     every reader of a token list expects), else one per unit."""
     return _per_token(trace, unit_values) if units.kind == "token" else np.asarray(unit_values).tolist()
-
-
-@dataclass
-class Attribution:
-    """One method's scores of the content tokens, and the facts report.json states beside them."""
-
-    values: np.ndarray
-    facts: dict = field(default_factory=dict)
-    std_error: np.ndarray | None = None
-
-
-#: a method: (value function, content tokens, options, random state) -> its scores
-AttributionMethod = Callable[[ValueFunction, int, AnalysisConfig, int], Attribution]
-
-
-def _shapley(value: ValueFunction, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
-    sh = shapley(
-        value,
-        players,
-        method=options.shapley_method,
-        max_exact=options.max_exact,
-        evaluations_per_player=options.evaluations_per_token,
-        permutations=options.permutations,
-        link="logit" if options.output == "probability" else "identity",
-        random_state=random_state,
-    )
-    facts = {
-        "exact": bool(sh.exact),
-        "evaluations": int(sh.evaluations),
-        "method": sh.method,
-        "efficiency_gap": sh.efficiency_gap,
-        "f_input": sh.f_input,
-        "f_baseline": sh.f_baseline,
-    }
-    return Attribution(values=sh.values, facts=facts, std_error=sh.std_error)
-
-
-def _occlusion(value: ValueFunction, players: int, options: AnalysisConfig, random_state: int) -> Attribution:
-    return Attribution(values=occlusion(value, players))
-
-
-#: the token attribution methods by the name a config uses, in the order they run: Shapley
-#: first, because Kernel SHAP and the surrogate evaluate every leave-one-out coalition anyway
-#: (permutations some), so occlusion then costs no model run (`VectorMemo`)
-ATTRIBUTIONS: dict[str, AttributionMethod] = {"shapley": _shapley, "occlusion": _occlusion}
 
 
 def explained_classes(asked, probabilities: np.ndarray, labels: list[str]) -> list[int]:
@@ -244,14 +197,9 @@ def explain(
         views["flow"] = np.asarray(result.flow)
     rankings = {name: units.reduce(row) for name, row in views.items()}
     k = len(units)
-    for name, method in ATTRIBUTIONS.items():
-        if name not in options.attributions:
-            continue
-        scores = method(value, k, options, random_state)
-        entry = {"values": _stated(trace, units, scores.values), **scores.facts, **declared}
-        if scores.std_error is not None:
-            entry["std_error"] = _stated(trace, units, scores.std_error)
-        result.attributions[name] = entry
+    for name, method in asked_methods(options.attributions):
+        scores = method(value, k, options, link=_link(options.output), random_state=random_state)
+        result.attributions[name] = _entry(trace, units, scores, declared)
         rankings[name] = scores.values
     if "occlusion" in rankings:
         for name, scores in rankings.items():
@@ -282,21 +230,25 @@ def explain_others(
     classes = explained_classes(options.explain_classes, np.asarray(trace.logits), list(card.labels))
     if len(classes) < 2:
         return
-    methods = [(name, m) for name, m in ATTRIBUTIONS.items() if name in options.attributions]
+    methods = asked_methods(options.attributions)
     players = len(units)
+    link = _link(options.output)
     for c in classes[1:]:
         label = _class_label(card, tok, c)
         facts = {**declared, "target": label}
         result.classes[label] = {
-            name: _entry(trace, units, method(memo.column(c), players, options, random_state), facts)
+            name: _entry(
+                trace,
+                units,
+                method(memo.column(c), players, options, link=link, random_state=random_state),
+                facts,
+            )
             for name, method in methods
         }
     a, b = classes[0], classes[1]
     label_a, label_b = _class_label(card, tok, a), _class_label(card, tok, b)
     output = f"{options.output} difference"
     contrast: dict = {"a": label_a, "b": label_b, "output": output}
-    # a difference of two probabilities is no probability: its games use the identity link
-    linear = replace(options, output="logit")
 
     def difference(masks: np.ndarray) -> np.ndarray:
         rows = memo.rows(masks)
@@ -304,8 +256,16 @@ def explain_others(
 
     facts = {**declared, "output": output, "target": f"{label_a} - {label_b}"}
     for name, method in methods:
-        contrast[name] = _entry(trace, units, method(difference, players, linear, random_state), facts)
+        # a difference of two probabilities is no probability: its games use the identity link
+        scores = method(difference, players, options, link="identity", random_state=random_state)
+        contrast[name] = _entry(trace, units, scores, facts)
     result.contrast = contrast
+
+
+def _link(output: str) -> str:
+    """What the estimators fit on: a probability's logit (a surrogate additive in it), else the
+    output itself."""
+    return "logit" if output == "probability" else "identity"
 
 
 def _entry(trace: Trace, units: Units, scores: Attribution, declared: dict) -> dict:

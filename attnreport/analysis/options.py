@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from attnreport.analysis.answer_attribution import ANSWER_METHODS, ANSWER_OUTPUTS
-from attnreport.analysis.explain import ATTRIBUTIONS
+from attnreport.analysis.answer_attribution import ANSWER_OUTPUTS
+from attnreport.analysis.attribution_methods import METHODS
 from attnreport.analysis.heads import HeadThresholds
 from attnreport.analysis.shapley import ESTIMATORS
 from attnreport.analysis.token_groups import BUILT_IN, term_pattern
@@ -19,8 +19,8 @@ from attnreport.core.errors import ConfigError
 
 #: per table, the options naming methods: (option, registry); a list option names several
 _METHOD_LISTS = {
-    "analysis": (("attributions", ATTRIBUTIONS),),
-    "generate": (("attributions", ANSWER_METHODS),),
+    "analysis": (("attributions", METHODS),),
+    "generate": (("attributions", METHODS),),
 }
 #: per table, the options choosing one value: (option, the values known)
 _CHOICES = {

@@ -79,7 +79,7 @@ OUTPUTS = ("probability", "logit")
 
 @dataclass
 class AnalysisConfig:
-    #: token attributions to compute, by name (`analysis.explain.ATTRIBUTIONS`; the names are
+    #: token attributions to compute, by name (`analysis.attribution_methods.METHODS`; the names are
     #: checked by `analysis.options.check_options` when a build starts)
     attributions: list[str] = field(default_factory=lambda: ["shapley", "occlusion"])
     #: what attributions explain: the target class's "probability", or its "logit"
@@ -173,7 +173,7 @@ class GenerateConfig:
     #: the prompt's own n x n attention is kept up to this many tokens (beyond: the answer's rows only)
     prompt_attention_limit: int = 512
     #: what made each answer token: attributions over the prompt's units, by name
-    #: (`analysis.answer_attribution.ANSWER_METHODS`; [] for none), teacher-forced: one model run
+    #: (`analysis.attribution_methods.METHODS`; [] for none), teacher-forced: one model run
     #: per coalition scores every answer token
     attributions: list[str] = field(default_factory=lambda: ["shapley", "occlusion"])
     #: the prompt's units: "word", "token", "sentence", "line" or "auto" (`analysis.units`)

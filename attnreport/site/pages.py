@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attnreport.analysis.explain import OUTPUT_RANGE
+from attnreport.analysis.attribution_methods import METHODS, OUTPUT_RANGE
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
@@ -174,7 +174,7 @@ def other_views(explanation) -> dict[str, dict]:
 
 
 #: the attribution entries a contrast may hold, in the order the page lists them
-ATTRIBUTION_NAMES = ("shapley", "occlusion")
+ATTRIBUTION_NAMES = tuple(METHODS)
 
 
 def view_notes(explanation) -> dict[str, str]:
