@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.attribution_methods import colour_scale_of
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.jsonsafe import NonFinite, clean
@@ -31,11 +32,6 @@ def prompt_display(trace: GenerationTrace) -> list[str]:
     return shown
 
 
-#: where an attribution's colour saturates, by what it is a share of: 2 nats (a factor of e^2 in
-#: the token's probability), or half of the probability; a fixed scale, so weak effects look weak
-ATTRIBUTION_SCALE = {"log_probability": 2.0, "probability": 0.5}
-
-
 def attribution_data(result: GenerationAnalysis) -> dict | None:
     """What the page colours by attribution: each unit's prompt tokens, and per method the values
     of every answer token, of its contrast with the runner-up, and of the whole answer."""
@@ -52,7 +48,7 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
         "members": members,
         "output": ex.output,
         "baseline": ex.baseline,
-        "scale": ATTRIBUTION_SCALE[ex.output],
+        "scale": colour_scale_of(ex.output),
         "evaluations": ex.evaluations,
         "foils": [g.top_tokens[t][f] if f >= 0 else None for t, f in enumerate(ex.foils.tolist())],
         "asked": [{"step": t, "foil": foil} for t, _, foil in ex.requested],

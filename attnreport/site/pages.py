@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attnreport.analysis.attribution_methods import METHODS, OUTPUT_RANGE
+from attnreport.analysis.attribution_methods import METHODS, colour_scale_of
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
@@ -98,7 +98,7 @@ def colour_scale(attribution: dict, scale: float | None = None) -> dict:
     half the output's range), neutral below the attribution's negligible effect. Fixed per output,
     not per example, so equal colours mean equal effects on every page."""
     output = attribution.get("output", "probability")
-    full = float(scale) if scale is not None else 0.5 * OUTPUT_RANGE.get(output, 1.0)
+    full = float(scale) if scale is not None else colour_scale_of(output)
     return {"scale": full, "negligible": float(attribution.get("negligible", 0.0)), "output": output}
 
 
