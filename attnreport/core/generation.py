@@ -12,12 +12,12 @@ token ``t`` from the logits at position ``n - 1 + t``, whose query attends to ke
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from attnreport.core.npz import NpzCodec
 
 #: why generation stopped
 STOP_REASONS = ("eos", "max_new_tokens", "stop_string", "forced")
@@ -150,7 +150,25 @@ class GenerationTrace:
     def heads(self) -> int:
         return int(self.attentions.shape[1])
 
-    _ARRAYS = (
+    def to_bytes(self) -> bytes:
+        """Serialise to an uncompressed .npz, like `Trace` (`core.npz`)."""
+        return _CODEC.dumps(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GenerationTrace:
+        return cls(**_CODEC.loads(data))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> GenerationTrace:
+        return cls.from_bytes(Path(path).read_bytes())
+
+
+_CODEC = NpzCodec(
+    GenerationTrace,
+    arrays=(
         "prompt_ids",
         "prompt_offsets",
         "special",
@@ -163,15 +181,14 @@ class GenerationTrace:
         "top_probabilities",
         "attentions",
         "hidden",
-    )
-    _OPTIONAL = (
+        # optional: left out when None
         "prompt_attentions",
         "lens_probability",
         "lens_rank",
         "lens_top_ids",
         "lens_top_probabilities",
-    )
-    _META = (
+    ),
+    meta=(
         "id",
         "prompt",
         "text",
@@ -185,28 +202,5 @@ class GenerationTrace:
         "template",
         "label",
         "extra",
-    )
-
-    def to_bytes(self) -> bytes:
-        """Serialise to an uncompressed .npz, like `Trace`."""
-        meta = {name: getattr(self, name) for name in self._META}
-        arrays = {name: getattr(self, name) for name in self._ARRAYS}
-        arrays |= {name: getattr(self, name) for name in self._OPTIONAL if getattr(self, name) is not None}
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> GenerationTrace:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-            arrays = {name: z[name] for name in cls._ARRAYS}
-            optional = {name: z[name] for name in cls._OPTIONAL if name in z.files}
-        return cls(**meta, **arrays, **optional)
-
-    def save(self, path: Path) -> None:
-        Path(path).write_bytes(self.to_bytes())
-
-    @classmethod
-    def load(cls, path: Path) -> GenerationTrace:
-        return cls.from_bytes(Path(path).read_bytes())
+    ),
+)

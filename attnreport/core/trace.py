@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from attnreport.core.npz import NpzCodec
 
 
 @dataclass
@@ -110,48 +110,14 @@ class Trace:
         return int(self.attentions.shape[1])
 
     def to_bytes(self) -> bytes:
-        """Serialise to an uncompressed .npz (fast to write and to memory-map back)."""
-        meta = {
-            "id": self.id,
-            "text": self.text,
-            "tokens": self.tokens,
-            "label": self.label,
-            "group": self.group,
-            "windows": [list(w) for w in self.windows],
-        }
-        arrays = {
-            "offsets": self.offsets,
-            "special": self.special,
-            "attentions": self.attentions,
-            "hidden": self.hidden,
-        }
-        if self.logits is not None:
-            arrays["logits"] = self.logits
-        if self.queries is not None:
-            arrays["queries"], arrays["keys"] = self.queries, self.keys
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
-        return buf.getvalue()
+        """Serialise to an uncompressed .npz (`core.npz`: fast to write and to read back)."""
+        return _CODEC.dumps(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Trace:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-            return cls(
-                id=meta["id"],
-                text=meta["text"],
-                tokens=meta["tokens"],
-                offsets=z["offsets"],
-                special=z["special"],
-                attentions=z["attentions"],
-                hidden=z["hidden"],
-                logits=z["logits"] if "logits" in z.files else None,
-                label=meta["label"],
-                windows=[tuple(w) for w in meta["windows"]],
-                group=meta.get("group"),
-                queries=z["queries"] if "queries" in z.files else None,
-                keys=z["keys"] if "keys" in z.files else None,
-            )
+        stored = _CODEC.loads(data)
+        stored["windows"] = [tuple(w) for w in stored.get("windows", ())]
+        return cls(**stored)
 
     def save(self, path: Path) -> None:
         Path(path).write_bytes(self.to_bytes())
@@ -159,3 +125,10 @@ class Trace:
     @classmethod
     def load(cls, path: Path) -> Trace:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+_CODEC = NpzCodec(
+    Trace,
+    arrays=("offsets", "special", "attentions", "hidden", "logits", "queries", "keys"),
+    meta=("id", "text", "tokens", "label", "group", "windows"),
+)
