@@ -15,7 +15,7 @@ from attnreport.analysis.explain import OUTPUT_RANGE
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
-from attnreport.core.trace import Trace
+from attnreport.core.tokens import display_tokens
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.listing import EXAMPLES, Listing
@@ -85,14 +85,6 @@ def head_page(layer: int, head: int) -> str:
     return f"heads/L{layer}-H{head}.html"
 
 
-def _display_tokens(trace: Trace) -> list[str]:
-    """What a reader sees for each token: its text span, or the special token itself."""
-    shown = []
-    for token, (a, b), special in zip(trace.tokens, trace.offsets, trace.special, strict=True):
-        shown.append(token if special or b <= a else trace.text[a:b])
-    return shown
-
-
 def colour_scale(attribution: dict, scale: float | None = None) -> dict:
     """How an attribution view is coloured: full colour at `scale` (in the output's units; default
     half the output's range), neutral below the attribution's negligible effect. Fixed per output,
@@ -141,7 +133,7 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
         "units": units,
         "text": trace.text,
         "view_notes": view_notes(explanation),
-        "tokens": _display_tokens(trace),
+        "tokens": display_tokens(trace.text, trace.tokens, trace.offsets, trace.special),
         "special": trace.special.tolist(),
         "layers": trace.layers,
         "heads": trace.heads,
