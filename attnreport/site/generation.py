@@ -16,7 +16,7 @@ from attnreport.core.tokens import display_tokens
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.pages import ExamplePage, link_pages, page_path
-from attnreport.site.report import generation_entry
+from attnreport.site.report.answers import generation_entry
 from attnreport.site.slugs import SlugMaker
 
 #: the template of a generation page

@@ -20,14 +20,14 @@ from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.listing import EXAMPLES, Listing
 from attnreport.site.neuron import neuron_data
-from attnreport.site.report import example_entry
+from attnreport.site.report.examples import example_entry
 from attnreport.site.slugs import SlugMaker
 
 
 @dataclass
 class ExamplePage:
     slug: str
-    #: the example's entry in report.json (`report.example_entry`)
+    #: the example's entry in report.json (`site.report.examples.example_entry`, or an answer's)
     record: dict
     #: the page script's data (tokens, quantised attentions, rollout): script-safe JSON, spooled
     data_file: Path
