@@ -24,7 +24,7 @@ from attnreport.kinds.probes import answer_probes, probe_variants
 from attnreport.run import AnswerWork
 from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.scenes.stage import SceneStage
-from attnreport.site.generation import gather_generation
+from attnreport.site.generation import PROBES_TEMPLATE, gather_generation
 from attnreport.site.listing import ANSWERS
 from attnreport.site.pages import SitePlan
 from attnreport.site.report import report_document
@@ -155,6 +155,7 @@ def plan_from_generations(
         examples=pages,
         files=files,
         listing=ANSWERS,
+        probes_template=PROBES_TEMPLATE,
     )
 
 

@@ -21,6 +21,8 @@ from attnreport.site.slugs import SlugMaker
 
 #: the template of a generation page
 TEMPLATE = "generation.html.j2"
+#: what the probes page and the index say of a generation report's probes (`SitePlan.probes_template`)
+PROBES_TEMPLATE = "probes_prompts.html.j2"
 
 
 #: where an attribution's colour saturates, by what it is a share of: 2 nats (a factor of e^2 in

@@ -62,6 +62,9 @@ class SitePlan:
     probes: list = field(default_factory=list)
     #: how the index lists the entries (`site.listing.EXAMPLES` or `ANSWERS`), the kind's choice
     listing: Listing = EXAMPLES
+    #: what the probes page and the index say of each probe (a template of macros: the kind's
+    #: choice, `site.generation.PROBES_TEMPLATE` for prompts), so no template asks the kind
+    probes_template: str = "probes_texts.html.j2"
 
 
 @dataclass
