@@ -138,4 +138,27 @@ def test_the_checks_see_the_imports_they_judge():
     """Known answers for the reader: a lazy import inside a function is found, with its line."""
     found = dict(imports(PACKAGE / "scenes" / "rendering.py"))
     assert "pyvista" in found
-    assert any(m.startswith("attnreport.analysis") for m, _ in imports(PACKAGE / "site" / "report.py"))
+    entry = PACKAGE / "site" / "report" / "examples.py"
+    assert any(m.startswith("attnreport.analysis") for m, _ in imports(entry))
+
+
+def test_only_the_kinds_ask_which_kind_a_report_is():
+    """A kind hands the site what differs (its listing, its probes partial, its report sections):
+    no template and no module outside kinds/ reads the report's `kind` back."""
+    import re
+
+    from attnreport.core.resources import bundled
+
+    asks = re.compile(
+        r"""\breport\.kind\b|report\[["']kind["']\]|report\.get\(["']kind["']"""
+        r"""|== ["']generation["']|["']generation["'] in"""
+    )
+    files = [p for p in sorted(PACKAGE.rglob("*.py")) if p.relative_to(PACKAGE).parts[0] != "kinds"]
+    files += sorted(bundled("templates").glob("*.j2"))
+    wrong = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if asks.search(line)
+    ]
+    assert not wrong, "\n".join(wrong)

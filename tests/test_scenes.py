@@ -49,7 +49,7 @@ from attnreport.scenes import (  # noqa: E402
 )
 from attnreport.scenes.camera import box_corners  # noqa: E402
 from attnreport.scenes.decision import decision_notes  # noqa: E402
-from attnreport.scenes.flow import EDGE_WIDTHS, flow_notes, hidden_depth  # noqa: E402
+from attnreport.scenes.flow import EDGE_WIDTHS, Lattice, flow_notes, hidden_depth, lattice_scene  # noqa: E402
 from attnreport.scenes.glb import unpack_glb  # noqa: E402
 from attnreport.scenes.palette import BACKGROUND, FOREGROUND, UNLABELLED, hex_to_rgb  # noqa: E402
 from attnreport.scenes.trajectory import trajectory_notes  # noqa: E402
@@ -310,6 +310,23 @@ def test_flow_depth_is_each_layers_first_component_with_chained_signs():
     assert np.all(np.abs(z[:, -1]) == 1.5)  # the special token is clipped
     flat = flow_scene(make_trace(), rollout_row=np.ones(9), third_axis="flat")
     assert np.all(flat.points.xyz[:, 2] == 0)
+
+
+def test_a_flat_lattice_draws_what_a_traces_flat_flow_draws():
+    """The narrow input (tokens and attention, no hidden states) gives the flat scene of the trace
+    it was cut from, float64 attention read as the trace's float32; a wrong shape names both sizes."""
+    trace = make_trace()
+    relevance = np.linspace(0.1, 1.0, 9)
+    want = flow_scene(trace, rollout_row=relevance, third_axis="flat")
+    lattice = Lattice("t", list(trace.tokens), trace.attentions.astype(np.float64))
+    got = lattice_scene(lattice, rollout_row=relevance)
+    np.testing.assert_array_equal(got.points.xyz, want.points.xyz)
+    assert got.points.labels == want.points.labels and got.facts == want.facts
+    for a, b in zip(got.lines, want.lines, strict=True):
+        np.testing.assert_array_equal(a.segments, b.segments)
+        np.testing.assert_array_equal(a.widths, b.widths)
+    with pytest.raises(ValueError, match=r"attentions must be \[L, H, 8, 8\], got \[3, 2, 9, 9\]"):
+        Lattice("t", list(trace.tokens)[:8], trace.attentions)
 
 
 def test_trajectory_vertices_are_the_pca_projection_of_every_layers_states():

@@ -207,3 +207,17 @@ def test_a_damaged_cache_entry_is_a_miss_and_is_written_again(tiny, cache_dir):
     for damage in (b'{"values": [0.5', b"\xff\xfe not utf-8"):
         results.path("a").write_bytes(damage)
         assert results.get("a") is None
+
+
+def test_a_token_reads_as_the_text_its_offsets_cover():
+    """Known answer: a byte-level BPE's "Ġw" reads " w" from the text; a special token, or one
+    covering no text, keeps its own name."""
+    from attnreport.core.tokens import display_tokens
+
+    text = "hi world"
+    tokens = ["<s>", "hi", "Ġworld", "Ġ"]
+    offsets = np.array([[0, 0], [0, 2], [2, 8], [8, 8]])
+    special = np.array([True, False, False, False])
+    assert display_tokens(text, tokens, offsets, special) == ["<s>", "hi", " world", "Ġ"]
+    with pytest.raises(ValueError):
+        display_tokens(text, tokens[:3], offsets, special)

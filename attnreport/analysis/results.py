@@ -1,6 +1,6 @@
 """The analysis stage's typed results: per example as the traces stream by, per dataset at the end.
 
-Later stages (scenes, site) read these, never each other's output: `site/report.py` is the one
+Later stages (scenes, site) read these, never each other's output: `site/report/` is the one
 place that turns them into ``report.json``.
 """
 

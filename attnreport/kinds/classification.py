@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from attnreport.analysis.probes import ProbeResult
 from attnreport.analysis.results import AnalysisResults, describe
 from attnreport.analysis.tally import ExampleTally
 from attnreport.core.config import ModelConfig, ReportConfig
@@ -19,6 +20,16 @@ from attnreport.scenes.stage import DecisionPoint, SceneStage
 from attnreport.site.pages import ExamplePage, SitePlan, gather
 from attnreport.site.probes import gather_probes
 from attnreport.site.report import report_document
+from attnreport.site.report.dataset import (
+    analysis_section,
+    comparison_section,
+    decision_sections,
+    heads_section,
+    with_points,
+)
+from attnreport.site.report.examples import unknown_tokens_section
+from attnreport.site.report.metrics import groups_section, metrics_section
+from attnreport.site.report.probes import probe_entry
 from attnreport.trace import Tracer, read_rows
 
 #: the per-example analysis, as the progress lines name it (its slow part: the attributions)
@@ -57,6 +68,49 @@ def _decision_scene(scenes: SceneStage, results: AnalysisResults, pages: list[Ex
     )
 
 
+def classification_report(
+    *,
+    title: str,
+    card: ModelCard,
+    entries: list[dict],
+    results: AnalysisResults,
+    skipped_rows: list[dict] | None = None,
+    probes: list[ProbeResult] | None = None,
+    probe_pages: dict[tuple[str, str], str] | None = None,
+) -> dict:
+    """report.json of a classification report: the examples' `entries` (each with its point in the
+    decision space, where there is one), the metrics and the dataset-level analysis in `results`;
+    `probes` are the counterfactual probes, their shown pairs' pages in `probe_pages` by (probe, id)."""
+    sections = {
+        "metrics": metrics_section(results, entries),
+        "analysis": analysis_section(results),
+        "heads": heads_section(results.heads),
+        **unknown_tokens_section(entries),
+    }
+    examples = entries
+    space = results.decision_space
+    if space is not None:
+        sections.update(decision_sections(space, results.layer_spaces, card.layers))
+        examples = with_points(entries, space)
+    if results.comparison is not None:
+        sections["compare"] = comparison_section(results.comparison)
+    if results.token_groups is not None:
+        sections["token_groups"] = results.token_groups
+    if results.data_groups is not None:
+        sections["groups"] = groups_section(results.data_groups)
+    if probes is not None:
+        pages = {e["id"]: e["page"] for e in entries}
+        sections["probes"] = [probe_entry(p, probe_pages or {}, pages) for p in probes]
+    return report_document(
+        kind=ClassificationReport.name,
+        title=title,
+        card=card,
+        examples=examples,
+        sections=sections,
+        skipped_rows=skipped_rows,
+    )
+
+
 def plan_from_traces(traces, card: ModelCard, *, title: str, spool) -> SitePlan:
     """A site plan from traces alone, with no model at hand: each page's attention, rollout and
     prediction, and the metrics; no attributions, head atlas or decision space (they run the model)."""
@@ -69,7 +123,7 @@ def plan_from_traces(traces, card: ModelCard, *, title: str, spool) -> SitePlan:
             yield example, None
 
     pages = gather(examples(), card, spool=spool)
-    report = report_document(
+    report = classification_report(
         title=title, card=card, entries=[p.record for p in pages], results=tally.results()
     )
     return SitePlan(title=title, card=card, report=report, examples=pages)
@@ -152,7 +206,7 @@ class ClassificationReport:
         decision_scene = None
         if config.site.scenes and results.decision_space is not None:
             decision_scene = _decision_scene(scenes, results, pages, tracer.card.layers)
-        report = report_document(
+        report = classification_report(
             title=config.title,
             card=tracer.card,
             entries=[p.record for p in pages],

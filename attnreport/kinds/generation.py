@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnreport.analysis.generation import AnswerExplainer, analyse_generation
-from attnreport.analysis.results import AnalysisResults, ExampleSummary, Summaries
+from attnreport.analysis.probes import AnswerProbe
 from attnreport.analysis.variants import AnswerSide, VariantComparison, answer_side, compare_variant
 from attnreport.core.config import ProbeConfig, ReportConfig
 from attnreport.core.errors import ConfigError, InputError
@@ -24,10 +24,12 @@ from attnreport.kinds.probes import answer_probes, probe_variants
 from attnreport.run import AnswerWork
 from attnreport.run.answer_explainer import answer_explainer, generation_options
 from attnreport.scenes.stage import SceneStage
-from attnreport.site.generation import gather_generation
+from attnreport.site.generation import PROBES_TEMPLATE, gather_generation
 from attnreport.site.listing import ANSWERS
 from attnreport.site.pages import SitePlan
 from attnreport.site.report import report_document
+from attnreport.site.report.probes import answer_probe_entry
+from attnreport.site.report.variants import variant_entry
 from attnreport.trace import Generator, Prompt, read_rows
 
 
@@ -75,6 +77,39 @@ def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | No
     return VariantPlan(ids=ids, unit=config.generate.attribution_unit, compare=compare)
 
 
+def generation_report(
+    *,
+    title: str,
+    card: ModelCard,
+    entries: list[dict],
+    variants: list[VariantComparison] | None = None,
+    probes: list[AnswerProbe] | None = None,
+    skipped_rows: list[dict] | None = None,
+) -> dict:
+    """report.json of a generation report: an answer per prompt in `entries`, with `variants`
+    (prompts asked again in other words, side by side) and `probes` (the rewrites of `[[probes]]`)."""
+    pages = {e["id"]: e["page"] for e in entries}
+    sections = {
+        # schema 1 has these in every report: a generation report has no metrics, no dataset means
+        # of a classifier's attributions and no head atlas
+        "metrics": {},
+        "analysis": {"faithfulness": {}, "agreement_with_occlusion": {}},
+        "heads": [],
+    }
+    if variants:
+        sections["variants"] = [variant_entry(v, pages) for v in variants]
+    if probes is not None:
+        sections["probes"] = [answer_probe_entry(p, pages) for p in probes]
+    return report_document(
+        kind=GenerationReport.name,
+        title=title,
+        card=card,
+        examples=entries,
+        sections=sections,
+        skipped_rows=skipped_rows,
+    )
+
+
 def plan_from_generations(
     traces: Iterable[GenerationTrace],
     card: ModelCard,
@@ -91,34 +126,37 @@ def plan_from_generations(
     attributes each answer (`answer_explainer`); `variants` sets prompts and their variants side
     by side, among them the rewrites of `probes` (`kinds.probes.probe_variants`); `scenes` draws
     each answer's attention flow (None: no scenes)."""
-    rows: list[ExampleSummary] = []
+    ids: list[str] = []
     sides: dict[str, AnswerSide] = {}
 
     def analysed():
         for trace in traces:
-            rows.append(ExampleSummary(trace.id, trace.prompt, trace.label, None))
+            ids.append(trace.id)
             result = analyse_generation(trace, explain)
             if variants is not None and trace.id in variants.ids:
                 sides[trace.id] = answer_side(result, unit=variants.unit)
             yield result, (scenes.answer_flow(result) if scenes is not None else None)
 
     pages = gather_generation(analysed(), spool=spool)
-    comparisons = variants.compare(sides, [r.id for r in rows]) if variants is not None else None
-    results = AnalysisResults(
-        rows=rows, metrics=None, summaries=Summaries({}, {}), heads=[], distance_profile=None
-    )
-    report = report_document(
+    comparisons = variants.compare(sides, ids) if variants is not None else None
+    report = generation_report(
         title=title,
         card=card,
         entries=[p.record for p in pages],
-        results=results,
-        kind="generation",
         variants=comparisons,
+        probes=answer_probes(probes, comparisons or []) if probes else None,
         skipped_rows=skipped_rows,
-        answer_probes=answer_probes(probes, comparisons or []) if probes else None,
     )
     files = dict(scenes.files) if scenes is not None else {}
-    return SitePlan(title=title, card=card, report=report, examples=pages, files=files, listing=ANSWERS)
+    return SitePlan(
+        title=title,
+        card=card,
+        report=report,
+        examples=pages,
+        files=files,
+        listing=ANSWERS,
+        probes_template=PROBES_TEMPLATE,
+    )
 
 
 class GenerationReport:

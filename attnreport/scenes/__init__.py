@@ -9,7 +9,7 @@ module's docstring), `rendering` (pyvista: images and glTF) and `camera` (the fi
 
 from attnreport.scenes.camera import Camera, camera_for, project
 from attnreport.scenes.decision import MAX_TRIANGLES, DecisionFacts, decision_scene, iso_surface
-from attnreport.scenes.flow import THIRD_AXES, FlowFacts, flow_scene
+from attnreport.scenes.flow import THIRD_AXES, FlowFacts, Lattice, flow_scene, lattice_scene
 from attnreport.scenes.geometry import KINDS, LineSet, Mesh, Points, Scene, Text
 from attnreport.scenes.palette import CLASS_COLORS, class_color
 from attnreport.scenes.rendering import export_glb, render, to_pyvista
@@ -24,6 +24,7 @@ __all__ = [
     "Camera",
     "DecisionFacts",
     "FlowFacts",
+    "Lattice",
     "LineSet",
     "Mesh",
     "Points",
@@ -36,6 +37,7 @@ __all__ = [
     "export_glb",
     "flow_scene",
     "iso_surface",
+    "lattice_scene",
     "project",
     "render",
     "to_json",

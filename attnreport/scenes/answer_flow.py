@@ -4,7 +4,8 @@ The classifiers' flow scene (`scenes.flow`) over the whole sequence the model re
 tokens, then the answer's tokens fed back one by one. Its attention is the causal matrix that
 `analysis.generation.full_attention` assembles from the prompt's own rows and the answer's rows
 (so only when the trace kept the prompt's attention), the lattice is flat (the trace keeps hidden
-states of the answer's positions only, so no layer's principal component spans every token), and
+states of the answer's positions only, so no layer's principal component spans every token: a
+`scenes.flow.Lattice` with no depth), and
 the layer-0 markers are sized by the answer's rollout relevance: the mean over its tokens of each
 step's rollout row, "what the answer as a whole drew on".
 """
@@ -16,42 +17,23 @@ from dataclasses import replace
 import numpy as np
 
 from attnreport.analysis.generation import GenerationAnalysis, full_attention
-from attnreport.core.trace import Trace
-from attnreport.scenes.flow import flow_scene
+from attnreport.core.tokens import display_tokens
+from attnreport.scenes.flow import Lattice, lattice_scene
 from attnreport.scenes.geometry import Scene
 from attnreport.scenes.palette import EDGE, hex_to_rgb
 
 
-def _readable(trace) -> list[str]:
-    """The prompt's tokens as the text they cover (a byte-level BPE's "Ġw" reads " w"); special
-    tokens, which cover no text, as their own names."""
-    out = []
-    for token, (a, b), special in zip(
-        trace.prompt_tokens, trace.prompt_offsets.tolist(), trace.special, strict=True
-    ):
-        out.append(token if special or b <= a else trace.text[a:b])
-    return out
-
-
-def answer_lattice(result: GenerationAnalysis) -> tuple[Trace, np.ndarray] | None:
-    """The sequence the model read as a `Trace` without hidden states (``d = 0``), and the answer's
-    rollout relevance over it; None when the prompt's own attention was not kept or nothing was
-    written."""
+def answer_lattice(result: GenerationAnalysis) -> tuple[Lattice, np.ndarray] | None:
+    """The sequence the model read as a flat `Lattice` (its tokens as the text they cover, the
+    answer's fed back), and the answer's rollout relevance over it; None when the prompt's own
+    attention was not kept or nothing was written."""
     trace = result.trace
     full = full_attention(trace)
     if full is None or result.rollout is None or trace.steps == 0:
         return None
     fed_back = trace.steps - 1  # the last answer token is written, never read
-    size = trace.n_prompt + fed_back
-    lattice = Trace(
-        id=trace.id,
-        text=trace.text,
-        tokens=[*_readable(trace), *trace.tokens[:fed_back]],
-        offsets=np.zeros((size, 2), dtype=np.int64),
-        special=np.concatenate([np.asarray(trace.special, dtype=bool), np.zeros(fed_back, dtype=bool)]),
-        attentions=full,
-        hidden=np.zeros((full.shape[0] + 1, size, 0), dtype=np.float32),
-    )
+    prompt = display_tokens(trace.text, trace.prompt_tokens, trace.prompt_offsets.tolist(), trace.special)
+    lattice = Lattice(name=trace.id, tokens=[*prompt, *trace.tokens[:fed_back]], attentions=full)
     relevance = np.asarray(result.rollout, dtype=np.float64).mean(axis=0)
     return lattice, relevance
 
@@ -63,7 +45,7 @@ def answer_flow_scene(result: GenerationAnalysis, *, top_k: int = 3) -> Scene | 
         return None
     lattice, relevance = made
     n = result.trace.n_prompt
-    scene = flow_scene(lattice, rollout_row=relevance, top_k=top_k, third_axis="flat")
+    scene = lattice_scene(lattice, rollout_row=relevance, top_k=top_k)
     # the answer's tokens at layer 0 in the edge colour, so the eye tells prompt from answer
     colors = scene.points.colors.copy()
     colors[n : lattice.n_tokens] = hex_to_rgb(EDGE)

@@ -98,27 +98,66 @@ def flow_notes(facts: FlowFacts) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Lattice:
+    """What a flow scene draws: a sequence's tokens as shown, its attention ``[L, H, n, n]``, and
+    optionally each node's depth ``[L+1, n]`` (None: a flat lattice)."""
+
+    name: str
+    tokens: list[str]
+    attentions: np.ndarray
+    depth: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.tokens)
+        # float32, as a `Trace` holds them, so a lattice's edges are a trace's to the last bit
+        object.__setattr__(self, "attentions", np.asarray(self.attentions, dtype=np.float32))
+        if self.attentions.ndim != 4 or self.attentions.shape[2:] != (n, n):
+            raise ValueError(
+                f"Lattice {self.name!r}: attentions must be [L, H, {n}, {n}], "
+                f"got {list(self.attentions.shape)}"
+            )
+        if self.depth is not None and np.shape(self.depth) != (self.attentions.shape[0] + 1, n):
+            raise ValueError(
+                f"Lattice {self.name!r}: depth must be [{self.attentions.shape[0] + 1}, {n}], "
+                f"got {list(np.shape(self.depth))}"
+            )
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def layers(self) -> int:
+        return int(self.attentions.shape[0])
+
+
 def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_axis: str = "pc1") -> Scene:
     """The `Scene` of one text's attention: lattice, top-``top_k`` edges per query and layer,
     input tokens sized by ``rollout_row`` (``[n]``, the rollout row of the read position)."""
     if third_axis not in THIRD_AXES:
         raise ValueError(f"third axis {third_axis!r} is unknown; choose one of {', '.join(THIRD_AXES)}")
-    n, n_layers = trace.n_tokens, trace.layers
+    depth = hidden_depth(trace.hidden, trace.special) if third_axis == "pc1" else None
+    lattice = Lattice(name=trace.id, tokens=list(trace.tokens), attentions=trace.attentions, depth=depth)
+    return lattice_scene(lattice, rollout_row=rollout_row, top_k=top_k)
+
+
+def lattice_scene(lattice: Lattice, *, rollout_row: np.ndarray, top_k: int = 3) -> Scene:
+    """`flow_scene` over a `Lattice`: any sequence's attention, with or without hidden states."""
+    n, n_layers = lattice.n_tokens, lattice.layers
+    third_axis = "flat" if lattice.depth is None else "pc1"
     relevance = np.asarray(rollout_row, dtype=np.float64)
     if relevance.shape != (n,):
         raise ValueError(
-            f"flow scene {trace.id!r}: rollout row has shape {list(relevance.shape)} for {n} tokens"
+            f"flow scene {lattice.name!r}: rollout row has shape {list(relevance.shape)} for {n} tokens"
         )
     if np.any(relevance < 0) or not np.all(np.isfinite(relevance)):
-        raise ValueError(f"flow scene {trace.id!r}: rollout relevance must be finite and nonnegative")
+        raise ValueError(f"flow scene {lattice.name!r}: rollout relevance must be finite and nonnegative")
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
 
     gap, zspan = layer_gap(n, n_layers), depth_span(n)
-    if third_axis == "pc1":
-        z = hidden_depth(trace.hidden, trace.special) * zspan
-    else:
-        z = np.zeros((n_layers + 1, n))
+    z = np.zeros((n_layers + 1, n)) if lattice.depth is None else lattice.depth * zspan
     positions = np.arange(n, dtype=np.float64)
     nodes = np.stack(
         [np.tile(positions, n_layers + 1), np.repeat(np.arange(n_layers + 1) * gap, n), z.ravel()], axis=1
@@ -129,12 +168,12 @@ def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_a
     markers = low + (high - low) * (np.sqrt(relevance / peak) if peak > 0 else np.zeros(n))
     sizes = np.concatenate([markers, np.full(n * n_layers, NODE_SIZE)])
     colors = np.array([hex_to_rgb(RELEVANCE)] * n + [hex_to_rgb(UNLABELLED)] * (n * n_layers)).reshape(-1, 3)
-    labels = [f"{token} · rollout {r:.3f}" for token, r in zip(trace.tokens, relevance, strict=True)]
-    labels += [f"{token} · layer {layer}" for layer in range(1, n_layers + 1) for token in trace.tokens]
+    labels = [f"{token} · rollout {r:.3f}" for token, r in zip(lattice.tokens, relevance, strict=True)]
+    labels += [f"{token} · layer {layer}" for layer in range(1, n_layers + 1) for token in lattice.tokens]
     points = Points(xyz=nodes, colors=colors, sizes=sizes, labels=labels)
 
     k = min(top_k, n)
-    kept = sparsify(head_average(trace.attentions), top_k=k)
+    kept = sparsify(head_average(lattice.attentions), top_k=k)
     lines = []
     wide, opaque = EDGE_WIDTHS, EDGE_OPACITIES
     for layer in range(1, n_layers + 1):
@@ -153,13 +192,13 @@ def flow_scene(trace: Trace, *, rollout_row: np.ndarray, top_k: int = 3, third_a
         )
 
     below = -0.35 * gap
-    texts = [Text((i, below, z[0, i]), token) for i, token in enumerate(trace.tokens)]
+    texts = [Text((i, below, z[0, i]), token) for i, token in enumerate(lattice.tokens)]
     left = -0.06 * (n - 1) - 1.0
     texts += [Text((left, layer * gap, 0.0), f"layer {layer}") for layer in range(n_layers + 1)]
     facts = FlowFacts(top_k=k, mass_kept=float(kept.mass_kept), third_axis=third_axis)
     return Scene(
         kind="attention_flow",
-        title=f"Attention flow: {trace.id}",
+        title=f"Attention flow: {lattice.name}",
         points=points,
         lines=lines,
         texts=texts,

@@ -157,7 +157,12 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
     for source in sorted((bundled("templates") / "assets").iterdir()):
         shutil.copyfile(source, assets / source.name)
     _write(assets / "theme.css", theme_css(theme, overrides))
-    common = {"title": plan.title, "report": plan.report, "card": plan.card.to_dict()}
+    common = {
+        "title": plan.title,
+        "report": plan.report,
+        "card": plan.card.to_dict(),
+        "probes_template": plan.probes_template,
+    }
     subsites = [{"title": sub.title, "href": f"{sub.path}/index.html"} for sub in plan.subsites]
     decision = _scene_context(plan.decision_scene)
     columns = plan.listing.columns(plan.report["examples"])

@@ -12,24 +12,18 @@ from pathlib import Path
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.attribution_methods import colour_scale_of
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
-from attnreport.core.generation import GenerationTrace
 from attnreport.core.jsonsafe import NonFinite, clean
+from attnreport.core.tokens import display_tokens
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.pages import ExamplePage, link_pages, page_path
-from attnreport.site.report import generation_entry
+from attnreport.site.report.answers import generation_entry
 from attnreport.site.slugs import SlugMaker
 
 #: the template of a generation page
 TEMPLATE = "generation.html.j2"
-
-
-def prompt_display(trace: GenerationTrace) -> list[str]:
-    """What a reader sees for each prompt token: its span of the input text, or the token itself."""
-    shown = []
-    for token, (a, b), special in zip(trace.prompt_tokens, trace.prompt_offsets, trace.special, strict=True):
-        shown.append(token if special or b <= a else trace.text[a:b])
-    return shown
+#: what the probes page and the index say of a generation report's probes (`SitePlan.probes_template`)
+PROBES_TEMPLATE = "probes_prompts.html.j2"
 
 
 def attribution_data(result: GenerationAnalysis) -> dict | None:
@@ -80,7 +74,7 @@ def generation_data(result: GenerationAnalysis) -> dict:
         "steps": g.steps,
         "layers": g.layers,
         "heads": g.heads,
-        "prompt": prompt_display(g),
+        "prompt": display_tokens(g.text, g.prompt_tokens, g.prompt_offsets, g.special),
         "special": g.special.tolist(),
         "from_template": g.from_template.tolist(),
         "answer": list(g.tokens),

@@ -15,19 +15,19 @@ from attnreport.analysis.attribution_methods import METHODS, colour_scale_of
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.modelcard import ModelCard
-from attnreport.core.trace import Trace
+from attnreport.core.tokens import display_tokens
 from attnreport.scenes.stage import SceneFiles
 from attnreport.site.encode import packed_unit, script_json
 from attnreport.site.listing import EXAMPLES, Listing
 from attnreport.site.neuron import neuron_data
-from attnreport.site.report import example_entry
+from attnreport.site.report.examples import example_entry
 from attnreport.site.slugs import SlugMaker
 
 
 @dataclass
 class ExamplePage:
     slug: str
-    #: the example's entry in report.json (`report.example_entry`)
+    #: the example's entry in report.json (`site.report.examples.example_entry`, or an answer's)
     record: dict
     #: the page script's data (tokens, quantised attentions, rollout): script-safe JSON, spooled
     data_file: Path
@@ -62,6 +62,9 @@ class SitePlan:
     probes: list = field(default_factory=list)
     #: how the index lists the entries (`site.listing.EXAMPLES` or `ANSWERS`), the kind's choice
     listing: Listing = EXAMPLES
+    #: what the probes page and the index say of each probe (a template of macros: the kind's
+    #: choice, `site.generation.PROBES_TEMPLATE` for prompts), so no template asks the kind
+    probes_template: str = "probes_texts.html.j2"
 
 
 @dataclass
@@ -83,14 +86,6 @@ def page_path(slug: str) -> str:
 def head_page(layer: int, head: int) -> str:
     """A head's page, relative to the site root."""
     return f"heads/L{layer}-H{head}.html"
-
-
-def _display_tokens(trace: Trace) -> list[str]:
-    """What a reader sees for each token: its text span, or the special token itself."""
-    shown = []
-    for token, (a, b), special in zip(trace.tokens, trace.offsets, trace.special, strict=True):
-        shown.append(token if special or b <= a else trace.text[a:b])
-    return shown
 
 
 def colour_scale(attribution: dict, scale: float | None = None) -> dict:
@@ -141,7 +136,7 @@ def page_data(example: ExampleAnalysis, card: ModelCard, *, attribution_scale: f
         "units": units,
         "text": trace.text,
         "view_notes": view_notes(explanation),
-        "tokens": _display_tokens(trace),
+        "tokens": display_tokens(trace.text, trace.tokens, trace.offsets, trace.special),
         "special": trace.special.tolist(),
         "layers": trace.layers,
         "heads": trace.heads,

@@ -1,0 +1,156 @@
+"""A generation report's entry for one prompt and its answer: every step's scores, alternatives,
+logit lens and attention by segment, and the answer's attributions over the prompt's units."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.core.jsonsafe import NonFinite, clean
+
+
+def _top(ids, probabilities, tokens) -> list[dict]:
+    return [
+        {"token": token, "id": int(i), "probability": float(p)}
+        for i, p, token in zip(ids, probabilities, tokens, strict=True)
+    ]
+
+
+def _segments(shares) -> dict:
+    """One step's attention by segment: the mean over layers, and each layer's."""
+    return {
+        **{name: float(v) for name, v in zip(SEGMENTS, shares.mean(axis=0), strict=True)},
+        "by_layer": [dict(zip(SEGMENTS, map(float, layer), strict=True)) for layer in shares],
+    }
+
+
+def _rows(values) -> list | None:
+    return None if values is None else np.asarray(values, dtype=np.float64).tolist()
+
+
+def answer_attributions(result: GenerationAnalysis) -> dict:
+    """`attributions` (by method), `contrasts` and `attribution_faithfulness` of one answer: unit
+    spans index the input text (`input_text`, the template included); values run per answer token,
+    then over units."""
+    ex, g = result.explanation, result.trace
+    if ex is None:
+        return {}
+    units = ex.units
+    declared = {
+        "unit": units.kind if units is not None else "custom",
+        "units": None
+        if units is None
+        else units.to_list(g.text)
+        + [{"start": None, "stop": None, "text": SEGMENT_UNITS[s], "segment": s} for s in ex.segments],
+        "output": ex.output,
+        "baseline": ex.baseline,
+        "evaluations": ex.evaluations,
+    }
+    attributions, contrasts = {}, []
+    for name, a in ex.attributions.items():
+        attributions[name] = {
+            **declared,
+            "values": _rows(a.values),
+            "stderr": _rows(a.std_error),
+            "answer": _rows(a.answer),
+            "answer_stderr": _rows(a.answer_std_error),
+            "exact": a.exact,
+            "estimator": a.method,
+            "efficiency_gap": a.efficiency_gap or None,
+        }
+        for t, foil in enumerate(ex.foils.tolist()):
+            if foil >= 0:
+                contrasts.append(
+                    {
+                        "step": t,
+                        "target": g.tokens[t],
+                        "foil": g.top_tokens[t][foil],
+                        "foil_id": int(g.top_ids[t][foil]),
+                        "method": name,
+                        "source": "runner_up",
+                        "value": "log_probability_difference",
+                        "values": _rows(a.contrasts[t]),
+                    }
+                )
+        for (t, foil_id, foil), values in zip(ex.requested, a.requested, strict=True):
+            contrasts.append(
+                {
+                    "step": t,
+                    "target": g.tokens[t],
+                    "foil": foil,
+                    "foil_id": foil_id,
+                    "method": name,
+                    "source": "asked",
+                    "value": "log_probability_difference",
+                    "values": _rows(values),
+                }
+            )
+    return {
+        "attributions": attributions,
+        "contrasts": contrasts,
+        "attribution_faithfulness": ex.faithfulness,
+        "token_faithfulness": ex.token_faithfulness,
+        "attribution_skipped": ex.skipped,
+    }
+
+
+def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: int = 0) -> dict:
+    """The report's entry for one prompt and its answer (`generation`: every step's scores, its
+    alternatives, its logit lens and where its attention went)."""
+    g = result.trace
+    steps = []
+    for t in range(g.steps):
+        step = {
+            "probability": float(g.probability[t]),
+            "entropy": float(g.entropy[t]),
+            "rank": int(g.rank[t]),
+            "top": _top(g.top_ids[t], g.top_probabilities[t], g.top_tokens[t]),
+            "attention_segments": _segments(result.segments[t]),
+        }
+        if g.lens_probability is not None:
+            step["logit_lens"] = [
+                {
+                    "layer": layer,
+                    "probability": float(g.lens_probability[layer, t]),
+                    "rank": int(g.lens_rank[layer, t]),
+                    "top": _top(
+                        g.lens_top_ids[layer, t],
+                        g.lens_top_probabilities[layer, t],
+                        g.lens_top_tokens[layer][t],
+                    ),
+                }
+                for layer in range(g.layers + 1)
+            ]
+        steps.append(step)
+    entry = {
+        "id": g.id,
+        "page": page,
+        "text": g.prompt,
+        "label": g.label,
+        "generation": {
+            "input_text": g.text,
+            "template": g.template,
+            "prompt_tokens": list(g.prompt_tokens),
+            "prompt_ids": g.prompt_ids.tolist(),
+            "prompt_offsets": g.prompt_offsets.tolist(),
+            "special": g.special.tolist(),
+            "from_template": g.from_template.tolist(),
+            "tokens": list(g.tokens),
+            "ids": g.ids.tolist(),
+            "text": g.answer,
+            "forced": g.forced,
+            "stop_reason": g.stop_reason,
+            "log_probability": result.log_probability,
+            "mean_probability": result.mean_probability,
+            "min_probability": result.min_probability,
+            "min_step": result.min_step,
+            "steps": steps,
+            **answer_attributions(result),
+        },
+    }
+    derived = NonFinite()
+    entry = clean(entry, derived)
+    if derived.count + page_nonfinite:
+        entry["nonfinite"] = {"derived_values": derived.count + page_nonfinite}
+    return entry
