@@ -33,12 +33,14 @@ import contextlib
 import gc
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from attnreport.core.errors import ExportError
 from attnreport.core.modelcard import DecoderCard
+from attnreport.export.sessions import open_check_session
 
 DECODER_FILE = "decoder.onnx"
 LM_HEAD_FILE = "lm_head.onnx"
@@ -211,6 +213,50 @@ def last_hidden_normed(model, norm) -> tuple[bool, object]:
     return bool(torch.allclose(last, seen["y"])), seen["x"]
 
 
+@dataclass
+class GenerationCheck:
+    """What the check of the generation graphs needs once the torch model is gone: PyTorch's
+    reference outputs and the card's model-derived fields. `export_generation` makes it while the
+    model is alive; `verify` opens the graphs one session at a time and compares."""
+
+    folder: Path
+    rows: list[list[int]]
+    references: list[DecoderReference]
+    lens_reference: LensReference | None
+    pad_id: int
+    layers: int
+    tolerance: float
+    card: dict
+
+    def verify(self, log: Log) -> DecoderCard:
+        """Check ``decoder.onnx`` (and ``lm_head.onnx``) against the references; the card, or
+        `ExportError` when a graph differs from PyTorch by more than the tolerance or greedy tokens
+        differ."""
+        session = open_check_session(self.folder / DECODER_FILE)
+        diffs, checked = check_decoder(
+            session, self.rows, self.references, pad_id=self.pad_id, layers=self.layers
+        )
+        del session  # one session at a time: each holds (or maps) the weights
+        gc.collect()
+        if self.lens_reference is not None:
+            head = open_check_session(self.folder / LM_HEAD_FILE)
+            diffs["lm_head"] = check_lm_head(head, self.lens_reference)
+            del head
+            gc.collect()
+        log(
+            "generation graphs, max difference to PyTorch: "
+            + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+        )
+        bad = {k: v for k, v in diffs.items() if not v <= self.tolerance}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise ExportError(
+                f"{DECODER_FILE}: {name} differ from PyTorch by {value:.2e} (limit {self.tolerance:.0e}); "
+                f"this architecture does not export its KV-cache decoder correctly"
+            )
+        return DecoderCard(**self.card, max_abs_diff=diffs, tolerance=self.tolerance, checked=checked)
+
+
 def export_generation(
     model,
     tok,
@@ -223,13 +269,12 @@ def export_generation(
     pad_id: int,
     max_positions: int,
     log: Log,
-) -> DecoderCard:
-    """Write ``decoder.onnx`` and ``lm_head.onnx`` into `folder`, check them, return their card.
+) -> GenerationCheck:
+    """Write ``decoder.onnx`` and ``lm_head.onnx`` into `folder` and compute PyTorch's references
+    for their check; the returned `GenerationCheck` checks them once the torch model is freed.
 
-    `onnx_export` is the export stage's one call of the dynamo exporter; raises `ExportError`
-    when a graph differs from PyTorch by more than `tolerance` or greedy tokens differ.
+    `onnx_export` is the export stage's one call of the dynamo exporter.
     """
-    import onnxruntime as ort
     import torch
 
     layers, kv_heads, head_dim = kv_layout(model)
@@ -273,42 +318,29 @@ def export_generation(
     else:
         log(f"no final norm found on {type(model).__name__}: no {LM_HEAD_FILE}, no logit lens")
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=["CPUExecutionProvider"])
     keep = max_positions - CHECK_NEW_TOKENS
     rows = [tok(p, add_special_tokens=True)["input_ids"][:keep] for p in prompts]
-    diffs, checked = check_decoder(model, session, rows, pad_id=pad_id, layers=layers)
-    del session  # one session at a time: each holds (or maps) the weights
-    gc.collect()
-    if lm_head is not None:
-        head = ort.InferenceSession(str(folder / LM_HEAD_FILE), options, providers=["CPUExecutionProvider"])
-        diffs["lm_head"] = check_lm_head(model, norm, head, rows[-1])
-    log(
-        "generation graphs, max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
-    )
-    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
-    if bad:
-        name, value = next(iter(bad.items()))
-        raise ExportError(
-            f"{DECODER_FILE}: {name} differ from PyTorch by {value:.2e} (limit {tolerance:.0e}); "
-            f"this architecture does not export its KV-cache decoder correctly"
-        )
-    return DecoderCard(
-        decoder=DECODER_FILE,
-        lm_head=lm_head,
-        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        past_names=past_names(layers),
-        present_names=present_names(layers),
-        eos_token_ids=eos_ids(model, tok),
-        last_hidden_normed=normed,
-        max_abs_diff=diffs,
+    return GenerationCheck(
+        folder=folder,
+        rows=rows,
+        references=[decoder_reference(model, r, pad_id=pad_id) for r in rows],
+        lens_reference=lens_reference(model, norm, rows[-1]) if lm_head is not None else None,
+        pad_id=pad_id,
+        layers=layers,
         tolerance=tolerance,
-        checked=checked,
-        chat_template=bool(getattr(tok, "chat_template", None)),
-        checkpoint_defaults=checkpoint_decoding(model),
+        card=dict(
+            decoder=DECODER_FILE,
+            lm_head=lm_head,
+            vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            past_names=past_names(layers),
+            present_names=present_names(layers),
+            eos_token_ids=eos_ids(model, tok),
+            last_hidden_normed=normed,
+            chat_template=bool(getattr(tok, "chat_template", None)),
+            checkpoint_defaults=checkpoint_decoding(model),
+        ),
     )
 
 
@@ -400,11 +432,51 @@ def _relative(a, b) -> float:
     return float(np.max(np.abs(a - b))) / max(1.0, float(np.max(np.abs(b))))
 
 
-def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[dict[str, float], dict]:
-    """The decoder graph against PyTorch: greedy tokens vs `generate`, each step vs eager, batch vs alone."""
+@dataclass
+class DecoderReference:
+    """PyTorch on one check prompt: `generate`'s plain greedy tokens, and at each step (eager, on the
+    prompt and those tokens) the choosing position's attention rows, logits and hidden states."""
+
+    tokens: list[int]
+    attentions: list[np.ndarray]
+    logits: list[np.ndarray]
+    hidden: list[np.ndarray]
+
+
+def decoder_reference(model, row: Sequence[int], *, pad_id: int) -> DecoderReference:
     import torch
     from transformers import GenerationConfig
 
+    greedy = GenerationConfig(
+        do_sample=False, max_new_tokens=CHECK_NEW_TOKENS, pad_token_id=pad_id, eos_token_id=None
+    )
+    n = len(row)
+    prompt = torch.tensor([list(row)])
+    with torch.no_grad():
+        with plain_greedy(model):
+            tokens = model.generate(
+                input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
+            )[0, n:].tolist()
+        full = torch.tensor([list(row) + tokens[:-1]])
+        out = model(input_ids=full, output_attentions=True, output_hidden_states=True, return_dict=True)
+    attentions = torch.stack(tuple(out.attentions), 1)[0].float().numpy()
+    hidden = torch.stack(tuple(out.hidden_states), 1)[0].float().numpy()
+    logits = out.logits[0].float().numpy()
+    steps = range(len(tokens))
+    return DecoderReference(
+        tokens=tokens,
+        attentions=[attentions[:, :, n - 1 + t, : n + t].copy() for t in steps],
+        logits=[logits[n - 1 + t].copy() for t in steps],
+        hidden=[hidden[:, n - 1 + t].copy() for t in steps],
+    )
+
+
+def check_decoder(
+    session, rows, references: Sequence[DecoderReference], *, pad_id: int, layers: int
+) -> tuple[dict[str, float], dict]:
+    """The decoder graph against PyTorch: greedy tokens vs `generate`, each step vs eager, batch vs
+    alone. Steps are compared while both sides have chosen the same tokens; a different choice is
+    accepted only as a near-tie of PyTorch's two top logits, and ends that prompt's comparison."""
     alone = [
         onnx_greedy(
             session, [r], pad_id=pad_id, new_tokens=CHECK_NEW_TOKENS, layers=layers, chunk=CHECK_CHUNK
@@ -418,46 +490,9 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
         ("decoder_attentions", "decoder_logits", "decoder_hidden_states", "batch_attentions", "batch_logits"),
         0.0,
     )
-    greedy = GenerationConfig(
-        do_sample=False, max_new_tokens=CHECK_NEW_TOKENS, pad_token_id=pad_id, eos_token_id=None
-    )
     near_ties = 0
-    for r, got, inbatch in zip(rows, alone, batched, strict=True):
-        n = len(r)
-        prompt = torch.tensor([r])
-        with torch.no_grad():
-            with plain_greedy(model):
-                ref_tokens = model.generate(
-                    input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
-                )[0, n:].tolist()
-            full = torch.tensor([r + got["tokens"][:-1]])
-            ref = model(input_ids=full, output_attentions=True, output_hidden_states=True, return_dict=True)
-        attentions = torch.stack(tuple(ref.attentions), 1)[0].float().numpy()
-        hidden = torch.stack(tuple(ref.hidden_states), 1)[0].float().numpy()
-        logits = ref.logits[0].float().numpy()
+    for ref, got, inbatch in zip(references, alone, batched, strict=True):
         for t in range(CHECK_NEW_TOKENS):
-            pos = n - 1 + t
-            if t < len(ref_tokens) and ref_tokens[t] != got["tokens"][t]:
-                # the same token sequence up to here, so a flip is a near-tie of the two top logits
-                top = np.sort(logits[pos])[-2:]
-                if top[1] - top[0] > 1e-3 * max(1.0, abs(top[1])):
-                    raise ExportError(
-                        f"{DECODER_FILE}: greedy token {t} of a check prompt is {got['tokens'][t]} in "
-                        f"onnxruntime but {ref_tokens[t]} in transformers' generate"
-                    )
-                near_ties += 1
-                break
-        for t in range(CHECK_NEW_TOKENS):
-            pos = n - 1 + t
-            keys = n + t
-            diffs["decoder_attentions"] = max(
-                diffs["decoder_attentions"],
-                float(np.max(np.abs(got["attentions"][t] - attentions[:, :, pos, :keys]))),
-            )
-            diffs["decoder_logits"] = max(diffs["decoder_logits"], _relative(got["logits"][t], logits[pos]))
-            diffs["decoder_hidden_states"] = max(
-                diffs["decoder_hidden_states"], _relative(got["hidden"][t], hidden[:, pos])
-            )
             if inbatch["tokens"][t] != got["tokens"][t]:
                 raise ExportError(
                     f"{DECODER_FILE}: greedy token {t} of a check prompt changes when the prompt is "
@@ -470,6 +505,24 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
             diffs["batch_logits"] = max(
                 diffs["batch_logits"], _relative(inbatch["logits"][t], got["logits"][t])
             )
+        for t in range(min(CHECK_NEW_TOKENS, len(ref.tokens))):
+            # up to step t both sides read the same tokens, so step t's outputs are comparable
+            diffs["decoder_attentions"] = max(
+                diffs["decoder_attentions"], float(np.max(np.abs(got["attentions"][t] - ref.attentions[t])))
+            )
+            diffs["decoder_logits"] = max(diffs["decoder_logits"], _relative(got["logits"][t], ref.logits[t]))
+            diffs["decoder_hidden_states"] = max(
+                diffs["decoder_hidden_states"], _relative(got["hidden"][t], ref.hidden[t])
+            )
+            if ref.tokens[t] != got["tokens"][t]:
+                top = np.sort(ref.logits[t])[-2:]
+                if top[1] - top[0] > 1e-3 * max(1.0, abs(top[1])):
+                    raise ExportError(
+                        f"{DECODER_FILE}: greedy token {t} of a check prompt is {got['tokens'][t]} in "
+                        f"onnxruntime but {ref.tokens[t]} in transformers' generate"
+                    )
+                near_ties += 1
+                break
     checked = {
         "prompts": len(rows),
         "prompt_tokens": [len(r) for r in rows],
@@ -482,13 +535,24 @@ def check_decoder(model, session, rows, *, pad_id: int, layers: int) -> tuple[di
     return diffs, checked
 
 
-def check_lm_head(model, norm, head_session, row: Sequence[int]) -> float:
-    """lm_head.onnx against PyTorch: on the pre-norm last hidden state it gives the model's logits,
-    and on every layer's hidden state the final norm + unembedding applied in PyTorch.
+@dataclass
+class LensReference:
+    """PyTorch's final norm + unembedding on every layer's hidden states of one prompt (`inputs`,
+    `want`), and the model's own logits on it (`logits`): what ``lm_head.onnx`` must reproduce."""
 
-    One layer's positions at a time: logits over a real vocabulary are large, and float32 copies
-    of every layer's at once were the export's peak memory. The difference is still relative to the
-    largest logit over all layers, as when they were compared at once."""
+    inputs: list[np.ndarray]
+    want: list[np.ndarray]
+    logits: np.ndarray
+
+
+#: the lens is checked on the last this-many positions of each layer: it maps each position alone,
+#: and logits over a real vocabulary for every layer and position are large (on a 150k vocabulary,
+#: every position of the check prompt was the export's peak memory)
+LENS_CHECK_POSITIONS = 4
+
+
+def lens_reference(model, norm, row: Sequence[int]) -> LensReference:
+    """The last input is the pre-norm last hidden state, on which the lens gives the model's logits."""
     import torch
 
     seen = {}
@@ -499,13 +563,23 @@ def check_lm_head(model, norm, head_session, row: Sequence[int]) -> float:
     finally:
         handle.remove()
     lens = make_lm_head(model, norm)
-    largest, scale = 0.0, 1.0
-    for hidden in [h[0] for h in out.hidden_states[:-1]] + [seen["x"][0]]:
+    inputs, want = [], []
+    last = slice(-LENS_CHECK_POSITIONS, None)
+    for hidden in [h[0, last] for h in out.hidden_states[:-1]] + [seen["x"][0, last]]:
         with torch.no_grad():
-            want = lens(hidden).float().numpy()
-        (got,) = head_session.run(None, {"hidden": hidden.numpy()})
+            want.append(lens(hidden).float().numpy())
+        inputs.append(hidden.numpy().copy())
+    return LensReference(inputs=inputs, want=want, logits=out.logits[0, last].float().numpy())
+
+
+def check_lm_head(head_session, ref: LensReference) -> float:
+    """lm_head.onnx against PyTorch: on the pre-norm last hidden state it gives the model's logits,
+    and on every layer's hidden state the final norm + unembedding applied in PyTorch. The
+    difference is relative to the largest logit over all layers."""
+    largest, scale = 0.0, 1.0
+    for hidden, want in zip(ref.inputs, ref.want, strict=True):
+        (got,) = head_session.run(None, {"hidden": hidden})
         largest = max(largest, float(np.max(np.abs(got.astype(np.float32) - want))))
         scale = max(scale, float(np.max(np.abs(want))))
-        del want
     # `got` is now the lens on the pre-norm last hidden state: the model's own logits
-    return max(largest / scale, _relative(got.astype(np.float32), out.logits[0].float().numpy()))
+    return max(largest / scale, _relative(got.astype(np.float32), ref.logits))

@@ -33,6 +33,7 @@ from attnreport.export.checkpoint import (
     weights_sha256,
 )
 from attnreport.export.qk import QK_OUTPUTS, softmax_check
+from attnreport.export.sessions import open_check_session
 from attnreport.export.weights import WEIGHTS_FILE, SharedWeights
 
 #: largest accepted difference to PyTorch: absolute for attention probabilities,
@@ -75,13 +76,30 @@ def _log_filter(name: str, keep: Callable[[logging.LogRecord], bool]):
         logger.removeFilter(keep)
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' own progress bars ("Loading weights") off for the duration: the export logs its
+    steps itself, and a bar's carriage returns garble log files."""
+    from transformers.utils import logging as hf_logging
+
+    was_off = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_off:
+            hf_logging.enable_progress_bar()
+
+
 def _quiet() -> contextlib.AbstractContextManager:
-    """Silence torch's chatter (warnings, stdout, the torchvision log lines) during load and export."""
+    """Silence torch's and transformers' chatter (warnings, stdout, the torchvision log lines,
+    progress bars) during load and export."""
     stack = contextlib.ExitStack()
     stack.enter_context(warnings.catch_warnings())
     warnings.simplefilter("ignore")
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(_log_filter(TORCHVISION_LOGGER, _not_torchvision))
+    stack.enter_context(_no_progress_bars())
     return stack
 
 
@@ -204,32 +222,61 @@ def _batch(tok, texts: tuple[str, ...], max_len: int) -> tuple[np.ndarray, np.nd
     return ids, mask, [len(r) for r in rows]
 
 
-def _max_diffs(session, wrapper, ids, mask, lengths) -> dict[str, float]:
-    """ONNX on the padded batch against PyTorch on each text alone, over the real tokens."""
+def _references(wrapper, ids, mask, lengths) -> list[list[np.ndarray]]:
+    """PyTorch's outputs for each text alone, over its real tokens: what `_max_diffs` compares the
+    graph with, computed while the torch model is alive so it can be freed before any session."""
     import torch
 
+    refs = []
+    for i, n in enumerate(lengths):
+        with torch.no_grad(), _quiet():
+            ref = wrapper(torch.from_numpy(ids[i : i + 1, :n]), torch.from_numpy(mask[i : i + 1, :n]))
+        refs.append([r[0].float().numpy() for r in ref])
+    return refs
+
+
+def _max_diffs(session, refs, ids, mask, lengths) -> dict[str, float]:
+    """ONNX on the padded batch against PyTorch on each text alone (`refs`), over the real tokens."""
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True))
     worst = {name: 0.0 for name in names}
     for i, n in enumerate(lengths):
-        with torch.no_grad(), _quiet():
-            ref = wrapper(torch.from_numpy(ids[i : i + 1, :n]), torch.from_numpy(mask[i : i + 1, :n]))
-        ref = dict(zip(names, (r.float().numpy() for r in ref), strict=True))
+        ref = dict(zip(names, refs[i], strict=True))
         pairs = {
-            "attentions": (got["attentions"][i, :, :, :n, :n], ref["attentions"][0]),
-            "hidden_states": (got["hidden_states"][i, :, :n], ref["hidden_states"][0]),
+            "attentions": (got["attentions"][i, :, :, :n, :n], ref["attentions"]),
+            "hidden_states": (got["hidden_states"][i, :, :n], ref["hidden_states"]),
         }
         for name in QK_OUTPUTS:
             if name in got:
-                pairs[name] = (got[name][i, :, :, :n], ref[name][0])
+                pairs[name] = (got[name][i, :, :, :n], ref[name])
         if "logits" in got:
-            pairs["logits"] = (got["logits"][i], ref["logits"][0])
+            pairs["logits"] = (got["logits"][i], ref["logits"])
         for name, (a, b) in pairs.items():
             diff = float(np.max(np.abs(a.astype(np.float32) - b)))
             if name != "attentions":
                 diff /= max(1.0, float(np.max(np.abs(b))))
             worst[name] = max(worst[name], diff)
     return worst
+
+
+def release_exporter_state() -> None:
+    """Let the exported torch model go: onnxscript's rewrite rules (module-level objects the
+    exporter's optimizer runs) keep the last graph each matched (onnxscript 0.7: `_graph`, `_match`,
+    `_tracer`), and that graph's initializers wrap the torch parameters themselves, so without this
+    the weights outlive ``del model`` and are in memory twice once the check sessions open. Private
+    attributes of a third-party class: where they are absent nothing is done, and
+    tests/test_export.py checks that the parameters are freed."""
+    try:
+        from onnxscript.rewriter._matcher import PatternMatcher
+    except ImportError:
+        PatternMatcher = None  # noqa: N806
+    if PatternMatcher is not None:
+        for obj in gc.get_objects():
+            if issubclass(type(obj), PatternMatcher):  # type(): isinstance may run a proxy's __class__
+                for name in ("_graph", "_match", "_tracer", "_current_node"):
+                    if name in vars(obj):
+                        setattr(obj, name, None)
+    gc.collect()
 
 
 def _onnx_export(
@@ -325,7 +372,6 @@ def export_model(
         raise ExportError(
             "export needs torch and transformers: pip install torch==2.13.0 'attnreport[export]'"
         ) from exc
-    import onnxruntime as ort
 
     out = Path(out).resolve()
     if quantize not in (None, "int8"):
@@ -373,6 +419,11 @@ def export_model(
             outputs.insert(0, "logits")
         if with_qk:
             outputs += list(QK_OUTPUTS)
+        # Everything PyTorch must do comes first (every graph exported, every reference output
+        # computed), then the torch model is freed, then each graph is checked in onnxruntime, one
+        # session at a time: the weights are in memory once in each phase, never twice.
+        refs = _references(wrapper, ids, mask, lengths)
+        scales = list(wrapper.scales) if with_qk else []
         log("exporting to ONNX (dynamo)" + (f" with external data in {WEIGHTS_FILE}" if external else ""))
         onnx_export(
             wrapper,
@@ -382,33 +433,19 @@ def export_model(
             output_names=outputs,
             dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
         )
-        session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs = _max_diffs(session, wrapper, ids, mask, lengths)
-        log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-        bad = {k: v for k, v in diffs.items() if not v <= tolerance}
-        if bad:
-            name, value = next(iter(bad.items()))
-            raise ExportError(
-                f"{ck.folder}: ONNX {name} differ from PyTorch by {value:.2e} on a padded batch "
-                f"(limit {tolerance:.0e}); this architecture does not export correctly"
-            )
-        qk_card = _qk_card(session, wrapper, ids, mask, lengths, ck, cfg, tolerance, log) if with_qk else None
         if head is not None:
-            _export_head(head, session, ids, mask, tmp, cfg.hidden_size, ck, log, tolerance, onnx_export)
-        # one onnxruntime session at a time: each holds (or maps) a copy of the weights
-        del session
-        gc.collect()
+            _export_head(head, tmp, cfg.hidden_size, onnx_export)
         pad_id = (
             tok.pad_token_id
             if tok.pad_token_id is not None
             else (tok.eos_token_id if tok.eos_token_id is not None else 0)
         )
-        decoder_card = None
+        generation_check = None
         if generation and ck.task == "causal-lm":
             from attnreport.export.decoder import export_generation
 
             with torch.no_grad(), _quiet():
-                decoder_card = export_generation(
+                generation_check = export_generation(
                     model,
                     tok,
                     tmp,
@@ -421,9 +458,28 @@ def export_model(
                     log=log,
                 )
         architecture = type(model).__name__
-        # the torch model is not needed past the checks: free it before quantizing and saving
+        has_head = head is not None
         del model, wrapper, head, probe
+        release_exporter_state()
+
+        session = open_check_session(tmp / "model.onnx")
+        diffs = _max_diffs(session, refs, ids, mask, lengths)
+        del refs
+        log("max difference to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        bad = {k: v for k, v in diffs.items() if not v <= tolerance}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise ExportError(
+                f"{ck.folder}: ONNX {name} differ from PyTorch by {value:.2e} on a padded batch "
+                f"(limit {tolerance:.0e}); this architecture does not export correctly"
+            )
+        qk_card = _qk_card(session, scales, ids, mask, lengths, ck, cfg, tolerance, log) if with_qk else None
+        if has_head:
+            _check_head(session, ids, mask, tmp, ck, log, tolerance)
+        # one onnxruntime session at a time: each holds (or maps) a copy of the weights
+        del session
         gc.collect()
+        decoder_card = generation_check.verify(log) if generation_check is not None else None
         tok.save_pretrained(str(tmp))
         labels = _labels(cfg, ck.task)
         if shared is not None:
@@ -471,12 +527,11 @@ def export_model(
     return card
 
 
-def _qk_card(session, wrapper, ids, mask, lengths, ck: Checkpoint, cfg, tolerance: float, log: Log) -> QKCard:
+def _qk_card(session, scales, ids, mask, lengths, ck: Checkpoint, cfg, tolerance: float, log: Log) -> QKCard:
     """The manifest's record of the queries and keys: their scales, and the proof that the softmax
     of q·k·scale over the keys each query may read is the graph's own attention."""
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask}), strict=True))
-    scales = list(wrapper.scales)
     diff = softmax_check(got, lengths, scales, causal=ck.causal)
     log(f"softmax(q·k·scale) reproduces the attentions to {diff:.1e}")
     if not diff <= tolerance:
@@ -501,11 +556,8 @@ def _labels(cfg, task: str) -> list[str]:
     return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(cfg.num_labels)]
 
 
-def _export_head(
-    head, session, ids, mask, tmp: Path, hidden_size: int, ck: Checkpoint, log: Log, tolerance, onnx_export
-):
-    """Export the head alone and check it reproduces the full model's logits."""
-    import onnxruntime as ort
+def _export_head(head, tmp: Path, hidden_size: int, onnx_export) -> None:
+    """Export the classification head alone (``head.onnx``); `_check_head` checks it."""
     import torch
 
     example = torch.zeros(2, hidden_size, dtype=next(head.parameters()).dtype)
@@ -518,11 +570,15 @@ def _export_head(
         output_names=["logits"],
         dynamic_shapes={"hidden": {0: points}},
     )
+
+
+def _check_head(session, ids, mask, tmp: Path, ck: Checkpoint, log: Log, tolerance) -> None:
+    """``head.onnx`` on the full graph's pooled hidden states reproduces the full graph's logits."""
     logits, hidden = session.run(["logits", "hidden_states"], {"input_ids": ids, "attention_mask": mask})
     rows = np.arange(ids.shape[0])
     read = mask.sum(axis=1) - 1 if ck.causal else np.zeros_like(rows)
     pooled = hidden[:, -1][rows, read]
-    head_session = ort.InferenceSession(str(tmp / "head.onnx"), providers=["CPUExecutionProvider"])
+    head_session = open_check_session(tmp / "head.onnx")
     (again,) = head_session.run(None, {"hidden": pooled})
     diff = float(np.max(np.abs(again.astype(np.float32) - logits)))
     if diff > tolerance:
