@@ -6,9 +6,11 @@ stage runs on them unchanged. Each MatMul whose weight is a constant matrix beco
 ``MatMulNBits``: the weight in blocks of `BLOCK_SIZE` along its input dimension, each block stored
 as 4-bit integers with its own float32 scale and 4-bit zero point (asymmetric, round to nearest);
 activations stay float32, and so does everything else: the embedding (a Gather, which MatMulNBits
-does not cover), norms, biases, and MatMuls whose second input is not a constant (queries times
-keys, attention times values, and a tied unembedding, which the graphs read through a Transpose of
-the embedding). A tied unembedding therefore stays float32 and is stored once with the embedding.
+does not cover), norms, biases, and MatMuls over two activations (queries times keys, attention
+times values). A tied unembedding, which the graphs read through a Transpose of the embedding, is
+made a transposed constant first (`untie`) and quantized: the folder then holds the float32
+embedding once (for the Gather) and the 4-bit unembedding once, every graph pointing at the same
+bytes in the shared weights file (`attnreport.export.weights`).
 
 The drift is measured before the float32 graphs are replaced, on the export's check prompts, in
 onnxruntime on both sides: the float32 decoder's greedy answer is fed to both decoders, and per
@@ -66,12 +68,63 @@ def _quiet_quantizer():
         logger.setLevel(level)
 
 
+def untie(graph) -> int:
+    """Make the weights that `graph` reads transposed through a node constants MatMulNBits can take:
+    ``MatMul(x, Transpose(W))`` and ``Gemm(x, W, transB=1)`` over an initializer `W` become
+    ``MatMul(x, Wt)`` with ``Wt`` the transposed initializer. That is how the graphs read a tied
+    unembedding (the embedding, which the Gather keeps reading in float32); quantized, it is an
+    eighth of the embedding's bytes more in the folder, and the largest matrix of a small model's
+    decode step is read in 4 bits. Returns how many nodes now read a transposed constant."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    transposed = {}
+    for node in graph.node:
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0])
+        weight = inits.get(node.input[0]) if node.op_type == "Transpose" else None
+        if weight is not None and perm == [1, 0] and len(weight.dims) == 2:
+            transposed[node.output[0]] = node.input[0]
+    made: dict[str, str] = {}
+
+    def constant(weight: str) -> str:
+        if weight not in made:
+            made[weight] = f"{weight}_transposed"
+            array = np.ascontiguousarray(numpy_helper.to_array(inits[weight]).T)
+            graph.initializer.append(numpy_helper.from_array(array, made[weight]))
+        return made[weight]
+
+    nodes, count = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "MatMul" and node.input[1] in transposed:
+            node.input[1] = constant(transposed[node.input[1]])
+            count += 1
+        elif (
+            node.op_type == "Gemm"
+            and len(node.input) == 2
+            and node.input[1] in inits
+            and attrs.get("transB") == 1
+            and not attrs.get("transA")
+            and attrs.get("alpha", 1.0) == 1.0
+        ):
+            weight = constant(node.input[1])
+            node = helper.make_node("MatMul", [node.input[0], weight], node.output, node.name)
+            count += 1
+        nodes.append(node)
+    read = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+    nodes = [n for n in nodes if n.op_type != "Transpose" or n.output[0] in read]
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    return count
+
+
 def quantize_graph(src: Path, dst: Path, shared: SharedWeights | None) -> dict:
     """Write `src` with its constant-weight MatMuls as MatMulNBits to `dst`, its large weights into
     `shared` (None: inside the graph); return what was quantized and what was kept float."""
     import onnx
 
     proto = onnx.load(str(src))  # with its external data
+    untied = untie(proto.graph)
     quantizer = _quantizer_class()(proto, bits=BITS, block_size=BLOCK_SIZE, is_symmetric=False)
     with _quiet_quantizer():
         quantizer.process()
@@ -93,6 +146,8 @@ def quantize_graph(src: Path, dst: Path, shared: SharedWeights | None) -> dict:
     ]
     record = {
         "quantized_matmuls": ops.count("MatMulNBits"),
+        #: of them, weights the float32 graph read transposed (a tied unembedding; `untie`)
+        "untied": untied,
         "float_weight_matmuls": len(through) + ops.count("Gemm"),
         "activation_matmuls": ops.count("MatMul") - len(through),
     }
