@@ -286,6 +286,9 @@ def quantize_int4(
             f"the input dimension, each with a float32 scale and a 4-bit zero point (round to "
             f"nearest); activations, embedding, norms and attention stay float32"
         ),
+        #: the figures below are this model's drift from those graphs; the manifest's max_abs_diff
+        #: (and the generation graphs') is their check against PyTorch, made before quantizing
+        "drift_from": "the float32 graphs of this export, checked against PyTorch, then replaced",
         "bits": BITS,
         "block_size": BLOCK_SIZE,
         "graphs": counts,
