@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                 got = run_export(code, checkpoint, out, dtype, args.quantize)
                 total, data = folder_bytes(out) if got["returncode"] == 0 else (0, 0)
                 if got["returncode"] == 0 and args.quantize:
+                    tag = f"{args.quantize}:"  # the quantizer's steps, with the peak RSS so far
+                    for line in got["log"].splitlines():
+                        if tag in line:
+                            print(f"  {line[line.index(tag) :]}", flush=True)
                     print("  " + _drift(out), flush=True)
                 weights = params * BYTES[dtype]
                 row = dict(size=size, dtype=label, parameters=params, weight_bytes=weights, **got)

@@ -89,8 +89,9 @@ def untie(graph) -> int:
     def constant(weight: str) -> str:
         if weight not in made:
             made[weight] = f"{weight}_transposed"
-            array = np.ascontiguousarray(numpy_helper.to_array(inits[weight]).T)
+            array = np.ascontiguousarray(numpy_helper.to_array(inits[weight]).T)  # two copies at most
             graph.initializer.append(numpy_helper.from_array(array, made[weight]))
+            del array
         return made[weight]
 
     nodes, count = [], 0
@@ -160,6 +161,17 @@ def quantize_graph(src: Path, dst: Path, shared: SharedWeights | None) -> dict:
     else:
         onnx.save(proto, str(dst))
     return record
+
+
+def _peak_rss() -> str:
+    """The process's peak resident memory so far, for the log (Linux and macOS; empty elsewhere)."""
+    try:
+        import resource
+        import sys
+    except ImportError:
+        return ""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return f" (peak RSS so far {peak / 1e9:.2f} GB)"
 
 
 def _session(path: Path):
@@ -272,10 +284,10 @@ def quantize_int4(
     before = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.suffix in (".onnx", ".data"))
     counts = {}
     for name in graphs:
-        log(f"int4: quantizing {name} (MatMulNBits, blocks of {BLOCK_SIZE})")
+        log(f"int4: quantizing {name} (MatMulNBits, blocks of {BLOCK_SIZE}){_peak_rss()}")
         counts[name] = quantize_graph(folder / name, staging / name, shared)
         gc.collect()
-    log("int4: measuring the drift from float32 on the check prompts")
+    log(f"int4: measuring the drift from float32 on the check prompts{_peak_rss()}")
     keep = card.max_positions - CHECK_NEW_TOKENS
     rows = [ids[i, :n].tolist()[:keep] for i, n in enumerate(lengths)]
     pad_id = int(card.extra.get("pad_token_id") or 0)
@@ -312,6 +324,6 @@ def quantize_int4(
         f"int4: top-1 agreement {result['top1_agreement']:.0%} over {len(rows)} x {CHECK_NEW_TOKENS} steps, "
         f"attention moved by up to {result['max_attention_diff']:.3f}, graphs {before / 1e6:,.0f} MB -> "
         f"{after / 1e6:,.0f} MB, {result['int4_tokens_per_s'] / result['fp32_tokens_per_s']:.1f}x the "
-        f"float32 decoding speed"
+        f"float32 decoding speed{_peak_rss()}"
     )
     return result
