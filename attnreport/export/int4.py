@@ -248,6 +248,7 @@ def decoder_drift(fp32: Path, int4: Path, rows: list[list[int]], *, pad_id: int,
         "mean_logprob_diff": float(np.mean(logprob)),
         #: prompts whose int4 greedy answer (its own, not forced) is the float32 one, token for token
         "same_greedy_answer": int(same),
+        #: new tokens per second, greedy, the check prompts one at a time, their prefill included
         "fp32_tokens_per_s": seen["fp32"]["tokens_per_s"],
         "int4_tokens_per_s": seen["int4"]["tokens_per_s"],
     }
