@@ -112,6 +112,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from attnreport.export.quantize import QUANTIZERS
+
     p = argparse.ArgumentParser(
         prog="attnreport",
         description="Turn a transformer and a set of texts into a static website that explains the model.",
@@ -134,8 +136,8 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--quantize",
-        choices=["int8"],
-        help="also write an int8 model and measure its speed and attention drift (default: fp32 only)",
+        choices=sorted(QUANTIZERS),
+        help="; ".join(q.help for q in QUANTIZERS.values()) + " (default: float32 only)",
     )
     e.add_argument(
         "--allow-pickle",

@@ -1,6 +1,7 @@
 """Export memory, time and folder size of random-weight Qwen2.5 checkpoints at their real sizes.
 
     python benchmarks/export_memory.py [--sizes 0.5b,1.5b] [--dtypes float32,float16] [--code PATH]
+                                       [--quantize int4]
 
 Builds, once per size in a temporary folder (or `--workdir`), a Qwen2.5 checkpoint with random
 weights and the real config values (0.5B: hidden 896, 24 layers, 14 heads, 2 KV heads,
@@ -19,6 +20,11 @@ folder's size and its external-data bytes, and peak RSS over the weights' bytes 
 dtype, against the goal of a peak at most `GOAL` times the weights. The checkpoint is built in a
 subprocess too, so the parent stays small. bfloat16 is not an export dtype (onnxruntime's CPU
 kernels and numpy lack it), so it is not measured.
+
+``--quantize int4`` (or ``int8``) exports float32 with ``--quantize``: the row's dtype reads
+``float32+int4``, its goal is still against the float32 weights (the export loads and checks them),
+and the folder size is the int4 one; the export's drift figures (top-1 agreement, log-probability,
+attention) are printed from its manifest.
 """
 
 from __future__ import annotations
@@ -112,14 +118,14 @@ def _sample(pid: int, peaks: dict, done: threading.Event) -> None:
                 peaks[key] = max(peaks.get(key, 0), int(value.split()[0]) * 1024)
 
 
-def run_export(code: Path, checkpoint: Path, out: Path, dtype: str) -> dict:
+def run_export(code: Path, checkpoint: Path, out: Path, dtype: str, quantize: str | None = None) -> dict:
     """One export in a child process: its wall time, peak RSS (and peak anonymous and file-backed
     RSS, sampled) and exit status."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     )
     command = [sys.executable, "-m", "attnreport.cli", "export", str(checkpoint), "-o", str(out)]
-    command += ["--dtype", dtype]
+    command += ["--dtype", dtype] + (["--quantize", quantize] if quantize else [])
     start = time.perf_counter()
     peaks: dict[str, int] = {}
     done = threading.Event()
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0.5b,1.5b", help="comma-separated: " + ", ".join(SIZES))
     parser.add_argument("--dtypes", default="float32,float16", help="comma-separated: " + ", ".join(BYTES))
+    parser.add_argument("--quantize", choices=["int4", "int8"], help="export float32 with --quantize")
     parser.add_argument("--code", type=Path, default=ROOT, help="attnreport source tree to measure")
     parser.add_argument("--workdir", type=Path, help="keep checkpoints here (default: a temporary folder)")
     parser.add_argument("--build", nargs=2, metavar=("SIZE", "FOLDER"), help=argparse.SUPPRESS)
@@ -173,14 +180,21 @@ def main(argv: list[str] | None = None) -> int:
                     [sys.executable, __file__, "--build", size, str(checkpoint)], check=True, cwd=str(ROOT)
                 )
             params = json.loads((checkpoint / "info.json").read_text())["parameters"]
-            for dtype in dtypes:
-                out = work / f"export-{size}-{dtype}"
+            for dtype in ["float32"] if args.quantize else dtypes:
+                label = f"{dtype}+{args.quantize}" if args.quantize else dtype
+                out = work / f"export-{size}-{label}"
                 shutil.rmtree(out, ignore_errors=True)
-                print(f"exporting {size} in {dtype} ...", flush=True)
-                got = run_export(code, checkpoint, out, dtype)
+                print(f"exporting {size} in {label} ...", flush=True)
+                got = run_export(code, checkpoint, out, dtype, args.quantize)
                 total, data = folder_bytes(out) if got["returncode"] == 0 else (0, 0)
+                if got["returncode"] == 0 and args.quantize:
+                    tag = f"{args.quantize}:"  # the quantizer's steps, with the peak RSS so far
+                    for line in got["log"].splitlines():
+                        if tag in line:
+                            print(f"  {line[line.index(tag) :]}", flush=True)
+                    print("  " + _drift(out), flush=True)
                 weights = params * BYTES[dtype]
-                row = dict(size=size, dtype=dtype, parameters=params, weight_bytes=weights, **got)
+                row = dict(size=size, dtype=label, parameters=params, weight_bytes=weights, **got)
                 row.update(folder_bytes=total, data_bytes=data, ratio=got["peak_bytes"] / weights)
                 rows.append(row)
                 if got["returncode"] != 0:
@@ -199,6 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(_line(row))
     return 0 if all(r["returncode"] == 0 for r in rows) else 1
+
+
+def _drift(out: Path) -> str:
+    """The quantized export's drift from float32, as its manifest records it."""
+    q = json.loads((out / "attnreport.json").read_text())["quantized"]
+    if "top1_agreement" not in q:
+        return f"int8 drift: attention {q['max_attention_diff']:.4f}"
+    return (
+        f"int4 drift on {q['prompts']} prompts x {q['new_tokens']} steps: top-1 agreement "
+        f"{q['top1_agreement']:.0%} (per step {q['top1_agree_per_step']}), log-prob diff max "
+        f"{q['max_abs_logprob_diff']:.3f} mean {q['mean_logprob_diff']:+.3f}, attention "
+        f"{q['max_attention_diff']:.4f} (model.onnx {q['model_max_attention_diff']:.4f}), "
+        f"same greedy answer {q['same_greedy_answer']}/{q['prompts']}, decoding "
+        f"{q['fp32_tokens_per_s']:.1f} -> {q['int4_tokens_per_s']:.1f} tokens/s, graphs "
+        f"{q['fp32_graph_bytes'] / 1e6:,.0f} -> {q['int4_graph_bytes'] / 1e6:,.0f} MB"
+    )
 
 
 def _gb(n: float) -> str:

@@ -242,7 +242,8 @@ def test_the_exported_torch_model_is_freed_after_export(tmp_path):
     class Small(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.first, self.norm, self.last = torch.nn.Linear(64, 64), torch.nn.LayerNorm(64), torch.nn.Linear(64, 8)
+            self.first, self.norm = torch.nn.Linear(64, 64), torch.nn.LayerNorm(64)
+            self.last = torch.nn.Linear(64, 8)
 
         def forward(self, x):
             return self.last(self.norm(self.first(x)))

@@ -33,6 +33,7 @@ from attnreport.export.checkpoint import (
     weights_sha256,
 )
 from attnreport.export.qk import QK_OUTPUTS, softmax_check
+from attnreport.export.quantize import QUANTIZERS, check_quantize
 from attnreport.export.sessions import open_check_session
 from attnreport.export.weights import WEIGHTS_FILE, SharedWeights
 
@@ -374,17 +375,15 @@ def export_model(
         ) from exc
 
     out = Path(out).resolve()
-    if quantize not in (None, "int8"):
-        raise ExportError(f"--quantize {quantize!r} is unknown; the known choice is int8")
     if dtype not in DTYPES:
         raise ExportError(f"--dtype {dtype!r} is unknown; known: {', '.join(DTYPES)}")
-    if quantize and dtype != "float32":
-        raise ExportError("--quantize int8 quantizes a float32 export; drop --dtype float16")
+    check_quantize(quantize, dtype=dtype)
     tolerance = TOLERANCE if dtype == "float32" else FP16_TOLERANCE
     guard_output(out, inputs=[checkpoint], ours=is_exported(out), what="export", error=ExportError)
     ck = inspect_checkpoint(
         Path(checkpoint), task=task, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )
+    check_quantize(quantize, dtype=dtype, task=ck.task, generation=generation)
     log(f"loading {ck.folder} ({ck.model_type}, {ck.task})")
     model = _load(ck, trust_remote_code=trust_remote_code, dtype=dtype)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -517,11 +516,8 @@ def export_model(
             generation=decoder_card,
             qk=qk_card,
         )
-        if quantize == "int8":
-            from attnreport.export.quantize import quantize_int8
-
-            log("quantizing to int8")
-            card.quantized = quantize_int8(tmp, ids, mask, lengths)
+        if quantize:
+            card.quantized = QUANTIZERS[quantize].run(tmp, card, ids, mask, lengths, log)
         card.save(tmp)
     log(f"exported to {out}")
     return card

@@ -11,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def open_check_session(path: Path):
-    """An onnxruntime CPU session on the graph at `path`, for the export's checks."""
+def open_check_session(path: Path, *, timed: bool = False):
+    """An onnxruntime CPU session on the graph at `path`, for the export's checks; `timed` for one
+    whose speed is measured and recorded (quantization's tokens per second), which must run as a
+    report's sessions do, pre-packed weights included."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.enable_cpu_mem_arena = False
-    options.add_session_config_entry("session.disable_prepacking", "1")
+    if not timed:
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
