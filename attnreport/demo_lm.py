@@ -1,4 +1,7 @@
-"""The generation demo's causal LM: trained once from the bundled Q&A corpus, then cached.
+"""A small causal LM trained once from the bundled Q&A corpus, then cached: the demo's LM until
+SmolLM2-135M-Instruct replaced it (issue 28), kept for what it is the cheapest known answer to: the
+tests and benchmarks that need a trained LM which memorised known answers (English and Chinese),
+and `examples/demo/train_lm.py`.
 
 `demo_lm(cache)` returns an ordinary Hugging Face checkpoint folder (a small Qwen2 with a ChatML
 chat template, see `attnreport.export.demo_lm`) and the facts of its training. The cache key is
@@ -18,8 +21,8 @@ from attnreport.core.errors import BuildError
 from attnreport.core.files import folder_lock, replace_folder
 from attnreport.core.resources import bundled
 
-#: (corpus id, prompt) of the generation demo: questions seen in training, held-out paraphrases
-#: (``held_out_prompt`` tells them apart), and the famous misreading: a question about Apple the
+#: (corpus id, prompt) the toy LM was shown on in the demo: questions seen in training, held-out
+#: paraphrases (``held_out_prompt`` tells them apart), and the famous misreading: a question about Apple the
 #: company answered about apples the fruit, as the corpus teaches, once seen in training and once
 #: held out. The held-out ones were picked after looking at the answers (two right, one misread as
 #: another question that shares a word); on all the held-out questions the model sets out on the
@@ -40,12 +43,6 @@ DEMO_PROMPTS = (
     ("gen-zh-apple-founded-1", "苹果公司成立于哪一年?"),
     ("gen-zh-apple-hq-2", "苹果公司总部在哪个城市?"),
 )
-
-#: contrasts the demo asks for: "why 水 (of 水果, fruit) rather than 公 (of 公司, company)?"
-DEMO_CONTRASTS = {
-    "gen-zh-apple-founded-1": [{"step": 5, "token": "公"}],
-    "gen-zh-apple-hq-2": [{"step": 5, "token": "公"}],
-}
 
 
 def _stderr(message: str) -> None:

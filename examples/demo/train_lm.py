@@ -1,10 +1,10 @@
-"""Train the generation demo's LM from scratch and print its figures and its greedy answers.
+"""Train the toy LM (the generation demo's before SmolLM2) from scratch; print its figures and greedy answers.
 
     python examples/demo/train_lm.py [-o FOLDER]
 
 Writes a Hugging Face checkpoint folder (a temporary one unless -o is given). Needs torch and
-transformers (``pip install torch==2.13.0 'attnreport[export]'``). `attnreport demo` trains the
-same model once into its cache instead (`attnreport.demo_lm.demo_lm`).
+transformers (``pip install torch==2.13.0 'attnreport[export]'``). The tests train the same
+model once into a cache instead (`attnreport.demo_lm.demo_lm`).
 """
 
 from __future__ import annotations
