@@ -57,6 +57,20 @@ def _installed(module: str) -> bool:
         return False
 
 
+def check_scenes_renderer(config: ReportConfig) -> None:
+    """3D scenes need PyVista (and VTK, about 600 MB), an extra since a user who never renders a
+    scene should not carry it: asked for without it, a build stops before any model runs."""
+    try:
+        installed = importlib.util.find_spec("pyvista") is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        installed = False
+    if config.site.scenes and not installed:
+        raise ConfigError(
+            f"{config.source or 'config'}: 3D scenes need PyVista, which is not installed: "
+            "pip install 'attnreport[scenes]', or set [site] scenes = false"
+        )
+
+
 def check_model_paths(config: ReportConfig) -> None:
     """A model folder that does not exist is said first, before the options and the data are read:
     any later message about it (not an export, no config.json) would hide the plain cause."""
@@ -111,6 +125,7 @@ def build(
     """Build the site for `config` into `out`, replacing a previous site only when done; `subsites`
     are built sites shipped inside it (linked from its index)."""
     check_model_paths(config)
+    check_scenes_renderer(config)
     check_options(config.analysis, where=str(config.source or "config"))
     check_generate_options(config.generate, where=str(config.source or "config"))
     cache_dir = config.cache_dir or default_cache_dir()

@@ -81,3 +81,28 @@ def test_generate_table_or_prompts_ask_for_a_generation_report(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=message):
             config_from_dict({**base, **bad}, base=tmp_path)
+
+
+def test_scenes_without_pyvista_is_a_one_line_error_before_any_model_runs(tmp_path, monkeypatch):
+    """PyVista is an extra (`attnreport[scenes]`); a build asking for scenes without it stops at once,
+    naming both fixes, and with `[site] scenes = false` gets past that check."""
+    import sys
+
+    from attnreport.pipeline import build
+
+    monkeypatch.setitem(sys.modules, "pyvista", None)  # Python's own way to make an import fail
+    (tmp_path / "texts.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
+    missing = tmp_path / "not-a-model"  # exists, so the scenes check is reached; no export in it
+    missing.mkdir()
+    for scenes in ("true", "false"):
+        (tmp_path / "report.toml").write_text(
+            f'[model]\npath = "{missing}"\n[data]\npath = "texts.jsonl"\n[site]\nscenes = {scenes}\n',
+            encoding="utf-8",
+        )
+        config = load_config(tmp_path / "report.toml")
+        with pytest.raises(ConfigError) as refused:
+            build(config, tmp_path / "site", log=lambda m: None, progress=False)
+        said = str(refused.value)
+        assert ("pip install 'attnreport[scenes]', or set [site] scenes = false" in said) == (scenes == "true")
+        assert "\n" not in said
+    assert not (tmp_path / "site").exists()
