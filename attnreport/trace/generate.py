@@ -186,7 +186,7 @@ class Generator:
     def session(self):
         if self._session is None:
             self._session = open_session(
-                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads
+                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads, spin=False
             )
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
@@ -195,7 +195,7 @@ class Generator:
     def lens(self) -> LogitLens | None:
         if self._lens is None and self.graphs.lm_head:
             self._lens = LogitLens(
-                self.folder, self.graphs.lm_head, providers=self.providers, threads=self.threads
+                self.folder, self.graphs.lm_head, providers=self.providers, threads=self.threads, spin=False
             )
         return self._lens
 

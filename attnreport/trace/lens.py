@@ -94,8 +94,16 @@ def top_k(logits: np.ndarray, k: int) -> np.ndarray:
 class LogitLens:
     """``lm_head.onnx`` (final norm + unembedding) over hidden states ``[m, d] -> [m, V]``."""
 
-    def __init__(self, folder: Path, name: str, *, providers: list[str], threads: int | None = None) -> None:
-        self.session = open_session(folder, name, providers=providers, threads=threads)
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        *,
+        providers: list[str],
+        threads: int | None = None,
+        spin: bool = True,
+    ) -> None:
+        self.session = open_session(folder, name, providers=providers, threads=threads, spin=spin)
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
