@@ -32,6 +32,8 @@ class Scores:
 
 #: rows x vocabulary scored at once (float32 temporaries of ~16 MB each)
 BLOCK = 1 << 22
+#: hidden states per lm_head.onnx run of `LogitLens.read` (its logits: 48 MB for a 49,152 vocabulary)
+ROWS = 256
 
 
 def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
@@ -108,20 +110,34 @@ class LogitLens:
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(None, {"hidden": np.ascontiguousarray(hidden, dtype=self.dtype)})
-        return out.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)
 
-    def read(self, hidden: np.ndarray, logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
-        """The lens at every layer for ``T`` positions: ``hidden [L + 1, T, d]`` (the last layer's
-        unused: `logits [T, V]` are the model's own), ``chosen [T]``; `Scores` fields ``[L + 1, T]``
-        (and ``[L + 1, T, k]``)."""
-        layers, steps = hidden.shape[0] - 1, hidden.shape[1]
-        lens = self.logits(hidden[:layers].reshape(layers * steps, -1)).reshape(layers, steps, -1)
-        stacked = np.concatenate([lens, np.asarray(logits, np.float32)[None]], axis=0)
-        scores = step_scores(stacked.reshape((layers + 1) * steps, -1), np.tile(chosen, layers + 1), k)
+    def read(self, hidden: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
+        """The lens at layers ``0 .. L - 1`` for ``T`` steps: ``hidden [L, T, d]``, ``chosen [T]``;
+        `Scores` fields ``[L, T]`` (and ``[L, T, k]``). (Layer ``L`` is the model's own scores.)
+
+        Read once an answer is done, `ROWS` hidden states per ``lm_head.onnx`` run: its
+        ``[d, V]`` unembedding is streamed from memory once per run, so reading every step at once
+        costs a fraction of reading each step as it is decoded.
+        """
+        layers, steps = hidden.shape[:2]
+        chosen = np.asarray(chosen, dtype=np.int64)
+        block = max(1, ROWS // max(1, layers))
+        parts = []
+        for a in range(0, steps, block):
+            h = hidden[:, a : a + block]
+            b = h.shape[1]
+            scores = step_scores(
+                self.logits(h.reshape(layers * b, -1)), np.tile(chosen[a : a + b], layers), k
+            )
+            parts.append(
+                Scores(
+                    *(
+                        getattr(scores, f).reshape(layers, b, *getattr(scores, f).shape[1:])
+                        for f in Scores.__dataclass_fields__
+                    )
+                )
+            )
         return Scores(
-            probability=scores.probability.reshape(layers + 1, steps),
-            rank=scores.rank.reshape(layers + 1, steps),
-            entropy=scores.entropy.reshape(layers + 1, steps),
-            top_ids=scores.top_ids.reshape(layers + 1, steps, -1),
-            top_probabilities=scores.top_probabilities.reshape(layers + 1, steps, -1),
+            *(np.concatenate([getattr(q, f) for q in parts], axis=1) for f in Scores.__dataclass_fields__)
         )
