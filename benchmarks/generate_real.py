@@ -20,10 +20,11 @@ batch 1, never stopping at the end-of-sequence token. Configurations:
 Each configuration lives in its own worker process (loaded once, warmed up on a short prompt; its
 peak RSS is its own, read from /proc/self/status), and the repeats are interleaved: every length,
 every configuration, then again, so that a machine shared with other work slows all of them alike.
-Prints the median seconds of `--repeats` runs (prefill included), the ratio of the baseline's time
-to each (above 1: faster than transformers), the peak RSS during the call and its growth over the
-loaded process, and the lens's share of our time; asserts that every configuration chose the same
-tokens.
+Prints the median seconds of `--repeats` runs (prefill included) and the ratio of the baseline's
+time to each (above 1: faster than transformers), the same for the CPU seconds of the call (user +
+system over every thread: steadier than wall time on a busy machine), the peak RSS during the
+call and its growth over the loaded process, and the lens's share of our time; asserts that every
+configuration chose the same tokens.
 """
 
 from __future__ import annotations
@@ -160,10 +161,11 @@ def worker(kind: str, folder: Path, gguf: Path, new: int) -> None:
         request = json.loads(line)
         loaded = _status_mb("VmRSS")
         reset_peak()
-        start = time.perf_counter()
+        cpu, start = os.times(), time.perf_counter()
         prompt_ids, ids = call(request["ids"], request["text"])
         seconds = time.perf_counter() - start
-        reply = {"seconds": seconds, "peak_mb": _status_mb("VmHWM"), "loaded_mb": loaded}
+        cpu = sum(os.times()[:2]) - sum(cpu[:2])  # user + system, every thread
+        reply = {"seconds": seconds, "cpu": cpu, "peak_mb": _status_mb("VmHWM"), "loaded_mb": loaded}
         print(json.dumps(reply | {"prompt_ids": prompt_ids, "ids": ids}), flush=True)
 
 
@@ -175,6 +177,7 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=os.environ | {"TQDM_DISABLE": "1"},  # transformers' GGUF loader's progress bars
         )
         self._read()
 
@@ -257,27 +260,35 @@ def main() -> None:
         f"{load[0]:.1f} / {load[1]:.1f} at the end; {args.new} new tokens, greedy, batch 1; "
         f"median of {args.repeats} interleaved runs"
     )
-    print(f"{'prompt':>6}  {'kind':<14}{'s':>7}{'x eager':>9}{'peak MB':>9}{'+MB':>7}   runs (s)")
+    print(
+        f"{'prompt':>6}  {'kind':<14}{'s':>7}{'x eager':>9}{'cpu s':>7}{'x eager':>9}{'peak MB':>9}{'+MB':>7}"
+        "   runs (s)"
+    )
     for (_, ids), n in zip(cases, args.lengths, strict=True):
         want = runs[(n, BASE)][0]["ids"]
-        median = {}
+        median, cpu = {}, {}
         for kind in kinds:
             got = runs[(n, kind)]
             for r in got:
                 assert r["prompt_ids"] == ids, f"{kind}: prompt ids differ at {n} tokens"
                 assert r["ids"] == want, f"{kind} chose {r['ids']} but {BASE} {want} ({n} tokens)"
             median[kind] = statistics.median(r["seconds"] for r in got)
+            cpu[kind] = statistics.median(r["cpu"] for r in got)
             peak = max(r["peak_mb"] for r in got)
             grow = max(r["peak_mb"] - r["loaded_mb"] for r in got)
             each = " ".join(f"{r['seconds']:.2f}" for r in got)
             print(
                 f"{len(ids):>6}  {kind:<14}{median[kind]:>7.2f}{median[BASE] / median[kind]:>9.2f}"
-                f"{peak:>9.0f}{grow:>7.0f}   {each}",
+                f"{cpu[kind]:>7.2f}{cpu[BASE] / cpu[kind]:>9.2f}{peak:>9.0f}{grow:>7.0f}   {each}",
                 flush=True,
             )
         if "ours" in median and "ours+lens" in median:
             share = 1 - median["ours"] / median["ours+lens"]
-            print(f"{'':>8}lens: {100 * share:.0f} % of ours+lens; tokens identical in every run")
+            cpu_share = 1 - cpu["ours"] / cpu["ours+lens"]
+            print(
+                f"{'':>8}lens: {100 * share:.0f} % of ours+lens's time ({100 * cpu_share:.0f} % of its CPU);"
+                " tokens identical in every run"
+            )
 
 
 if __name__ == "__main__":
