@@ -179,6 +179,8 @@ class Worker:
             text=True,
             env=os.environ | {"TQDM_DISABLE": "1"},  # transformers' GGUF loader's progress bars
         )
+
+    def ready(self) -> None:
         self._read()
 
     def _read(self) -> dict:
@@ -244,6 +246,8 @@ def main() -> None:
     cases = prompts(folder, args.lengths)
     start = time.perf_counter()
     workers = {k: Worker(k, folder, gguf, args.new) for k in kinds}
+    for w in workers.values():  # all load at once
+        w.ready()
     print(f"workers loaded and warmed up in {time.perf_counter() - start:.0f} s")
     runs: dict[tuple[int, str], list[dict]] = {}
     try:

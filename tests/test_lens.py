@@ -85,3 +85,21 @@ def test_blocks_of_rows_score_as_one():
         one = step_scores(logits[i : i + 1], chosen[i : i + 1], 5)
         assert one.probability[0] == whole.probability[i] and one.entropy[0] == whole.entropy[i]
         assert one.top_ids[0].tolist() == whole.top_ids[i].tolist()
+
+
+@pytest.mark.parametrize("vocab", [5_000, 49_152])
+def test_top_k_of_a_large_vocabulary_with_ties_at_the_kth_place(vocab):
+    """The chunked top-k (a vocabulary of several chunks, whole or not) against a full stable sort,
+    with ties straddling the k-th place, spread over chunks, and in the last, partial chunk."""
+    rng = np.random.default_rng(vocab)
+    logits = rng.standard_normal((6, vocab)).astype(np.float32)
+    logits[0, [vocab - 1, 7, 3000, 1024]] = 9.0  # four tied best, k = 3
+    logits[1, 11] = 10.0
+    logits[1, [vocab - 2, 2047, 2048, 4]] = 8.0  # one best, four tied behind it
+    logits[2, : vocab // 2] = 5.0  # half the row tied best
+    chosen = np.asarray([3000, 2048, 1, 0, 5, vocab - 1])
+    got = step_scores(logits, chosen, 3)
+    assert got.top_ids[0].tolist() == [7, 1024, 3000]
+    assert got.top_ids[1].tolist() == [11, 4, 2047]
+    assert got.top_ids[2].tolist() == [0, 1, 2] and got.rank[2] == 0
+    check(logits, chosen, 3)

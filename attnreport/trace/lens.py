@@ -30,10 +30,13 @@ class Scores:
     top_probabilities: np.ndarray
 
 
-#: rows x vocabulary scored at once (float32 temporaries of ~16 MB each)
-BLOCK = 1 << 22
+#: rows x vocabulary scored at once: float32 temporaries of 2 MB, which stay in the cache and are
+#: reused by the allocator (large blocks cost more in fresh pages than in arithmetic)
+BLOCK = 1 << 19
 #: hidden states per lm_head.onnx run of `LogitLens.read` (its logits: 48 MB for a 49,152 vocabulary)
 ROWS = 256
+#: `top_k` first bounds the k-th largest logit by the maxima of chunks of this many logits
+CHUNK = 1024
 
 
 def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
@@ -66,31 +69,37 @@ def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
     log_z = np.log1p(rest)
     # -sum p log p = sum p (log z - shifted): non-negative terms, no cancellation for a sure step
     # (a pairwise sum per row, so a row scores the same in any block)
-    terms = log_z[:, None] - shifted
+    terms = np.subtract(log_z[:, None], shifted, out=shifted)
     terms *= e
     entropy = terms.sum(axis=1) / z
+    top_ids = top_k(logits, k)
     return Scores(
         probability=(e[rows, chosen] / z).astype(np.float32),
         rank=np.count_nonzero(logits > logits[rows, chosen][:, None], axis=1).astype(np.int64),
         entropy=entropy.astype(np.float32),
-        top_ids=(top_ids := top_k(logits, k)),
+        top_ids=top_ids,
         top_probabilities=(np.take_along_axis(e, top_ids, axis=1) / z[:, None]).astype(np.float32),
     )
 
 
 def top_k(logits: np.ndarray, k: int) -> np.ndarray:
     """The ids of each row's `k` largest logits ``[m, k]``, largest first, ties by the smaller id
-    (also where a tie straddles the k-th place, which `argpartition` alone leaves to chance)."""
+    (also where a tie straddles the k-th place).
+
+    Without a partition of the whole row: the k-th largest of the maxima of `CHUNK`-logit chunks is
+    at most the row's k-th largest logit, so only the few logits at or above it are sorted.
+    """
     m, vocab = logits.shape
-    if k >= vocab:
-        part = np.tile(np.arange(vocab), (m, 1))
+    chunks = vocab // CHUNK
+    if chunks >= k:
+        maxima = logits[:, : chunks * CHUNK].reshape(m, chunks, CHUNK).max(axis=2)
+        floor = np.partition(maxima, chunks - k, axis=1)[:, chunks - k]
     else:
-        part = np.argpartition(logits, vocab - k, axis=1)[:, vocab - k :]
-        kth = np.take_along_axis(logits, part, axis=1).min(axis=1)
-        for i in np.flatnonzero(np.count_nonzero(logits >= kth[:, None], axis=1) > k):
-            part[i] = np.lexsort((np.arange(vocab), -logits[i]))[:k]
-    order = np.lexsort((part, -np.take_along_axis(logits, part, axis=1)), axis=1)
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+        floor = np.partition(logits, vocab - k, axis=1)[:, vocab - k]
+    r, c = np.nonzero(logits >= floor[:, None])  # at least k per row
+    order = np.lexsort((c, -logits[r, c], r))
+    first = np.searchsorted(r[order], np.arange(m))
+    return c[order][first[:, None] + np.arange(k)].astype(np.int64)
 
 
 class LogitLens:
