@@ -254,7 +254,9 @@ def main() -> None:
         for _ in range(args.repeats):
             for (text, ids), n in zip(cases, args.lengths, strict=True):
                 for kind in kinds:
-                    runs.setdefault((n, kind), []).append(workers[kind].ask(ids, text))
+                    r = workers[kind].ask(ids, text)
+                    runs.setdefault((n, kind), []).append(r)
+                    print(f"  {len(ids)} tokens, {kind}: {r['seconds']:.2f} s", file=sys.stderr, flush=True)
     finally:
         for w in workers.values():
             w.close()
