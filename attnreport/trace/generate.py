@@ -121,9 +121,7 @@ class _Row:
         self.ids: list[int] = []
         self.attentions: list[np.ndarray] = []
         self.hidden: list[np.ndarray] = []
-        self.logits: list[np.ndarray] = []
         self.scores: list[Scores] = []
-        self.lens: list[Scores] = []
         self.stop_reason: str | None = None
 
 
@@ -186,7 +184,7 @@ class Generator:
     def session(self):
         if self._session is None:
             self._session = open_session(
-                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads
+                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads, spin=False
             )
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
@@ -195,7 +193,7 @@ class Generator:
     def lens(self) -> LogitLens | None:
         if self._lens is None and self.graphs.lm_head:
             self._lens = LogitLens(
-                self.folder, self.graphs.lm_head, providers=self.providers, threads=self.threads
+                self.folder, self.graphs.lm_head, providers=self.providers, threads=self.threads, spin=False
             )
         return self._lens
 
@@ -461,25 +459,14 @@ class Generator:
         self, rows: list[_Row], chosen, logits, attentions, hidden, options: GenerationOptions
     ) -> None:
         """One step of each of `rows`: the chosen token and its scores, the attention row over the
-        row's own keys (padding cut), the hidden states and the lens."""
+        row's own keys (padding cut) and the hidden states (the lens is read from them when the
+        answer is done: `_finish`)."""
         scores = step_scores(logits, chosen, options.top_k)
-        lens = None
-        if options.lens:
-            layers = self.card.layers
-            hid = np.asarray(hidden, dtype=np.float32)  # [m, L + 1, d]
-            lens_logits = self.lens.logits(hid[:, :layers].reshape(len(rows) * layers, -1))
-            stacked = np.concatenate([lens_logits.reshape(len(rows), layers, -1), logits[:, None]], axis=1)
-            lens = step_scores(
-                stacked.reshape(len(rows) * (layers + 1), -1), np.repeat(chosen, layers + 1), options.top_k
-            )
         for j, row in enumerate(rows):
             row.ids.append(int(chosen[j]))
             row.attentions.append(np.asarray(attentions[j, :, :, row.pad :], dtype=np.float32))
             row.hidden.append(np.asarray(hidden[j], dtype=np.float32))
             row.scores.append(Scores(*(getattr(scores, f)[j] for f in Scores.__dataclass_fields__)))
-            if lens is not None:
-                part = slice(j * (self.card.layers + 1), (j + 1) * (self.card.layers + 1))
-                row.lens.append(Scores(*(getattr(lens, f)[part] for f in Scores.__dataclass_fields__)))
         self.stats.new_tokens += len(rows)
 
     def _finish(self, row: _Row, options: GenerationOptions) -> GenerationTrace:
@@ -493,11 +480,14 @@ class Generator:
         def field_of(name: str, of: list[Scores] = row.scores, axis: int = 0) -> np.ndarray:
             return np.stack([getattr(s, name) for s in of], axis=axis)
 
+        hidden = np.stack(row.hidden, axis=1)  # [L + 1, T, d]
         lens = {}
-        if row.lens:
+        if options.lens:
+            # layers 0 .. L - 1 read through lm_head.onnx, all steps at once; layer L is the answer's own
+            read = self.lens.read(hidden[: self.card.layers], np.asarray(row.ids), options.top_k)
 
             def stack(name: str) -> np.ndarray:  # per layer, then step
-                return field_of(name, row.lens, 1)
+                return np.concatenate([getattr(read, name), field_of(name)[None]], axis=0)
 
             top = stack("top_ids")
             lens = {
@@ -530,7 +520,7 @@ class Generator:
             top_probabilities=field_of("top_probabilities"),
             top_tokens=[[decode([i]) for i in step] for step in top_ids.tolist()],
             attentions=attentions,
-            hidden=np.stack(row.hidden, axis=1),
+            hidden=hidden,
             prompt_attentions=row.prompt_attentions,
             forced=enc.completion is not None,
             stop_reason=row.stop_reason or "max_new_tokens",

@@ -30,13 +30,24 @@ class Scores:
     top_probabilities: np.ndarray
 
 
-#: rows x vocabulary scored at once (float64 temporaries of ~32 MB each)
-BLOCK = 1 << 22
+#: rows x vocabulary scored at once: float32 temporaries of 2 MB, which stay in the cache and are
+#: reused by the allocator (large blocks cost more in fresh pages than in arithmetic)
+BLOCK = 1 << 19
+#: hidden states per lm_head.onnx run of `LogitLens.read` (its logits: 48 MB for a 49,152 vocabulary)
+ROWS = 256
+#: `top_k` first bounds the k-th largest logit by the maxima of chunks of this many logits
+CHUNK = 1024
 
 
 def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
-    """`Scores` of ``logits [m, V]`` for the tokens ``chosen [m]``, computed in float64, in blocks
-    of rows so that memory stays bounded for a large vocabulary."""
+    """`Scores` of ``logits [m, V]`` for the tokens ``chosen [m]``, in blocks of rows so that memory
+    stays bounded for a large vocabulary.
+
+    Computed in float32, the logits' own precision: the ids, ranks and top-k come from comparisons
+    of the logits themselves, so they are exact; the probabilities are within a few float32 ulps of
+    a float64 softmax (tests/test_lens.py), and the entropy within 1e-5 relative, since the best
+    token's term is kept apart (``log z = log1p(z - 1)``, a sum of non-negative terms).
+    """
     chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)
     rows = max(1, BLOCK // max(1, logits.shape[1]))
     if len(chosen) > rows:
@@ -44,49 +55,98 @@ def step_scores(logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
             step_scores(logits[a : a + rows], chosen[a : a + rows], k) for a in range(0, len(chosen), rows)
         ]
         return Scores(*(np.concatenate([getattr(q, f) for q in parts]) for f in Scores.__dataclass_fields__))
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(logits, dtype=np.float32)
     m, vocab = logits.shape
     k = min(k, vocab)
-    top = logits.max(axis=1, keepdims=True)
-    logp = logits - (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))
-    p = np.exp(logp)
     rows = np.arange(m)
-    own = logits[rows, chosen]
-    part = np.argpartition(-logits, k - 1, axis=1)[:, :k] if k < vocab else np.tile(np.arange(vocab), (m, 1))
-    order = np.lexsort((part, -np.take_along_axis(logits, part, axis=1)), axis=1)
-    top_ids = np.take_along_axis(part, order, axis=1)
+    best = logits.argmax(axis=1)
+    shifted = logits - logits[rows, best][:, None]  # <= 0, and 0 at the best token
+    e = np.exp(shifted)
+    e[rows, best] = 0.0
+    rest = e.sum(axis=1)  # z - 1, without rounding it against the best token's 1
+    e[rows, best] = 1.0
+    z = 1.0 + rest
+    log_z = np.log1p(rest)
+    # -sum p log p = sum p (log z - shifted): non-negative terms, no cancellation for a sure step
+    # (a pairwise sum per row, so a row scores the same in any block)
+    terms = np.subtract(log_z[:, None], shifted, out=shifted)
+    terms *= e
+    entropy = terms.sum(axis=1) / z
+    top_ids = top_k(logits, k)
     return Scores(
-        probability=p[rows, chosen].astype(np.float32),
-        rank=(logits > own[:, None]).sum(axis=1).astype(np.int64),
-        entropy=(-(p * logp).sum(axis=1)).astype(np.float32),
-        top_ids=top_ids.astype(np.int64),
-        top_probabilities=np.take_along_axis(p, top_ids, axis=1).astype(np.float32),
+        probability=(e[rows, chosen] / z).astype(np.float32),
+        rank=np.count_nonzero(logits > logits[rows, chosen][:, None], axis=1).astype(np.int64),
+        entropy=entropy.astype(np.float32),
+        top_ids=top_ids,
+        top_probabilities=(np.take_along_axis(e, top_ids, axis=1) / z[:, None]).astype(np.float32),
     )
+
+
+def top_k(logits: np.ndarray, k: int) -> np.ndarray:
+    """The ids of each row's `k` largest logits ``[m, k]``, largest first, ties by the smaller id
+    (also where a tie straddles the k-th place).
+
+    Without a partition of the whole row: the k-th largest of the maxima of `CHUNK`-logit chunks is
+    at most the row's k-th largest logit, so only the few logits at or above it are sorted.
+    """
+    m, vocab = logits.shape
+    chunks = vocab // CHUNK
+    if chunks >= k:
+        maxima = logits[:, : chunks * CHUNK].reshape(m, chunks, CHUNK).max(axis=2)
+        floor = np.partition(maxima, chunks - k, axis=1)[:, chunks - k]
+    else:
+        floor = np.partition(logits, vocab - k, axis=1)[:, vocab - k]
+    r, c = np.nonzero(logits >= floor[:, None])  # at least k per row
+    order = np.lexsort((c, -logits[r, c], r))
+    first = np.searchsorted(r[order], np.arange(m))
+    return c[order][first[:, None] + np.arange(k)].astype(np.int64)
 
 
 class LogitLens:
     """``lm_head.onnx`` (final norm + unembedding) over hidden states ``[m, d] -> [m, V]``."""
 
-    def __init__(self, folder: Path, name: str, *, providers: list[str], threads: int | None = None) -> None:
-        self.session = open_session(folder, name, providers=providers, threads=threads)
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        *,
+        providers: list[str],
+        threads: int | None = None,
+        spin: bool = True,
+    ) -> None:
+        self.session = open_session(folder, name, providers=providers, threads=threads, spin=spin)
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(None, {"hidden": np.ascontiguousarray(hidden, dtype=self.dtype)})
-        return out.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)
 
-    def read(self, hidden: np.ndarray, logits: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
-        """The lens at every layer for ``T`` positions: ``hidden [L + 1, T, d]`` (the last layer's
-        unused: `logits [T, V]` are the model's own), ``chosen [T]``; `Scores` fields ``[L + 1, T]``
-        (and ``[L + 1, T, k]``)."""
-        layers, steps = hidden.shape[0] - 1, hidden.shape[1]
-        lens = self.logits(hidden[:layers].reshape(layers * steps, -1)).reshape(layers, steps, -1)
-        stacked = np.concatenate([lens, np.asarray(logits, np.float32)[None]], axis=0)
-        scores = step_scores(stacked.reshape((layers + 1) * steps, -1), np.tile(chosen, layers + 1), k)
+    def read(self, hidden: np.ndarray, chosen: np.ndarray, k: int) -> Scores:
+        """The lens at layers ``0 .. L - 1`` for ``T`` steps: ``hidden [L, T, d]``, ``chosen [T]``;
+        `Scores` fields ``[L, T]`` (and ``[L, T, k]``). (Layer ``L`` is the model's own scores.)
+
+        Read once an answer is done, `ROWS` hidden states per ``lm_head.onnx`` run: its
+        ``[d, V]`` unembedding is streamed from memory once per run, so reading every step at once
+        costs a fraction of reading each step as it is decoded.
+        """
+        layers, steps = hidden.shape[:2]
+        chosen = np.asarray(chosen, dtype=np.int64)
+        block = max(1, ROWS // max(1, layers))
+        parts = []
+        for a in range(0, steps, block):
+            h = hidden[:, a : a + block]
+            b = h.shape[1]
+            scores = step_scores(
+                self.logits(h.reshape(layers * b, -1)), np.tile(chosen[a : a + b], layers), k
+            )
+            parts.append(
+                Scores(
+                    *(
+                        getattr(scores, f).reshape(layers, b, *getattr(scores, f).shape[1:])
+                        for f in Scores.__dataclass_fields__
+                    )
+                )
+            )
         return Scores(
-            probability=scores.probability.reshape(layers + 1, steps),
-            rank=scores.rank.reshape(layers + 1, steps),
-            entropy=scores.entropy.reshape(layers + 1, steps),
-            top_ids=scores.top_ids.reshape(layers + 1, steps, -1),
-            top_probabilities=scores.top_probabilities.reshape(layers + 1, steps, -1),
+            *(np.concatenate([getattr(q, f) for q in parts], axis=1) for f in Scores.__dataclass_fields__)
         )
