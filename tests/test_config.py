@@ -103,6 +103,7 @@ def test_scenes_without_pyvista_is_a_one_line_error_before_any_model_runs(tmp_pa
         with pytest.raises(ConfigError) as refused:
             build(config, tmp_path / "site", log=lambda m: None, progress=False)
         said = str(refused.value)
-        assert ("pip install 'attnreport[scenes]', or set [site] scenes = false" in said) == (scenes == "true")
+        fix = "pip install 'attnreport[scenes]', or set [site] scenes = false"
+        assert (fix in said) == (scenes == "true")
         assert "\n" not in said
     assert not (tmp_path / "site").exists()
