@@ -89,6 +89,7 @@ def theirs(checkpoint: Path, export: Path, new: int, dtype: str, device: str):
 
     from attnreport.trace.sessions import load_tokenizer
 
+    transformers.utils.logging.disable_progress_bar()
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(checkpoint), attn_implementation="eager", dtype=getattr(torch, dtype)
     ).to(device)
