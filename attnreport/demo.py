@@ -54,7 +54,7 @@ def _stderr(message: str) -> None:
 #: the demo's own token groups beside the built-in ones: symptom words, and amounts of money
 DEMO_TOKEN_GROUPS = {
     "symptoms": ["pain", "fever", "cough", "breath", "chest", "bleeding", "dizzy", "rash", "numb"],
-    "amounts": "regex:[$£€]\\s?\\d[\\d,.]*|\\d[\\d,.]*\\s?(?:pounds|euros|dollars|GBP|EUR|USD)",
+    "amounts": "regex:[$£€]\\s?\\d[\\d,.]*|\\d[\\d,.]*\\s?(?:[$£€]|pounds|euros|dollars|GBP|EUR|USD)",
 }
 
 

@@ -186,3 +186,15 @@ def test_word_attributions_count_for_their_words(tiny, tmp_path):
     got = report["token_groups"]["groups"]["symptoms"]["attribution"]
     assert got["texts"] == len(want) == 2
     assert got["mean"] == pytest.approx(np.mean(want), rel=1e-6)
+
+
+def test_the_demo_amounts_group_matches_amounts_written_either_way():
+    """The demo's `amounts` group: the symbol before the number ("€120", "£35") or after it ("50€",
+    the form the demo's tickets use that the first pattern missed), or the currency in words."""
+    from attnreport.demo import DEMO_TOKEN_GROUPS
+
+    pattern = term_pattern(DEMO_TOKEN_GROUPS["amounts"])
+    for text in ("charged 50€.", "€120 twice", "£35 fee", "$12.50", "40 euros", "1,200 €", "300 USD"):
+        assert pattern.search(text), text
+    for text in ("50 items", "room 12", "2 pm"):
+        assert not pattern.search(text), text
