@@ -41,7 +41,8 @@ def summary(what: str, result) -> str:
     line = f"{what} with {result.examples} example{'s' if result.examples != 1 else ''}"
     if result.skipped:
         line += f", {result.skipped} row{'s' if result.skipped != 1 else ''} skipped (see index)"
-    return f"{line}: {result.site / 'index.html'}"
+    pages = [result.site / "index.html", *result.subsites]
+    return f"{line}: {' and '.join(str(p) for p in pages)}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ class BuildResult:
     model: Path
     #: rows of the data file skipped as bad (`[data] on_bad_row = "skip"`), listed on the index
     skipped: int = 0
+    #: the index pages of the built sites shipped inside this one (the demo's generation report)
+    subsites: tuple[Path, ...] = ()
 
 
 def checkpoint_key(folder: Path) -> str:
@@ -177,5 +179,10 @@ def build(
         for executor in executors:
             executor.close()
     return BuildResult(
-        site=site, examples=len(plan.examples), stats=kind.stats, model=model_dir, skipped=len(skipped)
+        site=site,
+        examples=len(plan.examples),
+        stats=kind.stats,
+        model=model_dir,
+        skipped=len(skipped),
+        subsites=tuple(site / sub.path / "index.html" for sub in subsites or ()),
     )

@@ -44,6 +44,13 @@ def test_demo_site_reports_held_out_accuracy(demo_site):
     assert [e["id"] for e in examples] == [r["id"] for r in test]  # held-out texts only
     assert report["model"]["architecture"] == "BertForSequenceClassification"
     assert report["model"]["layers"] == 6 and report["model"]["heads"] == 12
+    # the last line names both reports' index pages, not only the outer one
+    from attnreport.cli import summary
+
+    line = summary("demo site", demo_site)
+    assert str(demo_site.site / "index.html") in line
+    assert str(demo_site.site / "generation" / "index.html") in line
+    assert (demo_site.site / "generation" / "index.html").is_file()
     assert report["model"]["onnx"]["max_abs_diff_to_pytorch"]["attentions"] <= 1e-4
     assert report["model"]["onnx"]["quantized"]["int8_seq_per_s"] > 0
     correct = sum(e["prediction"] == e["label"] for e in examples)
