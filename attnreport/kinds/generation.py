@@ -199,10 +199,13 @@ class GenerationReport:
         #: the contrasts each row asked for, by prompt id, filled as the rows stream (the explainer
         #: reads them when the prompt's answer comes back)
         contrasts: dict[str, tuple] = {}
-        total = count_rows(config, prompts=True) if progress else None
+        # the bar counts what is generated: the rows, then the variants (probes' rewrites included)
+        total = count_rows(config, prompts=True) + len(config.variants) if progress else None
+        streamed = [0]
 
         def asked(rows):
             for r in rows:
+                streamed[0] += 1
                 if r.contrast:
                     contrasts[r.id] = r.contrast
                 yield Prompt(r.id, r.text, r.completion, r.label), tuple(r.contrast)
@@ -230,5 +233,9 @@ class GenerationReport:
         )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")
-        log(f"answered {generator.stats.generated} prompts, {generator.stats.cached} from the cache")
+        stats = generator.stats
+        log(
+            f"answered {streamed[0]} prompts and {len(config.variants)} variants "
+            f"(answers {stats.generated} generated, {stats.cached} from the cache)"
+        )
         return plan
