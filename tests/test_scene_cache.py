@@ -5,9 +5,11 @@ damaged entry is drawn again, never served; a build without a cache folder keeps
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +19,14 @@ pytest.importorskip("PIL")
 
 from attnreport.analysis.rollout import rollout  # noqa: E402
 from attnreport.scenes import Mesh, Points, Scene, class_color, flow_scene, trajectory_scene  # noqa: E402
-from attnreport.scenes.cache import SceneCache, pack_entry, scene_key, unpack_entry  # noqa: E402
+from attnreport.scenes.cache import (  # noqa: E402
+    BUILDER_MODULES,
+    DRAWING_MODULES,
+    SceneCache,
+    pack_entry,
+    scene_key,
+    unpack_entry,
+)
 from attnreport.scenes.geometry import LineSet, Text  # noqa: E402
 from attnreport.scenes.stage import SceneStage  # noqa: E402
 from attnreport.testing import make_trace  # noqa: E402
@@ -233,7 +242,9 @@ def test_an_entry_missing_a_part_is_not_served(tmp_path):
     save(first, scene)
     key = scene_key(scene, theme="light", size=SIZE, glb=True)
     parts = SceneCache(cache).get(key)
-    SceneCache(cache).put(key, {"webp": parts["webp"], "json": parts["json"]})  # no glb
+    SceneCache(cache).put(
+        key, {"webp": parts["webp"], "json": parts["json"], "meta": parts["meta"]}
+    )  # no glb
     second = SceneStage(tmp_path / "b", "light", cache_dir=cache)
     save(second, scene)
     assert second.rendered == 1 and files_of(second) == files_of(first)
@@ -255,6 +266,88 @@ def test_without_a_cache_folder_nothing_is_read_or_kept(tmp_path, monkeypatch):
     assert stage.cache is None and stage.rendered == 2
     # (Mesa and matplotlib keep their own caches under XDG_CACHE_HOME; attnreport keeps none)
     assert not (tmp_path / "default").exists() and not (tmp_path / "xdg" / "attnreport").exists()
+
+
+def example(seed: int = 0, n: int = 7, layers: int = 3, d: int = 5):
+    """What `SceneStage.flow` reads of an example: its trace (random attentions and hidden
+    states, [CLS] and [SEP] around) and its rollout row."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((layers + 1, n, d)).astype(np.float32)
+    tokens = ["[CLS]"] + [f"w{i}" for i in range(1, n - 1)] + ["[SEP]"]
+    special = np.zeros(n, dtype=bool)
+    special[[0, -1]] = True
+    trace = make_trace(
+        rng.dirichlet(np.ones(n), size=(layers, 2, n)), tokens=tokens, special=special, hidden=hidden
+    )
+    return SimpleNamespace(trace=trace, rollout_row=rollout(trace.attentions)[0])
+
+
+def test_an_examples_scenes_are_keyed_by_their_inputs_and_not_built_on_a_hit(tmp_path, monkeypatch):
+    """Building an example's trajectories fits a PCA per layer, dearer than drawing them: a hit is
+    found from the trace and the builder's arguments, and neither builder runs."""
+    from attnreport.scenes import flow, trajectory
+
+    built = []
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            built.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(flow, "flow_scene")
+    counting(trajectory, "trajectory_scene")
+    cache, item = tmp_path / "cache", example()
+    first = SceneStage(tmp_path / "a", "light", cache_dir=cache)
+    files = first.flow(item)
+    assert built == ["flow_scene", "trajectory_scene"] and first.rendered == 2
+    second = SceneStage(tmp_path / "b", "light", cache_dir=cache)
+    again = second.flow(copy.deepcopy(item))
+    assert built == ["flow_scene", "trajectory_scene"] and second.rendered == 0 and second.cache.hits == 2
+    assert again == dataclasses_replace_paths(files, second)
+    for name in ("flow-00001", "paths-00001"):
+        assert files_of(second, name) == files_of(first, name)
+    # another trace (one hidden state moved) misses, both scenes
+    moved = copy.deepcopy(item)
+    moved.trace.hidden[1, 2, 0] += 0.5
+    third = SceneStage(tmp_path / "c", "light", cache_dir=cache)
+    third.flow(moved)
+    assert third.rendered == 2 and third.cache.hits == 0
+
+
+def dataclasses_replace_paths(files, stage: SceneStage):
+    """`files` (a SceneFiles group of the first stage) with its JSON paths in `stage`'s spool."""
+    import dataclasses
+
+    def moved(f):
+        data = stage.spool / "scenes" / Path(f.data).name
+        return dataclasses.replace(f, data=data, choices=[moved(c) for c in f.choices])
+
+    return moved(files)
+
+
+def test_the_builder_modules_cover_what_the_builders_import():
+    """Every module of the package that `flow_scene` or `trajectory_scene` imports, at any depth,
+    is in the key's source hash (`BUILDER_MODULES` or `DRAWING_MODULES`)."""
+    package = Path(__file__).resolve().parent.parent / "attnreport"
+    seen, todo = set(), ["scenes/flow.py", "scenes/trajectory.py"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((package / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("attnreport."):
+                module = node.module.removeprefix("attnreport.").replace(".", "/")
+                todo.append(
+                    f"{module}.py" if (package / f"{module}.py").exists() else f"{module}/__init__.py"
+                )
+    assert seen <= set(BUILDER_MODULES) | set(DRAWING_MODULES), (
+        seen - set(BUILDER_MODULES) - set(DRAWING_MODULES)
+    )
 
 
 @pytest.mark.slow

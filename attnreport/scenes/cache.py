@@ -10,6 +10,11 @@ draw (`DRAWING_MODULES`: an edit there misses by itself) and the versions of PyV
 Pillow. A value the walk does not know raises `TypeError`: a scene that grows a new kind of
 field must be taught here, never hashed by a guess.
 
+Building a scene can cost more than drawing it (an example's trajectories fit a PCA per layer),
+so the per-example scenes are keyed by their builder's inputs instead (`scene_key` with
+``builder``: the trace, walked the same way, and the builder's arguments), with the source of
+the modules that build them (`BUILDER_MODULES`) in the key too; a hit then builds nothing.
+
 An entry is one file, written atomically (`core.files.atomic_write`), holding a header with
 each part's length and SHA-256, then the parts: the still image, the viewer's JSON and the
 optional ``.glb``. A read checks every hash, so a damaged or truncated entry is a miss, drawn
@@ -47,22 +52,38 @@ DRAWING_MODULES = (
     "core/jsonsafe.py",
 )
 
+#: the modules that build the per-example scenes from a trace (keyed by their inputs): `flow_scene`,
+#: `trajectory_scene` and what they import from the package (checked by the tests)
+BUILDER_MODULES = (
+    "scenes/flow.py",
+    "scenes/trajectory.py",
+    "scenes/geometry.py",
+    "analysis/aggregate.py",
+    "analysis/decision.py",
+    "analysis/predictions.py",
+    "core/trace.py",
+    "core/npz.py",
+    "core/themes.py",
+    "core/resources.py",
+    "core/errors.py",
+)
+
 #: the libraries that draw and encode: another version may draw other pixels
 DRAWING_LIBRARIES = ("pyvista", "vtk", "pillow")
 
 MAGIC = b"attnreport-scene\n"
 
-_environment: str | None = None
+_environments: dict[tuple[str, ...], str] = {}
 
 
-def drawing_environment() -> str:
-    """One hash of `SCENE_CACHE_VERSION`, the drawing modules' source and the drawing libraries'
-    versions (read from their metadata: VTK is not imported for it), computed once a process."""
-    global _environment
-    if _environment is None:
+def source_hash(modules: tuple[str, ...]) -> str:
+    """One hash of `SCENE_CACHE_VERSION`, the source of `modules` (paths under the package) and
+    the drawing libraries' versions (read from their metadata: VTK is not imported for it),
+    computed once a process."""
+    if modules not in _environments:
         digest = hashlib.sha256(f"scene-cache {SCENE_CACHE_VERSION}\n".encode())
         package = Path(__file__).resolve().parent.parent
-        for name in DRAWING_MODULES:
+        for name in modules:
             digest.update(name.encode() + b"\0")
             digest.update((package / name).read_bytes())
         for library in DRAWING_LIBRARIES:
@@ -71,8 +92,8 @@ def drawing_environment() -> str:
             except metadata.PackageNotFoundError:
                 version = "absent"
             digest.update(f"{library}={version}\n".encode())
-        _environment = digest.hexdigest()
-    return _environment
+        _environments[modules] = digest.hexdigest()
+    return _environments[modules]
 
 
 def _feed(digest, value) -> None:
@@ -126,12 +147,16 @@ def _feed(digest, value) -> None:
         raise TypeError(message)
 
 
-def scene_key(scene, *, theme: str, size: tuple[int, int], glb: bool) -> str:
-    """The hex SHA-256 that names the files `scene` draws to with these settings."""
+def scene_key(scene, *, theme: str, size: tuple[int, int], glb: bool, builder: str | None = None) -> str:
+    """The hex SHA-256 that names the files `scene` draws to with these settings. With `builder`
+    (a name, such as ``"flow_scene"``), `scene` is instead what that builder makes the scene from,
+    and the builders' source is in the key too."""
     from attnreport.scenes.palette import scene_theme
 
-    digest = hashlib.sha256(drawing_environment().encode())
+    modules = DRAWING_MODULES if builder is None else DRAWING_MODULES + BUILDER_MODULES
+    digest = hashlib.sha256(source_hash(modules).encode())
     _feed(digest, ("theme", scene_theme(theme), "size", tuple(int(s) for s in size), "glb", bool(glb)))
+    _feed(digest, ("builder", builder))
     _feed(digest, scene)
     return digest.hexdigest()
 
