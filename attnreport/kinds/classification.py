@@ -183,7 +183,7 @@ class ClassificationReport:
         probes = ProbeStage(analysis, config.probes) if config.probes else None
         if probes is not None:
             traces = probes.stream(traces)
-        scenes = SceneStage(spool, config.site.theme, example_glb=config.site.example_glb)
+        scenes = SceneStage.for_build(ctx)
         examples = counted(analysis.stream(traces), stage=ANALYSIS_STAGE, total=total, enabled=progress)
         if config.site.scenes:
             items = counted(scenes.stream(examples), stage="scenes", total=total, enabled=progress)

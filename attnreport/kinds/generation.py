@@ -227,7 +227,7 @@ class GenerationReport:
             variants=variant_plan(generator, config),
             skipped_rows=ctx.skipped.entries(),
             probes=config.probes,
-            scenes=SceneStage(ctx.spool, config.site.theme, example_glb=config.site.example_glb)
+            scenes=SceneStage.for_build(ctx)
             if config.site.scenes
             else None,
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 from attnreport.analysis.decision import DecisionSpace
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import clean
+from attnreport.scenes.cache import SceneCache, scene_key
 from attnreport.scenes.palette import UNLABELLED, class_color
 
 #: still images (width, height), shown only without WebGL and in print: the decision space; each
@@ -64,7 +65,13 @@ class SceneStage:
     """Draws the scenes of one build into ``spool/scenes``; `files` maps site paths to them."""
 
     def __init__(
-        self, spool: Path, theme: str, *, example_glb: bool = False, trajectories: bool = True
+        self,
+        spool: Path,
+        theme: str,
+        *,
+        example_glb: bool = False,
+        trajectories: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         self.spool = Path(spool)
         self.theme = theme
@@ -72,19 +79,69 @@ class SceneStage:
         self.trajectories = trajectories
         self.files: dict[str, Path] = {}
         self.count = 0
+        #: drawn scenes kept by their content (`scenes.cache`); None: every scene is drawn
+        self.cache = SceneCache(cache_dir) if cache_dir is not None else None
+        #: scenes drawn by PyVista in this stage (a cached one is copied, not drawn)
+        self.rendered = 0
+
+    @classmethod
+    def for_build(cls, ctx) -> SceneStage:
+        """The stage of a build (a kind's `kinds.base.BuildContext`): its spool, `[site] theme`
+        and `example_glb`, and the build's cache folder."""
+        site = ctx.config.site
+        return cls(ctx.spool, site.theme, example_glb=site.example_glb, cache_dir=ctx.cache_dir)
 
     def _save(
-        self, scene, name: str, *, glb: bool = True, legend: list | None = None, size=IMAGE_SIZE
+        self,
+        scene,
+        name: str,
+        *,
+        glb: bool = True,
+        legend: list | None = None,
+        size=IMAGE_SIZE,
+        inputs: tuple | None = None,
     ) -> SceneFiles:
-        """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`."""
-        from attnreport.scenes.rendering import export_glb, render
-        from attnreport.scenes.viewer_data import to_json
-
+        """Write the still image, the viewer's JSON and (optionally) the .glb of `scene`: copied
+        from the scene cache when it holds them, else drawn (and then kept there). With `inputs`
+        (a builder's name and arguments), `scene` is a function that builds it, called only on a
+        miss: the key is then the inputs, so a hit builds nothing."""
         folder = self.spool / "scenes"
         folder.mkdir(parents=True, exist_ok=True)
         image, path, data = folder / f"{name}.webp", folder / f"{name}.glb", folder / f"{name}.json"
-        render(scene, image, theme=self.theme, size=size)
-        data.write_text(
+        outputs = {"webp": image, "json": data, **({"glb": path} if glb else {})}
+        key = None
+        if self.cache is not None:
+            if inputs is None:
+                key = scene_key(scene, theme=self.theme, size=size, glb=glb)
+            else:
+                key = scene_key(inputs[1:], theme=self.theme, size=size, glb=glb, builder=inputs[0])
+        parts = self.cache.get(key) if key is not None else None
+        if parts is not None and set(parts) == {*outputs, "meta"}:
+            for part, target in outputs.items():
+                target.write_bytes(parts[part])
+            meta = json.loads(parts["meta"])
+        else:
+            meta = self._draw(scene() if inputs is not None else scene, outputs, size=size, key=key)
+        self.files[f"scenes/{name}.webp"] = image
+        if glb:
+            self.files[f"scenes/{name}.glb"] = path
+        return SceneFiles(
+            title=meta["title"],
+            data=data,
+            image=f"scenes/{name}.webp",
+            glb=f"scenes/{name}.glb" if glb else None,
+            notes=list(meta["notes"]),
+            legend=legend or [],
+        )
+
+    def _draw(self, scene, outputs: dict[str, Path], *, size, key: str | None) -> dict:
+        """Draw `scene` into `outputs` (part name to file) and, with a `key`, keep the files in
+        the cache with the scene's title and notes (its ``meta``); returns those."""
+        from attnreport.scenes.rendering import export_glb, render
+        from attnreport.scenes.viewer_data import to_json
+
+        render(scene, outputs["webp"], theme=self.theme, size=size)
+        outputs["json"].write_text(
             json.dumps(
                 clean(to_json(scene)),
                 sort_keys=True,
@@ -94,18 +151,15 @@ class SceneStage:
             ),
             encoding="utf-8",
         )
-        self.files[f"scenes/{name}.webp"] = image
-        if glb:
-            export_glb(scene, path, theme=self.theme)
-            self.files[f"scenes/{name}.glb"] = path
-        return SceneFiles(
-            title=scene.title,
-            data=data,
-            image=f"scenes/{name}.webp",
-            glb=f"scenes/{name}.glb" if glb else None,
-            notes=list(scene.notes),
-            legend=legend or [],
-        )
+        if "glb" in outputs:
+            export_glb(scene, outputs["glb"], theme=self.theme)
+        self.rendered += 1
+        meta = {"title": scene.title, "notes": list(scene.notes)}
+        if key is not None and self.cache is not None:
+            parts = {part: target.read_bytes() for part, target in outputs.items()}
+            parts["meta"] = json.dumps(meta, sort_keys=True, ensure_ascii=True).encode()
+            self.cache.put(key, parts)
+        return meta
 
     def flow(self, example: ExampleAnalysis) -> SceneFiles:
         """The attention-flow scene of one example and, beside it (a group the page switches
@@ -113,14 +167,23 @@ class SceneStage:
         from attnreport.scenes.flow import flow_scene
         from attnreport.scenes.trajectory import trajectory_scene
 
-        trace = example.trace
+        trace, row = example.trace, example.rollout_row
         self.count += 1
-        scene = flow_scene(trace, rollout_row=example.rollout_row)
-        flow = self._save(scene, f"flow-{self.count:05d}", glb=self.example_glb, size=FLOW_SIZE)
+        flow = self._save(
+            lambda: flow_scene(trace, rollout_row=row),
+            f"flow-{self.count:05d}",
+            glb=self.example_glb,
+            size=FLOW_SIZE,
+            inputs=("flow_scene", trace, row),
+        )
         if not self.trajectories:
             return flow
         paths = self._save(
-            trajectory_scene(trace), f"paths-{self.count:05d}", glb=self.example_glb, size=TRAJECTORY_SIZE
+            lambda: trajectory_scene(trace),
+            f"paths-{self.count:05d}",
+            glb=self.example_glb,
+            size=TRAJECTORY_SIZE,
+            inputs=("trajectory_scene", trace),
         )
         choices = [
             replace(flow, key="flow", name="attention flow", default=True),
