@@ -1,7 +1,8 @@
 """The generation graphs of a causal LM: a KV-cache decoder and the logit-lens head.
 
-Over 400 lines because the two graphs share one wrapper and one check (each graph is
-checked against PyTorch where it is built); splitting them would split that check.
+Over 400 lines because the two graphs share one wrapper and one check (PyTorch's references
+are computed where the graphs are built, `GenerationCheck` compares them once the torch model is
+freed); splitting them would split that check.
 
 ``decoder.onnx`` runs ``q`` new positions against a cache of ``past`` positions and returns
 only the new positions' logits, attention rows and hidden states, with the grown cache; the

@@ -1,9 +1,11 @@
-"""The demo's own causal LM: a small Qwen2 trained from scratch on the bundled Q&A corpus.
+"""A small Qwen2 trained from scratch on the bundled Q&A corpus: the demo's LM until SmolLM2
+replaced it, kept as the tests' and benchmarks' cheapest causal LM with known answers (and the
+Chinese prompts the demo's real model cannot answer).
 
 Over 400 lines because it is one fixed recipe (corpus split, tokenizer, template, model,
 training, evaluation) that must change together: its cache key covers all of it.
 
-No hub weights can be downloaded where the demo runs, so the generation demo trains its model:
+No hub weights can be downloaded where the tests run, so this model is trained here:
 a byte-level BPE tokenizer with a ChatML chat template (Qwen2.5's shape) and a few-layer Qwen2
 with grouped-query attention, trained on ``examples/demo/qa.jsonl`` (question -> answer, loss on
 the answer and its ``<|im_end|>``), saved as an ordinary Hugging Face checkpoint folder.
