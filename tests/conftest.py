@@ -119,6 +119,23 @@ def copy_model(tiny) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def sink_model(tiny) -> Path:
+    """The export of the copy circuit with a planted attention sink at position 0
+    (`tiny_models.make_copy_circuit(sink=True)`), made once."""
+    from tiny_models import make_copy_circuit
+
+    from attnreport.core.modelcard import is_exported
+    from attnreport.export import export_model
+
+    out = tiny.root / "export-sink"
+    with _one_at_a_time(tiny.root, out.name):
+        if not is_exported(out):
+            shutil.rmtree(tiny.root / "checkpoint-sink", ignore_errors=True)
+            export_model(make_copy_circuit(tiny.root / "checkpoint-sink", sink=True), out)
+    return out
+
+
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
@@ -327,7 +344,7 @@ def webgl_browser(_webgl_chromium):
 #: fixtures that launch Chromium: a test that uses one is marked `browser`
 BROWSER_FIXTURES = {"playwright", "browser", "webgl_browser"}
 #: fixtures that export a model, train one or build a site: a test that uses one is marked `slow`
-SLOW_FIXTURES = {"tiny", "copy_model", "smollm2", "demo_site", "tiny_report", "sample_site"}
+SLOW_FIXTURES = {"tiny", "copy_model", "sink_model", "smollm2", "demo_site", "tiny_report", "sample_site"}
 
 
 #: the slowest test files, slowest first (measured on 2 cores, 2026-12-06): they start first, so

@@ -160,7 +160,7 @@ def test_copy_circuit_attributes_each_token_to_the_source_it_copies(copy_model):
     (trace,) = gen.generate_texts([prompt], GenerationOptions(max_new_tokens=len(seq) - k))
     assert trace.tokens == seq[k:]
     model = ForcedAnswer(gen, trace)  # one unit per prompt token: unit j is position j
-    result = explain_answer(model, options=AnalysisConfig(), attention=trace.attentions[1, 0])
+    result = explain_answer(model, options=AnalysisConfig(), views={"attention": trace.attentions[1, 0]})
     shap = result.attributions["shapley"]
     for t in range(trace.steps):
         source = 1 + k + t

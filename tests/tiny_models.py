@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 CORPUS = [
     "the card was charged twice for the same order",
     "refill please",
@@ -210,7 +212,7 @@ def _save_with_word_tokenizer(model, tok, folder) -> Path:
     return folder
 
 
-def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
+def make_copy_circuit(folder: Path, *, positions: int = 48, sink: bool = False) -> Path:
     """A 2-layer attention-only GPT-2 whose weights are set by hand to copy: layer 0 head 0 is a
     previous-token head, layer 1 head 0 an induction head that finds, by K-composition, the earlier
     position whose previous token is the current token and copies the token there. Given
@@ -222,6 +224,12 @@ def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
     bias 0) only rescales it to norm sqrt(d); the MLPs are zero. The unembedding is the (tied)
     token embedding, so the logits read the token subspace, where layer 1 writes the copied token
     four times as strongly as the current one.
+
+    With `sink`, position 0 is a planted attention sink: every head of both layers attends to it
+    (a query bias meeting a key that reads position 0), the copying heads giving it 60% of their
+    attention (scores 60 + ln 1.5 against the match's 60), and the token ``<unk>`` (meant for
+    position 0) has a zero value vector, so the sink carries nothing. The copying heads' outputs
+    are scaled by 1 / 0.4 to make up for the 40% left to them, so the circuit still copies.
     """
     import torch
     import transformers as T
@@ -294,6 +302,17 @@ def make_copy_circuit(folder: Path, *, positions: int = 48) -> Path:
         # sharpen both heads: match logits of ~60
         w0[:, : 2 * d] *= 60**0.5 / scale0
         w1[:, : 2 * d] *= 60**0.5 / scale1
+        if sink:
+            unk, spare = COPY_SPECIALS.index("<unk>"), hd - 8  # a head dimension no pattern uses
+            # position 0 holds <unk> and nothing else in both layers: LayerNorm scales it by scale0
+            for layer, w, proj in ((0, w0, proj0), (1, w1, proj1)):
+                attn = model.transformer.h[layer].attn
+                w[:, 2 * d + unk] = 0.0  # the sink's token carries nothing
+                for head, score in ((0, 60.0 + float(np.log(1.5))), (1, 20.0)):
+                    dim = head * hd + spare
+                    attn.c_attn.bias[dim] = 1.0  # every query...
+                    w[:, d + dim] = read(pos_at, 0) * score / scale0  # ...meets position 0's key
+                proj *= 1 / 0.4
 
     tok = Tokenizer(
         models.WordLevel({t: i for i, t in enumerate(COPY_SPECIALS + COPY_WORDS)}, unk_token="<unk>")

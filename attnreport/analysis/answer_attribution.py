@@ -154,16 +154,15 @@ def explain_answer(
     options: AnalysisConfig,
     output: str = "log_probability",
     methods: tuple[str, ...] = ("shapley", "occlusion"),
-    attention: np.ndarray | None = None,
-    rollout: np.ndarray | None = None,
+    views: dict[str, np.ndarray] | None = None,
     skipped: list[str] | tuple[str, ...] = (),
     segments: list[str] | tuple[str, ...] = (),
     random_state: int = 0,
 ) -> AnswerExplanation:
     """Attributions of every answer token by `methods`, over the units of `model` (a
     `ForcedAnswer`; `units` says what they are, for the report), and the faithfulness of each
-    ranking (and of the attention rows `attention` / `rollout`, ``[T, n + T - 1]``, when given)
-    for the whole answer."""
+    ranking (and of each attention view's rows in `views`, ``[T, n + T - 1]`` by ranking name,
+    each unit ranked by its summed weight) for the whole answer and each of its tokens."""
     if output not in ANSWER_OUTPUTS:
         raise ValueError(f"answer attribution output {output!r} is unknown; choose one of {ANSWER_OUTPUTS}")
     steps, p = model.steps, model.players
@@ -184,7 +183,7 @@ def explain_answer(
     # each view's ranking of the units, per answer token ([T, p]) and for the whole answer ([p])
     per_token = {name: a.values for name, a in result.attributions.items()}
     rankings = {name: a.answer for name, a in result.attributions.items()}
-    for name, rows in (("attention", attention), ("rollout", rollout)):
+    for name, rows in (views or {}).items():
         if rows is not None:
             per_unit = np.array([[row[u].sum() for u in model.units] for row in np.asarray(rows)])
             per_token[name] = per_unit

@@ -9,12 +9,23 @@ exactly as for classifiers) can be read for every step: row ``n - 1 + t`` is ste
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from attnreport.analysis.answer_attribution import AnswerExplanation
+from attnreport.analysis.attention_views import (
+    AGGREGATES,
+    DEFAULT_VIEW,
+    aggregate_rows,
+    available_views,
+    default_view,
+    ranking_name,
+    view_rollout,
+    view_rows,
+)
 from attnreport.analysis.rollout import rollout
+from attnreport.analysis.sinks import Sinks, find_sinks
 from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.generation import GenerationTrace
 
@@ -97,12 +108,80 @@ def segment_members(trace: GenerationTrace) -> dict[str, np.ndarray]:
 
 
 @dataclass
+class ViewedAttention:
+    """An answer's attention read through one view (`analysis.attention_views`): the answer's rows
+    ``[L, H, T, K]`` and their rollout rows ``[T, K]`` (None for a prompt longer than was kept)."""
+
+    name: str
+    rows: np.ndarray
+    rollout: np.ndarray | None
+
+    def aggregated(self, aggregate: str) -> np.ndarray | None:
+        """One row per answer token ``[T, K]`` (`attention_views.AGGREGATES`); None for rollout
+        without the prompt's own attention."""
+        return self.rollout if aggregate == "rollout" else aggregate_rows(self.rows, aggregate)
+
+    def rankings(self) -> dict[str, np.ndarray]:
+        """Every aggregate's rows, named as the faithfulness tables name them."""
+        rows = {ranking_name(self.name, a): self.aggregated(a) for a in AGGREGATES}
+        return {name: r for name, r in rows.items() if r is not None}
+
+
+def viewed_attention(trace: GenerationTrace, sinks: Sinks) -> dict[str, ViewedAttention]:
+    """The answer's attention through every view the trace allows (`available_views`)."""
+    norms = getattr(trace, "value_norms", None)  # TODO(vnorm merge): the field
+    full = full_attention(trace) if trace.steps else None
+    choosing = trace.n_prompt - 1 + np.arange(trace.steps)
+    out = {}
+    for name in available_views(norms):
+        rows = view_rows(name, trace.attentions, sinks=sinks, value_norms=norms).astype(np.float32)
+        roll = None
+        if full is not None:
+            roll = view_rollout(name, full, sinks=sinks, value_norms=norms)[choosing]
+        out[name] = ViewedAttention(name=name, rows=rows, rollout=roll)
+    return out
+
+
+#: how many positions `looked_at` names per step
+LOOKED_AT = 5
+
+
+def looked_at(
+    trace: GenerationTrace, view: ViewedAttention, aggregate: str, *, top: int = LOOKED_AT
+) -> list[list[dict]]:
+    """Per step, the `top` positions the step's row weighs most under `view` and `aggregate`
+    (`attention_views.AGGREGATES`), strongest first. The writing position itself is left out: it
+    holds the token just written, which late layers and rollout's residual term weigh heavily."""
+    rows = view.aggregated(aggregate)
+    if rows is None:  # rollout without the prompt's attention
+        rows = view.aggregated("mean_attention")
+    masks = segment_masks(trace)
+    tokens = [*trace.prompt_tokens, *trace.tokens[:-1]]
+    out = []
+    for t in range(trace.steps):
+        seen = trace.n_prompt - 1 + t  # the writing position: it reads keys 0 .. seen
+        weights = np.asarray(rows[t, :seen], dtype=np.float64)
+        order = np.argsort(-weights, kind="stable")[:top]
+        out.append(
+            [
+                {
+                    "position": int(k),
+                    "token": tokens[k],
+                    "weight": float(weights[k]),
+                    "segment": SEGMENTS[int(np.argmax(masks[:, k]))],
+                }
+                for k in order
+                if weights[k] > 0
+            ]
+        )
+    return out
+
+
+@dataclass
 class GenerationAnalysis:
     """One prompt's answer, analysed: everything the page and report.json show beyond the trace."""
 
     trace: GenerationTrace
-    #: ``[T, N]`` rollout rows of the choosing positions; None for a prompt longer than was kept
-    rollout: np.ndarray | None
     #: ``[T, L, 3]`` attention shares by segment (`SEGMENTS`)
     segments: np.ndarray
     #: the answer's log-probability, sum over its tokens (nats)
@@ -111,12 +190,27 @@ class GenerationAnalysis:
     min_probability: float
     #: the step with the least likely token (None for an empty answer)
     min_step: int | None
+    #: the attention sinks of the answer's rows (`analysis.sinks`)
+    sinks: Sinks | None = None
+    #: the answer's attention through each view, by name (`analysis.attention_views.VIEWS`)
+    views: dict[str, ViewedAttention] = field(default_factory=dict)
+    #: the view the page opens on and `looked_at` reads
+    default_view: str = "attention"
+    #: per step, the positions the default view weighs most (`looked_at`)
+    looked_at: list[list[dict]] = field(default_factory=list)
     #: what made each answer token (attributions over the prompt's units); None when not asked
     explanation: AnswerExplanation | None = None
 
+    @property
+    def rollout(self) -> np.ndarray | None:
+        """The default view's rollout rows ``[T, K]`` (None for a prompt longer than was kept)."""
+        view = self.views.get(self.default_view)
+        return None if view is None else view.rollout
 
-#: explains one answer from its trace and its rollout rows (the caller holds the model)
-AnswerExplainer = Callable[[GenerationTrace, np.ndarray | None], AnswerExplanation | None]
+
+#: explains one answer from its trace and each attention view's rows per answer token, by
+#: ranking name (the caller holds the model)
+AnswerExplainer = Callable[[GenerationTrace, dict[str, np.ndarray]], AnswerExplanation | None]
 
 
 def analyse_generation(trace: GenerationTrace, explain: AnswerExplainer | None = None) -> GenerationAnalysis:
@@ -124,14 +218,20 @@ def analyse_generation(trace: GenerationTrace, explain: AnswerExplainer | None =
     empty = trace.steps == 0
     with np.errstate(divide="ignore"):
         log_probability = float(np.log(probability).sum()) if not empty else 0.0
-    rows = step_rollout(trace) if not empty else None
+    sinks = find_sinks(trace.attentions, trace.n_prompt)
+    views = viewed_attention(trace, sinks)
+    shown = default_view(getattr(trace, "value_norms", None))
+    rankings = {name: rows for view in views.values() for name, rows in view.rankings().items()}
     return GenerationAnalysis(
         trace=trace,
-        rollout=rows,
         segments=segment_shares(trace),
         log_probability=log_probability,
         mean_probability=float(probability.mean()) if not empty else float("nan"),
         min_probability=float(probability.min()) if not empty else float("nan"),
         min_step=None if empty else int(np.argmin(probability)),
-        explanation=None if explain is None or empty else explain(trace, rows),
+        sinks=sinks,
+        views=views,
+        default_view=shown,
+        looked_at=looked_at(trace, views[shown], DEFAULT_VIEW[1]) if not empty else [],
+        explanation=None if explain is None or empty else explain(trace, rankings),
     )

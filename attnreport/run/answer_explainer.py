@@ -78,7 +78,7 @@ def answer_explainer(
         }
         cache = ResultCache(cache_dir, "answers", generator.model_key(), options)
 
-    def cached(trace: GenerationTrace, rollout_rows):
+    def cached(trace: GenerationTrace, views: dict[str, np.ndarray]):
         key = json.dumps([trace.text, trace.ids.tolist(), [list(c) for c in contrasts.get(trace.id, ())]])
         hit = cache.get(key)
         if hit is not None:
@@ -86,13 +86,13 @@ def answer_explainer(
                 return explanation_from_json(hit["explanation"])
             except (KeyError, ValueError, TypeError):
                 pass  # an entry of another version: computed again and replaced
-        result = explain(trace, rollout_rows)
+        result = explain(trace, views)
         with contextlib.suppress(ValueError):  # a value not finite: left uncached, computed again
             # as text inside the entry: the cache sorts keys, and the methods' order is the report's
             cache.put(key, {"explanation": explanation_to_json(result)})
         return result
 
-    def explain(trace: GenerationTrace, rollout_rows):
+    def explain(trace: GenerationTrace, views: dict[str, np.ndarray]):
         units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
         foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
         members, segments = list(units.members), []
@@ -101,15 +101,13 @@ def answer_explainer(
                 members.append(positions)
                 segments.append(name)
         model = ForcedAnswer(generator, trace, members, foils=foils, batch_size=config.model.batch_size)
-        heads_mean = trace.attentions[-1].astype(np.float64).mean(axis=0)
         return explain_answer(
             model,
             units=units,
             options=config.analysis,
             output=g.attribution_output,
             methods=tuple(g.attributions),
-            attention=heads_mean,
-            rollout=rollout_rows,
+            views=views,
             skipped=skipped,
             segments=segments,
         )

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from attnreport.analysis.attention_views import VIEWS, view_rows
 from attnreport.analysis.generation import GenerationAnalysis, full_attention
 from attnreport.core.tokens import display_tokens
 from attnreport.scenes.flow import Lattice, lattice_scene
@@ -25,12 +26,16 @@ from attnreport.scenes.palette import EDGE, hex_to_rgb
 
 def answer_lattice(result: GenerationAnalysis) -> tuple[Lattice, np.ndarray] | None:
     """The sequence the model read as a flat `Lattice` (its tokens as the text they cover, the
-    answer's fed back), and the answer's rollout relevance over it; None when the prompt's own
-    attention was not kept or nothing was written."""
+    answer's fed back) with its attention read through the page's default view, and the answer's
+    rollout relevance over it under that view; None when the prompt's own attention was not kept
+    or nothing was written."""
     trace = result.trace
     full = full_attention(trace)
     if full is None or result.rollout is None or trace.steps == 0:
         return None
+    full = view_rows(
+        result.default_view, full, sinks=result.sinks, value_norms=getattr(trace, "value_norms", None)
+    )
     fed_back = trace.steps - 1  # the last answer token is written, never read
     prompt = display_tokens(trace.text, trace.prompt_tokens, trace.prompt_offsets.tolist(), trace.special)
     lattice = Lattice(name=trace.id, tokens=[*prompt, *trace.tokens[:fed_back]], attentions=full)
@@ -58,6 +63,9 @@ def answer_flow_scene(result: GenerationAnalysis, *, top_k: int = 3) -> Scene | 
         else "marker size at layer 0: rollout relevance to the answer (the mean of its tokens' rollout rows)"
         for note in scene.notes
     ]
+    notes.append(
+        f"attention read as: {VIEWS[result.default_view].label} ({VIEWS[result.default_view].description})"
+    )
     notes.append(
         f"positions 0–{n - 1}: the prompt (orange markers); from {n}: the answer's tokens, read back as "
         "the model wrote them (blue); the last answer token is written, never read"

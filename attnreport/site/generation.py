@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.attention_views import VIEWS
 from attnreport.analysis.attribution_methods import colour_scale_of
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
+from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.tokens import display_tokens
 from attnreport.scenes.stage import SceneFiles
@@ -69,6 +71,7 @@ def generation_data(result: GenerationAnalysis) -> dict:
     """What a generation page's script draws: the tokens, every step's scores and alternatives,
     its attention rows (by layer and head) and rollout row, and the logit lens."""
     g = result.trace
+    raw = result.views.get("attention")
     data = {
         "n": g.n_prompt,
         "steps": g.steps,
@@ -86,7 +89,23 @@ def generation_data(result: GenerationAnalysis) -> dict:
             for toks, ps in zip(g.top_tokens, g.top_probabilities, strict=True)
         ],
         "attention": packed_unit(g.attentions),
-        "rollout": None if result.rollout is None else packed_unit(result.rollout),
+        "rollout": None if raw is None or raw.rollout is None else packed_unit(raw.rollout),
+        "views": {
+            name: {
+                "label": VIEWS[name].label,
+                "description": VIEWS[name].description,
+                "folds_sinks": VIEWS[name].folds_sinks,
+                # the raw view's rows are `attention` and `rollout` above
+                "attention": None if name == "attention" else packed_unit(view.rows),
+                "rollout": None if name == "attention" or view.rollout is None else packed_unit(view.rollout),
+            }
+            for name, view in result.views.items()
+        },
+        "default_view": result.default_view,
+        "sinks": None
+        if result.sinks is None
+        else {"layers": result.sinks.layers, "share": result.sinks.share, "rule": SINK_RULE},
+        "looked_at": result.looked_at,
         "segments": {"names": list(SEGMENTS), "shares": result.segments},
         "forced": g.forced,
         "attribution": attribution_data(result),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
+from attnreport.analysis.attention_views import VIEWS
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
 
 
@@ -95,6 +97,38 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
     }
 
 
+def attention_view(result: GenerationAnalysis) -> dict:
+    """Which attention view the page opens on and `looked_at` reads, and which others it offers."""
+    view = VIEWS[result.default_view]
+    return {
+        "default": view.name,
+        "label": view.label,
+        "description": view.description,
+        "available": list(result.views),
+    }
+
+
+def sinks_entry(result: GenerationAnalysis) -> dict | None:
+    """The answer's attention sinks, by layer: positions, their tokens, and the share of the
+    answer's attention (mean of its steps and the layer's heads) they take."""
+    sinks, g = result.sinks, result.trace
+    if sinks is None:
+        return None
+    tokens = [*g.prompt_tokens, *g.tokens[:-1]]
+    return {
+        "rule": SINK_RULE,
+        "positions": [{"position": p, "token": tokens[p]} for p in sinks.positions],
+        "by_layer": [
+            {
+                "layer": layer,
+                "positions": positions,
+                "share": float(sinks.share[layer].mean()) if g.steps else 0.0,
+            }
+            for layer, positions in enumerate(sinks.layers)
+        ],
+    }
+
+
 def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: int = 0) -> dict:
     """The report's entry for one prompt and its answer (`generation`: every step's scores, its
     alternatives, its logit lens and where its attention went)."""
@@ -107,6 +141,8 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
             "rank": int(g.rank[t]),
             "top": _top(g.top_ids[t], g.top_probabilities[t], g.top_tokens[t]),
             "attention_segments": _segments(result.segments[t]),
+            "sink_share": result.sinks.step_share(t) if result.sinks is not None else 0.0,
+            "looked_at": result.looked_at[t] if result.looked_at else [],
         }
         if g.lens_probability is not None:
             step["logit_lens"] = [
@@ -145,6 +181,8 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
             "mean_probability": result.mean_probability,
             "min_probability": result.min_probability,
             "min_step": result.min_step,
+            "attention_view": attention_view(result),
+            "sinks": sinks_entry(result),
             "steps": steps,
             **answer_attributions(result),
         },
