@@ -1,0 +1,5 @@
+"""`neuron_view`: placeholder until written."""
+
+
+def neuron_view(*args, **kwargs):
+    raise NotImplementedError
