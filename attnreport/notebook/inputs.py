@@ -34,7 +34,9 @@ def stack_layers(attention, what: str = "attention") -> np.ndarray:
         raise InputError(f"{what} is None; pass the model's attentions (output_attentions=True)")
     if isinstance(attention, (list, tuple)):
         if not attention:
-            raise InputError(f"{what} has no layers")
+            # transformers 5's BERT ends its outputs with an empty cross_attentions, so the
+            # README's `outputs[-1]` is () there
+            raise InputError(f"{what} is empty (no layers); pass outputs.attentions, not outputs[-1]")
         layers = [as_array(a) for a in attention]
     else:
         whole = as_array(attention)

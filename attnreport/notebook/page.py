@@ -119,10 +119,12 @@ def packed(attention: np.ndarray) -> dict:
 def frame(view: str, data: dict, *, theme: str = "light", height: int = 480) -> str:
     """The output's HTML: the document in an iframe, under an id no other output has."""
     uid = f"attnreport-{uuid.uuid4().hex}"
-    doc = html.escape(document(view, data, theme=theme), quote=True)
+    # ASCII throughout (other characters as references): a saved output reads the same whatever
+    # encoding the file is opened with
+    doc = html.escape(document(view, data, theme=theme), quote=True).encode("ascii", "xmlcharrefreplace")
     return (
         f'<div class="attnreport-output" id="{uid}">'
-        f'<iframe id="{uid}-frame" title="attnreport {view} view" srcdoc="{doc}" '
+        f'<iframe id="{uid}-frame" title="attnreport {view} view" srcdoc="{doc.decode()}" '
         f'style="width: 100%; height: {int(height)}px; border: 0; display: block"></iframe></div>'
     )
 
