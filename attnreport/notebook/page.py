@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnreport.core.errors import InputError
+from attnreport.core.errors import AttnReportError, InputError
 from attnreport.core.resources import bundled
 
 #: the site's scripts each view needs, in load order (each adds to window.attnreport)
@@ -143,9 +143,12 @@ def check_action(html_action: str) -> None:
 
 def deliver(markup: str, html_action: str):
     """Show the output in the notebook ('view'), or return it as an IPython HTML object ('return')."""
-    from IPython.display import HTML, display
-
     check_action(html_action)
+    try:
+        from IPython.display import HTML, display
+    except ImportError as exc:
+        hint = "pip install 'attnreport[notebook]'"
+        raise AttnReportError(f"attnreport.notebook needs IPython: {hint}") from exc
     out = HTML(markup)
     if html_action == "return":
         return out
