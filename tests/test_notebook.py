@@ -454,6 +454,8 @@ def test_neuron_view_draws_scores_from_the_vectors_it_was_given(browser, tmp_pat
     want = k @ q * data["neuron"]["scales"][1]
     got = frame.eval_on_selector_all("#neuron-view g[data-k]", "gs => gs.map(g => +g.dataset.score)")
     assert np.allclose(got, want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(InputError, match="head is 4, but the model has 4 heads"):
+        neuron_view(model, "gpt2", tokenizer, "the card", head=4, html_action="return")
     frame.select_option("#nv-query", "1")  # causal: the second token reads two keys
     assert frame.locator("#neuron-view g[data-k]").count() == 2
     assert problems == [] and outside == []

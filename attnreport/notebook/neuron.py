@@ -56,8 +56,8 @@ def neuron_view(
     causal = _causal(attention, queries, keys, scales, qk_attention)
     layers = list(range(n_layers))
     heads = list(range(n_heads))
-    first_layer = inputs.pick([layer if layer is not None else 0], n_layers, "layer", "layer")[0]
-    first_head = inputs.pick([head if head is not None else 0], n_heads, "head", "head")[0]
+    first_layer = _first(layer, n_layers, "layer")
+    first_head = _first(head, n_heads, "head")
     from attnreport.site.encode import packed_signed
 
     config = getattr(model, "config", None)
@@ -90,6 +90,15 @@ def neuron_view(
     }
     height = 150 + 18 * min(len(tokens), 40)
     return page.deliver(page.frame("neuron", data, theme=theme, height=height), html_action)
+
+
+def _first(value, count: int, what: str) -> int:
+    """The layer or head shown first (default 0), checked against the model's count."""
+    if value is None:
+        return 0
+    if not 0 <= int(value) < count:
+        raise InputError(f"{what} is {value}, but the model has {count} {what}s (0–{count - 1})")
+    return int(value)
 
 
 def _causal(attention, queries, keys, scales, qk_attention) -> bool:
