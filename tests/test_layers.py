@@ -11,8 +11,9 @@ import attnreport
 PACKAGE = Path(attnreport.__file__).resolve().parent
 #: the stages in the order data flows through them; run/ (where tracing and the per-example
 #: analysis run: this process, or Dask workers) drives trace/ and analysis/ and knows no later stage;
-#: kinds/ (what differs between a classification and a generation report) wires them all
-STAGES = ["core", "export", "trace", "analysis", "run", "scenes", "site", "kinds"]
+#: kinds/ (what differs between a classification and a generation report) wires them all;
+#: notebook/ (BertViz's calls) draws with the site's figures and runs a model through export/
+STAGES = ["core", "export", "trace", "analysis", "run", "scenes", "site", "kinds", "notebook"]
 #: third-party packages only one stage may import
 OWNED = {
     "torch": "export",

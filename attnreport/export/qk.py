@@ -129,3 +129,36 @@ def softmax_check(outputs: dict, lengths: list[int], scales, *, causal: bool) ->
         got = outputs["attentions"][i, :, :, :n, :n].astype(np.float64)
         worst = max(worst, float(np.max(np.abs(qk_attention(q, k, scales, causal=causal) - got))))
     return worst
+
+
+def run_with_qk(model, encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    """One forward pass of a transformers `model` on one text, `encoded` as its tokenizer returns
+    it (``return_tensors="pt"``), with eager attention for that pass alone: its attentions
+    ``[L, H, n, n]``, the queries and keys ``[L, H, n, head_dim]`` its scores were made from, and
+    each layer's scale, as float32 numpy (the notebook's neuron view)."""
+    import torch
+
+    config = model.config
+    before = getattr(config, "_attn_implementation", None)
+    if before != "eager":
+        model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad(), capture_qk() as calls:
+            out = model(**encoded, output_attentions=True, return_dict=True)
+        attentions = getattr(out, "attentions", None)
+        if attentions is None:
+            raise ExportError(f"{type(model).__name__} returned no attentions with output_attentions=True")
+        queries, keys, scales = stacked(calls, len(attentions))
+    finally:
+        if before is not None and before != "eager":
+            model.set_attn_implementation(before)
+
+    def numpy(t):
+        return t.detach().to(torch.float32).cpu().numpy()
+
+    return (
+        numpy(torch.stack(tuple(attentions), dim=1))[0],
+        numpy(queries)[0],
+        numpy(keys)[0],
+        scales,
+    )

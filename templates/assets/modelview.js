@@ -12,6 +12,9 @@
     if (!box) return {draw: function () {}};
     var save = ns.save, node = save.svgNode, L = data.layers, H = data.heads;
     var rows = (data.queries || data.tokens).length, cols = (data.keys || data.tokens).length;
+    // the numbers the labels show: a notebook's include_layers / include_heads pass their own
+    function layerId(l) { return data.layer_ids ? data.layer_ids[l] : l; }
+    function headId(h) { return data.head_ids ? data.head_ids[h] : h; }
 
     // one small canvas per layer and head, each row scaled to its own maximum so the pattern
     // shows however diffuse the head is
@@ -30,9 +33,9 @@
         box.appendChild(span);
       }
       label("", "", "mv-corner");
-      for (var hh = 0; hh < H; hh++) label("H" + hh, "head " + hh, "mv-head");
+      for (var hh = 0; hh < H; hh++) label("H" + headId(hh), "head " + headId(hh), "mv-head");
       for (var l = 0; l < L; l++) {
-        label("L" + l, "layer " + l, "mv-layer");
+        label("L" + layerId(l), "layer " + layerId(l), "mv-layer");
         for (var h = 0; h < H; h++) {
           var canvas = document.createElement("canvas");
           canvas.width = cols;
@@ -40,7 +43,7 @@
           canvas.className = "thumb";
           // a wide block (many keys, few rows) is drawn wide, up to 4:1, not squeezed square
           if (rows !== cols) canvas.style.aspectRatio = String(Math.max(0.5, Math.min(4, cols / rows)));
-          canvas.title = "layer " + l + ", head " + h;
+          canvas.title = "layer " + layerId(l) + ", head " + headId(h);
           canvas.dataset.layer = String(l);
           canvas.dataset.head = String(h);
           var ctx = canvas.getContext("2d");
@@ -82,10 +85,10 @@
       svg.appendChild(node("title", {}, "Attention of every layer and head"));
       svg.appendChild(node("rect", {x: 0, y: 0, width: width, height: height, fill: c.bg}));
       for (var h = 0; h < H; h++) {
-        svg.appendChild(node("text", {x: x(h) + cellW / 2, y: 13, "text-anchor": "middle"}, "H" + h));
+        svg.appendChild(node("text", {x: x(h) + cellW / 2, y: 13, "text-anchor": "middle"}, "H" + headId(h)));
       }
       for (var l = 0; l < L; l++) {
-        svg.appendChild(node("text", {x: left - 6, y: y(l) + cellH / 2 + 4, "text-anchor": "end"}, "L" + l));
+        svg.appendChild(node("text", {x: left - 6, y: y(l) + cellH / 2 + 4, "text-anchor": "end"}, "L" + layerId(l)));
       }
       Array.prototype.forEach.call(thumbs, function (thumb) {
         var tx = x(+thumb.dataset.head), ty = y(+thumb.dataset.layer);
