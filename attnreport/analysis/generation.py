@@ -28,6 +28,7 @@ from attnreport.analysis.rollout import rollout
 from attnreport.analysis.sinks import Sinks, find_sinks
 from attnreport.analysis.units import Units, attribution_units
 from attnreport.core.generation import GenerationTrace
+from attnreport.core.tokens import display_tokens
 
 #: where a step's attention can go: the chat template's tokens, the user's prompt, the answer so far
 SEGMENTS = ("template", "prompt", "answer")
@@ -156,7 +157,8 @@ def looked_at(
     if rows is None:  # rollout without the prompt's attention
         rows = view.aggregated("mean_attention")
     masks = segment_masks(trace)
-    tokens = [*trace.prompt_tokens, *trace.tokens[:-1]]
+    prompt = display_tokens(trace.text, trace.prompt_tokens, trace.prompt_offsets.tolist(), trace.special)
+    tokens = [*prompt, *trace.tokens[:-1]]
     out = []
     for t in range(trace.steps):
         seen = trace.n_prompt - 1 + t  # the writing position: it reads keys 0 .. seen

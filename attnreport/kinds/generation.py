@@ -227,9 +227,7 @@ class GenerationReport:
             variants=variant_plan(generator, config),
             skipped_rows=ctx.skipped.entries(),
             probes=config.probes,
-            scenes=SceneStage.for_build(ctx)
-            if config.site.scenes
-            else None,
+            scenes=SceneStage.for_build(ctx) if config.site.scenes else None,
         )
         if not plan.examples:
             raise InputError(f"{config.data.path or '[data] prompts'}: no usable rows; check the data file")

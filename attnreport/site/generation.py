@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
-from attnreport.analysis.attention_views import VIEWS
+from attnreport.analysis.answer_glance import open_step
+from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS
 from attnreport.analysis.attribution_methods import colour_scale_of
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
 from attnreport.analysis.sinks import SINK_RULE
@@ -102,6 +103,8 @@ def generation_data(result: GenerationAnalysis) -> dict:
             for name, view in result.views.items()
         },
         "default_view": result.default_view,
+        "default_aggregate": DEFAULT_VIEW[1],
+        "open_step": open_step(result),
         "sinks": None
         if result.sinks is None
         else {"layers": result.sinks.layers, "share": result.sinks.share, "rule": SINK_RULE},

@@ -11,14 +11,42 @@
   var data = JSON.parse(source.textContent);
   var n = data.n, T = data.steps, L = data.layers, H = data.heads, K = n + T - 1;
   var attention = null, rollout = null, step = 0;
+  var blocks = {};  // each view's inflated rows and rollout, by view name
 
   function control(id) { return document.getElementById(id) || document.createElement("select"); }
-  var layerSelect = control("g-layer"), headSelect = control("g-head");
+  var layerSelect = control("g-layer"), headSelect = control("g-head"), viewSelect = control("g-view");
+  var views = data.views || {attention: {label: "raw attention", folds_sinks: false}};
+  Object.keys(views).forEach(function (name) { fig.option(viewSelect, name, views[name].label); });
+  viewSelect.value = data.default_view || "attention";
   if (data.rollout) fig.option(layerSelect, "rollout", "rollout (all layers)");
   fig.option(layerSelect, "mean", "mean of layers");
   for (var l = L - 1; l >= 0; l--) fig.option(layerSelect, l, "layer " + l);
   fig.option(headSelect, "mean", "mean of heads");
   for (var h = 0; h < H; h++) fig.option(headSelect, h, "head " + h);
+  layerSelect.value = {rollout: data.rollout ? "rollout" : "mean", mean_attention: "mean", attention: String(L - 1)}[data.default_aggregate] || layerSelect.value;
+
+  // the attention sinks (analysis.sinks): positions set apart per layer, and their share per step
+  var sinks = data.sinks || {layers: [], share: []};
+  var sinkPositions = {};
+  sinks.layers.forEach(function (positions) { positions.forEach(function (p) { sinkPositions[p] = true; }); });
+  // the chosen step's attention on sinks: the chosen layer's, or the mean of layers
+  function sinkShare(t) {
+    if (!sinks.share.length) return 0;
+    var layer = layerSelect.value;
+    if (layer !== "mean" && layer !== "rollout") return sinks.share[+layer][t];
+    var total = 0;
+    sinks.share.forEach(function (byStep) { total += byStep[t]; });
+    return total / sinks.share.length;
+  }
+  function sinkNote(t) {
+    var names = Object.keys(sinkPositions).map(Number).sort(function (a, b) { return a - b; });
+    if (!names.length) return "";
+    var where = names.map(function (p) { return "position " + p + " («" + visible(keyTokens[p]) + "»)"; }).join(", ");
+    var folded = views[viewSelect.value] && views[viewSelect.value].folds_sinks;
+    return " Attention sink" + (names.length > 1 ? "s " : " ") + where + " take" + (names.length > 1 ? "" : "s") + " "
+      + pct(sinkShare(t)) + " of this step's raw attention" + (layerSelect.value === "mean" || layerSelect.value === "rollout" ? " (mean of layers and heads)" : " (this layer, mean of heads)")
+      + (folded ? "; set apart here, the rest renormalised." : "; choose a view beyond the sink to set " + (names.length > 1 ? "them" : "it") + " apart.");
+  }
 
   // step t's weights over the K keys, for the chosen layer (or rollout, or the mean of layers) and head
   function row(t) {
@@ -50,10 +78,11 @@
   // -- the answer's rows as a T x K matrix: the heatmap, head view and model view draw it ------------
   // rows: the positions that wrote each answer token, labelled by the token written; columns: every
   // token they could read (the input, then the answer but its last token)
-  var views = {
+  var keyTokens = data.prompt.concat(data.answer.slice(0, T - 1));
+  var matrixViews = {
     layers: L, heads: H,
     queries: data.answer.map(visible),
-    keys: data.prompt.concat(data.answer.slice(0, T - 1)).map(visible),
+    keys: keyTokens.map(visible),
     query_special: data.answer.map(function () { return false; }),
     key_special: data.special.concat(data.answer.slice(0, T - 1).map(function () { return false; }))
   };
@@ -63,10 +92,10 @@
     return z;
   }
   var heatmapBox = document.getElementById("heatmap");
-  var heatmap = ns.heatmap ? ns.heatmap.create(heatmapBox, views) : {draw: function () {}};
-  var headView = ns.headview ? ns.headview.create(document.getElementById("head-view"), views)
+  var heatmap = ns.heatmap ? ns.heatmap.create(heatmapBox, matrixViews) : {draw: function () {}};
+  var headView = ns.headview ? ns.headview.create(document.getElementById("head-view"), matrixViews)
     : {draw: function () {}, highlight: function () {}};
-  var modelView = ns.modelview ? ns.modelview.create(document.getElementById("model-view"), views, function (layer, head) {
+  var modelView = ns.modelview ? ns.modelview.create(document.getElementById("model-view"), matrixViews, function (layer, head) {
     layerSelect.value = layer;
     headSelect.value = head;
     shade();
@@ -107,6 +136,7 @@
   data.prompt.forEach(function (text, i) {
     addToken(text, data.special[i] ? "special" : data.from_template[i] ? "template" : "prompt", i);
   });
+  Object.keys(sinkPositions).forEach(function (p) { if (cells[+p]) cells[+p].classList.add("sink"); });
   data.answer.forEach(function (text, t) { addToken(text, "answer", t); });
   strip.addEventListener("keydown", function (event) {
     var move = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[event.key];
@@ -196,7 +226,6 @@
   function shade() {
     if (!attention) return;
     var byAttribution = attribution && shadeSelect.value !== "attention";
-    explainSelect.disabled = !byAttribution;
     drawFaith();
     if (byAttribution) { shadeAttribution(); return; }
     cells.forEach(function (node) { node.classList.remove("pos", "neg", "unsure"); });
@@ -208,15 +237,15 @@
       node.classList.toggle("later", !seen);
       node.classList.toggle("chosen", position === n + step);
       node.style.setProperty("--w", seen && position < K ? (weights[position] / peak).toFixed(3) : "0");
-      node.title = seen && position < K ? "attention " + weights[position].toFixed(3) : "";
+      node.title = seen && position < K ? (sinkPositions[position] ? "attention sink; " : "") + "attention " + weights[position].toFixed(3) : "";
       if (node.dataset.step !== undefined) node.setAttribute("aria-pressed", String(+node.dataset.step === step));
     });
-    var what = layerSelect.value === "rollout" ? "attention rollout through every layer"
+    var what = views[viewSelect.value].label + ": " + (layerSelect.value === "rollout" ? "rollout through every layer"
       : (layerSelect.value === "mean" ? "attention, mean of layers" : "attention in layer " + layerSelect.value)
-        + (headSelect.value === "mean" ? ", mean of heads" : ", head " + headSelect.value);
+        + (headSelect.value === "mean" ? ", mean of heads" : ", head " + headSelect.value));
     note.textContent = "Token " + step + " «" + data.answer[step] + "» (probability "
       + pct(data.probability[step]) + "): " + what + "; the strongest key (shaded fully) has "
-      + peak.toFixed(3) + ".";
+      + peak.toFixed(3) + "." + sinkNote(step);
     legend.textContent = "darker: more attention";
   }
   var note = document.getElementById("g-note") || document.createElement("p");
@@ -307,8 +336,21 @@
   [layerSelect, headSelect].forEach(function (select) {
     select.addEventListener("change", function () { shade(); drawRows(); });
   });
+  // another view: its rows and rollout replace the drawn ones in every figure
+  function useView(name) {
+    var got = blocks[name] || blocks.attention;
+    attention = got.attention;
+    rollout = got.rollout;
+    shown = null;
+    modelView.draw(attention);
+  }
+  viewSelect.addEventListener("change", function () { useView(viewSelect.value); shade(); drawRows(); });
   shadeSelect.addEventListener("change", shade);
   explainSelect.addEventListener("change", function () {
+    // explaining a contrast or the whole answer is an attribution: shade by one without a second control
+    if (attribution && shadeSelect.value === "attention" && explainSelect.value !== "token") {
+      shadeSelect.value = Object.keys(attribution.methods)[0];
+    }
     // an asked-for contrast belongs to its step: choosing it chooses that token
     if (explainSelect.value.indexOf("asked:") === 0) choose(attribution.asked[+explainSelect.value.slice(6)].step, true);
     else shade();
@@ -319,13 +361,29 @@
     saveButton("g-matrix-svg", matrixSvg, "answer-attribution", false);
   }
 
-  var asked = /(?:^|[#&])step=(\d+)/.exec(location.hash);
-  step = asked ? Math.min(T - 1, +asked[1]) : 0;
-  Promise.all([fig.inflate(data.attention), data.rollout ? fig.inflate(data.rollout) : null]).then(function (blocks) {
-    attention = blocks[0];
-    rollout = blocks[1];
+  // the step in the address (#step=N), else the one the page opens on: the first asked contrast's,
+  // or the least confident (data.open_step)
+  function stepFromAddress() {
+    var asked = /(?:^|[#&])step=(\d+)/.exec(location.hash);
+    return asked ? Math.min(T - 1, +asked[1]) : null;
+  }
+  window.addEventListener("hashchange", function () {
+    var t = stepFromAddress();
+    if (t !== null && t !== step && attention) choose(t, false);
+  });
+  var fromAddress = stepFromAddress();
+  step = fromAddress !== null ? fromAddress : Math.max(0, Math.min(T - 1, data.open_step || 0));
+  var names = Object.keys(views), pending = [];
+  names.forEach(function (name) {
+    var v = views[name], rowsBlock = name === "attention" ? data.attention : v.attention;
+    var rollBlock = name === "attention" ? data.rollout : v.rollout;
+    pending.push(fig.inflate(rowsBlock), rollBlock ? fig.inflate(rollBlock) : null);
+  });
+  Promise.all(pending).then(function (got) {
+    names.forEach(function (name, i) { blocks[name] = {attention: got[2 * i], rollout: got[2 * i + 1]}; });
+    attention = true;  // checked by shade(); useView sets the rows
+    useView(viewSelect.value);
     choose(step, false);
-    modelView.draw(attention);
     document.body.dataset.generationReady = "1";
   });
 })();

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
-from attnreport.analysis.attention_views import VIEWS
+from attnreport.analysis.answer_glance import glance
+from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
@@ -102,6 +103,7 @@ def attention_view(result: GenerationAnalysis) -> dict:
     view = VIEWS[result.default_view]
     return {
         "default": view.name,
+        "aggregate": DEFAULT_VIEW[1],
         "label": view.label,
         "description": view.description,
         "available": list(result.views),
@@ -181,6 +183,7 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
             "mean_probability": result.mean_probability,
             "min_probability": result.min_probability,
             "min_step": result.min_step,
+            "glance": glance(result),
             "attention_view": attention_view(result),
             "sinks": sinks_entry(result),
             "steps": steps,
