@@ -38,6 +38,9 @@ class GenerationTrace:
     - ``attentions [L, H, T, n + T - 1]``: the choosing position's attention rows;
     - ``prompt_attentions [L, H, n, n]`` or None (prompt longer than the trace's limit);
     - ``hidden [L + 1, T, d]``: hidden states of the choosing positions (embeddings first);
+    - ``value_norms [L, H, n + T - 1]`` or None (an export without them): the norm ``‖v_j^h W_O^h‖``
+      of what each key carries through each head (Kobayashi et al., 2020; the output projection's
+      bias left out), so ``attentions * value_norms[:, :, None]`` is norm-weighted attention;
     - logit lens (None without ``lm_head.onnx``): ``lens_probability``/``lens_rank [L + 1, T]`` of
       the chosen token read at each hidden state, ``lens_top_ids``/``lens_top_probabilities
       [L + 1, T, k]`` and ``lens_top_tokens``.
@@ -70,6 +73,7 @@ class GenerationTrace:
     lens_top_ids: np.ndarray | None = None
     lens_top_probabilities: np.ndarray | None = None
     lens_top_tokens: list[list[list[str]]] | None = None
+    value_norms: np.ndarray | None = None
     #: the answer was given (teacher-forced), not generated
     forced: bool = False
     stop_reason: str = "max_new_tokens"
@@ -123,6 +127,14 @@ class GenerationTrace:
             if self.prompt_attentions.shape != want:
                 got = list(self.prompt_attentions.shape)
                 raise ValueError(f"{where}: prompt_attentions must be {list(want)}, got {got}")
+        if self.value_norms is not None:
+            self.value_norms = np.asarray(self.value_norms, dtype=np.float32)
+            want = (layers, self.attentions.shape[1], keys)
+            if self.value_norms.shape != want:
+                got = list(self.value_norms.shape)
+                raise ValueError(
+                    f"{where}: value_norms must be {list(want)} (layers x heads x keys), got {got}"
+                )
         if self.lens_probability is not None:
             self.lens_probability = np.asarray(self.lens_probability, dtype=np.float32)
             self.lens_rank = np.asarray(self.lens_rank, dtype=np.int64)
@@ -187,6 +199,7 @@ _CODEC = NpzCodec(
         "lens_rank",
         "lens_top_ids",
         "lens_top_probabilities",
+        "value_norms",
     ),
     meta=(
         "id",

@@ -27,7 +27,9 @@ class DecoderCard:
     ``attention_mask [B, past + q]`` (1 on real tokens; left padding) and ``past_names``
     (``[B, kv_heads, past, head_dim]`` each, ``past`` may be 0: the prefill); outputs ``logits
     [B, q, V]``, ``attentions [B, L, H, q, past + q]`` and ``hidden_states [B, L + 1, q, d]`` of
-    the new positions, and ``present_names`` (the cache grown by ``q``). Position ids are computed
+    the new positions, ``value_norms [B, L, H, q]`` when the card names it (the new positions' value
+    norms ``‖v^h W_O^h‖``, for norm-weighted attention), and ``present_names`` (the cache grown by
+    ``q``). Position ids are computed
     inside the graph from the attention mask, as `transformers` does for left-padded batches.
     ``lm_head.onnx`` is the final norm and unembedding: ``hidden [m, d] -> logits [m, V]``.
     """
@@ -54,6 +56,9 @@ class DecoderCard:
     #: the checkpoint's own decoding settings (generation_config.json) that differ from the plain
     #: greedy decoding the export checked and the trace runs, e.g. ``{"repetition_penalty": 1.05}``
     checkpoint_defaults: dict = field(default_factory=dict)
+    #: the decoder's value-norm output (`attnreport.export.value_norms`): ``"value_norms"``, or None
+    #: for exports made before it and models whose attention it cannot read
+    value_norms: str | None = None
 
 
 @dataclass

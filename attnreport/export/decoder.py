@@ -5,9 +5,11 @@ are computed where the graphs are built, `GenerationCheck` compares them once th
 freed); splitting them would split that check.
 
 ``decoder.onnx`` runs ``q`` new positions against a cache of ``past`` positions and returns
-only the new positions' logits, attention rows and hidden states, with the grown cache; the
-prefill is the same graph with an empty cache (``past = 0``), chunked prefills are ``q > 1``
-with a cache. ``lm_head.onnx`` is the final norm and unembedding, for the logit lens.
+only the new positions' logits, attention rows, hidden states and value norms (the norm of what
+each new key carries through each head, for norm-weighted attention:
+`attnreport.export.value_norms`), with the grown cache; the prefill is the same graph with an empty
+cache (``past = 0``), chunked prefills are ``q > 1`` with a cache. ``lm_head.onnx`` is the final
+norm and unembedding, for the logit lens.
 
 `transformers` keeps the cache in a `DynamicCache` object; the exported graph sees it as
 flat tensors (``past_key_values.<layer>.key`` / ``.value`` in, ``present.<layer>.key`` /
@@ -23,7 +25,8 @@ off (transformers merges a checkpoint's ``generation_config.json`` into any conf
 given, so Qwen2.5-Instruct's ``repetition_penalty`` 1.05 or ``do_sample`` would otherwise make it
 compare plain greedy with penalised or sampled decoding); the settings it switched off are
 recorded in the manifest (`DecoderCard.checkpoint_defaults`). Every step's attentions, logits and
-hidden states match PyTorch eager on the same tokens; a left-padded batch of the prompts gives the
+hidden states match PyTorch eager on the same tokens, and every key's value norm matches the norm
+computed from the values in PyTorch's own cache; a left-padded batch of the prompts gives the
 same as each prompt alone; lm_head.onnx reproduces the model's logits from the pre-norm last hidden
 state and the final norm + unembedding of every layer.
 """
@@ -41,7 +44,15 @@ import numpy as np
 
 from attnreport.core.errors import ExportError
 from attnreport.core.modelcard import DecoderCard
+from attnreport.export.attention_calls import capture_attention_calls
 from attnreport.export.sessions import open_check_session
+from attnreport.export.value_norms import (
+    VALUE_NORMS,
+    ValueNormLayout,
+    graph_value_norms,
+    reference_value_norms,
+    value_norm_layout,
+)
 
 DECODER_FILE = "decoder.onnx"
 LM_HEAD_FILE = "lm_head.onnx"
@@ -111,8 +122,10 @@ def present_names(layers: int) -> list[str]:
     return [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
 
 
-def make_decoder(model):
-    """``(input_ids, attention_mask, *past) -> (logits, attentions, hidden_states, *present)``."""
+def make_decoder(model, value_norms: ValueNormLayout | None = None):
+    """``(input_ids, attention_mask, *past) -> (logits, attentions, hidden_states, [value_norms],
+    *present)``; ``value_norms [B, L, H, q]`` of the new positions with a `value_norms` layout
+    (`attnreport.export.value_norms`)."""
     import torch
     from transformers import DynamicCache
 
@@ -123,6 +136,9 @@ def make_decoder(model):
         def __init__(self, model):
             super().__init__()
             self.model = model
+            self.attention_modules = value_norms.modules if value_norms is not None else None
+            if value_norms is not None:
+                self.register_buffer("value_factors", value_norms.factors)
 
         def forward(self, input_ids, attention_mask, *past):
             q = input_ids.shape[1]
@@ -130,22 +146,27 @@ def make_decoder(model):
             kwargs = {}
             if takes_positions:
                 kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -q:]
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                cache=cache,
-                use_cache=True,
-                output_attentions=True,
-                output_hidden_states=True,
-                return_dict=True,
-                **kwargs,
-            )
+            capture = value_norms is not None
+            with capture_attention_calls() if capture else contextlib.nullcontext([]) as calls:
+                out = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    cache=cache,
+                    use_cache=True,
+                    output_attentions=True,
+                    output_hidden_states=True,
+                    return_dict=True,
+                    **kwargs,
+                )
             present = []
             for layer in out.cache.layers:
                 present += [layer.keys, layer.values]
             attentions = torch.stack(tuple(out.attentions), dim=1)
             hidden = torch.stack(tuple(out.hidden_states), dim=1)
-            return (out.logits, attentions, hidden, *present)
+            norms = ()
+            if capture:
+                norms = (graph_value_norms(calls, self.attention_modules, self.value_factors, q),)
+            return (out.logits, attentions, hidden, *norms, *present)
 
     return Decoder(model).eval()
 
@@ -280,7 +301,10 @@ def export_generation(
 
     layers, kv_heads, head_dim = kv_layout(model)
     dtype = next(model.parameters()).dtype
-    decoder = make_decoder(model)
+    norms, why_not = value_norm_layout(model, layers)
+    if norms is None:
+        log(f"no {VALUE_NORMS} output (norm-weighted attention): {why_not}")
+    decoder = make_decoder(model, norms)
     batch = torch.export.Dim("batch", min=1, max=4096)
     past = torch.export.Dim("past", min=0, max=1 << 20)
     seq = torch.export.Dim("seq", min=1, max=1 << 20)
@@ -291,7 +315,13 @@ def export_generation(
         (torch.randint(2, 10, (2, 4)), torch.ones(2, 7, dtype=torch.int64), *example_past),
         folder / DECODER_FILE,
         input_names=["input_ids", "attention_mask", *past_names(layers)],
-        output_names=["logits", "attentions", "hidden_states", *present_names(layers)],
+        output_names=[
+            "logits",
+            "attentions",
+            "hidden_states",
+            *([VALUE_NORMS] if norms is not None else []),
+            *present_names(layers),
+        ],
         dynamic_shapes={
             "input_ids": {0: batch, 1: seq},
             "attention_mask": {0: batch, 1: torch.export.Dim.AUTO},
@@ -324,7 +354,9 @@ def export_generation(
     return GenerationCheck(
         folder=folder,
         rows=rows,
-        references=[decoder_reference(model, r, pad_id=pad_id) for r in rows],
+        references=[
+            decoder_reference(model, r, pad_id=pad_id, slices=norms.slices if norms else None) for r in rows
+        ],
         lens_reference=lens_reference(model, norm, rows[-1]) if lm_head is not None else None,
         pad_id=pad_id,
         layers=layers,
@@ -341,6 +373,7 @@ def export_generation(
             last_hidden_normed=normed,
             chat_template=bool(getattr(tok, "chat_template", None)),
             checkpoint_defaults=checkpoint_decoding(model),
+            value_norms=VALUE_NORMS if norms is not None else None,
         ),
     )
 
@@ -388,7 +421,8 @@ def onnx_greedy(
 ) -> list[dict]:
     """Greedy decoding of left-padded `rows` in onnxruntime, no stopping: per row the tokens and,
     per step, the choosing position's logits, hidden states and attention rows over the row's
-    own keys (padding cut off). The export check's loop; `trace.generate` is the real one."""
+    own keys (padding cut off), and the value norms of every key the row's steps read (with a
+    ``value_norms`` output). The export check's loop; `trace.generate` is the real one."""
     inputs = {i.name: i for i in session.get_inputs()}
     dtype = np.float16 if "float16" in inputs[past_names(layers)[0]].type else np.float32
     shape = inputs[past_names(layers)[0]].shape
@@ -399,7 +433,8 @@ def onnx_greedy(
         ids[i, n - len(r) :], mask[i, n - len(r) :] = r, 1
     past = {name: np.zeros((b, shape[1], 0, shape[3]), dtype) for name in past_names(layers)}
     out_names = [o.name for o in session.get_outputs()]
-    results = [{"tokens": [], "logits": [], "hidden": [], "attentions": []} for _ in rows]
+    norms = VALUE_NORMS in out_names
+    results = [{"tokens": [], "logits": [], "hidden": [], "attentions": [], "value_norms": []} for _ in rows]
 
     def run(step_ids, step_mask):
         got = dict(
@@ -414,6 +449,9 @@ def onnx_greedy(
 
     for start in range(0, n, chunk):
         got = run(ids[:, start : start + chunk], mask[:, : start + chunk])
+        if norms:  # the chunk's real positions: padding cut off
+            for i, r in enumerate(rows):
+                results[i]["value_norms"].append(got[VALUE_NORMS][i, :, :, max(0, n - len(r) - start) :])
     for step in range(new_tokens):
         logits = got["logits"][:, -1].astype(np.float32)
         chosen = logits.argmax(axis=-1)
@@ -426,6 +464,13 @@ def onnx_greedy(
         if step + 1 < new_tokens:
             mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
             got = run(chosen[:, None].astype(np.int64), mask)
+            if norms:  # the key this step added to the cache
+                for i in range(b):
+                    results[i]["value_norms"].append(got[VALUE_NORMS][i, :, :, -1:])
+    for result in results:
+        # [L, H, n + new_tokens - 1]: every key the steps read (the last token chosen is never fed)
+        chunks = result.pop("value_norms")
+        result["value_norms"] = np.concatenate(chunks, axis=-1).astype(np.float32) if norms else None
     return results
 
 
@@ -436,15 +481,19 @@ def _relative(a, b) -> float:
 @dataclass
 class DecoderReference:
     """PyTorch on one check prompt: `generate`'s plain greedy tokens, and at each step (eager, on the
-    prompt and those tokens) the choosing position's attention rows, logits and hidden states."""
+    prompt and those tokens) the choosing position's attention rows, logits and hidden states; the
+    value norms ``[L, H, n + T - 1]`` of every key (None without weight slices)."""
 
     tokens: list[int]
     attentions: list[np.ndarray]
     logits: list[np.ndarray]
     hidden: list[np.ndarray]
+    value_norms: np.ndarray | None = None
 
 
-def decoder_reference(model, row: Sequence[int], *, pad_id: int) -> DecoderReference:
+def decoder_reference(model, row: Sequence[int], *, pad_id: int, slices=None) -> DecoderReference:
+    """With `slices` (per layer ``W_O^h`` ``[H, d_out, head_dim]``), the value norms from the values
+    PyTorch's forward pass leaves in its own cache: a reference independent of the graph's."""
     import torch
     from transformers import GenerationConfig
 
@@ -459,7 +508,17 @@ def decoder_reference(model, row: Sequence[int], *, pad_id: int) -> DecoderRefer
                 input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy
             )[0, n:].tolist()
         full = torch.tensor([list(row) + tokens[:-1]])
-        out = model(input_ids=full, output_attentions=True, output_hidden_states=True, return_dict=True)
+        out = model(
+            input_ids=full,
+            output_attentions=True,
+            output_hidden_states=True,
+            use_cache=slices is not None,
+            return_dict=True,
+        )
+    norms = None
+    if slices is not None:
+        cache = getattr(out, "cache", None) or out.past_key_values
+        norms = reference_value_norms([layer.values[0] for layer in cache.layers], slices)
     attentions = torch.stack(tuple(out.attentions), 1)[0].float().numpy()
     hidden = torch.stack(tuple(out.hidden_states), 1)[0].float().numpy()
     logits = out.logits[0].float().numpy()
@@ -469,6 +528,7 @@ def decoder_reference(model, row: Sequence[int], *, pad_id: int) -> DecoderRefer
         attentions=[attentions[:, :, n - 1 + t, : n + t].copy() for t in steps],
         logits=[logits[n - 1 + t].copy() for t in steps],
         hidden=[hidden[:, n - 1 + t].copy() for t in steps],
+        value_norms=norms,
     )
 
 
@@ -491,8 +551,15 @@ def check_decoder(
         ("decoder_attentions", "decoder_logits", "decoder_hidden_states", "batch_attentions", "batch_logits"),
         0.0,
     )
+    norms = alone[0]["value_norms"] is not None and references[0].value_norms is not None
+    if norms:
+        diffs |= {"decoder_value_norms": 0.0, "batch_value_norms": 0.0}
     near_ties = 0
-    for ref, got, inbatch in zip(references, alone, batched, strict=True):
+    for ref, got, inbatch, row in zip(references, alone, batched, rows, strict=True):
+        if norms:
+            diffs["batch_value_norms"] = max(
+                diffs["batch_value_norms"], _relative(inbatch["value_norms"], got["value_norms"])
+            )
         for t in range(CHECK_NEW_TOKENS):
             if inbatch["tokens"][t] != got["tokens"][t]:
                 raise ExportError(
@@ -515,6 +582,12 @@ def check_decoder(
             diffs["decoder_hidden_states"] = max(
                 diffs["decoder_hidden_states"], _relative(got["hidden"][t], ref.hidden[t])
             )
+            if norms:  # step t read keys up to n - 1 + t: the prompt, then one more each step
+                keys = slice(0, len(row)) if t == 0 else slice(len(row) - 1 + t, len(row) + t)
+                diffs["decoder_value_norms"] = max(
+                    diffs["decoder_value_norms"],
+                    _relative(got["value_norms"][..., keys], ref.value_norms[..., keys]),
+                )
             if ref.tokens[t] != got["tokens"][t]:
                 top = np.sort(ref.logits[t])[-2:]
                 if top[1] - top[0] > 1e-3 * max(1.0, abs(top[1])):

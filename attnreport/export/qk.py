@@ -1,101 +1,61 @@
 """Queries and keys of every attention layer, as the model's own attention saw them.
 
-Why through transformers' attention interface: every architecture we export (BERT, GPT-2,
-Llama, Qwen2, ...) calls ``ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)``
-with the query and key *after* rotary position encoding and *before* grouped-query key heads are
-repeated, and passes the scale it multiplies the scores by (GPT-2's inverse-layer scaling
-included). Standing in for "eager" there, for the length of one forward pass, sees exactly what
-the scores are made from, whatever the architecture does before; module hooks would see the
-projections before rotary, and each family's rotary differs.
-
-The recorder delegates to the model's own eager function, so the forward pass is unchanged. A
-model whose attention does not go through the interface (GPT-2 with ``reorder_and_upcast_attn``)
-records fewer calls than it has layers and is refused; one that adds to the scores what q and k
-do not hold (soft-capping, ALiBi, relative position biases) fails `softmax_check` at export.
+They are read from the attention interface's calls (`attnreport.export.attention_calls`): the query
+and key *after* rotary position encoding, the key repeated here to the query heads, and the scale
+the caller multiplies the scores by (GPT-2's inverse-layer scaling included). A model whose
+attention does not go through the interface (GPT-2 with ``reorder_and_upcast_attn``) records
+fewer calls than it has layers and is refused; one that soft-caps its scores is refused too; one
+that adds to the scores what q and k do not hold (ALiBi, relative position biases) fails
+`softmax_check` at export.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
-from dataclasses import dataclass
 
 import numpy as np
 
 from attnreport.core.errors import ExportError
+from attnreport.export.attention_calls import AttentionCall, capture_attention_calls, repeat_heads
 
 #: the ONNX outputs a ``--with-qk`` export adds, each ``[B, L, H, n, head_dim]``
 QK_OUTPUTS = ("queries", "keys")
+#: what a user does when the queries and keys cannot be captured
+WITHOUT = "export without --with-qk"
 
 
-@dataclass
-class Captured:
-    """One attention call: the query, the key repeated to the query heads, and the score scale."""
-
-    query: object
-    key: object
-    scale: float
+def capture_qk() -> contextlib.AbstractContextManager[list[AttentionCall]]:
+    """Within the block, every eager attention call is recorded into the yielded list (`stacked`
+    turns it into the queries and keys)."""
+    return capture_attention_calls(why=WITHOUT)
 
 
-def _own_eager(module):
-    """The eager attention function of the module's own modeling file (GPT-2's, Llama's, ...)."""
-    own = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
-    if own is None:
+def _scale(call: AttentionCall) -> float:
+    name = type(call.module).__name__
+    if call.softcap:
         raise ExportError(
-            f"--with-qk: {type(module).__name__} has no eager_attention_forward in its modeling "
-            f"file, so its queries and keys cannot be captured; export without --with-qk"
+            f"--with-qk: {name} soft-caps its attention scores, so q·k does not reproduce them; {WITHOUT}"
         )
-    return own
+    scale = call.query.shape[-1] ** -0.5 if call.scaling is None else call.scaling
+    if not isinstance(scale, (int, float)):
+        raise ExportError(f"--with-qk: {name} scales its scores by a tensor")
+    return float(scale)
 
 
-def _recorder(calls: list[Captured]):
-    def record(module, query, key, value, attention_mask, scaling=None, **kwargs):
-        if kwargs.get("softcap") or getattr(getattr(module, "config", None), "attn_logit_softcapping", None):
-            raise ExportError(
-                f"--with-qk: {type(module).__name__} soft-caps its attention scores, so q·k does not "
-                f"reproduce them; export without --with-qk"
-            )
-        scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-        if not isinstance(scale, (int, float)):
-            raise ExportError(f"--with-qk: {type(module).__name__} scales its scores by a tensor")
-        groups = query.shape[1] // key.shape[1]
-        # repeat_kv's order: query head h reads key head h // groups
-        repeated = key.repeat_interleave(groups, dim=1) if groups > 1 else key
-        calls.append(Captured(query=query, key=repeated, scale=float(scale)))
-        return _own_eager(module)(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
-
-    return record
-
-
-@contextlib.contextmanager
-def capture_qk():
-    """Within the block, every eager attention call records its query and key into the yielded list."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    calls: list[Captured] = []
-    before = ALL_ATTENTION_FUNCTIONS._local_mapping.get("eager")
-    ALL_ATTENTION_FUNCTIONS["eager"] = _recorder(calls)
-    try:
-        yield calls
-    finally:
-        if before is None:
-            del ALL_ATTENTION_FUNCTIONS["eager"]
-        else:
-            ALL_ATTENTION_FUNCTIONS["eager"] = before
-
-
-def stacked(calls: list[Captured], layers: int):
-    """Queries and keys ``[B, L, H, n, head_dim]`` and the scale of each layer, from one forward pass."""
+def stacked(calls: list[AttentionCall], layers: int):
+    """Queries and keys ``[B, L, H, n, head_dim]`` (keys repeated to the query heads) and the scale
+    of each layer, from one forward pass."""
     import torch
 
     if len(calls) != layers:
         raise ExportError(
             f"--with-qk: {len(calls)} attention calls went through transformers' attention interface "
-            f"for {layers} layers; this model computes some attention its own way, export without --with-qk"
+            f"for {layers} layers; this model computes some attention its own way, {WITHOUT}"
         )
+    scales = [_scale(c) for c in calls]
     queries = torch.stack([c.query for c in calls], dim=1)
-    keys = torch.stack([c.key for c in calls], dim=1)
-    return queries, keys, [c.scale for c in calls]
+    keys = torch.stack([repeat_heads(c.key, c.query.shape[1]) for c in calls], dim=1)
+    return queries, keys, scales
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

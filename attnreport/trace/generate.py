@@ -15,7 +15,8 @@ Forced decoding (a given `completion`) runs prompt + completion once, teacher-fo
 the same outputs at the positions that choose each completion token.
 
 What is kept per prompt, and so the memory per prompt: the attention rows of the choosing
-positions ``[L, H, T, n + T - 1]``, their hidden states, the scores, and the prompt's own ``n x n``
+positions ``[L, H, T, n + T - 1]``, their hidden states, the scores, the keys' value norms ``[L, H,
+n + T - 1]`` (each run returns those of the keys it adds to the cache), and the prompt's own ``n x n``
 attention only up to `GenerationOptions.prompt_attention_limit`; the KV cache while it runs; and
 one prefill chunk's outputs (``[B, L, H, chunk, n]``), so memory grows linearly with the prompt.
 """
@@ -121,6 +122,8 @@ class _Row:
         self.ids: list[int] = []
         self.attentions: list[np.ndarray] = []
         self.hidden: list[np.ndarray] = []
+        #: the value norms of the row's keys, in key order, as runs return them: ``[L, H, k]`` each
+        self.value_norms: list[np.ndarray] = []
         self.scores: list[Scores] = []
         self.stop_reason: str | None = None
 
@@ -383,6 +386,7 @@ class Generator:
                 row.stop_reason = "forced"
             return [self._finish(row, options) for row in rows]
 
+        norms = self.graphs.value_norms
         stopping = options.stopping(self.graphs.eos_token_ids)
         chooser = Greedy()
         processors = options.processors()
@@ -416,6 +420,9 @@ class Generator:
                 active = [active[j] for j in still]
             mask = np.concatenate([mask, np.ones((len(active), 1), np.int64)], axis=1)
             got = self._step(chosen[:, None].astype(np.int64), mask, past)
+            if norms is not None:  # the key this step added to the cache
+                for j, i in enumerate(active):
+                    rows[i].value_norms.append(got[norms][j, :, :, -1:])
             logits = got["logits"][:, -1].astype(np.float32)
             attentions, hidden = got["attentions"][:, :, :, -1], got["hidden_states"][:, :, -1]
         return [self._finish(row, options) for row in rows]
@@ -424,11 +431,15 @@ class Generator:
         self, rows: list[_Row], got, start: int, end: int, options: GenerationOptions
     ) -> None:
         """Keep what a prefill chunk (global positions ``start .. end - 1``) holds for each row:
-        its prompt's attention rows, and in forced mode the choosing positions' outputs."""
+        its prompt's attention rows, its keys' value norms, and in forced mode the choosing
+        positions' outputs."""
         forced_rows, forced_at = [], []
+        norms = self.graphs.value_norms
         for i, row in enumerate(rows):
             n = len(row.enc.ids)
             first = max(start, row.pad)
+            if norms is not None and first < end:
+                row.value_norms.append(got[norms][i, :, :, first - start : end - start])
             if row.prompt_attentions is not None:
                 for g in range(first, min(end, row.pad + n)):
                     r = g - row.pad
@@ -481,6 +492,9 @@ class Generator:
             return np.stack([getattr(s, name) for s in of], axis=axis)
 
         hidden = np.stack(row.hidden, axis=1)  # [L + 1, T, d]
+        value_norms = None
+        if row.value_norms:  # forced rows ran their last token too, which no step reads
+            value_norms = np.concatenate(row.value_norms, axis=-1)[..., : n + steps - 1]
         lens = {}
         if options.lens:
             # layers 0 .. L - 1 read through lm_head.onnx, all steps at once; layer L is the answer's own
@@ -522,6 +536,7 @@ class Generator:
             attentions=attentions,
             hidden=hidden,
             prompt_attentions=row.prompt_attentions,
+            value_norms=value_norms,
             forced=enc.completion is not None,
             stop_reason=row.stop_reason or "max_new_tokens",
             template=self.template.name if options.chat_template else None,
