@@ -190,6 +190,15 @@ SMOLLM2_NOTE = (
 )
 
 
+def _current(model_dir: Path) -> bool:
+    """An export of the demo's LM made by this version: with the value norms its pages read (an
+    older export in the cache is made again)."""
+    if not is_exported(model_dir):
+        return False
+    decoder = ModelCard.load(model_dir).generation
+    return decoder is not None and decoder.value_norms is not None
+
+
 def smollm2_export(cache: Path, *, log=_stderr) -> Path:
     """SmolLM2-135M-Instruct exported from its GGUF file (KV-cache decoder and lm_head too) into
     ``cache/demo/``: once, keyed by the file's hash; its card notes say what the model is."""
@@ -197,10 +206,10 @@ def smollm2_export(cache: Path, *, log=_stderr) -> Path:
 
     gguf = smollm2_gguf()
     model_dir = Path(cache) / "demo" / f"smollm2-{sha256_file(gguf)[:16]}" / "model"
-    if not is_exported(model_dir):
+    if not _current(model_dir):
         busy = BuildError(f"another attnreport is exporting the demo's LM into {model_dir}; wait for it")
         with folder_lock(model_dir, busy=busy):
-            if not is_exported(model_dir):  # another run may have finished it since the first look
+            if not _current(model_dir):  # another run may have finished it since the first look
                 from attnreport.export import export_model
 
                 log(f"exporting SmolLM2-135M-Instruct from {gguf} (once; cached in {model_dir})")

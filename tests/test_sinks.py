@@ -50,8 +50,10 @@ def test_the_rule_finds_what_a_literal_reading_of_it_finds(seed):
     rows = random_rows(rng, sink=0 if seed % 2 else 2)
     sinks = find_sinks(rows, 6)
     assert sinks.layers == brute_force_sinks(rows, 6)
-    # the share: each layer's sinks' weight, mean of heads, per step
-    for layer, positions in enumerate(sinks.layers):
+    # the share: the weight on every sink position (a sink in any layer), mean of heads, per step
+    positions = sorted({p for layer in sinks.layers for p in layer})
+    assert sinks.positions == positions
+    for layer in range(rows.shape[0]):
         want = rows[layer][:, :, positions].sum(-1).mean(0) if positions else np.zeros(rows.shape[2])
         np.testing.assert_allclose(sinks.share[layer], want, atol=1e-12)
 
@@ -79,7 +81,7 @@ def test_beyond_the_sink_renormalises_and_norm_weighting_is_the_formula():
                 row = rows[layer, head, t].copy()
                 w = row * norms[layer, head]
                 np.testing.assert_allclose(weighted[layer, head, t], w / w.sum(), atol=1e-12)
-                row[sinks.layers[layer]] = 0
+                row[sinks.positions] = 0
                 np.testing.assert_allclose(beyond[layer, head, t], row / row.sum(), atol=1e-12)
     with pytest.raises(ValueError, match="value norms"):
         view_rows("norm_weighted", rows, sinks=sinks, value_norms=None)

@@ -4,8 +4,8 @@ Raw weights say where a head's softmax went, not what reached the position: on a
 of it goes to an attention sink whose value vectors are small (`analysis.sinks`). Two published
 corrections, alone or together:
 
-- **beyond the sink**: the sink positions of each layer set apart and each row renormalised over
-  the rest (the share set apart is stated next to it);
+- **beyond the sink**: the sink positions (a sink in any layer) set apart in every layer and each
+  row renormalised over the rest (the share set apart is stated next to it);
 - **norm-weighted** (Kobayashi et al. 2020, "Attention is Not Only a Weight"): each weight times
   the norm of what it carries, ``α_ij · ‖v_j W_O^h‖``, renormalised per row, so a key whose value
   adds nothing to the residual stream gets nothing. Needs the value norms the decoder records
@@ -72,10 +72,12 @@ VIEWS: dict[str, AttentionView] = {
 #: every layer and head, or rollout through every layer
 AGGREGATES = ("attention", "mean_attention", "rollout")
 
-#: the view and aggregate a causal LM's page opens on: the one whose ranking of the prompt's words
-#: measured most faithful on the demo's real chat model (ERASER comprehensiveness minus
-#: sufficiency, mean over answers; README, "Which attention view to trust")
-DEFAULT_VIEW = ("norm_weighted_beyond_sink", "mean_attention")
+#: the view and aggregate a causal LM's page opens on: of the attention views, the one whose ranking
+#: of the prompt's units measured most faithful on the demo's real chat model (ERASER
+#: comprehensiveness minus sufficiency, mean over answer tokens; README, "Which attention view to
+#: trust"). Rollout measured at or below random there: in a causal model every row can only read
+#: earlier positions, so rollout's mass drains onto the first ones.
+DEFAULT_VIEW = ("beyond_sink", "attention")
 
 
 def ranking_name(view: str, aggregate: str) -> str:
@@ -130,10 +132,8 @@ def view_layer(
         if value_norms is None:
             raise ValueError(f"attention view {name!r} needs value norms, which this trace lacks")
         out = out * np.asarray(value_norms[layer], dtype=np.float64)[:, None, :keys]
-    if view.folds_sinks and sinks is not None and sinks.layers[layer]:
-        keep = np.ones(keys, dtype=bool)
-        keep[[p for p in sinks.layers[layer] if p < keys]] = False
-        out = out * keep
+    if view.folds_sinks and sinks is not None and sinks.positions:
+        out = out * ~sinks.mask(keys)
     return _renormalised(out)
 
 

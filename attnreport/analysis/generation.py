@@ -130,7 +130,7 @@ class ViewedAttention:
 
 def viewed_attention(trace: GenerationTrace, sinks: Sinks) -> dict[str, ViewedAttention]:
     """The answer's attention through every view the trace allows (`available_views`)."""
-    norms = getattr(trace, "value_norms", None)  # TODO(vnorm merge): the field
+    norms = trace.value_norms
     full = full_attention(trace) if trace.steps else None
     choosing = trace.n_prompt - 1 + np.arange(trace.steps)
     out = {}
@@ -222,7 +222,7 @@ def analyse_generation(trace: GenerationTrace, explain: AnswerExplainer | None =
         log_probability = float(np.log(probability).sum()) if not empty else 0.0
     sinks = find_sinks(trace.attentions, trace.n_prompt)
     views = viewed_attention(trace, sinks)
-    shown = default_view(getattr(trace, "value_norms", None))
+    shown = default_view(trace.value_norms)
     rankings = {name: rows for view in views.values() for name, rows in view.rankings().items()}
     return GenerationAnalysis(
         trace=trace,

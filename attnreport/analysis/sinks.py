@@ -10,7 +10,10 @@ The rule, per layer: a key position is a sink when it takes at least `SINK_WEIGH
 attention in at least `SINK_MAJORITY` of the (head, query) pairs that can see it. The queries are
 the positions that chose the answer's tokens. A token a single step copies from, however
 strongly, is looked at by one query, not most of them, so it is no sink; a position that every
-head keeps returning to, whatever is being written, is.
+head keeps returning to, whatever is being written, is. A position that is a sink in any layer is
+set apart in every layer by the views beyond the sink: its share is stated, and a position the
+heads park attention on in some layers would otherwise head the ranking in others (measured on
+the demo's chat model: a secondary sink on a space token did).
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ SINK_RULE = (
 class Sinks:
     """The sinks of one answer's attention rows.
 
-    ``layers[l]``: the sink positions of layer ``l`` (sorted); ``share [L, T]``: per layer and
-    answer step, the head-averaged share of the step's attention on that layer's sinks;
-    ``positions``: every position that is a sink in some layer (sorted)."""
+    ``layers[l]``: the sink positions of layer ``l`` (sorted); ``positions``: every position that
+    is a sink in some layer (sorted), the ones set apart; ``share [L, T]``: per layer and answer
+    step, the head-averaged share of the step's attention on `positions`."""
 
     layers: list[list[int]]
     share: np.ndarray
@@ -52,14 +55,13 @@ class Sinks:
         return sorted({p for layer in self.layers for p in layer})
 
     def mask(self, keys: int) -> np.ndarray:
-        """``[L, keys]`` boolean: which keys are set apart in each layer."""
-        out = np.zeros((len(self.layers), keys), dtype=bool)
-        for layer, positions in enumerate(self.layers):
-            out[layer, positions] = True
+        """``[keys]`` boolean: the keys set apart (`positions`)."""
+        out = np.zeros(keys, dtype=bool)
+        out[[p for p in self.positions if p < keys]] = True
         return out
 
     def step_share(self, step: int) -> float:
-        """The step's attention on sinks, mean of layers (each layer's own sinks) and heads."""
+        """The step's attention on the sink positions, mean of layers and heads."""
         return float(self.share[:, step].mean()) if self.share.size else 0.0
 
 
@@ -80,6 +82,5 @@ def find_sinks(rows: np.ndarray, n_prompt: int) -> Sinks:
         fraction = np.where(seen_by > 0, strong / np.maximum(seen_by, 1), 0.0)
     found = [np.flatnonzero(fraction[layer] >= SINK_MAJORITY).tolist() for layer in range(layers)]
     sinks = Sinks(layers=found, share=np.zeros((layers, steps)))
-    mask = sinks.mask(keys).astype(np.float64)  # [L, K]
-    sinks.share = np.einsum("lhtk,lk->lt", rows, mask) / heads
+    sinks.share = np.einsum("lhtk,k->lt", rows, sinks.mask(keys).astype(np.float64)) / heads
     return sinks
