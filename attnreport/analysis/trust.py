@@ -85,11 +85,7 @@ class Trust:
             f"taking {their} top {unit} away lowers {what} by {margin} {more} than taking as many "
             f"random {unit} away"
         )
-        shown = (
-            self.noise is not None
-            and round(100 * self.noise if self.output == "probability" else self.noise, 2) > 0
-        )
-        noise = f" of ±{_amount(self.noise, self.output)}" if shown else ""
+        noise = f" of ±{_amount(self.noise, self.output)}" if self.noise else ""
         if self.level is TrustLevel.RELIABLE:
             return f"{subject} {are} reliable: {compared}, beyond the noise{noise}."
         if self.level is TrustLevel.CHANCE:
@@ -121,8 +117,10 @@ def _amount(x: float | None, output: str) -> str:
         return "?"
     if output == "probability":
         points = round(100 * x)
-        return "1 point" if points == 1 else f"{points} points"
-    return f"{x:.2f}"
+        if points >= 1:
+            return "1 point" if points == 1 else f"{points} points"
+        return f"{100 * x:.1f} points" if 100 * x >= 0.05 else "less than 0.1 points"
+    return f"{x:.2f}" if x >= 0.005 else "less than 0.01"
 
 
 def rule(threshold: float, negligible: float, output: str = "probability") -> str:

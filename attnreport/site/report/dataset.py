@@ -18,10 +18,12 @@ def heads_section(heads: list[HeadSummary]) -> list[dict]:
 
 def analysis_section(results: AnalysisResults) -> dict:
     """report.json's `analysis`: the dataset means of faithfulness and of agreement with
-    occlusion, per method, and the attention by distance where it was measured."""
+    occlusion, per method, each view's trust verdict (`analysis.trust`), and the attention by
+    distance where it was measured."""
     out = {
         "faithfulness": results.summaries.faithfulness,
         "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
+        "trust": results.summaries.trust,
     }
     if results.distance_profile is not None:
         out["attention_by_distance"] = results.distance_profile
