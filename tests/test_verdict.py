@@ -165,7 +165,8 @@ def test_every_verdict_is_rebuilt_from_report_json(tiny, tmp_path, negligible, r
 
 def test_the_page_opens_with_the_verdict_and_colours_on_a_fixed_scale(browser, tiny, tmp_path, sample_site):
     """The verdict above every figure, its terms on demand; attribution colours on the configured
-    scale, clipped beyond it, neutral below the negligible effect; [UNK] tokens shown as their
+    scale, clipped beyond it, neutral below the negligible effect, or by the text's own strongest
+    effect at the switch; the trust verdict beside the figures; [UNK] tokens shown as their
     characters and counted on the page and the index; "+0.000" said as no measurable effect."""
     rows = sample_rows()
     model = tiny.export("bert")
@@ -221,6 +222,31 @@ def test_the_page_opens_with_the_verdict_and_colours_on_a_fixed_scale(browser, t
         legend = page.text_content("#legend")
         assert f"colour scale ±{js_number(scale)} (probability" in legend
         assert f"grey: effects below {js_number(negligible)}, too small to matter" in legend
+        # the strongest effect said in words, and the switch to this text's own scale: its strongest
+        # token in full colour, the others by their share of it, grey still below the negligible effect
+        strongest = max(abs(v) for v, sp in zip(a["values"], e["special"], strict=True) if not sp)
+        assert page.is_visible("#strongest")
+        assert page.text_content("#strongest [data-strongest]").startswith(
+            f"The strongest effect on this text is ±{js_number(strongest)} (probability), "
+        )
+        page.check("#own-scale")
+        own = page.eval_on_selector_all(
+            "#tokens .token", "ts => ts.map(t => t.style.getPropertyValue('--w'))"
+        )
+        assert page.get_attribute("#tokens", "data-scale") == "own"
+        for w, value, special in zip(own, a["values"], e["special"], strict=True):
+            if not special:
+                share, _ = expected_shade(value, {"scale": strongest, "negligible": negligible}, 0)
+                assert float(w) == pytest.approx(share, abs=1e-3)
+        top = max((abs(v), i) for i, v in enumerate(a["values"]) if not e["special"][i])[1]
+        assert float(own[top]) == (1.0 if strongest >= negligible else 0.0)
+        seen.add("own scale, full colour" if strongest >= negligible else "own scale, all grey")
+        assert f"colour scale ±{js_number(strongest)} (probability; this text's strongest effect" in (
+            page.text_content("#legend")
+        )
+        page.uncheck("#own-scale")
+        assert page.get_attribute("#tokens", "data-scale") == "fixed"
+        assert f"colour scale ±{js_number(scale)} (probability" in page.text_content("#legend")
         if unknown[e["id"]]:
             assert page.get_attribute("#unknown-tokens", "data-count") == str(len(unknown[e["id"]]))
             assert "unknown to the model" in page.text_content("#legend")
@@ -243,7 +269,7 @@ def test_the_page_opens_with_the_verdict_and_colours_on_a_fixed_scale(browser, t
         assert page.text_content("#trust") == e["trust"]["shapley"]["sentence"]
         assert page.get_attribute("#trust", "data-level") == e["trust"]["shapley"]["level"]
         assert not page.locator("#trust-rule p").is_visible()
-    assert seen == {"beyond", "neutral", "scaled"}
+    assert {"beyond", "neutral", "scaled", "own scale, full colour"} <= seen
     assert page.evaluate("window.__pwned") is None
     page.goto((site / "index.html").as_uri())
     t = report["analysis"]["trust"]["shapley"]
