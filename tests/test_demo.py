@@ -146,7 +146,7 @@ def test_demo_token_colours_follow_report_json(browser, demo_site):
         ]
         legend = page.text_content("#legend")
         if any(unsure):
-            assert f"dotted outline: {sum(unsure)} within 1.96 standard errors of 0" in legend
+            assert f"dotted outline: {sum(unsure)} whose direction is not established" in legend
         else:
             assert "dotted" not in legend
         assert len(tokens) == len(values) == len(example["tokens"])

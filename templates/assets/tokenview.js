@@ -126,7 +126,7 @@
       var unknownCount = unit === "token" ? Object.keys(unknown).length : 0;
       if (unknownCount) caption += " · red underline: " + unknownCount + " unknown to the model";
       if (unit !== "token") caption = "one value per " + unit + " (" + data.units.length + " " + unit + "s) · " + caption;
-      if (unsure) caption += " · dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)";
+      if (unsure) caption += " · dotted outline: " + unsure + " whose direction is not established (within 1.96 standard errors of 0)";
       if (legend) legend.textContent = caption;
       if (ownScale) ownScale.disabled = !fixed || max === 0;
       if (strongestLine) {
