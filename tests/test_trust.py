@@ -150,3 +150,12 @@ def test_over_texts_the_noise_is_the_standard_error_of_the_paired_margins():
     assert t.level == by_hand(np.mean(comp), np.mean(rand), np.mean(suff), np.mean(rand_suff), se=se)
     one = trust_over_texts([0.5], [0.1], [0.1], [0.3], output="probability", output_range=1.0, negligible=0)
     assert one.noise is None and one.level == "reliable"
+
+
+def test_a_difference_too_small_to_print_is_said_in_words():
+    t = trust(0.1000001, 0.1, std_error=1e-6)
+    assert t.level == "no better than chance"
+    assert t.sentence() == (
+        "These attributions are no better than chance: taking their top tokens away changes the "
+        "prediction about as much as taking as many random tokens away."
+    )

@@ -86,10 +86,17 @@ class Trust:
             f"taking {their} top {unit} away lowers {what} by {margin} {more} than taking as many "
             f"random {unit} away"
         )
+        if margin.startswith("less than"):  # too small to print: said in words
+            compared = (
+                f"taking {their} top {unit} away changes {what} about as much as taking as many "
+                f"random {unit} away"
+            )
         noise = f" of ±{_amount(self.noise, self.output)}" if self.noise else ""
         if self.level is TrustLevel.RELIABLE:
             return f"{subject} {are} reliable: {compared}, beyond the noise{noise}."
         if self.level is TrustLevel.CHANCE:
+            if margin.startswith("less than"):
+                return f"{subject} {are} no better than chance: {compared}."
             return f"{subject} {are} no better than chance: {compared}, {_why_chance(self, noise)}."
         if self.sufficiency_margin is not None and self.sufficiency_margin < 0 and self._clears():
             return (

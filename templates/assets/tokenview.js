@@ -134,7 +134,7 @@
         var says = strongestLine.querySelector("[data-strongest]");
         if (says && fixed) {
           says.textContent = "The strongest effect on this text is ±" + num(max) + " (" + fixed.output +
-            "), " + (max < fixed.scale ? Math.round(100 * max / fixed.scale) + "% of the fixed colour scale's ±" +
+            "), " + (max < fixed.scale ? (100 * max < fixed.scale ? "under 1" : Math.round(100 * max / fixed.scale)) + "% of the fixed colour scale's ±" +
             num(fixed.scale) + ", the same on every page" : "at or beyond the fixed colour scale's ±" + num(fixed.scale)) + ".";
         }
       }
