@@ -70,6 +70,9 @@ def test_compare_page_with_the_int8_export(tiny, tmp_path):
     assert c["agreement"] == pytest.approx(agree)
     html = (site / "compare.html").read_text()
     assert "int8" in html and 'href="compare.html"' in (site / "index.html").read_text()
+    # the columns are named by what differs, not by the class both share
+    head = html.split('<table class="examples" id="compare-rows">')[1].split("</thead>")[0]
+    assert "<th>fp32</th><th>int8</th>" in head and "BertFor" not in head
     # one definition, stated where the number is, with the texts it is measured on: the index's
     # and the compare page's figure for these texts are the same, the export's is named as its own
     definition = "the largest change of any one attention weight: any layer, head, query and key"

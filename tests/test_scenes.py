@@ -202,7 +202,7 @@ def test_a_probe_at_another_layer_says_so():
         x, preds, head, labels=LABELS, grid=8, layer=2, source="probe", probe_target="prediction"
     )
     scene = scene_for(probe, preds)
-    assert scene.title == "Decision space, layer 2 (probe)"
+    assert scene.title == "Decision space, after layer 1 (probe)"  # state 2: after layers 0 and 1
     facts = scene.facts
     want = {"layer": 2, "pooling": "first", "source": "probe", "probe_target": "prediction"}
     assert {name: getattr(facts, name) for name in want} == want
@@ -255,7 +255,8 @@ def test_flow_edges_are_the_sparsified_head_average_and_the_mass_is_stated():
         scene = flow_scene(trace, rollout_row=rollout(trace.attentions)[0], top_k=k)
         expected = sparsify(head_average(trace.attentions), top_k=k)
         xyz = scene.points.xyz.reshape(layers + 1, n, 3)
-        assert [lines.name for lines in scene.lines] == [f"layer {layer}" for layer in range(1, layers + 1)]
+        # named by the attention layer they draw, counted from 0 as everywhere in the report
+        assert [lines.name for lines in scene.lines] == [f"layer {layer}" for layer in range(layers)]
         kept_total = 0.0
         for layer, lines in enumerate(scene.lines, start=1):
             got = np.zeros((n, n))
@@ -282,7 +283,9 @@ def test_flow_markers_grow_with_rollout_and_tokens_label_layer_zero():
     assert np.all(np.diff(sizes[order]) >= 0)
     assert sizes[0] == sizes.max() and sizes[3] == sizes.min() and sizes[5] == sizes[6]
     assert np.all(np.diff(relevance[order])[np.diff(sizes[order]) == 0] == 0)  # ties only where r ties
-    token_texts = [t for t in scene.texts if not t.text.startswith("layer ")]
+    rows = [t.text for t in scene.texts if t.text == "input" or t.text.startswith("after layer ")]
+    assert rows == ["input"] + [f"after layer {layer}" for layer in range(trace.layers)]
+    token_texts = [t for t in scene.texts if t.text not in rows]
     assert [t.text for t in token_texts] == trace.tokens
     np.testing.assert_allclose([t.xyz[0] for t in token_texts], np.arange(7))
     assert all(t.xyz[1] < 0 for t in token_texts)  # below layer 0
@@ -341,8 +344,9 @@ def test_trajectory_vertices_are_the_pca_projection_of_every_layers_states():
     signs = np.sign(np.sum(expected * np.asarray(scene.points.xyz).reshape(4, 9, 3), axis=(0, 1)))
     expected = expected * signs
     np.testing.assert_allclose(scene.points.xyz, expected.reshape(-1, 3), atol=1e-9)
-    # one polyline per token: layer l's line set joins each token's state at l-1 to the one at l
-    assert [lines.name for lines in scene.lines] == ["layer 1", "layer 2", "layer 3"]
+    # one polyline per token: the line set of layer l - 1 (counted from 0) joins each token's
+    # state l - 1 to its state l
+    assert [lines.name for lines in scene.lines] == ["layer 0", "layer 1", "layer 2"]
     for layer, lines in enumerate(scene.lines, start=1):
         np.testing.assert_allclose(lines.segments[:, 0], expected[layer - 1], atol=1e-9)
         np.testing.assert_allclose(lines.segments[:, 1], expected[layer], atol=1e-9)
@@ -533,7 +537,7 @@ def test_export_glb_is_binary_gltf_2_with_the_meshes(tmp_path):
     assert leaves[2:] == [len(mesh.triangles) for mesh in scene.meshes]
     flow = export_glb(flow_scene(make_trace(), rollout_row=np.ones(9)), tmp_path / "flow.glb")
     gltf, _ = unpack_glb(flow.read_bytes())
-    assert [mesh["name"] for mesh in gltf["meshes"]] == ["points", "layer 1", "layer 2", "layer 3"]
+    assert [mesh["name"] for mesh in gltf["meshes"]] == ["points", "layer 0", "layer 1", "layer 2"]
 
 
 def test_to_json_is_deterministic_plain_and_counts_match():

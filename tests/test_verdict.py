@@ -85,13 +85,59 @@ def expected_verdict(e: dict, labels: list[str]) -> str:
         trust = f"taking the top {units} away raises the prediction by {pct(-f / q)}"
     if abs(f) >= max(tiny, q / 200) or abs(r) >= max(tiny, q / 200):
         trust += f" (random {units}: {pct(r / q)})"
-    if f <= r:
-        trust += ", no better than random: read them with care"
+    trust += {
+        "reliable": ", reliable",
+        "weak": ", weak: read them with care",
+        "no better than chance": ", no better than chance: read them with care",
+    }[trust_by_hand(e["faithfulness"][method], e["faithfulness"]["random"], a)]
     parts.append(trust)
     text = "; ".join(parts) + "."
     if e["label"] in labels and e["label"] != ranked[0]:
         text += f" Wrong: the text is labelled {e['label']}."
     return text
+
+
+def trust_by_hand(f: dict, r: dict, a: dict) -> str:
+    """The trust rule as the README states it, from the report entry alone: ten points of the
+    output's range (a logit's is 10) beyond 1.96 standard errors of the random rankings."""
+    span = {"probability": 1.0, "logit": 10.0}[a["output"]]
+    margin = f["comprehensiveness"] - r["comprehensiveness"]
+    noise = 1.96 * r["comprehensiveness_std_error"]
+    if margin <= max(noise, a["negligible"]):
+        return "no better than chance"
+    if margin - noise >= 0.1 * span and f["sufficiency"] <= r["sufficiency"]:
+        return "reliable"
+    return "weak"
+
+
+def test_every_trust_verdict_is_rebuilt_from_report_json(tiny_report):
+    """Each example's verdict per view from its own figures, and the index's from the examples'."""
+    report, _ = tiny_report
+    seen = set()
+    for e in report["examples"]:
+        a = e["attributions"]["shapley"]
+        r = e["faithfulness"]["random"]
+        views = [m for m in e["faithfulness"] if m != "random"]
+        assert sorted(e["trust"]) == sorted(views)
+        for view in views:
+            t = e["trust"][view]
+            assert t["level"] == trust_by_hand(e["faithfulness"][view], r, a)
+            assert t["sentence"].split(":")[0].endswith(t["level"])
+            seen.add(t["level"])
+        assert e["trust"]["shapley"]["sentence"].startswith("These attributions are ")
+    assert seen  # (a tiny model of random weights: its views are no better than chance)
+    index = report["analysis"]["trust"]
+    for view, t in index.items():
+        rows = [e["faithfulness"] for e in report["examples"]]
+        margins = np.array([f[view]["comprehensiveness"] - f["random"]["comprehensiveness"] for f in rows])
+        noise = 1.96 * margins.std(ddof=1) / np.sqrt(len(margins))
+        assert t["examples"] == len(rows)
+        assert t["margin"] == pytest.approx(margins.mean()) and t["noise"] == pytest.approx(noise)
+        mean = {k: np.mean([f[view][k] for f in rows]) for k in ("comprehensiveness", "sufficiency")}
+        rand = {k: np.mean([f["random"][k] for f in rows]) for k in ("comprehensiveness", "sufficiency")}
+        a = report["examples"][0]["attributions"]["shapley"]
+        expected = trust_by_hand(mean, rand | {"comprehensiveness_std_error": noise / 1.96}, a)
+        assert t["level"] == expected
 
 
 @pytest.mark.parametrize("negligible", [0.01, 0.0])
@@ -119,7 +165,8 @@ def test_every_verdict_is_rebuilt_from_report_json(tiny, tmp_path, negligible, r
 
 def test_the_page_opens_with_the_verdict_and_colours_on_a_fixed_scale(browser, tiny, tmp_path, sample_site):
     """The verdict above every figure, its terms on demand; attribution colours on the configured
-    scale, clipped beyond it, neutral below the negligible effect; [UNK] tokens shown as their
+    scale, clipped beyond it, neutral below the negligible effect, or by the text's own strongest
+    effect at the switch; the trust verdict beside the figures; [UNK] tokens shown as their
     characters and counted on the page and the index; "+0.000" said as no measurable effect."""
     rows = sample_rows()
     model = tiny.export("bert")
@@ -175,19 +222,59 @@ def test_the_page_opens_with_the_verdict_and_colours_on_a_fixed_scale(browser, t
         legend = page.text_content("#legend")
         assert f"colour scale ±{js_number(scale)} (probability" in legend
         assert f"grey: effects below {js_number(negligible)}, too small to matter" in legend
+        # the strongest effect said in words, and the switch to this text's own scale: its strongest
+        # token in full colour, the others by their share of it, grey still below the negligible effect
+        strongest = max(abs(v) for v, sp in zip(a["values"], e["special"], strict=True) if not sp)
+        assert page.is_visible("#strongest")
+        assert page.text_content("#strongest [data-strongest]").startswith(
+            f"The strongest effect on this text is ±{js_number(strongest)} (probability), "
+        )
+        page.check("#own-scale")
+        own = page.eval_on_selector_all(
+            "#tokens .token", "ts => ts.map(t => t.style.getPropertyValue('--w'))"
+        )
+        assert page.get_attribute("#tokens", "data-scale") == "own"
+        for w, value, special in zip(own, a["values"], e["special"], strict=True):
+            if not special:
+                share, _ = expected_shade(value, {"scale": strongest, "negligible": negligible}, 0)
+                assert float(w) == pytest.approx(share, abs=1e-3)
+        top = max((abs(v), i) for i, v in enumerate(a["values"]) if not e["special"][i])[1]
+        assert float(own[top]) == (1.0 if strongest >= negligible else 0.0)
+        seen.add("own scale, full colour" if strongest >= negligible else "own scale, all grey")
+        assert f"colour scale ±{js_number(strongest)} (probability; this text's strongest effect" in (
+            page.text_content("#legend")
+        )
+        page.uncheck("#own-scale")
+        assert page.get_attribute("#tokens", "data-scale") == "fixed"
+        assert f"colour scale ±{js_number(scale)} (probability" in page.text_content("#legend")
         if unknown[e["id"]]:
             assert page.get_attribute("#unknown-tokens", "data-count") == str(len(unknown[e["id"]]))
             assert "unknown to the model" in page.text_content("#legend")
         else:
             assert page.locator("#unknown-tokens").count() == 0
-        cells = page.eval_on_selector_all("table.faith td", "ts => ts.map(t => t.textContent)")
+        cells = page.eval_on_selector_all(
+            "table.faith td:not(.verdict-cell)", "ts => ts.map(t => t.textContent)"
+        )
         numbers = [
             f[k] for _, f in sorted(e["faithfulness"].items()) for k in ("comprehensiveness", "sufficiency")
         ]
         assert cells == ["no measurable effect" if abs(x) < 5e-4 else f"{x:+.3f}" for x in numbers]
-    assert seen == {"beyond", "neutral", "scaled"}
+        # the verdict in words beside the figures, one per view, the rule on demand
+        verdicts = page.eval_on_selector_all(
+            "table.faith td.verdict-cell", "ts => ts.map(t => t.textContent)"
+        )
+        assert verdicts == [
+            e["trust"][v]["level"] if v in e["trust"] else "–" for v in sorted(e["faithfulness"])
+        ]
+        assert page.text_content("#trust") == e["trust"]["shapley"]["sentence"]
+        assert page.get_attribute("#trust", "data-level") == e["trust"]["shapley"]["level"]
+        assert not page.locator("#trust-rule p").is_visible()
+    assert {"beyond", "neutral", "scaled", "own scale, full colour"} <= seen
     assert page.evaluate("window.__pwned") is None
     page.goto((site / "index.html").as_uri())
+    t = report["analysis"]["trust"]["shapley"]
+    assert page.text_content("#trust") == f"Over the {t['examples']} texts: {t['sentence']}"
+    assert page.get_attribute("#trust", "data-level") == t["level"]
     assert page.get_attribute("#unknown-tokens", "data-count") == str(report["unknown_tokens"]["tokens"])
     assert page.locator("#unknown-tokens a").count() == sum(1 for v in unknown.values() if v)
     assert problems == []

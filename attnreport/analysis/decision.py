@@ -28,6 +28,23 @@ POOLINGS = ("first", "last", "mean")
 HeadFunction = Callable[[np.ndarray], np.ndarray]
 
 
+def state_name(layer: int, layers: int | None = None) -> str:
+    """Where hidden state `layer` sits, counting layers from 0 as the attention views do: state 0
+    is "at the embeddings", state l "after layer l - 1", -1 "after the last layer" (the number
+    said where the model's `layers` are known); other negative states count from the end."""
+    if layers is not None:
+        layer = layer % (layers + 1)
+        if layer == layers:
+            return f"after the last layer ({layers - 1})"
+    if layer == 0:
+        return "at the embeddings"
+    if layer == -1:
+        return "after the last layer"
+    if layer < 0:
+        return f"after the last layer but {-layer - 1}"
+    return f"after layer {layer - 1}"
+
+
 def pool(hidden: np.ndarray, special: np.ndarray, *, pooling: str, layer: int = -1) -> np.ndarray:
     """One vector per example from ``hidden [L+1, n, d]``: the first or last token, or the mean
     over the content tokens. A copy, never a view: the analysis keeps one vector per example, and

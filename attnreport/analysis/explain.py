@@ -33,7 +33,7 @@ from attnreport.core.trace import Trace
 
 #: the shape of a cached `Explanation`: part of its cache key, so results an older version made
 #: (without the fields added since) are recomputed, not served; bump it when a field is added
-EXPLANATION_VERSION = 2
+EXPLANATION_VERSION = 3
 
 
 @dataclass

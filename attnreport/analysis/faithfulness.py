@@ -33,15 +33,24 @@ class Faithfulness:
     comprehensiveness_bins: list[float]
     sufficiency_bins: list[float]
     bins: list[float]
+    #: random rankings only: the standard error of their mean comprehensiveness and sufficiency
+    #: (the spread of one ranking's value over the samples, over the square root of their count),
+    #: the noise an explanation's margin over random is read against (`analysis.trust`)
+    comprehensiveness_std_error: float | None = None
+    sufficiency_std_error: float | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "comprehensiveness": self.comprehensiveness,
             "sufficiency": self.sufficiency,
             "comprehensiveness_bins": self.comprehensiveness_bins,
             "sufficiency_bins": self.sufficiency_bins,
             "bins": self.bins,
         }
+        if self.comprehensiveness_std_error is not None:
+            out["comprehensiveness_std_error"] = self.comprehensiveness_std_error
+            out["sufficiency_std_error"] = self.sufficiency_std_error
+        return out
 
 
 def top_counts(players: int, bins: tuple[float, ...] = BINS) -> list[int]:
@@ -72,13 +81,22 @@ def faithfulness(value: ValueFunction, scores: np.ndarray, *, bins: tuple[float,
 def random_faithfulness(
     value: ValueFunction, players: int, *, samples: int = 8, random_state: int = 0, bins=BINS
 ) -> Faithfulness:
-    """The same measures for random rankings, averaged: the bar an explanation must clear."""
+    """The same measures for random rankings, averaged: the bar an explanation must clear, with
+    the standard error of that bar (from two samples on)."""
     rng = np.random.default_rng(random_state)
     orders = np.stack([rng.permutation(players) for _ in range(samples)])
     results = _faithfulness_of_orders(value, orders, bins)
     comp = np.mean([r.comprehensiveness_bins for r in results], axis=0)
     suff = np.mean([r.sufficiency_bins for r in results], axis=0)
-    return Faithfulness(float(comp.mean()), float(suff.mean()), comp.tolist(), suff.tolist(), list(bins))
+    errors = {}
+    if samples > 1:
+        errors = {
+            f"{k}_std_error": float(np.std([getattr(r, k) for r in results], ddof=1) / math.sqrt(samples))
+            for k in ("comprehensiveness", "sufficiency")
+        }
+    return Faithfulness(
+        float(comp.mean()), float(suff.mean()), comp.tolist(), suff.tolist(), list(bins), **errors
+    )
 
 
 def _faithfulness_of_orders(value: ValueFunction, orders: np.ndarray, bins) -> list[Faithfulness]:

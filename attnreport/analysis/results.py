@@ -148,6 +148,8 @@ class Summaries:
 
     faithfulness: dict[str, dict]
     agreement_with_occlusion: dict[str, dict]
+    #: per view, the trust verdict over the texts (`analysis.trust.trust_over_texts`, as a dict)
+    trust: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnreport.analysis.attribution_methods import OUTPUT_RANGE
 from attnreport.analysis.critical import CriticalLabel, critical_recall
 from attnreport.analysis.data_groups import (
     DataGroups,
@@ -19,6 +20,7 @@ from attnreport.analysis.data_groups import (
 from attnreport.analysis.predictions import Metrics, classification_metrics
 from attnreport.analysis.results import AnalysisResults, ExampleAnalysis, ExampleSummary, Summaries
 from attnreport.analysis.token_groups import TokenGroupTally
+from attnreport.analysis.trust import trust_over_texts
 
 
 class ExampleTally:
@@ -49,6 +51,12 @@ class ExampleTally:
         #: per example with a prediction: (true label, predicted label)
         self.judged: list[tuple[str | None, str]] = []
         self.faith: dict[str, dict[str, list[float]]] = {}
+        #: per view, each text's (comprehensiveness, sufficiency) with its random rankings' (paired)
+        self.paired: dict[str, list[tuple[float, float, float, float]]] = {}
+        #: the explained output, its negligible effect and the attributions' unit (plural), from the
+        #: first attributions seen; and the names of the attribution methods (the others are views)
+        self.output: tuple[str, float, str] | None = None
+        self.attributed: set[str] = set()
         self.agree: dict[str, list[float]] = {}
 
     def add(self, example: ExampleAnalysis) -> None:
@@ -82,6 +90,22 @@ class ExampleTally:
             if _finite(f["comprehensiveness"]) and _finite(f["sufficiency"]):
                 slot["comprehensiveness"].append(f["comprehensiveness"])
                 slot["sufficiency"].append(f["sufficiency"])
+        faith = example.explanation.faithfulness
+        rand = faith.get("random", {})
+        if _finite(rand.get("comprehensiveness")) and _finite(rand.get("sufficiency")):
+            for method, f in faith.items():
+                if method != "random" and _finite(f["comprehensiveness"]) and _finite(f["sufficiency"]):
+                    four = (
+                        f["comprehensiveness"],
+                        f["sufficiency"],
+                        rand["comprehensiveness"],
+                        rand["sufficiency"],
+                    )
+                    self.paired.setdefault(method, []).append(four)
+        if self.output is None and example.explanation.attributions:
+            a = next(iter(example.explanation.attributions.values()))
+            self.output = (a["output"], float(a.get("negligible", 0.0)), a.get("unit", "token") + "s")
+        self.attributed.update(example.explanation.attributions)
         for method, rho in example.explanation.agreement.items():
             if _finite(rho):
                 self.agree.setdefault(method, []).append(rho)
@@ -108,7 +132,32 @@ class ExampleTally:
                 m: {"spearman_mean": float(np.mean(v)), "examples": len(v)}
                 for m, v in sorted(self.agree.items())
             },
+            trust=self.trust(),
         )
+
+    def trust(self) -> dict[str, dict]:
+        """Per view, the verdict over the texts where it and the random rankings are finite (their
+        count in `examples`); empty without attributions to read the explained output from."""
+        if self.output is None:
+            return {}
+        output, negligible, unit = self.output
+        out = {}
+        for method, rows in sorted(self.paired.items()):
+            comp, suff, rand_comp, rand_suff = (list(c) for c in zip(*rows, strict=True))
+            judged = trust_over_texts(
+                comp,
+                rand_comp,
+                suff,
+                rand_suff,
+                output=output,
+                output_range=OUTPUT_RANGE.get(output, 1.0),
+                negligible=negligible,
+            )
+            name = method.replace("_", " ")
+            subject = f"The {name} attributions" if method in self.attributed else f"The {name} ranking"
+            sentence = judged.sentence(subject=subject, unit=unit)
+            out[method] = judged.to_dict() | {"examples": len(rows), "sentence": sentence}
+        return out
 
     def data_groups(self) -> DataGroups | None:
         """Each data group's metrics, confidence, faithfulness and token groups; None without

@@ -4,9 +4,10 @@ Every word of it is chosen by a number: the prediction and the runner-up by thei
 probabilities, the words named by their attributions (only those whose effect is above the
 negligible threshold and whose sign is established), whether occlusion agrees by the rank
 correlation, and how far the attributions can be trusted by their comprehensiveness against
-random rankings. Nothing is free text, so a test can rebuild each sentence from report.json,
-and beside each plain phrase the report keeps the technical statement it stands for
-(`Verdict.terms`), which the page shows on demand.
+random rankings (reliable / weak / no better than chance, `analysis.trust`). Nothing is free
+text, so a test can rebuild each sentence from report.json, and beside each plain phrase the
+report keeps the technical statement it stands for (`Verdict.terms`), which the page shows on
+demand.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attnreport.analysis.attribution_methods import OUTPUT_RANGE
 from attnreport.analysis.results import ExampleAnalysis
+from attnreport.analysis.trust import TrustLevel, trust_of_views
 
 #: the words named for and against the prediction, at most
 FOR_WORDS = 3
@@ -27,6 +30,12 @@ AGREES = 0.5
 DISAGREES = 0.0
 #: the attribution the verdict reads, first found
 METHODS = ("shapley", "occlusion")
+#: how the trust clause ends, by the verdict on the attributions (`analysis.trust`)
+TRUST_WORDS = {
+    TrustLevel.RELIABLE: ", reliable",
+    TrustLevel.WEAK: ", weak: read them with care",
+    TrustLevel.CHANCE: ", no better than chance: read them with care",
+}
 #: what a unit is called in a sentence
 UNIT_WORDS = {"token": "tokens", "word": "words", "sentence": "sentences", "line": "lines"}
 
@@ -235,6 +244,13 @@ def _trust(faith: dict, method: str, a: dict, unit: str, probability: float):
         plain = (
             f"taking the top {unit} away lowers the {a['output']} by {comp:.2f} (random {unit}: {rand:.2f})"
         )
-    if comp <= rand:
-        plain += ", no better than random: read them with care"
+    judged = trust_of_views(
+        {method: faith[method], "random": faith["random"]},
+        output=a["output"],
+        output_range=OUTPUT_RANGE.get(a["output"], 1.0),
+        negligible=negligible,
+    ).get(method)
+    if judged is not None:  # None: a figure that is not finite
+        plain += TRUST_WORDS[judged.level]
+        technical += f"; {judged.level}, by the rule: {judged.to_dict()['rule']}"
     return plain, {"plain": plain, "technical": technical}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from attnreport.analysis.decision import DecisionSpace
+from attnreport.analysis.decision import DecisionSpace, state_name
 from attnreport.scenes.geometry import Mesh, Points, Scene
 from attnreport.scenes.palette import UNLABELLED, class_color, hex_to_rgb
 from attnreport.scenes.rendering import load_pyvista
@@ -78,8 +78,7 @@ def decision_title(space: DecisionSpace) -> str:
     """ "Decision space" for the report's own; with the layer, and "(probe)" when a probe drew it."""
     if space.layer == -1 and space.source == "model_head":
         return "Decision space"
-    where = "last layer" if space.layer == -1 else f"layer {space.layer}"
-    return f"Decision space, {where}" + (" (probe)" if space.source == "probe" else "")
+    return f"Decision space, {state_name(space.layer)}" + (" (probe)" if space.source == "probe" else "")
 
 
 def _short(text: str) -> str:
@@ -106,14 +105,13 @@ class DecisionFacts:
 
 def decision_notes(facts: DecisionFacts) -> list[str]:
     """The reader's notes under a decision scene, in words."""
-    where = "the last layer" if facts.layer == -1 else f"layer {facts.layer}"
+    where = f"the states {state_name(facts.layer)}"
     if facts.source == "model_head":
         drawn_by = "the model's head"
     else:
         fitted = "the model's predictions" if facts.probe_target == "prediction" else "the true labels"
         drawn_by = (
-            f"a logistic-regression probe fitted to {fitted} on {where}'s states "
-            "(a probe, not the model's head)"
+            f"a logistic-regression probe fitted to {fitted} on {where} (a probe, not the model's head)"
         )
     notes = [
         f"axes: the first three principal components of {where} ({facts.pooling} pooling), "
@@ -125,7 +123,8 @@ def decision_notes(facts: DecisionFacts) -> list[str]:
     ]
     if facts.collapsed:
         notes.append(
-            f"every example has the same pooled state at {where} (nothing has mixed into it yet), "
+            f"every example has the same pooled state {state_name(facts.layer)} (nothing has mixed "
+            "into it yet), "
             "so all share one point and nothing here separates the classes"
         )
     if facts.withheld:

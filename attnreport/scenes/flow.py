@@ -5,7 +5,8 @@ Layout (token spacing is the unit):
 * x = token position ``0 … n-1``;
 * y = layer ``l × gap`` for ``l = 0 … L`` (0 the embeddings), ``gap = max(1.5, (n-1) / (1.5·L))``,
   so the lattice is about 3:2 wide for long texts and never squashed for short ones;
-* text labels: each token below its layer-0 marker, ``layer l`` left of each row; the image
+* text labels: each token below its layer-0 marker, ``input`` and ``after layer l-1`` (layers
+  counted from 0, as the rest of the report) left of each row; the image
   has no box axes (their numbers would mean little here);
 * z = the first principal component of that token's hidden state *within its layer*, when
   ``third_axis="pc1"``. Each layer gets its own PCA, fitted on the content tokens (special tokens
@@ -17,7 +18,8 @@ Layout (token spacing is the unit):
   every node at z = 0.
 
 Between layers ``l-1`` and ``l``, each query ``i`` keeps its ``top_k`` strongest keys ``j`` in
-the head-averaged attention of layer ``l`` (`sparsify`); the edge runs from ``(j, l-1)`` to
+the head-averaged attention of the ``l``-th layer (`sparsify`; its line set is named ``layer l-1``,
+as the report counts layers from 0); the edge runs from ``(j, l-1)`` to
 ``(i, l)``, with diameter ``0.05 + 0.45·w`` and opacity ``0.15 + 0.85·w`` for weight ``w``.
 The share of the attention mass those edges hold is stated in the notes (and `FlowFacts`).
 The tokens' markers at layer 0 have diameter ``0.15 + 0.75·sqrt(r / max(r))`` for rollout
@@ -169,7 +171,9 @@ def lattice_scene(lattice: Lattice, *, rollout_row: np.ndarray, top_k: int = 3) 
     sizes = np.concatenate([markers, np.full(n * n_layers, NODE_SIZE)])
     colors = np.array([hex_to_rgb(RELEVANCE)] * n + [hex_to_rgb(UNLABELLED)] * (n * n_layers)).reshape(-1, 3)
     labels = [f"{token} · rollout {r:.3f}" for token, r in zip(lattice.tokens, relevance, strict=True)]
-    labels += [f"{token} · layer {layer}" for layer in range(1, n_layers + 1) for token in lattice.tokens]
+    labels += [
+        f"{token} · after layer {layer - 1}" for layer in range(1, n_layers + 1) for token in lattice.tokens
+    ]
     points = Points(xyz=nodes, colors=colors, sizes=sizes, labels=labels)
 
     k = min(top_k, n)
@@ -183,7 +187,7 @@ def lattice_scene(lattice: Lattice, *, rollout_row: np.ndarray, top_k: int = 3) 
         segments = np.stack([nodes[(layer - 1) * n + key], nodes[layer * n + query]], axis=1)
         lines.append(
             LineSet(
-                name=f"layer {layer}",
+                name=f"layer {layer - 1}",  # layers counted from 0, as the rest of the report
                 segments=segments,
                 widths=wide[0] + wide[1] * w,
                 opacities=opaque[0] + opaque[1] * w,
@@ -194,7 +198,8 @@ def lattice_scene(lattice: Lattice, *, rollout_row: np.ndarray, top_k: int = 3) 
     below = -0.35 * gap
     texts = [Text((i, below, z[0, i]), token) for i, token in enumerate(lattice.tokens)]
     left = -0.06 * (n - 1) - 1.0
-    texts += [Text((left, layer * gap, 0.0), f"layer {layer}") for layer in range(n_layers + 1)]
+    texts += [Text((left, 0.0, 0.0), "input")]
+    texts += [Text((left, layer * gap, 0.0), f"after layer {layer - 1}") for layer in range(1, n_layers + 1)]
     facts = FlowFacts(top_k=k, mass_kept=float(kept.mass_kept), third_axis=third_axis)
     return Scene(
         kind="attention_flow",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from attnreport.analysis.decision import DecisionSpace
+from attnreport.analysis.decision import DecisionSpace, state_name
 from attnreport.analysis.results import ExampleAnalysis
 from attnreport.core.jsonsafe import clean
 from attnreport.scenes.cache import SceneCache, scene_key
@@ -267,9 +267,8 @@ class SceneStage:
         def choice(scene: SceneFiles, space: DecisionSpace, *, is_default: bool) -> SceneFiles:
             layer = space.layer_index(layers)
             tag = "head" if space.source == "model_head" else "probe"
-            return replace(
-                scene, key=f"L{layer}", name=f"layer {layer} · {tag}", layer=layer, default=is_default
-            )
+            name = f"{state_name(layer, layers)} · {tag}"
+            return replace(scene, key=f"L{layer}", name=name, layer=layer, default=is_default)
 
         choices = [choice(main, default, is_default=True)]
         for space in others:
@@ -281,7 +280,11 @@ class SceneStage:
         layer = default.layer_index(layers)
         choices.append(
             replace(
-                grouped, key="group", name=f"layer {layer} · by {group_column}", layer=layer, default=False
+                grouped,
+                key="group",
+                name=f"{state_name(layer, layers)} · by {group_column}",
+                layer=layer,
+                default=False,
             )
         )
         return replace(main, choices=choices, choose="View")

@@ -4,11 +4,11 @@ The space is the first three principal components of the text's hidden states at
 (``hidden [L+1, n, d]`` stacked to ``[(L+1)·n, d]``), fitted on the content tokens (special
 tokens often sit far out and would take the axes for themselves; with fewer than two content
 tokens, on every token) and applied to every token. Token ``i``'s polyline runs through its
-projected states at layers ``0 … L``; the segment from layer ``l-1`` to ``l`` is one line set
-per ``l`` (``"layer l"``), its colour stepping from light (the embeddings) to dark (the last
-layer), so the direction of travel reads without arrows. Markers sit at every state; the
-embeddings' (where tokens are still far apart) carry the token's text when the text is short
-enough to label.
+projected states ``0 … L``; the segment from state ``l-1`` to ``l`` is one line set per ``l``,
+named by the layer that takes that step as the rest of the report counts (``"layer l-1"``),
+its colour stepping from light (the embeddings) to dark (the last layer), so the direction of
+travel reads without arrows. Markers sit at every state; the embeddings' (where tokens are
+still far apart) carry the token's text when the text is short enough to label.
 
 The notes give the share of the variance the three axes hold, and the mean norm of the content
 tokens' states at the first and last layer (where norms grow with depth, the deep layers take
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnreport.analysis.decision import PCA3
+from attnreport.analysis.decision import PCA3, state_name
 from attnreport.core.trace import Trace
 from attnreport.scenes.geometry import LineSet, Points, Scene, Text
 from attnreport.scenes.palette import EDGE, hex_to_rgb
@@ -71,8 +71,9 @@ def trajectory_notes(facts: TrajectoryFacts) -> list[str]:
     return [
         f"axes: the first three principal components of this text's hidden states at every layer "
         f"(fitted on the {fitted}), {float(np.sum(facts.variance)):.0%} of the variance",
-        f"each line is one token's path from the embeddings (light) to layer {facts.layers} (dark)",
-        f"mean norm of the states: {first:.3g} at the embeddings, {last:.3g} at layer {facts.layers}",
+        f"each line is one token's path from the embeddings (light) to the state after the last layer, "
+        f"{facts.layers - 1} (dark)",
+        f"mean norm of the states: {first:.3g} at the embeddings, {last:.3g} after the last layer",
     ]
 
 
@@ -88,11 +89,11 @@ def trajectory_scene(trace: Trace) -> Scene:
         xyz=xyz,
         colors=np.repeat(colors, n, axis=0),
         sizes=np.full(len(xyz), MARKER * extent),
-        labels=[f"{token} · layer {layer}" for layer in range(n_layers + 1) for token in trace.tokens],
+        labels=[f"{token} · {state_name(layer)}" for layer in range(n_layers + 1) for token in trace.tokens],
     )
     lines = [
         LineSet(
-            name=f"layer {layer}",
+            name=f"layer {layer - 1}",  # the step layer l - 1 takes, counted from 0 as elsewhere
             segments=np.stack([paths[layer - 1], paths[layer]], axis=1),
             widths=np.full(n, WIDTH * extent),
             opacities=np.full(n, 0.85),

@@ -24,6 +24,10 @@
     ids = ids || {};
     function element(key, fallback) { return document.getElementById(key in ids ? ids[key] : fallback); }
     var save = ns.save, legend = element("legend", "legend"), shown = null, caption = "";
+    // the switch to shade an attribution by this text's own strongest effect instead of the fixed
+    // scale (absent: always the fixed scale), and the line that says that strongest effect
+    var ownScale = element("own_scale", "own-scale"), strongestLine = element("strongest", "strongest");
+    if (ownScale) ownScale.addEventListener("change", function () { if (shown !== null) draw(shown); });
 
     function unitOf(name) { return (data.view_unit && data.view_unit[name]) || "token"; }
 
@@ -67,7 +71,8 @@
         span.className = "token" + (special ? " special" : "") + (unit !== "token" ? " unit" : "");
         span.textContent = part.text;
         var v = values[i];
-        var scale = fixed ? fixed.scale : max;
+        var own = fixed && ownScale && ownScale.checked && max > 0;
+        var scale = fixed && !own ? fixed.scale : max;
         if (!special) {
           var share = scale > 0 ? Math.min(1, Math.abs(v) / scale) : 0;
           if (fixed && Math.abs(v) < fixed.negligible) {
@@ -76,7 +81,7 @@
             neutral += 1;
           } else {
             span.classList.add(v < 0 ? "neg" : "pos");
-            if (fixed && Math.abs(v) > fixed.scale) beyond += 1;
+            if (fixed && !own && Math.abs(v) > fixed.scale) beyond += 1;
           }
           span.style.setProperty("--w", share.toFixed(3));
           span.dataset.value = String(v);
@@ -102,7 +107,13 @@
       });
       var note = element("note", "view-note");
       if (note) note.textContent = data.view_notes[name] || "";
-      if (fixed) {
+      var own = fixed && ownScale && ownScale.checked && max > 0;
+      if (own) {
+        caption = "blue, dashed outline: against the prediction · orange, solid outline: for it · colour scale ±" +
+          num(max) + " (" + fixed.output + "; this text's strongest effect in full colour, not the fixed ±" +
+          num(fixed.scale) + ") · grey: effects below " + num(fixed.negligible) + ", too small to matter" +
+          (neutral ? " (" + neutral + ")" : "");
+      } else if (fixed) {
         caption = "blue, dashed outline: against the prediction · orange, solid outline: for it · colour scale ±" +
           num(fixed.scale) + " (" + fixed.output + "; full colour at that effect or more" +
           (beyond ? ", " + beyond + " beyond it" : "") + ") · grey: effects below " + num(fixed.negligible) +
@@ -115,9 +126,20 @@
       var unknownCount = unit === "token" ? Object.keys(unknown).length : 0;
       if (unknownCount) caption += " · red underline: " + unknownCount + " unknown to the model";
       if (unit !== "token") caption = "one value per " + unit + " (" + data.units.length + " " + unit + "s) · " + caption;
-      if (unsure) caption += " · dotted outline: " + unsure + " within 1.96 standard errors of 0 (sign not established)";
+      if (unsure) caption += " · dotted outline: " + unsure + " whose direction is not established (within 1.96 standard errors of 0)";
       if (legend) legend.textContent = caption;
+      if (ownScale) ownScale.disabled = !fixed || max === 0;
+      if (strongestLine) {
+        strongestLine.hidden = !fixed;
+        var says = strongestLine.querySelector("[data-strongest]");
+        if (says && fixed) {
+          says.textContent = "The strongest effect on this text is ±" + num(max) + " (" + fixed.output +
+            "), " + (max < fixed.scale ? (100 * max < fixed.scale ? "under 1" : Math.round(100 * max / fixed.scale)) + "% of the fixed colour scale's ±" +
+            num(fixed.scale) + ", the same on every page" : "at or beyond the fixed colour scale's ±" + num(fixed.scale)) + ".";
+        }
+      }
       box.dataset.view = name;
+      box.dataset.scale = own ? "own" : fixed ? "fixed" : "relative";
       shown = name;
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from attnreport.analysis.decision import DecisionSpace
+from attnreport.analysis.decision import DecisionSpace, state_name
 from attnreport.analysis.results import AnalysisResults, Comparison, HeadSummary
 from attnreport.core.jsonsafe import clean
 
@@ -18,10 +18,12 @@ def heads_section(heads: list[HeadSummary]) -> list[dict]:
 
 def analysis_section(results: AnalysisResults) -> dict:
     """report.json's `analysis`: the dataset means of faithfulness and of agreement with
-    occlusion, per method, and the attention by distance where it was measured."""
+    occlusion, per method, each view's trust verdict (`analysis.trust`), and the attention by
+    distance where it was measured."""
     out = {
         "faithfulness": results.summaries.faithfulness,
         "agreement_with_occlusion": results.summaries.agreement_with_occlusion,
+        "trust": results.summaries.trust,
     }
     if results.distance_profile is not None:
         out["attention_by_distance"] = results.distance_profile
@@ -30,12 +32,19 @@ def analysis_section(results: AnalysisResults) -> dict:
 
 def decision_sections(space: DecisionSpace, layer_spaces: list[DecisionSpace], layers: int) -> dict:
     """report.json's `decision_space` (the default one) and `decision_spaces` (every layer's, by
-    layer, the default marked)."""
+    hidden state: `layer` 0 is the embeddings, l the state after layer l - 1, said in `where`;
+    the default marked)."""
     return {
         "decision_space": space.summary(),
         "decision_spaces": sorted(
             (
-                {**s.summary(), "layer": s.layer_index(layers), "default": s is space}
+                {
+                    **s.summary(),
+                    "layer": s.layer_index(layers),
+                    # the state in words, layers counted from 0 as everywhere else: "after layer 2"
+                    "where": state_name(s.layer_index(layers), layers),
+                    "default": s is space,
+                }
                 for s in (space, *layer_spaces)
             ),
             key=lambda entry: entry["layer"],

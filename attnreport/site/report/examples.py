@@ -3,8 +3,10 @@ rollout and verdict; and the report's summary of the tokens its tokenizer could 
 
 from __future__ import annotations
 
+from attnreport.analysis.attribution_methods import OUTPUT_RANGE
 from attnreport.analysis.results import ExampleAnalysis
-from attnreport.analysis.verdict import verdict
+from attnreport.analysis.trust import trust_of_views
+from attnreport.analysis.verdict import METHODS, verdict
 from attnreport.core.jsonsafe import NonFinite, clean
 
 
@@ -46,6 +48,8 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
         entry["classes"] = explanation.classes
         entry["contrast"] = explanation.contrast
         entry["faithfulness"] = explanation.faithfulness
+        # per view, reliable / weak / no better than chance against the random rankings
+        entry["trust"] = views_trust(explanation.faithfulness, explanation.attributions)
         entry["flow"] = explanation.flow
         entry["agreement_with_occlusion"] = explanation.agreement
         entry["skipped"] = explanation.skipped
@@ -58,6 +62,32 @@ def example_entry(example: ExampleAnalysis, page: str, *, page_nonfinite: int = 
     if broken:
         entry["nonfinite"] = broken
     return entry
+
+
+def views_trust(faith: dict, attributions: dict) -> dict:
+    """Each view's trust verdict (`analysis.trust`) with its sentence, in the units of the explained
+    output; the verdict sentence's method first. Empty without attributions to read the output from."""
+    if not faith or not attributions:
+        return {}
+    a = next((attributions[m] for m in METHODS if m in attributions), next(iter(attributions.values())))
+    unit = a.get("unit", "token") + "s"
+    judged = trust_of_views(
+        faith,
+        output=a["output"],
+        output_range=OUTPUT_RANGE.get(a["output"], 1.0),
+        negligible=float(a.get("negligible", 0.0)),
+    )
+    first = [m for m in METHODS if m in judged]
+    order = first + sorted(m for m in judged if m not in first)
+    out = {}
+    for m in order:
+        name = m.replace("_", " ")
+        if m == order[0] and m in attributions:
+            subject = "These attributions"
+        else:
+            subject = f"The {name} attributions" if m in attributions else f"The {name} ranking"
+        out[m] = judged[m].to_dict() | {"sentence": judged[m].sentence(subject=subject, unit=unit)}
+    return out
 
 
 def unknown_tokens_section(entries: list[dict]) -> dict:
