@@ -200,18 +200,22 @@ def test_the_pack_holds_what_the_pages_use(tiny, tmp_path):
     assert len(markup) < 1_200_000, len(markup)  # plotly's bundle is most of it
 
 
-def run_kernel(cells: list[str], env: dict[str, str]):
-    """The cells in a real Jupyter kernel (nbclient), errors kept as outputs, saved and read back."""
+def run_kernel(cells: list[str], env: dict[str, str], *, allow_errors: bool = True):
+    """The cells (source texts, or a notebook) in a real Jupyter kernel (nbclient) with `env` set,
+    errors kept as outputs, saved and read back."""
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    if isinstance(cells, list):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    else:
+        nb = cells
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         where = {"metadata": {"path": str(REPO)}}
         nbclient.NotebookClient(
-            nb, timeout=300, kernel_name="python3", allow_errors=True, resources=where
+            nb, timeout=300, kernel_name="python3", allow_errors=allow_errors, resources=where
         ).execute()
     finally:
         for k, v in saved.items():
@@ -308,3 +312,29 @@ def test_explain_in_a_real_kernel_shows_the_site_inline_offline(tiny, browser, t
     outside = [u for u in requests if not u.startswith(("data:", "about:", Path(tmp_path).as_uri()))]
     assert problems == [] and outside == []
     page.close()
+
+
+def test_the_example_notebook_runs_from_its_stripped_form(tiny, tmp_path):
+    """examples/notebook.ipynb, as the repository holds it (no outputs), on the tiny checkpoints:
+    both parts draw, and the report is saved as a site."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(REPO / "examples" / "notebook.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    env = {
+        **kernel_env(),
+        "ATTNREPORT_CHECKPOINT": str(tiny.checkpoint("bert")),
+        "ATTNREPORT_LM": str(tiny.checkpoint("gpt2")),
+        "ATTNREPORT_CACHE": str(tmp_path / "cache"),
+        "ATTNREPORT_SITE": str(tmp_path / "site"),
+    }
+    done = run_kernel(nb, env, allow_errors=False)
+    outputs = [o for c in done.cells for o in c.get("outputs", [])]
+    html = [o.data["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert sum('class="attnreport-output"' in h for h in html) == 2  # head_view, model_view
+    assert sum("attnreport-report" in h for h in html) == 1  # explain()
+    saved = json.loads((tmp_path / "site" / "report.json").read_text(encoding="utf-8"))
+    assert saved["kind"] == "classification" and len(saved["examples"]) == 2
+    # the causal LM's step 3: its token, probability and top alternatives
+    (step,) = [o.data["text/plain"] for o in done.cells[-1].outputs if o.output_type == "execute_result"]
+    assert re.fullmatch(r"\('.*', 0\.\d+, \(\('.*', 0\.\d+\),.*\)\)", step, re.S), step
