@@ -1,9 +1,11 @@
 // A built site inside one notebook output (attnreport.notebook.sitepack): the site's files are
 // one deflated blob (#site-data, base64) with a table of contents (#site-files: path -> [offset,
-// length, type]). A page is shown in the inner frame #page as a blob: document whose scripts,
-// styles and images are blob: addresses of the site's own files; a click on a link to another
-// page of the site shows that page, a link to another file of the site opens (or downloads) it,
-// a link elsewhere opens in a new window. Nothing is fetched from a server.
+// length, type]). A page is shown in the inner frame #page as a srcdoc document: its scripts and
+// styles inlined, its images data: addresses of the site's own files (blob: ones are refused in a
+// page opened from a file), <base href="about:srcdoc"> so that its own #links and the address its
+// scripts write stay in it. A click on a link to another page of the site shows that page; a link
+// to another file of the site downloads it; a link elsewhere opens in a new window. Nothing is
+// fetched from a server.
 (function () {
   "use strict";
   var ROOT = "https://site.invalid/";  // only to resolve relative links; never requested

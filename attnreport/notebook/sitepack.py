@@ -4,10 +4,15 @@ The site's pages link each other and their assets relatively, and a notebook out
 folder to be relative to. So the output is an ``<iframe srcdoc>`` (isolated from the notebook and
 other outputs, like `page.frame`) holding the site's files as one deflated, base64 blob and a
 table of contents, and ``sitepack.js``: it inflates the blob (the browser's own
-``DecompressionStream``), and shows a page in an inner frame with its scripts, styles and images
-as ``blob:`` addresses of those files; a link to another page of the site shows that page (back
-and index buttons above it), a download link downloads the file. Nothing is served, nothing
-fetched from outside: the output works offline and in a saved notebook.
+``DecompressionStream``), and shows a page in an inner ``srcdoc`` frame with its scripts and
+styles inlined and its images as ``data:`` addresses of those files; a link to another page of
+the site shows that page (Back and Index buttons above it), a link to another file downloads it.
+Nothing is served, nothing fetched from outside: the output works offline, in a saved notebook,
+and in a page opened from a file (where ``blob:`` addresses are refused).
+
+Why not each page inlined whole: every example page loads plotly's bundle (1.5 MB), so pages
+inlined one by one would carry it once each; packed, the site's files are in the output once,
+deflated (the bundle is then 0.66 MB of base64), and a page is assembled when it is shown.
 
 Only what the pages reference goes in (the site copies every asset, e.g. the generation scripts
 into a classification site): the pages, `report.json`, and the files their ``src`` and ``href``
