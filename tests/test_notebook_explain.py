@@ -304,6 +304,16 @@ def test_explain_in_a_real_kernel_shows_the_site_inline_offline(tiny, browser, t
     outer.wait_for_selector("body[data-page='index.html']", state="attached")
     shown().click("a[href='heads/L1-H2.html']")
     outer.wait_for_selector("body[data-page='heads/L1-H2.html']", state="attached")
+    # a head page's link opens the example on that head: the address's #layer=&head= is read
+    shown().click("a[href='../examples/0.html#layer=1&head=2']")
+    outer.wait_for_selector("body[data-page='examples/0.html#layer=1&head=2']", state="attached")
+    example = shown()
+    example.wait_for_selector("#head-view svg line", state="attached")
+    assert example.eval_on_selector_all("#layer, #head", "ss => ss.map(s => s.value)") == ["1", "2"]
+    example.select_option("#head", "3")  # the page writes its address, and stays
+    assert example.evaluate("location.hash") == "#layer=1&head=3"
+    outer.click("#back")
+    outer.wait_for_selector("body[data-page='heads/L1-H2.html']", state="attached")
     outer.click("#back")
     outer.wait_for_selector("body[data-page='index.html']", state="attached")
     # the scenes' images are the site's own files
