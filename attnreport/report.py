@@ -380,7 +380,9 @@ def explain(model: str | Path, texts_or_prompts, /, *, progress: bool = True, **
 
     The texts are prompts when the model is a causal LM (or a `generate` table is given); rows
     (dicts like a data file's: ``text`` or ``prompt``, ``label``, ``id``, ...) are written to a
-    data file. `progress` shows each stage's bar (the notebook's, in Jupyter).
+    data file. Relative paths in the options (``cache_dir``, ``site={"templates": ...}``) are read
+    from the working directory, as report.toml's are from its folder. `progress` shows each stage's
+    bar (the notebook's, in Jupyter).
     """
     scratch = Path(tempfile.mkdtemp(prefix="attnreport-explain-"))
     try:
