@@ -34,6 +34,7 @@ import numpy as np
 from attnreport.core.errors import ConfigError, InputError
 from attnreport.core.generation import GenerationTrace
 from attnreport.core.modelcard import ModelCard
+from attnreport.trace.batching import DEFAULT_BATCH_BYTES, RowCost, plan_batches
 from attnreport.trace.cache import ContentCache, default_cache_dir
 from attnreport.trace.chat_template import ChatTemplate
 from attnreport.trace.decoding import GenerationOptions, Greedy
@@ -132,7 +133,8 @@ class Generator:
     """Answers prompts with the generation graphs of `folder` (an attnreport export of a causal LM).
 
     ``Generator(folder).generate(prompts, options)`` yields one `GenerationTrace` per `Prompt`, in
-    input order. `batch_size` prompts of similar length run together, left-padded; the prefill
+    input order. Up to `batch_size` prompts of similar length run together, left-padded, within
+    `batch_bytes` of estimated memory (`trace.batching`); the prefill
     runs `prefill_chunk` positions at a time (bounding the memory of a long prompt's attention).
     """
 
@@ -141,6 +143,7 @@ class Generator:
         folder: Path,
         *,
         batch_size: int = 8,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         prefill_chunk: int = 256,
         cache_dir: Path | None = None,
         use_cache: bool = True,
@@ -170,7 +173,16 @@ class Generator:
             )
         self.special_ids = {i for i, t in self.tokenizer.get_added_tokens_decoder().items() if t.special}
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.prefill_chunk = prefill_chunk
+        self.row_cost = RowCost(
+            layers=self.card.layers,
+            heads=self.card.heads,
+            kv_heads=self.graphs.kv_heads,
+            head_dim=self.graphs.head_dim,
+            vocab=self.graphs.vocab_size,
+            chunk=prefill_chunk,
+        )
         self.pad_id = int(self.card.extra.get("pad_token_id") or 0)
         self.providers = list(providers) if providers is not None else default_providers()
         self.stats = GenerationStats(providers=self.providers)
@@ -272,16 +284,16 @@ class Generator:
                 self.stats.cached += 1
                 continue
             todo.append((i, self._encode(prompt, options)))
-        # forced and free rows run apart; each sorted by length so that little is padding
+        # forced and free rows run apart; each by length and within the memory budget (`batching`)
         for forced in (False, True):
-            group = sorted(
-                (item for item in todo if (item[1].completion is not None) is forced),
-                key=lambda item: (
-                    len(item[1].ids) + (0 if item[1].completion is None else len(item[1].completion))
-                ),
-            )
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
+            group = [item for item in todo if (item[1].completion is not None) is forced]
+            lengths = [
+                len(enc.ids) + (0 if enc.completion is None else len(enc.completion)) for _, enc in group
+            ]
+            for members in plan_batches(
+                lengths, batch_size=self.batch_size, budget=self.batch_bytes, cost=self.row_cost
+            ):
+                batch = [group[k] for k in members]
                 traces = self._run([enc for _, enc in batch], options)
                 for (i, _), trace in zip(batch, traces, strict=True):
                     if cache:
