@@ -240,3 +240,45 @@ def test_the_planted_sink_models_heads_are_sinks(sink_model):
     assert {h.examples["sink"].position for h in heads} == {0}
     # beyond the sink the previous-token head is still local
     assert "local" in by_head(heads)[0, 0].patterns
+
+
+def test_the_generation_report_has_the_atlas_in_report_json_on_its_page_and_the_index(tmp_path):
+    import json
+
+    from markupsafe import escape
+
+    from attnreport.kinds.generation import plan_from_generations
+    from attnreport.site.build import HEAD_PATTERNS_PAGE, write_site
+    from attnreport.testing import model_card
+
+    card = model_card(
+        architecture="LlamaForCausalLM",
+        task="causal-lm",
+        labels=[],
+        causal=True,
+        read_position="last",
+        layers=2,
+        heads=len(PLANTED),
+    )
+    traces = [planted_trace(trace_id="a"), planted_trace(sink=0.8, trace_id="b <i>")]
+    plan = plan_from_generations(iter(traces), card, title="atlas", spool=tmp_path / "spool")
+    site = write_site(plan, tmp_path / "site")
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    hp = report["head_patterns"]
+    assert hp["patterns"] == list(ANSWER_PATTERNS) and hp["rules"] == AnswerHeadThresholds().rules()
+    assert hp["prompts"] == 2 and len(hp["heads"]) == 2 * len(PLANTED)
+    assert hp["counts"]["sink"] == [6, 0] and hp["totals"]["entity"] == 2
+    entity = hp["heads"][len(PLANTED) + 3]
+    assert (entity["layer"], entity["head"], entity["patterns"]) == (1, 3, ["question", "entity"])
+    pages = {e["id"]: e["page"] for e in report["examples"]}
+    example = entity["examples"]["entity"]
+    assert example["key"] == "France" and example["page"] == f"{pages[example['id']]}#step={example['step']}"
+    sink = hp["heads"][0]["examples"]["sink"]
+    assert sink["id"] == "b <i>" and sink["value"] == pytest.approx(0.8)
+    page = (site / HEAD_PATTERNS_PAGE).read_text(encoding="utf-8")
+    assert "b <i>" not in page and escape("b <i>") in page  # ids are escaped
+    for rule in hp["rules"].values():
+        assert escape(rule) in page
+    assert 'id="L1-H3" data-patterns="question entity"' in page
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert f'href="{HEAD_PATTERNS_PAGE}"' in index and 'data-pattern="sink">6 park' in index
