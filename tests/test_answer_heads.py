@@ -244,6 +244,7 @@ def test_the_planted_sink_models_heads_are_sinks(sink_model):
 
 def test_the_generation_report_has_the_atlas_in_report_json_on_its_page_and_the_index(tmp_path):
     import json
+    import re
 
     from markupsafe import escape
 
@@ -280,5 +281,8 @@ def test_the_generation_report_has_the_atlas_in_report_json_on_its_page_and_the_
     for rule in hp["rules"].values():
         assert escape(rule) in page
     assert 'id="L1-H3" data-patterns="question entity"' in page
+    links = set(re.findall(r'href="([^"#]+)', page))  # every link, stylesheets included, is a file
+    assert links >= {"index.html", "report.json"} and all((site / link).is_file() for link in links), links
+    assert any(link.startswith("examples/") for link in links)
     index = (site / "index.html").read_text(encoding="utf-8")
     assert f'href="{HEAD_PATTERNS_PAGE}"' in index and 'data-pattern="sink">6 park' in index
