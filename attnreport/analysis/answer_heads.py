@@ -43,6 +43,7 @@ the window's mass, the question's mass, the entity's mass, the correlation).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -195,8 +196,7 @@ def prompt_head_scores(
 ) -> PromptHeadScores:
     """Every head's scores on one prompt's answer (the module's formulas); `sinks` are the
     prompt's (`find_sinks` on its rows when None)."""
-    rows = np.asarray(trace.attentions, dtype=np.float64)
-    layers, heads, steps, keys = rows.shape
+    layers, heads, steps, keys = trace.attentions.shape
     n, w = trace.n_prompt, thresholds.window
     patterns = len(ANSWER_PATTERNS)
     scores = np.full((patterns, layers, heads), np.nan)
@@ -205,70 +205,82 @@ def prompt_head_scores(
     if steps == 0:
         return PromptHeadScores(scores, terms, carried)
     if sinks is None:
-        sinks = find_sinks(rows, n)
+        sinks = find_sinks(trace.attentions, n)
     sink = sinks.mask(keys)
     query = n - 1 + np.arange(steps)
     distance = query[:, None] - np.arange(keys)[None, :]  # [T, K]; negative: not yet written
     visible = distance >= 0
-    near = visible & (distance < w)
     far = distance >= w
     question = np.zeros(keys, dtype=bool)
     question[:n] = ~np.asarray(trace.from_template, dtype=bool) & ~np.asarray(trace.special, dtype=bool)
     question &= ~sink
-    texts = _prompt_texts(trace)
     content = question.copy()
-    content[:n] &= np.array([any(ch.isalnum() for ch in t) for t in texts], dtype=bool)
+    content[:n] &= np.array([any(ch.isalnum() for ch in t) for t in _prompt_texts(trace)], dtype=bool)
+    masks = {
+        "sink": sink[None, :] & visible,
+        "local": visible & (distance < w) & ~sink[None, :],
+        "question": far & question[None, :],
+        "entity": far & content[None, :],
+        "recency": far & ~sink[None, :],
+    }
+    for layer in range(layers):  # one layer at a time: [H, T, K] in float64 stays small
+        rows = trace.attentions[layer].astype(np.float64)
+        for i, (score, term, key) in enumerate(_layer_scores(rows, masks)):
+            scores[i, layer], terms[i, layer], carried[i, layer] = score, term, key
+    r = ANSWER_PATTERNS.index("recency")
+    scores[r], terms[r] = _recency(trace.attentions, masks["recency"], distance)
+    return PromptHeadScores(scores, terms, carried)
 
-    k = {p: i for i, p in enumerate(ANSWER_PATTERNS)}
-    sink_mass = rows[..., sink].sum(axis=-1)  # [L, H, T]
-    rest = np.clip(rows[..., ~sink].sum(axis=-1), 0.0, None)
-    rest_total = rest.sum(axis=-1)  # [L, H]
+
+def _layer_scores(rows: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple]:
+    """One layer's ``rows [H, T, K]`` -> per pattern of `ANSWER_PATTERNS` but recency: the heads'
+    scores ``[H]``, each step's term ``[H, T]`` and the key that carries it ``[H, T]`` (-1: none);
+    `masks` are the ``[T, K]`` keys each pattern reads."""
+    heads, steps, _ = rows.shape
+    rest = np.clip((rows * ~masks["sink"]).sum(axis=-1), 0.0, None).sum(axis=-1)  # [H]
+    none = np.full((heads, steps), -1, dtype=np.int64)
+
+    def mass(mask: np.ndarray) -> np.ndarray:
+        return np.einsum("htk,tk->ht", rows, mask.astype(np.float64))
 
     def strongest(mask: np.ndarray) -> np.ndarray:
-        """[L, H, T]: the key of `mask [T, K]` with the most weight (-1 where the mask is empty)."""
-        masked = np.where(mask, rows, -1.0)
-        top = masked.argmax(axis=-1)
+        """[H, T]: the key of `mask` with the most weight (-1 where the mask is empty)."""
+        top = np.where(mask, rows, -1.0).argmax(axis=-1)
         return np.where(mask.any(axis=-1), top, -1)
 
-    terms[k["sink"]] = sink_mass
-    carried[k["sink"]] = strongest(np.broadcast_to(sink[None, :] & visible, (steps, keys)))
-    scores[k["sink"]] = sink_mass.mean(axis=-1)
+    sink = mass(masks["sink"])
+    out = [(sink.mean(axis=-1), sink, strongest(masks["sink"]))]
+    for name in ("local", "question"):
+        on = mass(masks[name])
+        out.append((_share(on.sum(axis=-1), rest), on, strongest(masks[name])))
 
-    in_window = near & ~sink[None, :]
-    local = np.einsum("lhtk,tk->lht", rows, in_window.astype(np.float64))
-    terms[k["local"]] = local
-    carried[k["local"]] = strongest(in_window)
-    scores[k["local"]] = _share(local.sum(axis=-1), rest_total)
-
-    on_question = far & question[None, :]
-    mass = np.einsum("lhtk,tk->lht", rows, on_question.astype(np.float64))
-    terms[k["question"]] = mass
-    carried[k["question"]] = strongest(on_question)
-    scores[k["question"]] = _share(mass.sum(axis=-1), rest_total)
-
-    on_content = far & content[None, :]
-    per_token = (rows * on_content).sum(axis=2)  # [L, H, K]: each token's mass over the steps
-    entity = per_token.argmax(axis=-1)  # [L, H]
-    scores[k["entity"]] = _share(np.take_along_axis(per_token, entity[..., None], -1)[..., 0], rest_total)
-    if on_content.any():
-        index = np.broadcast_to(entity[:, :, None, None], (layers, heads, steps, 1))
-        picked = np.take_along_axis(rows, index, -1)
-        reachable = on_content[:, entity]  # [T, L, H]: the entity is a content token d >= W back
-        terms[k["entity"]] = np.where(np.moveaxis(reachable, 0, -1), picked[..., 0], 0.0)
-        carried[k["entity"]] = np.broadcast_to(entity[:, :, None], (layers, heads, steps))
+    content = masks["entity"]
+    if content.any():
+        per_token = (rows * content).sum(axis=1)  # [H, K]: each token's mass over the steps
+        entity = per_token.argmax(axis=-1)  # [H]
+        score = _share(per_token[np.arange(heads), entity], rest)
+        on = np.where(content[:, entity].T, rows[np.arange(heads), :, entity], 0.0)  # [H, T]
+        out.append((score, on, np.repeat(entity[:, None], steps, axis=1)))
     else:
-        scores[k["entity"]] = np.nan
+        out.append((np.full(heads, np.nan), np.full((heads, steps), np.nan), none))
 
+    return out
+
+
+def _recency(attentions: np.ndarray, keys: np.ndarray, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every head's recency score ``[L, H]`` and each step's correlation ``[L, H, T]`` (NaN where a
+    step has fewer than `MIN_RECENCY_KEYS` `keys [T, K]`); ranks read the stored weights as they are."""
+    layers, heads, steps, _ = attentions.shape
     correlation = np.full((layers, heads, steps), np.nan)
     for t in range(steps):
-        seen = np.flatnonzero(far[t] & ~sink)
+        seen = np.flatnonzero(keys[t])
         if len(seen) >= MIN_RECENCY_KEYS:
-            correlation[:, :, t] = _spearman(rows[:, :, t, seen], -distance[t, seen])
-    terms[k["recency"]] = correlation
-    if np.isfinite(correlation).any():
-        with np.errstate(invalid="ignore"):
-            scores[k["recency"]] = np.nanmean(correlation, axis=-1)
-    return PromptHeadScores(scores, terms, carried)
+            correlation[:, :, t] = _spearman(attentions[:, :, t, seen], -distance[t, seen])
+    measured = np.isfinite(correlation).any(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a head with no step measured: NaN
+        score = np.where(measured, np.nanmean(correlation, axis=-1), np.nan)
+    return score, correlation
 
 
 class AnswerHeadAtlas:
