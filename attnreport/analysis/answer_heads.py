@@ -31,6 +31,11 @@ the rest, ``W`` the window (`AnswerHeadThresholds.window`):
   that are not sinks (steps with fewer than 3 such keys left out). 1 when the weight keeps falling
   with distance beyond the window; a window alone (``local``) scores 0 here, its keys outside the
   window all tied, so the two patterns are told apart: a window, or a decay over the whole context.
+  Over an answer's first steps a question that ends the prompt is the most recent text beyond the
+  window, so a head fixed on it correlates with recency there; the answer's own tokens, which it
+  leaves at 0, bring that down as the answer grows. In a chat template a long system prompt lies
+  far back, so the correlation also rewards a head that reads the question and the answer more
+  than the system prompt.
 
 The sink share is the only score of the raw weights: the four patterns of the seed describe the
 attention the sink leaves (as the page's views beyond the sink do), so a head can park most of its
