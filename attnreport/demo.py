@@ -44,7 +44,7 @@ HELD_OUT = 0.3
 TITLE = "Ticket triage with MiniLM (attnreport demo)"
 GENERATION_TITLE = "Answers of SmolLM2-135M-Instruct, a small chat LLM (attnreport demo)"
 #: answer tokens per prompt: enough for a sentence or two, few enough for the demo's time
-MAX_NEW_TOKENS = 40
+MAX_NEW_TOKENS = 32
 
 
 def _stderr(message: str) -> None:

@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_browser import _alpha, expected_shade, open_page
 
@@ -277,6 +278,33 @@ def test_demo_generation_has_its_variant_and_probe(demo_site):
     (pair,) = probe["examples"]
     assert pair["of"] == "apple-fruit-or-company"
     assert pair["counterfactual"] == "Is an apple a company or a fruit?" and pair["answer_after"]
+
+
+def test_demo_generation_sees_past_the_attention_sink(demo_site):
+    """On the real chat model: position 0 («<|im_start|>») is found as an attention sink in every
+    answer, raw attention's last layer looks at it first for most tokens, and the page's default
+    view (the last layer beyond the sink) never puts a sink first; it ranks the prompt's units far
+    more faithfully than raw attention (ERASER, per answer token), which is why it is the default."""
+    report = _generation(demo_site)
+    gains = {"beyond_sink_attention": [], "attention": []}
+    for e in report["examples"]:
+        g = e["generation"]
+        assert g["attention_view"]["default"] == "beyond_sink"
+        sinks = {s["position"]: s["token"] for s in g["sinks"]["positions"]}
+        assert sinks.get(0) == "<|im_start|>", e["id"]
+        assert min(step["sink_share"] for step in g["steps"]) > 0.2
+        for t, step in enumerate(g["steps"]):
+            assert step["looked_at"], (e["id"], t)
+            assert step["looked_at"][0]["position"] not in sinks, (e["id"], t)
+        assert g["glance"]
+        for name in gains:
+            for row in g["token_faithfulness"][name]:
+                if row["comprehensiveness"] is not None:
+                    gains[name].append(row["comprehensiveness"] - row["sufficiency"])
+    assert np.mean(gains["beyond_sink_attention"]) > np.mean(gains["attention"]) + 1.0
+    fruit = next(e for e in report["examples"] if e["id"] == "apple-fruit-or-company")["generation"]
+    assert fruit["glance"][0].startswith(f"Token {DEMO_FRUIT_STEP}, the contrast asked for")
+    assert "company" in fruit["glance"][0]
 
 
 def test_demo_head_atlas_is_the_readmes_table(demo_site):

@@ -213,3 +213,85 @@ def test_heatmap_head_view_and_model_view_draw_the_answer_rows(browser, generati
         page.click("#mv-png")
     assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert problems == [] and outside == []
+
+
+# ------------------------------------------------------------------ attention sinks and the views
+
+
+@pytest.fixture(scope="module")
+def sink_site(tmp_path_factory):
+    """One answer whose every head parks 70% of each step's attention on position 0 (a planted
+    sink), with value norms that make position 0 carry nothing."""
+    rng = np.random.default_rng(5)
+    trace = generation(rng, "sunk", "where did it look", ["a", "b", "c", "d"])
+    rows = trace.attentions * 0.3
+    rows[:, :, :, 0] += 0.7
+    trace.attentions = rows
+    trace.probability = np.array([0.9, 0.8, 0.15, 0.7], dtype=np.float32)  # least confident: step 2
+    keys = trace.n_prompt + trace.steps - 1
+    trace.value_norms = np.concatenate(
+        [np.zeros((LAYERS, HEADS, 1)), rng.uniform(0.5, 2.0, (LAYERS, HEADS, keys - 1))], axis=-1
+    ).astype(np.float32)
+    root = tmp_path_factory.mktemp("sink")
+    card = model_card(
+        architecture="LlamaForCausalLM",
+        task="causal-lm",
+        labels=[],
+        causal=True,
+        read_position="last",
+        layers=LAYERS,
+        heads=HEADS,
+    )
+    plan = plan_from_generations(iter([trace]), card, title="Sinks", spool=root / "spool")
+    return write_site(plan, root / "site"), trace
+
+
+def test_the_page_opens_beyond_the_sink_on_its_least_confident_token(browser, sink_site, served):  # noqa: F811
+    """The planted sink is named with its share; the default view sets it apart (each row
+    renormalised over the rest, as computed here by hand); raw attention is one click away; the
+    page opens on the least confident token and follows #step= when the address changes."""
+    site, trace = sink_site
+    root, base = served
+    (root / "site").symlink_to(site, target_is_directory=True)
+    entry = json.loads((site / "report.json").read_text(encoding="utf-8"))["examples"][0]["generation"]
+    assert entry["attention_view"]["default"] == "beyond_sink"
+    assert [s["position"] for s in entry["sinks"]["positions"]] == [0]
+    for t, step in enumerate(entry["steps"]):
+        assert step["sink_share"] == pytest.approx(trace.attentions[:, :, t, 0].mean(), abs=1e-6)
+        assert step["looked_at"] and step["looked_at"][0]["position"] != 0
+        # looked_at: the last layer beyond the sink, the writing position left out
+        last = trace.attentions[-1, :, t, : trace.n_prompt - 1 + t].astype(np.float64).copy()
+        last[:, 0] = 0
+        last = (last / last.sum(-1, keepdims=True)).mean(0)
+        assert step["looked_at"][0]["position"] == int(np.argmax(last))
+    assert "Token 2, the least confident" in entry["glance"][0]
+    page, problems, outside = open_page(browser, f"{base}/site/examples/sunk.html")
+    page.wait_for_selector("body[data-generation-ready]")
+    assert page.input_value("#g-view") == "beyond_sink"
+    assert page.get_attribute('#g-tokens button[data-step="2"]', "aria-pressed") == "true"
+    assert "Token 2, the least confident" in page.text_content("#g-glance")
+    n = trace.n_prompt
+    page.select_option("#g-layer", "1")
+    page.select_option("#g-head", "0")
+    want = trace.attentions[1, 0, 2, : n + 2].astype(np.float64).copy()
+    share = trace.attentions[1, :, 2, 0].mean()
+    want[0] = 0
+    want /= want.sum()
+    got = np.array(shades(page))[: n + 2]
+    np.testing.assert_allclose(got, want / want.max(), atol=3 / 255 / want.max())
+    note = page.text_content("#g-note")
+    assert "position 0" in note and f"{share:.1%}" in note and "set apart" in note
+    assert page.locator("#g-tokens .token.sink").count() == 1
+    # raw attention: the sink is back, and fills the row
+    page.select_option("#g-view", "attention")
+    raw = trace.attentions[1, 0, 2, : n + 2]
+    np.testing.assert_allclose(np.array(shades(page))[: n + 2], raw / raw.max(), atol=2 / 255 / raw.max())
+    # norm-weighted: position 0 carries nothing (its value norm is 0)
+    page.select_option("#g-view", "norm_weighted")
+    assert shades(page)[0] == 0
+    # the address moves the chosen token
+    page.evaluate("location.hash = '#step=1'")
+    page.wait_for_function(
+        "document.querySelector('#g-tokens button[data-step=\"1\"]').getAttribute('aria-pressed') === 'true'"
+    )
+    assert problems == [] and outside == []

@@ -80,6 +80,19 @@ AGGREGATES = ("attention", "mean_attention", "rollout")
 DEFAULT_VIEW = ("beyond_sink", "attention")
 
 
+#: each aggregate in words
+AGGREGATE_LABELS = {"attention": "last layer", "mean_attention": "mean of layers", "rollout": "rollout"}
+
+
+def ranking_labels() -> dict[str, str]:
+    """Every view's rankings in words, by ranking name: "beyond the sink, last layer"."""
+    return {
+        ranking_name(view.name, aggregate): f"{view.label}, {AGGREGATE_LABELS[aggregate]}"
+        for view in VIEWS.values()
+        for aggregate in AGGREGATES
+    }
+
+
 def ranking_name(view: str, aggregate: str) -> str:
     """The name of a view's ranking in the faithfulness tables: the raw view keeps its old names."""
     return aggregate if view == "attention" else f"{view}_{aggregate}"

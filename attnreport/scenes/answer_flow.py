@@ -33,9 +33,7 @@ def answer_lattice(result: GenerationAnalysis) -> tuple[Lattice, np.ndarray] | N
     full = full_attention(trace)
     if full is None or result.rollout is None or trace.steps == 0:
         return None
-    full = view_rows(
-        result.default_view, full, sinks=result.sinks, value_norms=trace.value_norms
-    )
+    full = view_rows(result.default_view, full, sinks=result.sinks, value_norms=trace.value_norms)
     fed_back = trace.steps - 1  # the last answer token is written, never read
     prompt = display_tokens(trace.text, trace.prompt_tokens, trace.prompt_offsets.tolist(), trace.special)
     lattice = Lattice(name=trace.id, tokens=[*prompt, *trace.tokens[:fed_back]], attentions=full)

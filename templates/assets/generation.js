@@ -115,6 +115,9 @@
       headView.draw(shown);
     }
     heatmap.draw({z: shown.z, layer: layer, head: head, peak: shown.peak, row: step});
+    var rowsNote = document.getElementById("rows-note");
+    if (rowsNote) rowsNote.textContent = "View: " + views[viewSelect.value].label + " (" + views[viewSelect.value].description + ")."
+      + (views[viewSelect.value].folds_sinks && Object.keys(sinkPositions).length ? " The sink columns are empty: set apart." : "");
     headView.highlight("q", step);
   }
 
@@ -211,15 +214,23 @@
   function drawFaith() {
     var box = document.getElementById("g-faith");
     if (!box || !attribution || !attribution.token_faithfulness) return;
-    var per = attribution.token_faithfulness, names = Object.keys(per).filter(function (k) { return k !== "random"; });
-    var parts = names.map(function (name) {
-      var c = per[name][step].comprehensiveness;
-      return name + " " + (c === null ? "–" : (c >= 0 ? "+" : "") + c.toFixed(2));
+    // the attribution methods, and the chosen view's own rankings (the full table is below)
+    var per = attribution.token_faithfulness, view = viewSelect.value;
+    var own = {attention: "last layer", mean_attention: "mean of layers", rollout: "rollout"};
+    var parts = [];
+    Object.keys(attribution.methods).forEach(function (name) { if (per[name]) parts.push([name, per[name]]); });
+    Object.keys(own).forEach(function (aggregate) {
+      var name = view === "attention" ? aggregate : view + "_" + aggregate;
+      if (per[name]) parts.push([views[view].label + ", " + own[aggregate], per[name]]);
+    });
+    parts = parts.map(function (pair) {
+      var c = pair[1][step].comprehensiveness;
+      return pair[0] + " " + (c === null ? "–" : (c >= 0 ? "+" : "") + c.toFixed(2));
     });
     var bar = per.random[step].comprehensiveness;
     box.textContent = "For «" + data.answer[step] + "»: taking away each view's top " + attribution.unit
       + "s lowers its " + (attribution.output === "log_probability" ? "log-probability" : "probability")
-      + " by (comprehensiveness, ERASER; higher is more faithful) " + parts.join(" · ")
+      + " by" + (attribution.output === "log_probability" ? " (nats; " : " (") + "comprehensiveness, ERASER; higher is more faithful) " + parts.join(" · ")
       + "; random " + attribution.unit + "s: " + (bar === null ? "–" : (bar >= 0 ? "+" : "") + bar.toFixed(2)) + ".";
   }
 
@@ -294,6 +305,25 @@
     return svg;
   }
 
+  // the chosen step's attention by segment (template, prompt, answer so far), layer by layer, in the
+  // chosen view (mean of heads): what the segments figure draws
+  var segmentOf = [];
+  for (var key = 0; key < K; key++) segmentOf.push(key >= n ? 2 : data.from_template[key] ? 0 : 1);
+  function segmentData(t) {
+    var shares = [];
+    for (var ly = 0; ly < L; ly++) {
+      var share = [0, 0, 0];
+      for (var hd = 0; hd < H; hd++) {
+        var base = ((ly * H + hd) * T + t) * K;
+        for (var k = 0; k < K; k++) share[segmentOf[k]] += attention[base + k] / H;
+      }
+      shares.push(share);
+    }
+    var perStep = [];
+    perStep[t] = shares;
+    return {layers: L, segments: {names: data.segments.names, shares: perStep}};
+  }
+
   function draw(id, build) {
     var box = document.getElementById(id);
     if (box) box.replaceChildren(build());
@@ -302,7 +332,7 @@
   function choose(t, fromUser) {
     step = t;
     shade();
-    figures.segments(document.getElementById("g-segments"), data, step);
+    figures.segments(document.getElementById("g-segments"), segmentData(step), step);
     draw("g-steps", stepsSvg);
     figures.alternatives(document.querySelector("#g-top tbody"), document.getElementById("g-top-title"), data, step);
     if (data.lens) draw("g-lens", lensSvg);
@@ -344,7 +374,10 @@
     shown = null;
     modelView.draw(attention);
   }
-  viewSelect.addEventListener("change", function () { useView(viewSelect.value); shade(); drawRows(); });
+  viewSelect.addEventListener("change", function () {
+    useView(viewSelect.value);
+    choose(step, false);
+  });
   shadeSelect.addEventListener("change", shade);
   explainSelect.addEventListener("change", function () {
     // explaining a contrast or the whole answer is an attribution: shade by one without a second control

@@ -7,7 +7,7 @@ import numpy as np
 
 from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.answer_glance import glance
-from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS
+from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS, ranking_labels, ranking_name
 from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
 from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
@@ -104,6 +104,8 @@ def attention_view(result: GenerationAnalysis) -> dict:
     return {
         "default": view.name,
         "aggregate": DEFAULT_VIEW[1],
+        "ranking": ranking_name(view.name, DEFAULT_VIEW[1]),
+        "ranking_labels": ranking_labels(),
         "label": view.label,
         "description": view.description,
         "available": list(result.views),
