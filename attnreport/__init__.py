@@ -6,3 +6,15 @@ Stages, each a subpackage that imports only from the stages before it::
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Report", "explain"]
+
+
+def __getattr__(name: str):
+    """`explain` and `Report` (attnreport.report), imported on first use: ``import attnreport``
+    stays light for the command line."""
+    if name in __all__:
+        from attnreport import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module 'attnreport' has no attribute {name!r}")

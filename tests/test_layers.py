@@ -58,7 +58,7 @@ def test_every_stage_imports_only_itself_and_earlier_stages():
 
 
 #: the modules at the package's top, after every stage, each importing only the ones before it
-TOP = ["testing", "demo_lm", "pipeline", "demo", "cli", "__main__"]
+TOP = ["testing", "demo_lm", "pipeline", "report", "demo", "cli", "__main__"]
 
 
 def test_top_level_modules_import_stages_and_earlier_top_level_ones():

@@ -29,6 +29,7 @@ def test_wheel_contains_templates_themes_and_examples(tmp_path):
     assert "attnreport/cli.py" in names
     # the notebook's glue script, read beside its module
     assert "attnreport/notebook/notebook.js" in names
+    assert "attnreport/notebook/sitepack.js" in names  # explain()'s inline site
     # a child theme resolves through its parent inside the installed layout too
     assert "attnreport/_bundled/themes/high-contrast/theme.toml" in names
     zipfile.ZipFile(wheel).extractall(tmp_path / "unpacked", [n for n in names if "/_bundled/themes/" in n])

@@ -4,7 +4,9 @@ A build in CI or piped to a log file has no terminal, and tqdm then draws nothin
 reader of the log cannot tell a slow build from a stuck one. So off a terminal each stage writes
 a line when its first item is done (the stages stream into each other, so this is the order
 they start in), every tenth of its total (or every `EVERY` seconds, whichever comes
-first), and one when it ends; on a terminal tqdm draws its bars.
+first), and one when it ends; on a terminal tqdm draws its bars. In a Jupyter kernel (where
+stderr is no terminal either) tqdm's notebook bars are drawn, or, without ipywidgets, its text
+bars, which the notebook redraws in place.
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ def _is_terminal(stream: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
+def _notebook_bar():
+    """tqdm's bar class for a Jupyter kernel, None elsewhere: the notebook widget where ipywidgets
+    is installed (what ``tqdm.auto`` picks, without its warning when it is not), else the text
+    bar."""
+    if "ipykernel" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    from tqdm import notebook
+
+    return notebook.tqdm if notebook.IProgress is not None else tqdm
+
+
 def counted(
     items: Iterable[T],
     *,
@@ -46,6 +66,10 @@ def counted(
         total = len(items)
     if _is_terminal(stream):
         yield from tqdm(items, desc=stage, total=total, unit=unit, file=stream)
+        return
+    bar = _notebook_bar()
+    if bar is not None:
+        yield from bar(items, desc=stage, total=total, unit=unit, file=stream)
         return
     yield from _lines(items, stage=stage, total=total, stream=stream)
 
