@@ -305,3 +305,21 @@ def test_demo_generation_sees_past_the_attention_sink(demo_site):
     fruit = next(e for e in report["examples"] if e["id"] == "apple-fruit-or-company")["generation"]
     assert fruit["glance"][0].startswith(f"Token {DEMO_FRUIT_STEP}, the contrast asked for")
     assert "company" in fruit["glance"][0]
+
+
+def test_demo_head_atlas_is_the_readmes_table(demo_site):
+    """The README's counts of the seed's head patterns on SmolLM2 are this report's: the totals row
+    and each group of five layers, and the generation index links the atlas."""
+    import re
+
+    hp = _generation(demo_site)["head_patterns"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### What each head does while it answers") :]
+    rows = dict(re.findall(r"^\| (\d+-\d+|all \d+) \| ([\d |]+) \|$", section, flags=re.M))
+    assert rows[f"all {len(hp['heads'])}"].split(" | ") == [str(hp["totals"][p]) for p in hp["patterns"]]
+    for start in range(0, 30, 5):
+        want = [str(sum(hp["counts"][p][start : start + 5])) for p in hp["patterns"]]
+        assert rows[f"{start}-{start + 4}"].split(" | ") == want, start
+    index = (demo_site.site / "generation" / "index.html").read_text(encoding="utf-8")
+    assert 'href="head-patterns.html"' in index
+    assert (demo_site.site / "generation" / "head-patterns.html").is_file()

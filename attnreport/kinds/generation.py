@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attnreport.analysis.answer_heads import AnswerHead, AnswerHeadAtlas, AnswerHeadThresholds
 from attnreport.analysis.generation import AnswerExplainer, analyse_generation
 from attnreport.analysis.probes import AnswerProbe
 from attnreport.analysis.variants import AnswerSide, VariantComparison, answer_side, compare_variant
@@ -28,6 +29,7 @@ from attnreport.site.generation import PROBES_TEMPLATE, gather_generation
 from attnreport.site.listing import ANSWERS
 from attnreport.site.pages import SitePlan
 from attnreport.site.report import report_document
+from attnreport.site.report.head_patterns import head_patterns_section
 from attnreport.site.report.probes import answer_probe_entry
 from attnreport.site.report.variants import variant_entry
 from attnreport.trace import Generator, Prompt, read_rows
@@ -85,17 +87,24 @@ def generation_report(
     variants: list[VariantComparison] | None = None,
     probes: list[AnswerProbe] | None = None,
     skipped_rows: list[dict] | None = None,
+    heads: list[AnswerHead] | None = None,
+    thresholds: AnswerHeadThresholds | None = None,
 ) -> dict:
     """report.json of a generation report: an answer per prompt in `entries`, with `variants`
-    (prompts asked again in other words, side by side) and `probes` (the rewrites of `[[probes]]`)."""
+    (prompts asked again in other words, side by side), `probes` (the rewrites of `[[probes]]`)
+    and `heads`, the answers' head atlas (`analysis.answer_heads`) under `head_patterns`."""
     pages = {e["id"]: e["page"] for e in entries}
     sections = {
         # schema 1 has these in every report: a generation report has no metrics, no dataset means
-        # of a classifier's attributions and no head atlas
+        # of a classifier's attributions and no classifier's head atlas (its own is `head_patterns`)
         "metrics": {},
         "analysis": {"faithfulness": {}, "agreement_with_occlusion": {}},
         "heads": [],
     }
+    if heads:
+        sections["head_patterns"] = head_patterns_section(
+            heads, thresholds or AnswerHeadThresholds(), pages, layers=card.layers, prompts=len(entries)
+        )
     if variants:
         sections["variants"] = [variant_entry(v, pages) for v in variants]
     if probes is not None:
@@ -128,11 +137,13 @@ def plan_from_generations(
     each answer's attention flow (None: no scenes)."""
     ids: list[str] = []
     sides: dict[str, AnswerSide] = {}
+    atlas = AnswerHeadAtlas()
 
     def analysed():
         for trace in traces:
             ids.append(trace.id)
             result = analyse_generation(trace, explain)
+            atlas.add(trace, result.sinks)
             if variants is not None and trace.id in variants.ids:
                 sides[trace.id] = answer_side(result, unit=variants.unit)
             yield result, (scenes.answer_flow(result) if scenes is not None else None)
@@ -146,6 +157,8 @@ def plan_from_generations(
         variants=comparisons,
         probes=answer_probes(probes, comparisons or []) if probes else None,
         skipped_rows=skipped_rows,
+        heads=atlas.heads() if len(atlas) else None,
+        thresholds=atlas.thresholds,
     )
     files = dict(scenes.files) if scenes is not None else {}
     return SitePlan(

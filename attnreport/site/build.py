@@ -58,6 +58,8 @@ LEGACY_ENTRIES = frozenset(
         "generation",
     }
 )
+#: a generation report's head atlas (`report.json`'s `head_patterns`)
+HEAD_PATTERNS_PAGE = "head-patterns.html"
 #: plotly.js's cartesian bundle (it has the heatmap, at a third of the full bundle's size) and its licence,
 #: vendored in templates/vendor (see the README there)
 PLOTLY = ("plotly-cartesian.min.js", "plotly-LICENSE.txt")
@@ -216,6 +218,8 @@ def _render(plan: SitePlan, folder: Path, *, theme: str, overrides: Path | None,
         _write(folder / "compare.html", html)
     if "variants" in plan.report:
         _write(folder / "variants.html", _page(env, "variants.html.j2", root="", **common))
+    if "head_patterns" in plan.report:  # a generation report's head atlas
+        _write(folder / HEAD_PATTERNS_PAGE, _page(env, "head_patterns.html.j2", root="", **common))
     if "probes" in plan.report:
         write_probe_pages(plan, folder, lambda name, **c: _page(env, name, **c, **common))
     write_report(folder, plan.report)
