@@ -302,7 +302,7 @@ def test_neuron_view_shows_the_dot_products_of_the_page_data(
     q = unpack_signed(data["neuron"]["queries"])[layer, head, query]
     k = unpack_signed(data["neuron"]["keys"])[layer, head]
     a = np.frombuffer(zlib.decompress(base64.b64decode(data["attention"]["data"])), np.uint8)
-    a = a.reshape(data["attention"]["shape"])[layer, head, query] / 255
+    a = (a.reshape(data["attention"]["shape"])[layer, head, query] / 255) ** 2  # square roots stored
     shown = _rows(page)
     visible = list(range(query + 1)) if card.causal else list(range(n))
     assert [r[0] for r in shown] == visible  # the causal mask hides the keys after the query

@@ -60,9 +60,10 @@ def frame_data(frame) -> dict:
 
 
 def unpacked(block: dict) -> np.ndarray:
-    """A block's attention decoded as the page decodes it: uint8, deflated, base64."""
+    """A block's attention decoded as the page decodes it: square roots as uint8, deflated, base64."""
+    assert block["encoding"] == "uint8-sqrt-deflate-base64"
     q = np.frombuffer(zlib.decompress(base64.b64decode(block["data"])), dtype=np.uint8)
-    return q.reshape(block["shape"]).astype(np.float64) * block["scale"]
+    return (q.reshape(block["shape"]).astype(np.float64) * block["scale"]) ** 2
 
 
 def srcdoc(markup: str) -> str:
@@ -161,7 +162,7 @@ def test_a_notebook_run_in_a_real_kernel_draws_the_planted_head_offline(browser,
     ids = page.eval_on_selector_all(".attnreport-output", "els => els.map(e => e.id)")
     assert len(set(ids)) == 2
     weights = unpacked(frame_data(head)["blocks"][0]["attention"])
-    assert np.abs(weights - planted_attention()).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(weights - planted_attention()).max() <= 1 / 255 + 1e-5
 
     # the head view opens on the planted head: one line per token, to the token before it
     assert head.get_attribute("#head-view svg", "data-layer") == "1"
@@ -355,7 +356,7 @@ def test_bertviz_readme_calls_run_unchanged_on_real_attentions(small_bert):
     data = _data_of(markup)
     got = unpacked(data["blocks"][0]["attention"])
     want = torch.stack(attention)[[5, 6], 0].numpy()
-    assert got.shape == want.shape and np.abs(got - want).max() <= 0.5 / 255 + 1e-6
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1 / 255 + 1e-5
     assert data["layers"] == [5, 6]
     data = _data_of(calls["head_view(attention, tokens, layer=2, heads=[3,5])"]().data)
     assert data["layer"] == 2 and data["selected"] == [3, 5]

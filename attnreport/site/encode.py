@@ -38,20 +38,35 @@ def script_safe(text: str) -> str:
     return text
 
 
-def packed_unit(weights: np.ndarray) -> dict:
-    """Weights in [0, 1] as uint8, deflated, base64: the page's compact attention block.
+#: a page's attention block: the square roots of weights in [0, 1], as uint8, deflated, base64
+UNIT_ENCODING = "uint8-sqrt-deflate-base64"
 
-    Attention rows are mostly near-zero, so deflate shrinks them well; the browser inflates
-    them with DecompressionStream, which needs no library and works from file://.
+
+def packed_unit(weights: np.ndarray) -> dict:
+    """Weights in [0, 1] as the page's compact attention block (`UNIT_ENCODING`).
+
+    Why square roots: a real LLM spreads much of its attention thinly (on SmolLM2-135M-Instruct's
+    answer rows, 65% of the non-zero weights are below 1/510 and would round to 0 in a linear
+    byte); the square root keeps a weight of 1/2000 within 10% and one of 1e-5 non-zero, at the
+    cost of an absolute error of up to 1/255 near 1 (a linear byte's is half that) and about
+    twice the bytes. Attention rows are mostly near-zero, so deflate shrinks them; the browser
+    inflates them with DecompressionStream, which needs no library and works from file://.
     """
     w = np.asarray(weights, dtype=np.float64)
-    q = np.rint(np.clip(w, 0.0, 1.0) * 255.0).astype(np.uint8)
+    q = np.rint(np.sqrt(np.clip(w, 0.0, 1.0)) * 255.0).astype(np.uint8)
     return {
-        "encoding": "uint8-deflate-base64",
+        "encoding": UNIT_ENCODING,
         "scale": 1 / 255,
         "shape": list(w.shape),
         "data": base64.b64encode(zlib.compress(q.tobytes(), 9)).decode("ascii"),
     }
+
+
+def unpack_unit(block: dict) -> np.ndarray:
+    """A `packed_unit` block back to its weights (a linear ``uint8-deflate-base64`` one too)."""
+    raw = zlib.decompress(base64.b64decode(block["data"]))
+    values = np.frombuffer(raw, dtype=np.uint8).reshape(block["shape"]).astype(np.float64) * block["scale"]
+    return values * values if block["encoding"] == UNIT_ENCODING else values
 
 
 def packed_signed(values: np.ndarray) -> dict:

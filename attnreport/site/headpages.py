@@ -8,16 +8,14 @@ reader check the label by eye. The pictures are cut from the example pages' spoo
 
 from __future__ import annotations
 
-import base64
 import json
-import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from attnreport.site.encode import packed_unit
+from attnreport.site.encode import packed_unit, unpack_unit
 from attnreport.site.pages import ExamplePage, head_page
 
 #: examples pictured per head (of its typical ones, most typical first)
@@ -46,8 +44,7 @@ class HeadContext:
 
 
 def _unpack(block: dict) -> np.ndarray:
-    raw = zlib.decompress(base64.b64decode(block["data"]))
-    return np.frombuffer(raw, dtype=np.uint8).reshape(block["shape"]).astype(np.float64) * block["scale"]
+    return unpack_unit(block)
 
 
 def head_contexts(

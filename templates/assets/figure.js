@@ -31,11 +31,16 @@
     return new Response(stream).arrayBuffer();
   }
 
+  // a "uint8-sqrt-..." block holds square roots (site/encode.py: thin attention stays non-zero)
   function inflate(block) {
+    var squared = /-sqrt-/.test(block.encoding || "");
     return inflateBytes(block).then(function (buffer) {
       var q = new Uint8Array(buffer);
       var out = new Float32Array(q.length);
-      for (var j = 0; j < q.length; j++) out[j] = q[j] * block.scale;
+      for (var j = 0; j < q.length; j++) {
+        var v = q[j] * block.scale;
+        out[j] = squared ? v * v : v;
+      }
       return out;
     });
   }
