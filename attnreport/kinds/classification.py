@@ -215,7 +215,8 @@ class ClassificationReport:
             probes=probed,
             probe_pages={(p.probe, p.id): p.path for p in probe_pages},
         )
-        log(f"traced {tracer.stats.traced} texts, {tracer.stats.cached} from the cache")
+        # two counts that add up: texts the model ran on now, and texts whose trace was already kept
+        log(f"texts: {tracer.stats.traced} run through the model, {tracer.stats.cached} read from the cache")
         return SitePlan(
             title=config.title,
             card=tracer.card,
