@@ -221,3 +221,25 @@ def test_build_help_shows_a_minimal_config_that_loads(capsys, tmp_path):
     config = load_config(path)
     assert config.model.path == tmp_path / "my-model" and config.data.path == tmp_path / "tickets.jsonl"
     assert re.search(r"^\s+-o OUTPUT, --output OUTPUT", text, re.M)
+
+
+def test_labels_in_another_case_are_named_with_the_model_s_own(tiny, tmp_path, capsys):
+    """Labels the model lacks are said before any model runs, with the model's own name where only
+    the case differs; when no labelled row can be scored the build stops in one line, unless asked
+    to go on."""
+    rows = sample_rows()
+    for row in rows[:2]:
+        row["label"] = "ALPHA"
+    config = write_config(tmp_path / "some", tiny.export("bert"), rows)
+    assert main(["build", str(config), "-o", str(tmp_path / "some" / "site")]) == 0
+    err = capsys.readouterr().err
+    assert "'ALPHA' (2 rows; did you mean 'alpha'?)" in err and "left out of the accuracy" in err
+    for row in rows:
+        row["label"] = row["label"].upper()
+    config = write_config(tmp_path / "none", tiny.export("bert"), rows)
+    assert main(["build", str(config), "-o", str(tmp_path / "none" / "site")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'beta'?" in err[0] and 'unknown_labels = "go_on"' in err[0]
+    assert not (tmp_path / "none" / "site").exists()
+    config = write_config(tmp_path / "go", tiny.export("bert"), rows, extra='unknown_labels = "go_on"\n')
+    assert main(["build", str(config), "-o", str(tmp_path / "go" / "site")]) == 0

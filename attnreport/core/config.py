@@ -20,6 +20,8 @@ from attnreport.core.schema import value_problem
 from attnreport.core.themes import available_themes
 
 BAD_ROW_POLICIES = ("skip", "fail")
+#: what a build does when no labelled row has one of the model's labels (`[data] unknown_labels`)
+UNKNOWN_LABEL_POLICIES = ("fail", "go_on")
 #: where tracing and the per-example analysis run (`attnreport.run.EXECUTORS`)
 EXECUTOR_NAMES = ("process", "dask")
 
@@ -70,6 +72,9 @@ class DataConfig:
     max_chars: int = 100_000
     #: read at most this many rows (0: all)
     limit: int = 0
+    #: when labels are given and none is one of the model's (another case, other names): "fail"
+    #: with the labels it has, or "go_on" without accuracy
+    unknown_labels: str = "fail"
 
 
 #: what a classifier's attributions explain (`[analysis] output`): the target class's probability
@@ -344,6 +349,11 @@ class ReportConfig:
         if not isinstance(g.stop, list) or not all(isinstance(x, str) and x for x in g.stop):
             raise ConfigError(
                 f'{where}: [generate] stop must be a list of non-empty strings, e.g. ["\\n\\n"]'
+            )
+        if self.data.unknown_labels not in UNKNOWN_LABEL_POLICIES:
+            raise ConfigError(
+                f"{where}: [data] unknown_labels = {self.data.unknown_labels!r}; "
+                f"choose one of {', '.join(UNKNOWN_LABEL_POLICIES)}"
             )
         if self.data.on_bad_row not in BAD_ROW_POLICIES:
             raise ConfigError(

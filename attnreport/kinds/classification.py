@@ -129,6 +129,43 @@ def plan_from_traces(traces, card: ModelCard, *, title: str, spool) -> SitePlan:
     return SitePlan(title=title, card=card, report=report, examples=pages)
 
 
+def closest_label(name: str, labels: list[str]) -> str | None:
+    """The model's label `name` means, when it differs only in case or surrounding space."""
+    wanted = name.strip().casefold()
+    return next((label for label in labels if label.strip().casefold() == wanted), None)
+
+
+def check_labels(config: ReportConfig, card: ModelCard, log) -> None:
+    """The data's labels against the model's, before any model runs (one read of the rows ahead,
+    as `count_rows`): rows whose label the model lacks are left out of the accuracy, so say which
+    labels and the model's own name for each where only the case differs; when no labelled row
+    matches, the accuracy would be silently empty: a one-line error unless ``[data]
+    unknown_labels = "go_on"``."""
+    if not card.labels:
+        return
+    counts: dict[str, int] = {}
+    for row in read_rows(config.data, on_bad=lambda bad: None):
+        if row.label is not None:
+            counts[row.label] = counts.get(row.label, 0) + 1
+    unknown = sorted(name for name in counts if name not in card.labels)
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        near = closest_label(name, card.labels)
+        hints.append(f"{name!r} ({counts[name]} rows{f'; did you mean {near!r}?' if near else ''})")
+    where = config.data.path or "[data] texts"
+    message = (
+        f"{where}: labels the model does not have: {', '.join(hints)}; the model's labels: "
+        f"{', '.join(card.labels)}"
+    )
+    if len(unknown) == len(counts) and config.data.unknown_labels == "fail":
+        raise InputError(
+            f'{message}; no row can be scored: fix the labels, or set [data] unknown_labels = "go_on"'
+        )
+    log(f"{message}; those rows are left out of the accuracy")
+
+
 class ClassificationReport:
     """Texts through a classifier (or any encoder): traced, analysed and drawn one at a time."""
 
@@ -169,6 +206,7 @@ class ClassificationReport:
         self.tracer = tracer = make_tracer(
             ctx.model_dir, config.model, ctx.cache_dir, quantized=config.model.quantized
         )
+        check_labels(config, tracer.card, log)
         total = count_rows(config) if progress else None
         rows = read_rows(config.data, on_bad=ctx.skipped)
         analysis = AnalysisStage(
