@@ -208,7 +208,7 @@ class GenerationReport:
                 streamed[0] += 1
                 if r.contrast:
                     contrasts[r.id] = r.contrast
-                yield Prompt(r.id, r.text, r.completion, r.label), tuple(r.contrast)
+                yield Prompt(r.id, r.text, r.completion, r.label, r.history), tuple(r.contrast)
 
         variants = [(Prompt(v.id, v.prompt, None, f"variant of {v.of}"), ()) for v in config.variants]
         rows = read_rows(config.data, prompts=True, on_bad=ctx.skipped)
