@@ -234,7 +234,8 @@ def chat_build(tiny, tmp_path_factory):
     (root / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (root / "report.toml").write_text(
         f'title = "Chats"\ncache_dir = "cache"\n[model]\npath = "{model}"\n[data]\npath = "prompts.jsonl"\n'
-        f'[generate]\nmax_new_tokens = {NEW}\nchat_template = true\nattributions = ["shapley"]\n',
+        f'[generate]\nmax_new_tokens = {NEW}\nchat_template = true\nattributions = ["shapley"]\n'
+        '[[variants]]\nof = "chat"\nprompt = "refill it"\n',
         encoding="utf-8",
     )
     result = build(load_config(root / "report.toml"), root / "site", progress=False, log=lambda m: None)
@@ -348,3 +349,11 @@ def test_the_page_shows_the_chat_as_turns_as_text(browser, chat_build, served):
         page.close()
     raw = (site / entries["hostile"]["page"]).read_text(encoding="utf-8")
     assert html.escape(SCRIPT, quote=False) in raw and SCRIPT not in raw
+
+
+def test_a_variant_of_a_chat_row_is_asked_in_the_same_chat(chat_build):
+    _, _, entries = chat_build
+    variant = entries["chat~variant-1"]["generation"]
+    text = variant["input_text"]
+    got = [(t["role"], text[t["start"] : t["stop"]]) for t in variant["turns"]]
+    assert got == [*HISTORY, ("user", "refill it")]
