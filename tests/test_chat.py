@@ -357,3 +357,9 @@ def test_a_variant_of_a_chat_row_is_asked_in_the_same_chat(chat_build):
     text = variant["input_text"]
     got = [(t["role"], text[t["start"] : t["stop"]]) for t in variant["turns"]]
     assert got == [*HISTORY, ("user", "refill it")]
+
+
+def test_a_chat_without_the_chat_template_is_one_line(chat_build):
+    model, _, _ = chat_build
+    with pytest.raises(InputError, match="is a chat .*chat_template = true"):
+        list(Generator(model, use_cache=False).generate([Prompt("c", LAST, None, None, HISTORY)]))
