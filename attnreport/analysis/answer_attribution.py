@@ -22,7 +22,8 @@ from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
 from attnreport.analysis.units import Units
 from attnreport.core.config import AnalysisConfig
 
-#: the units beside the prompt's own, by name: what the report calls them
+#: the units beside the prompt's own, by name: what the report calls them (a chat's earlier turns
+#: are segment units too, named by `analysis.generation.segment_name`)
 SEGMENT_UNITS = {"template": "[the chat template]", "answer": "[the answer so far]"}
 
 #: what the answer-token games are of (`[generate] attribution_output`)
@@ -102,7 +103,8 @@ class AnswerExplanation:
     evaluations: int = 0
     #: what was asked and not computed, and why
     skipped: list[str] = field(default_factory=list)
-    #: the names of the units after `units`' own (`SEGMENT_UNITS`): the template, the answer so far
+    #: the names of the units after `units`' own: a chat's earlier turns ("turn-<i>"), the template,
+    #: the answer so far (`analysis.generation.segment_name`)
     segments: list[str] = field(default_factory=list)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attnreport.analysis.answer_attribution import AnswerExplanation
+from attnreport.analysis.answer_attribution import SEGMENT_UNITS, AnswerExplanation
 from attnreport.analysis.attention_views import (
     AGGREGATES,
     DEFAULT_VIEW,
@@ -84,8 +84,54 @@ def user_text(trace: GenerationTrace) -> str:
 
 
 def not_user(trace: GenerationTrace) -> np.ndarray:
-    """Prompt tokens that are no unit: special tokens and the chat template's."""
-    return np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
+    """Prompt tokens that are no unit of the prompt's own: special tokens, the chat template's,
+    and in a chat every token outside the last user turn (each earlier turn is one unit of its own:
+    `turn_members`)."""
+    out = np.asarray(trace.special, dtype=bool) | np.asarray(trace.from_template, dtype=bool)
+    if trace.turns:
+        out = out | ~_overlapping(trace, trace.turns[-1])
+    return out
+
+
+def _overlapping(trace: GenerationTrace, turn) -> np.ndarray:
+    """``[n]``: the prompt's non-special tokens whose characters overlap `turn`'s content."""
+    offsets = np.asarray(trace.prompt_offsets)
+    hit = (offsets[:, 1] > turn.start) & (offsets[:, 0] < turn.stop)
+    return hit & ~np.asarray(trace.special, dtype=bool)
+
+
+def turn_members(trace: GenerationTrace) -> dict[str, np.ndarray]:
+    """The positions of each turn before the last (the user's prompt, cut into words), by unit name
+    ``"turn-<i>"`` (`i` indexes `trace.turns`), each only when it has a token: one unit per turn,
+    so an answer's attribution says which turn made it. A token the last turn shares is the last's."""
+    out = {}
+    if not trace.turns:
+        return out
+    taken = _overlapping(trace, trace.turns[-1])
+    for i, turn in enumerate(trace.turns[:-1]):
+        mine = _overlapping(trace, turn) & ~taken
+        taken = taken | mine
+        if mine.any():
+            out[f"turn-{i}"] = np.flatnonzero(mine)
+    return out
+
+
+def turn_name(trace: GenerationTrace, i: int) -> str:
+    """What the report calls turn `i` as a unit: "[system prompt]", "[default system prompt]" (the
+    template's own), "[user turn k]" or "[assistant turn k]" (k counts the chat's user and assistant
+    turns from 1)."""
+    turn = trace.turns[i]
+    if turn.role == "system":
+        return "[default system prompt]" if turn.injected else "[system prompt]"
+    k = sum(t.role != "system" for t in trace.turns[: i + 1])
+    return f"[{turn.role} turn {k}]"
+
+
+def segment_name(trace: GenerationTrace, name: str) -> str:
+    """What the report calls segment unit `name` (`segment_members`)."""
+    if name.startswith("turn-"):
+        return turn_name(trace, int(name.removeprefix("turn-")))
+    return SEGMENT_UNITS[name]
 
 
 def prompt_units(trace: GenerationTrace, kind: str = "word", *, max_tokens: int = 64) -> Units:
@@ -96,11 +142,14 @@ def prompt_units(trace: GenerationTrace, kind: str = "word", *, max_tokens: int 
 
 
 def segment_members(trace: GenerationTrace) -> dict[str, np.ndarray]:
-    """The positions of the units beside the prompt's words: the chat template's tokens (and the
-    special ones), and the answer written so far (input positions n .. n + T - 2); each only when
-    it has a token."""
-    out = {}
-    template = np.flatnonzero(not_user(trace))
+    """The positions of the units beside the prompt's words: a chat's earlier turns
+    (`turn_members`), the chat template's tokens (and the special ones), and the answer written so
+    far (input positions n .. n + T - 2); each only when it has a token."""
+    out = turn_members(trace)
+    rest = not_user(trace)
+    for positions in out.values():
+        rest[positions] = False
+    template = np.flatnonzero(rest)
     if len(template):
         out["template"] = template
     if trace.steps > 1:

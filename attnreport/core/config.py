@@ -60,6 +60,10 @@ class DataConfig:
     #: for a generation report: the prompt, and an optional given answer to explain (forced decoding)
     prompt_column: str = "prompt"
     completion_column: str = "completion"
+    #: a generation report's row may hold a chat instead of a prompt (JSONL): a list of
+    #: {"role": "system" | "user" | "assistant", "content": "..."} ending with the user's message;
+    #: the report explains the next assistant turn
+    messages_column: str = "messages"
     label_column: str = "label"
     id_column: str = "id"
     #: the column holding each row's data group (e.g. "domain"): metrics, confidence, attribution

@@ -21,6 +21,23 @@ from attnreport.core.npz import NpzCodec
 
 #: why generation stopped
 STOP_REASONS = ("eos", "max_new_tokens", "stop_string", "forced")
+#: who wrote a turn of a chat
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the chat the chat template wrapped: its role and where its content sits in
+    the trace's `text` (``text[start:stop]``); `injected` for a system prompt the template put in
+    itself because the chat had none (its default system prompt)."""
+
+    role: str
+    start: int
+    stop: int
+    injected: bool = False
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "start": self.start, "stop": self.stop, "injected": self.injected}
 
 
 @dataclass
@@ -81,6 +98,9 @@ class GenerationTrace:
     template: str | None = None
     label: str | None = None
     extra: dict = field(default_factory=dict)
+    #: the chat's messages in `text`, in order (an injected default system prompt first, the last
+    #: user turn's content last); empty without a chat template (and in traces older than turns)
+    turns: list[Turn] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n, t = len(self.prompt_tokens), len(self.tokens)
@@ -145,6 +165,15 @@ class GenerationTrace:
                     raise ValueError(f"{where}: {name} must be [{layers + 1}, {t}]")
         if self.stop_reason not in STOP_REASONS:
             raise ValueError(f"{where}: stop_reason {self.stop_reason!r}; one of {', '.join(STOP_REASONS)}")
+        self.turns = [Turn(**t) if isinstance(t, dict) else t for t in self.turns]
+        for i, turn in enumerate(self.turns):
+            if turn.role not in ROLES or not 0 <= turn.start <= turn.stop <= len(self.text):
+                raise ValueError(
+                    f"{where}: turn {i} is {turn.role!r} at {turn.start}..{turn.stop}; a role of "
+                    f"{', '.join(ROLES)} inside the text's {len(self.text)} characters"
+                )
+            if i and turn.start < self.turns[i - 1].stop:
+                raise ValueError(f"{where}: turn {i} starts before turn {i - 1} ends")
 
     @property
     def n_prompt(self) -> int:
@@ -215,5 +244,6 @@ _CODEC = NpzCodec(
         "template",
         "label",
         "extra",
+        "turns",
     ),
 )

@@ -1,18 +1,18 @@
 """One npz codec for the dataclasses the stages hand on (`Trace`, `GenerationTrace`).
 
 A value is one uncompressed ``.npz`` (fast to write and to read back): a member ``meta`` holds the
-plain fields as UTF-8 JSON, then one member per array field, in the order the codec names them;
-an array field that is None is left out, and a field missing from a file (written before the
-field existed) takes its default. The codec names every field of its class, once, as an array or
-as meta: a field added to the class and not to its codec is an error when the module loads, not
-a value silently dropped from the cache.
+plain fields as UTF-8 JSON (a dataclass among them as its fields: the caller makes it again), then
+one member per array field, in the order the codec names them; an array field that is None is
+left out, and a field missing from a file (written before the field existed) takes its default.
+The codec names every field of its class, once, as an array or as meta: a field added to the class
+and not to its codec is an error when the module loads, not a value silently dropped from the cache.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ class NpzCodec:
         buf = io.BytesIO()
         np.savez(
             buf,
-            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            meta=np.frombuffer(json.dumps(meta, default=_fields).encode("utf-8"), dtype=np.uint8),
             **{name: a for name, a in arrays.items() if a is not None},
         )
         return buf.getvalue()
@@ -51,3 +51,10 @@ class NpzCodec:
             stored = json.loads(z["meta"].tobytes().decode("utf-8"))
             arrays = {name: z[name] for name in self.arrays if name in z.files}
         return {name: stored[name] for name in self.meta if name in stored} | arrays
+
+
+def _fields(value) -> dict:
+    """A dataclass instance in a meta field, as JSON writes it: its fields by name."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

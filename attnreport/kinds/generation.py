@@ -47,9 +47,13 @@ class VariantPlan:
     compare: Callable[[dict[str, AnswerSide], list[str]], list[VariantComparison]]
 
 
-def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | None:
+def variant_plan(
+    generator: Generator, config: ReportConfig, histories: dict[str, tuple] | None = None
+) -> VariantPlan | None:
     """Each `[[variants]]` pair, with the base prompt's answer read under the variant prompt
-    (teacher-forced) for the change in its log-probability."""
+    (teacher-forced) for the change in its log-probability; `histories` holds the earlier turns
+    of the chat rows by id (a variant of a chat's last turn is asked in the same chat)."""
+    histories = {} if histories is None else histories
     if not config.variants:
         return None
     ids = frozenset(v.of for v in config.variants) | frozenset(v.id for v in config.variants)
@@ -63,7 +67,10 @@ def variant_plan(generator: Generator, config: ReportConfig) -> VariantPlan | No
                 f"{config.source or 'config'}: [[variants]] of = {missing[0]!r}: no prompt has that id "
                 f"(ids: {known})"
             )
-        forced = [Prompt(f"{v.id}/base-answer", v.prompt, tuple(sides[v.of].ids)) for v in config.variants]
+        forced = [
+            Prompt(f"{v.id}/base-answer", v.prompt, tuple(sides[v.of].ids), None, histories.get(v.of, ()))
+            for v in config.variants
+        ]
         options = generation_options(config)
         out = []
         for v, trace in zip(config.variants, generator.generate(forced, options), strict=True):
@@ -212,6 +219,9 @@ class GenerationReport:
         #: the contrasts each row asked for, by prompt id, filled as the rows stream (the explainer
         #: reads them when the prompt's answer comes back)
         contrasts: dict[str, tuple] = {}
+        #: the earlier turns of the chat rows, by id, filled as the rows stream (their variants,
+        #: asked after every row, are asked in the same chat)
+        histories: dict[str, tuple] = {}
         # the bar counts what is generated: the rows, then the variants (probes' rewrites included)
         total = count_rows(config, prompts=True) + len(config.variants) if progress else None
         streamed = [0]
@@ -221,9 +231,14 @@ class GenerationReport:
                 streamed[0] += 1
                 if r.contrast:
                     contrasts[r.id] = r.contrast
-                yield Prompt(r.id, r.text, r.completion, r.label), tuple(r.contrast)
+                if r.history:
+                    histories[r.id] = r.history
+                yield Prompt(r.id, r.text, r.completion, r.label, r.history), tuple(r.contrast)
 
-        variants = [(Prompt(v.id, v.prompt, None, f"variant of {v.of}"), ()) for v in config.variants]
+        variants = (
+            (Prompt(v.id, v.prompt, None, f"variant of {v.of}", histories.get(v.of, ())), ())
+            for v in config.variants
+        )  # lazy: read after the rows, when `histories` is full
         rows = read_rows(config.data, prompts=True, on_bad=ctx.skipped)
         items = itertools.chain(asked(rows), variants)
         source = str(config.data.path or "[data] prompts")
@@ -237,7 +252,7 @@ class GenerationReport:
             title=config.title,
             spool=ctx.spool,
             explain=explain,
-            variants=variant_plan(generator, config),
+            variants=variant_plan(generator, config, histories),
             skipped_rows=ctx.skipped.entries(),
             probes=config.probes,
             scenes=SceneStage.for_build(ctx) if config.site.scenes else None,

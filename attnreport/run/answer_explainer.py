@@ -58,11 +58,12 @@ def answer_explainer(
     contrasts: dict[str, tuple] | None = None,
     cache_dir: Path | None = None,
 ) -> AnswerExplainer | None:
-    """What made each answer token: attributions over the prompt's units (the template's tokens
-    are no unit), each coalition teacher-forced through the generator's decoder once; `contrasts`
-    are the rows' asked-for contrasts, by prompt id. With `cache_dir`, each answer's explanation
-    is kept in the content cache (keyed by the model, the options, the prompt, the answer's
-    tokens and the contrasts asked), so a rebuild runs no coalition again."""
+    """What made each answer token: attributions over the prompt's units (the words of the last
+    user turn, each earlier turn of a chat as one unit; the template's tokens are no unit), each
+    coalition teacher-forced through the generator's decoder once; `contrasts` are the rows'
+    asked-for contrasts, by prompt id. With `cache_dir`, each answer's explanation is kept in the
+    content cache (keyed by the model, the options, the prompt, the answer's tokens and the
+    contrasts asked), so a rebuild runs no coalition again."""
     g = config.generate
     if not g.attributions:
         return None
@@ -96,8 +97,9 @@ def answer_explainer(
         units = prompt_units(trace, g.attribution_unit, max_tokens=config.analysis.max_attribution_tokens)
         foils, skipped = foil_tokens(generator, trace, contrasts.get(trace.id, ()))
         members, segments = list(units.members), []
-        if g.segment_units:
-            for name, positions in segment_members(trace).items():
+        for name, positions in segment_members(trace).items():
+            # a chat's earlier turns are always units; the template and the answer so far by option
+            if g.segment_units or name.startswith("turn-"):
                 members.append(positions)
                 segments.append(name)
         model = ForcedAnswer(generator, trace, members, foils=foils, batch_size=config.model.batch_size)

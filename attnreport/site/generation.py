@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.answer_glance import open_step
 from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS
 from attnreport.analysis.attribution_methods import colour_scale_of
-from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_members, segment_name
 from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
 from attnreport.core.tokens import display_tokens
@@ -41,7 +40,7 @@ def attribution_data(result: GenerationAnalysis) -> dict | None:
     texts = [] if ex.units is None else [u["text"] for u in ex.units.to_list(g.text)]
     return {
         "unit": ex.units.kind if ex.units is not None else "custom",
-        "units": texts + [SEGMENT_UNITS[name] for name in ex.segments],
+        "units": texts + [segment_name(g, name) for name in ex.segments],
         "members": members,
         "output": ex.output,
         "baseline": ex.baseline,

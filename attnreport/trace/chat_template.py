@@ -5,8 +5,9 @@
 does not escape HTML, and the globals ``raise_exception``, ``strftime_now``, ``dict`` and
 ``namespace``; it passes ``messages``, ``add_generation_prompt`` and the tokenizer's named special
 tokens (``bos_token``, ``eos_token``, ...). We do the same without importing it, and also return
-where the user's content sits in the rendered text, so that each token can say whether it came
-from the template or from the prompt.
+where every message's content sits in the rendered text (`Span`), so that each token can say
+whether it came from the template or from a message, and which; and the system prompt a template
+puts in when the chat has none (SmolLM2's, Qwen2.5's), found by comparison, not by name.
 """
 
 from __future__ import annotations
@@ -31,16 +32,36 @@ SPECIAL_NAMES = (
     "mask_token",
 )
 TEMPLATE_FILE = "chat_template.jinja"
-_SENTINEL = "\ue000attnreport-content\ue001"
+#: the roles a chat's messages may have
+ROLES = ("system", "user", "assistant")
+
+
+def _sentinel(i: int | str) -> str:
+    """A marker for message `i`'s content: private-use characters no text or template holds."""
+    return f"\ue000attnreport-content-{i}\ue001"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where one message's content sits in a rendered chat: ``text[start:end]``; `injected` for a
+    system prompt the template put in itself (no message of the chat)."""
+
+    role: str
+    start: int
+    end: int
+    injected: bool = False
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """A prompt wrapped by the template: the text, and the user's content at ``text[start:end]``."""
+    """A chat wrapped by the template: the text, the last (user) message's content at
+    ``text[start:end]``, and every message's content span in order (`turns`), an injected default
+    system prompt first."""
 
     text: str
     start: int
     end: int
+    turns: tuple[Span, ...] = ()
 
 
 def _token_text(value) -> str | None:
@@ -112,25 +133,101 @@ class ChatTemplate:
 
     def render(self, prompt: str, *, system: str | None = None) -> Rendered:
         """``messages=[{"role": "user", "content": prompt}]`` (after a system message if given),
-        with the generation prompt; the user's content located in the result.
-
-        The content must sit where the template puts a message's content (found by rendering a
-        marker in its place), as given or stripped of surrounding white space (``| trim``);
-        a template that puts it anywhere else, or rewrites it, is refused rather than searched:
-        a prompt found by search could be text of the template's own (or of a file it read).
-        """
+        with the generation prompt; every message's content located in the result (`render_chat`)."""
         head = [{"role": "system", "content": system}] if system is not None else []
-        text = self.render_messages([*head, {"role": "user", "content": prompt}])
-        marked = self.render_messages([*head, {"role": "user", "content": _SENTINEL}])
-        before, sep, after = marked.partition(_SENTINEL)
-        if sep and _SENTINEL not in after:
-            for content in (prompt, prompt.strip()):
-                if text == before + content + after:
-                    return Rendered(text, len(before), len(before) + len(content))
-        raise ConfigError(
-            f"the model's chat template ({self.name}) does not place the prompt's text as given; "
-            f"the prompt's tokens cannot be told from the template's (set [generate] chat_template = false)"
+        return self.render_chat([*head, {"role": "user", "content": prompt}])
+
+    def render_chat(self, messages: list[dict]) -> Rendered:
+        """The whole chat with the generation prompt, and where each message's content is.
+
+        Each content must sit where the template puts that message's content (found by rendering
+        one marker per message in its place), as given or stripped of surrounding white space
+        (``| trim``); a template that puts it anywhere else, or rewrites it, is refused rather than
+        searched: a content found by search could be text of the template's own (or of a file it
+        read). A chat without a system message is rendered once more with a marked one: when the
+        plain render is that render with some text in the marker's place, the template injects
+        that text as its default system prompt, recorded as an injected system turn.
+        """
+        text = self.render_messages(messages)
+        marked = self.render_messages(
+            [{"role": m["role"], "content": _sentinel(i)} for i, m in enumerate(messages)]
         )
+        pieces = _split_marked(marked, len(messages))
+        spans = _place(text, pieces, [m["content"] for m in messages]) if pieces else None
+        if spans is None:
+            raise ConfigError(
+                f"the model's chat template ({self.name}) does not place the prompt's text as given; the "
+                f"prompt's tokens cannot be told from the template's (set [generate] chat_template = false)"
+            )
+        turns = [Span(m["role"], a, b) for m, (a, b) in zip(messages, spans, strict=True)]
+        if not messages or messages[0]["role"] != "system":
+            injected = self._injected_system(messages, marked, pieces, spans)
+            if injected is not None:
+                turns.insert(0, injected)
+        start, end = spans[-1] if spans else (len(text), len(text))
+        return Rendered(text, start, end, tuple(turns))
+
+    def _injected_system(self, messages, marked: str, pieces: list[str], spans) -> Span | None:
+        """The system prompt the template renders when the chat has none, located in the plain
+        render (None when it adds none, or the comparison does not apply)."""
+        probe = _sentinel("system")
+        try:
+            with_system = self.render_messages(
+                [{"role": "system", "content": probe}]
+                + [{"role": m["role"], "content": _sentinel(i)} for i, m in enumerate(messages)]
+            )
+        except ConfigError:  # a template that refuses a system message injects none we can find
+            return None
+        before, sep, after = with_system.partition(probe)
+        if not sep or probe in after or len(before) + len(after) > len(marked):
+            return None
+        if not (marked.startswith(before) and marked.endswith(after)):
+            return None
+        a, b = len(before), len(marked) - len(after)
+        if not marked[a:b].strip():
+            return None
+        # marked positions to the plain render's: inside one piece, shifted by the contents before it
+        at, shift = 0, 0
+        for i, piece in enumerate(pieces):
+            if at <= a and b <= at + len(piece):
+                return Span("system", a + shift, b + shift, injected=True)
+            if i < len(spans):
+                at += len(piece) + len(_sentinel(i))
+                shift += (spans[i][1] - spans[i][0]) - len(_sentinel(i))
+        return None
+
+
+def _split_marked(marked: str, count: int) -> list[str] | None:
+    """The template's text around the `count` markers, in order (`count + 1` pieces); None unless
+    each marker is there once and in order."""
+    pieces, rest = [], marked
+    for i in range(count):
+        before, sep, rest = rest.partition(_sentinel(i))
+        if not sep or _sentinel(i) in rest:
+            return None
+        pieces.append(before)
+    pieces.append(rest)
+    if any("\ue000attnreport-content-" in p for p in pieces):
+        return None
+    return pieces
+
+
+def _place(text: str, pieces: list[str], contents: list[str]) -> list[tuple[int, int]] | None:
+    """Each content's span when `text` is the pieces with the contents (each as given, or
+    trimmed) between them; None when it is not."""
+    spans, at = [], 0
+    for i, content in enumerate(contents):
+        if not text.startswith(pieces[i], at):
+            return None
+        at += len(pieces[i])
+        for candidate in dict.fromkeys((content, content.strip())):
+            if text.startswith(candidate + pieces[i + 1], at):
+                break
+        else:
+            return None
+        spans.append((at, at + len(candidate)))
+        at += len(candidate)
+    return spans if text[at:] == pieces[-1] else None
 
 
 #: a chat template renders within this many seconds, and to at most this many characters

@@ -96,7 +96,7 @@ class GenerationOptions:
     prompt_attention_limit: int = 512
     #: wrap each prompt in the checkpoint's chat template (a user message + generation prompt)
     chat_template: bool = False
-    #: a system message before the user's, with `chat_template`
+    #: a system message before the user's, with `chat_template` (a chat's own system message wins)
     system: str | None = None
     #: read the logit lens (needs lm_head.onnx)
     lens: bool = True

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from attnreport.core.errors import ConfigError, InputError
-from attnreport.core.generation import GenerationTrace
+from attnreport.core.generation import GenerationTrace, Turn
 from attnreport.core.modelcard import ModelCard
 from attnreport.trace.batching import DEFAULT_BATCH_BYTES, RowCost, plan_batches
 from attnreport.trace.cache import ContentCache, default_cache_dir
@@ -47,16 +47,30 @@ CHUNK = 64
 @dataclass(frozen=True)
 class Prompt:
     """One prompt to answer; with a `completion` (a text, or token ids exactly as a generation
-    chose them), the answer is given and teacher-forced."""
+    chose them), the answer is given and teacher-forced. `history` holds a chat's earlier messages
+    as (role, content) pairs, the user's `prompt` being the last message (chat templates only)."""
 
     id: str
     prompt: str
     completion: str | tuple[int, ...] | None = None
     label: str | None = None
+    history: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.completion is not None and not isinstance(self.completion, str):
             object.__setattr__(self, "completion", tuple(int(i) for i in self.completion))
+        object.__setattr__(self, "history", tuple((str(r), str(c)) for r, c in self.history))
+
+    def messages(self, system: str | None = None) -> list[dict]:
+        """The chat to render: `system` first when the history has no system message of its own."""
+        head = [{"role": "system", "content": system}] if system is not None else []
+        if self.history and self.history[0][0] == "system":
+            head = []
+        return [
+            *head,
+            *({"role": r, "content": c} for r, c in self.history),
+            {"role": "user", "content": self.prompt},
+        ]
 
 
 # ---------------------------------------------------------------------------- cache
@@ -75,9 +89,10 @@ class GenerationCache(ContentCache[GenerationTrace]):
     @staticmethod
     def text_key(prompt: Prompt) -> str:
         completion = prompt.completion
-        return json.dumps(
-            [prompt.prompt, completion if isinstance(completion, str | None) else list(completion)]
-        )
+        key = [prompt.prompt, completion if isinstance(completion, str | None) else list(completion)]
+        if prompt.history:  # a plain prompt's key is as it was before chats
+            key.append([list(m) for m in prompt.history])
+        return json.dumps(key)
 
     def encode(self, value: GenerationTrace) -> bytes:
         return value.to_bytes()
@@ -110,6 +125,7 @@ class _Encoded:
     from_template: np.ndarray
     completion: np.ndarray | None
     content_span: tuple[int, int] | None
+    turns: list[Turn] = field(default_factory=list)
 
 
 class _Row:
@@ -278,6 +294,8 @@ class Generator:
         todo: list[tuple[int, _Encoded]] = []
         for i, prompt in enumerate(prompts):
             hit = cache.get(cache.text_key(prompt)) if cache else None
+            if hit is not None and hit.template is not None and not hit.turns:
+                hit = None  # cached before traces recorded the chat's turns: made again
             if hit is not None:
                 hit.id, hit.label = prompt.id, prompt.label
                 done[i] = hit
@@ -304,10 +322,15 @@ class Generator:
             yield done.pop(i)
 
     def _encode(self, prompt: Prompt, options: GenerationOptions) -> _Encoded:
-        span = None
+        span, turns = None, []
+        if prompt.history and not options.chat_template:
+            raise InputError(
+                f"prompt {prompt.id!r} is a chat (messages); it needs [generate] chat_template = true"
+            )
         if options.chat_template:
-            rendered = self.template.render(prompt.prompt, system=options.system)
+            rendered = self.template.render_chat(prompt.messages(options.system))
             text, span = rendered.text, (rendered.start, rendered.end)
+            turns = [Turn(t.role, t.start, t.end, t.injected) for t in rendered.turns]
             enc = self.tokenizer.encode(text, add_special_tokens=False)
         else:
             text = prompt.prompt
@@ -320,7 +343,11 @@ class Generator:
         if span is None:
             from_template = np.zeros(len(ids), dtype=bool)
         else:
-            inside = (offsets[:, 1] > span[0]) & (offsets[:, 0] < span[1])
+            # a token is the template's unless it overlaps a message's content (the last user
+            # turn's, or an earlier turn's); an injected system prompt is the template's own
+            inside = np.zeros(len(ids), dtype=bool)
+            for a, b in [span, *((t.start, t.stop) for t in turns if not t.injected)]:
+                inside |= (offsets[:, 1] > a) & (offsets[:, 0] < b)
             from_template = special | ~inside
         offsets[special] = 0
         completion = None
@@ -353,6 +380,7 @@ class Generator:
             from_template=from_template,
             completion=completion,
             content_span=span,
+            turns=turns,
         )
 
     def _decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
@@ -554,5 +582,6 @@ class Generator:
             template=self.template.name if options.chat_template else None,
             label=enc.prompt.label,
             extra=extra,
+            turns=list(enc.turns),
             **lens,
         )

@@ -34,6 +34,8 @@ class Row:
     contrast: tuple[tuple[int, str], ...] = ()
     #: the row's data group (`[data] group_column`), None without one
     group: str | None = None
+    #: a chat row's messages before the last (the user's, which is `text`), as (role, content)
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,35 @@ def _contrast(value) -> tuple[tuple[int, str], ...] | None:
     return tuple(out)
 
 
+#: the roles a chat row's messages may have
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+def _messages(value, column: str) -> tuple[tuple[tuple[str, str], ...], str] | str:
+    """A chat row's messages as (earlier (role, content) pairs, the last user message's content),
+    or what is wrong with them, in words a user can act on."""
+    if not isinstance(value, list) or not value:
+        return f'{column!r} must be a non-empty list of {{"role": ..., "content": ...}} messages'
+    pairs = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            return f"{column}[{i}] is not an object with a role and a content"
+        role, content = message.get("role"), message.get("content")
+        if role not in CHAT_ROLES:
+            return f"{column}[{i}] has role {role!r}; a role is one of {', '.join(CHAT_ROLES)}"
+        if not isinstance(content, str):
+            return f"{column}[{i}] ({role}) has a content that is not a string"
+        pairs.append((role, content))
+    if pairs[-1][0] != "user":
+        return (
+            f"the last message ({column}[{len(pairs) - 1}]) is from the {pairs[-1][0]}, not the user; "
+            f"the report explains the assistant's answer to the user's last message"
+        )
+    if any(role == "system" for role, _ in pairs[1:]):
+        return f"a system message comes only first in {column!r}"
+    return tuple(pairs[:-1]), pairs[-1][1]
+
+
 def read_rows(
     data: DataConfig, *, on_bad: Callable[[BadRow], None] = _stderr, prompts: bool = False
 ) -> Iterator[Row]:
@@ -208,11 +239,29 @@ def read_rows(
     keys_without: set[str] | None = set()
     #: whether any row had a group (`[data] group_column`)
     grouped = False
+    chat_column = data.messages_column if prompts else None
     for line, record in records:
+        history: tuple[tuple[str, str], ...] = ()
+        if chat_column and chat_column in record:
+            if record.get(column) is not None:
+                bad(line, f"has both {column!r} and {chat_column!r}; give a prompt or a chat, not both")
+                continue
+            chat = _messages(record[chat_column], chat_column)
+            if isinstance(chat, str):
+                bad(line, chat)
+                continue
+            if not chat[1].strip():
+                bad(line, f"the last message of {chat_column!r} (the user's) is empty")
+                continue
+            history, record = chat[0], {**record, column: chat[1]}
+            if any(_unencodable({"c": c}, ("c",)) for _, c in history):
+                bad(line, f"column {chat_column!r} holds a lone surrogate (not text); fix the row")
+                continue
         if keys_without is not None and column not in record:
             keys_without.update(record)
             has = ", ".join(map(repr, record)) or "no keys"
-            bad(line, f"no key {column!r} (the object has {has}; [data] {option} names the key)")
+            chat = f", or a chat in {chat_column!r}" if chat_column else ""
+            bad(line, f"no key {column!r}{chat} (the object has {has}; [data] {option} names the key)")
             continue
         keys_without = None
         broken = _unencodable(
@@ -236,8 +285,9 @@ def read_rows(
                 'contrast must be a list of {"step": N, "token": "..."} (0-based step, non-empty token)',
             )
             continue
-        if len(text) > data.max_chars:
-            bad(line, f"text has {len(text)} characters, more than max_chars = {data.max_chars}")
+        size = len(text) + sum(len(c) for _, c in history)
+        if size > data.max_chars:
+            bad(line, f"text has {size} characters, more than max_chars = {data.max_chars}")
             continue
         raw_id = record.get(data.id_column)
         row_id = str(raw_id) if raw_id not in (None, "") else str(line)
@@ -258,6 +308,7 @@ def read_rows(
             completion=completion or None,
             contrast=contrast,
             group=group,
+            history=history,
         )
         count += 1
         if data.limit and count >= data.limit:

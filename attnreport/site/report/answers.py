@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from attnreport.analysis.answer_attribution import SEGMENT_UNITS
 from attnreport.analysis.answer_glance import glance
 from attnreport.analysis.attention_views import DEFAULT_VIEW, VIEWS, ranking_labels, ranking_name
-from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis
+from attnreport.analysis.generation import SEGMENTS, GenerationAnalysis, segment_name
 from attnreport.analysis.sinks import SINK_RULE
 from attnreport.core.jsonsafe import NonFinite, clean
 
@@ -32,6 +31,16 @@ def _rows(values) -> list | None:
     return None if values is None else np.asarray(values, dtype=np.float64).tolist()
 
 
+def _segment_unit(g, name: str) -> dict:
+    """A segment unit as report.json lists it: a chat's earlier turn spans its content in
+    `input_text`; the template and the answer so far span no one piece of it."""
+    unit = {"start": None, "stop": None, "text": segment_name(g, name), "segment": name}
+    if name.startswith("turn-"):
+        turn = g.turns[int(name.removeprefix("turn-"))]
+        unit |= {"start": turn.start, "stop": turn.stop, "turn": int(name.removeprefix("turn-"))}
+    return unit
+
+
 def answer_attributions(result: GenerationAnalysis) -> dict:
     """`attributions` (by method), `contrasts` and `attribution_faithfulness` of one answer: unit
     spans index the input text (`input_text`, the template included); values run per answer token,
@@ -44,8 +53,7 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
         "unit": units.kind if units is not None else "custom",
         "units": None
         if units is None
-        else units.to_list(g.text)
-        + [{"start": None, "stop": None, "text": SEGMENT_UNITS[s], "segment": s} for s in ex.segments],
+        else units.to_list(g.text) + [_segment_unit(g, s) for s in ex.segments],
         "output": ex.output,
         "baseline": ex.baseline,
         "evaluations": ex.evaluations,
@@ -171,6 +179,7 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
         "generation": {
             "input_text": g.text,
             "template": g.template,
+            "turns": [t.to_dict() for t in g.turns],
             "prompt_tokens": list(g.prompt_tokens),
             "prompt_ids": g.prompt_ids.tolist(),
             "prompt_offsets": g.prompt_offsets.tolist(),
