@@ -530,6 +530,8 @@ class Generator:
             }
         top_ids = field_of("top_ids")
         extra = {"content_span": list(enc.content_span)} if enc.content_span else {}
+        if row.prompt_attentions is None:  # the limit that dropped it, for the page to name
+            extra["prompt_attention_limit"] = options.prompt_attention_limit
         return GenerationTrace(
             id=enc.prompt.id,
             prompt=enc.prompt.prompt,
