@@ -188,7 +188,12 @@ class Generator:
     def session(self):
         if self._session is None:
             self._session = open_session(
-                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads, spin=False
+                self.folder,
+                self.graphs.decoder,
+                providers=self.providers,
+                threads=self.threads,
+                spin=False,
+                arena=False,  # prefill chunks grow with the cache: an arena keeps the largest
             )
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
@@ -200,7 +205,11 @@ class Generator:
         before it: forced runs then use `session`."""
         if self._scorer is None and self.graphs.scorer:
             self._scorer = open_session(
-                self.folder, self.graphs.scorer, providers=self.providers, threads=self.threads, spin=False
+                self.folder,
+                self.graphs.scorer,
+                providers=self.providers,
+                threads=self.threads,
+                spin=False,  # the arena kept: without it a forced run's peak was higher
             )
         return self._scorer
 
