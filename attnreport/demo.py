@@ -191,12 +191,12 @@ SMOLLM2_NOTE = (
 
 
 def _current(model_dir: Path) -> bool:
-    """An export of the demo's LM made by this version: with the value norms its pages read (an
-    older export in the cache is made again)."""
+    """An export of the demo's LM made by this version: with the value norms its pages read and the
+    scorer its attributions run on (an older export in the cache is made again)."""
     if not is_exported(model_dir):
         return False
     decoder = ModelCard.load(model_dir).generation
-    return decoder is not None and decoder.value_norms is not None
+    return decoder is not None and decoder.value_norms is not None and decoder.scorer is not None
 
 
 def smollm2_export(cache: Path, *, log=_stderr) -> Path:

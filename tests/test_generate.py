@@ -170,6 +170,8 @@ def test_stop_strings_eos_and_prompt_attention_limit(tiny, generated):
     n = len(generated["llama"][1].prompt_ids)  # the shorter prompt's tokens: the limit
     limited = gen.generate_texts(PROMPTS[:2], GenerationOptions(max_new_tokens=2, prompt_attention_limit=n))
     assert limited[0].prompt_attentions is None  # longer: only the generated rows are kept
+    assert limited[0].extra["prompt_attention_limit"] == n  # the limit that dropped it, for the page
+    assert "prompt_attention_limit" not in limited[1].extra
     assert limited[0].attentions.shape == (2, 4, 2, limited[0].n_prompt + 1)
     assert limited[1].prompt_attentions.shape == (2, 4, n, n)
     with pytest.raises(InputError, match="exceeds the model's 64 positions"):

@@ -118,7 +118,7 @@ def test_lm_head_is_the_final_norm_and_unembedding(tiny, family):
 
 
 def test_external_data_is_one_shared_copy_of_the_weights(tiny, tmp_path):
-    """Forced external data (threshold 0): the three graphs point into one file that holds each
+    """Forced external data (threshold 0): the four graphs point into one file that holds each
     weight once (the graphs name the same weight differently), they load and compute exactly what
     the single-file export computes, and generation gives the same tokens, attentions and lens."""
     import onnx
@@ -129,7 +129,7 @@ def test_external_data_is_one_shared_copy_of_the_weights(tiny, tmp_path):
 
     out = tmp_path / "ext"
     card = export_model(tiny.checkpoint("llama"), out, external_data_threshold=0)
-    assert card.external_data == ["decoder.onnx", "lm_head.onnx", "model.onnx"]
+    assert card.external_data == ["decoder.onnx", "lm_head.onnx", "model.onnx", "scorer.onnx"]
     assert card.weights_file == WEIGHTS_FILE
     assert sorted(p.name for p in out.glob("*.data")) == [WEIGHTS_FILE]
     regions = {}
@@ -141,8 +141,10 @@ def test_external_data_is_one_shared_copy_of_the_weights(tiny, tmp_path):
         regions[name] = {(int(i["offset"]), int(i["length"])) for i in info}
         # every weight matrix is outside the graph file
         assert all(len(t.raw_data) <= INLINE_BYTES for t in graph.initializer if t not in outside)
-    # the decoder and the lens head read the very bytes model.onnx reads: nothing written twice
+    # the decoder, the scorer and the lens head read the very bytes model.onnx reads: nothing
+    # written twice
     assert regions["decoder.onnx"] <= regions["model.onnx"]
+    assert regions["scorer.onnx"] == regions["model.onnx"]
     assert regions["lm_head.onnx"] <= regions["model.onnx"]
     weights = load_file(str(tiny.checkpoint("llama") / "model.safetensors"))
     distinct = {w.tobytes() for w in weights.values() if w.nbytes > INLINE_BYTES}

@@ -137,3 +137,17 @@ def test_a_causal_lm_given_texts_is_one_line_naming_prompts(tiny, tmp_path, caps
     err = capsys.readouterr().err
     assert "is a causal LM" in err and "[data] prompts" in err and err.count("\n") == 1
     assert not (tmp_path / "site").exists()
+
+
+def test_a_prompt_past_the_attention_limit_says_which_limit_dropped_its_views(tiny, tmp_path):
+    """Past `prompt_attention_limit` the prompt's n x n attention, rollout and 3D scene are dropped;
+    report.json and the page name the limit and how to raise it."""
+    extra = "prompt_attention_limit = 3\nattributions = []\n"
+    config = load_config(write(tmp_path, tiny.export("qwen2-chat"), PROMPTS[:1], extra))
+    site = build(config, tmp_path / "site", progress=False, log=lambda m: None).site
+    (entry,) = json.loads((site / "report.json").read_text(encoding="utf-8"))["examples"]
+    assert entry["generation"]["prompt_attention_limit"] == 3
+    page = (site / entry["page"]).read_text(encoding="utf-8")
+    assert 'id="prompt-attention-limit"' in page and "(3)" in page
+    assert "[generate] prompt_attention_limit" in page
+    assert 'id="flow-card"' not in page

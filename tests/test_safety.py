@@ -184,12 +184,20 @@ def test_a_template_that_does_not_place_the_prompt_is_refused(lm, tmp_path, caps
     assert not (tmp_path / "site").exists()
 
 
-@pytest.mark.parametrize("decoder", ["../other/decoder.onnx", "/etc/passwd", "sub/../../decoder.onnx"])
-def test_manifest_paths_outside_the_folder_are_refused(lm, tmp_path, capsys, decoder):
+@pytest.mark.parametrize(
+    ("graph", "decoder"),
+    [
+        ("decoder", "../other/decoder.onnx"),
+        ("decoder", "/etc/passwd"),
+        ("decoder", "sub/../../decoder.onnx"),
+        ("scorer", "../other/decoder.onnx"),
+    ],
+)
+def test_manifest_paths_outside_the_folder_are_refused(lm, tmp_path, capsys, graph, decoder):
     (tmp_path / "other").mkdir()
     shutil.copyfile(lm / "decoder.onnx", tmp_path / "other" / "decoder.onnx")
     manifest = json.loads((lm / MANIFEST_NAME).read_text())
-    manifest["generation"]["decoder"] = decoder
+    manifest["generation"][graph] = decoder
     (lm / MANIFEST_NAME).write_text(json.dumps(manifest))
     config = generation_config(tmp_path, lm)
     err = one_line_error(capsys, ["build", str(config), "-o", str(tmp_path / "site"), "-q"])

@@ -59,6 +59,10 @@ class DecoderCard:
     #: the decoder's value-norm output (`attnreport.export.value_norms`): ``"value_norms"``, or None
     #: for exports made before it and models whose attention it cannot read
     value_norms: str | None = None
+    #: the attention-free graph for forced runs (`attnreport.export.scorer`): ``decoder.onnx``'s
+    #: inputs plus ``logit_positions [k]``, outputs ``logits [B, k, V]`` and the grown cache only;
+    #: None for exports made before it (forced runs then use ``decoder``)
+    scorer: str | None = None
 
 
 @dataclass

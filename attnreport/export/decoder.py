@@ -34,6 +34,7 @@ state and the final norm + unembedding of every layer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import inspect
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ import numpy as np
 from attnreport.core.errors import ExportError
 from attnreport.core.modelcard import DecoderCard
 from attnreport.export.attention_calls import capture_attention_calls
+from attnreport.export.scorer import SCORER_FILE, check_scorer, export_scorer
 from attnreport.export.sessions import open_check_session
 from attnreport.export.value_norms import (
     VALUE_NORMS,
@@ -260,6 +262,15 @@ class GenerationCheck:
         )
         del session  # one session at a time: each holds (or maps) the weights
         gc.collect()
+        if self.card.get("scorer"):
+            diffs["scorer_logits"] = check_scorer(
+                self.folder,
+                DECODER_FILE,
+                self.rows,
+                pad_id=self.pad_id,
+                past_names=self.card["past_names"],
+                present_names=self.card["present_names"],
+            )
         if self.lens_reference is not None:
             head = open_check_session(self.folder / LM_HEAD_FILE)
             diffs["lm_head"] = check_lm_head(head, self.lens_reference)
@@ -272,6 +283,11 @@ class GenerationCheck:
         bad = {k: v for k, v in diffs.items() if not v <= self.tolerance}
         if bad:
             name, value = next(iter(bad.items()))
+            if name == "scorer_logits":
+                raise ExportError(
+                    f"{SCORER_FILE}: logits differ from {DECODER_FILE}'s by {value:.2e} (limit "
+                    f"{self.tolerance:.0e}); this architecture does not export its sdpa attention correctly"
+                )
             raise ExportError(
                 f"{DECODER_FILE}: {name} differ from PyTorch by {value:.2e} (limit {self.tolerance:.0e}); "
                 f"this architecture does not export its KV-cache decoder correctly"
@@ -329,6 +345,20 @@ def export_generation(
         },
         external_data=external_data,
     )
+    log(f"exporting {SCORER_FILE} (logits and KV cache only, sdpa attention: for forced runs)")
+    try:
+        scorer = export_scorer(
+            model,
+            folder,
+            onnx_export=functools.partial(onnx_export, external_data=external_data),
+            past_names=past_names(layers),
+            present_names=present_names(layers),
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+        )
+    except ExportError as exc:  # forced runs then use decoder.onnx, as older exports do
+        log(f"no {SCORER_FILE} (forced runs will use {DECODER_FILE}): {exc}")
+        scorer = None
     norm = final_norm(model)
     lm_head = None
     normed = True
@@ -374,6 +404,7 @@ def export_generation(
             chat_template=bool(getattr(tok, "chat_template", None)),
             checkpoint_defaults=checkpoint_decoding(model),
             value_norms=VALUE_NORMS if norms is not None else None,
+            scorer=scorer,
         ),
     )
 

@@ -1,8 +1,11 @@
 """Weight-only 4-bit quantization of a causal LM's export (onnxruntime's ``MatMulNBits``), its drift measured.
 
-An int4 export is an int4 model: ``model.onnx``, ``decoder.onnx`` and ``lm_head.onnx`` are replaced
-by their quantized versions, with the same inputs and outputs (attentions included), so every later
-stage runs on them unchanged. Each MatMul whose weight is a constant matrix becomes a
+An int4 export is an int4 model: ``model.onnx``, ``decoder.onnx``, ``scorer.onnx`` (when the export
+has it) and ``lm_head.onnx`` are replaced by their quantized versions, with the same inputs and
+outputs (attentions included), so every later stage runs on them unchanged; the scorer's weights
+are the decoder's, quantized to the same bytes and stored once, and its logits are checked against
+the int4 decoder's (forced runs read the scorer, generation the decoder: they must be one model).
+Each MatMul whose weight is a constant matrix becomes a
 ``MatMulNBits``: the weight in blocks of `BLOCK_SIZE` along its input dimension, each block stored
 as 4-bit integers with its own float32 scale and 4-bit zero point (asymmetric, round to nearest);
 activations stay float32, and so does everything else: the embedding (a Gather, which MatMulNBits
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attnreport.core.errors import ExportError
 from attnreport.core.modelcard import ModelCard
 from attnreport.export.sessions import open_check_session
 from attnreport.export.weights import SharedWeights
@@ -273,7 +277,8 @@ def quantize_int4(
 
     folder = Path(folder)
     generation = card.generation
-    graphs = [name for name in (MODEL_FILE, generation.decoder, generation.lm_head) if name]
+    graphs = [MODEL_FILE, generation.decoder, generation.scorer, generation.lm_head]
+    graphs = [name for name in graphs if name]
     staging = folder / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -308,6 +313,25 @@ def quantize_int4(
     result |= decoder_drift(
         folder / generation.decoder, staging / generation.decoder, rows, pad_id=pad_id, layers=card.layers
     )
+    if generation.scorer:
+        from attnreport.export.scorer import check_scorer
+
+        #: the int4 scorer's logits against the int4 decoder's, relative to the largest: the same
+        #: 4-bit weights, so as close as the float32 graphs are
+        result["scorer_logits_diff"] = check_scorer(
+            staging,
+            generation.decoder,
+            rows,
+            pad_id=pad_id,
+            past_names=generation.past_names,
+            present_names=generation.present_names,
+        )
+        if not result["scorer_logits_diff"] <= generation.tolerance:
+            raise ExportError(
+                f"int4: {generation.scorer}'s logits differ from {generation.decoder}'s by "
+                f"{result['scorer_logits_diff']:.2e} (limit {generation.tolerance:.0e}); export without "
+                f"--quantize int4"
+            )
     for name in graphs:
         (folder / name).unlink()
     if card.weights_file:

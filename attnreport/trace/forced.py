@@ -3,10 +3,17 @@
 ``ForcedAnswer(generator, trace, units)`` is callable on a boolean mask array ``[m, p]`` over the
 units of the prompt (True = present; a unit may also hold answer positions: "the answer so far",
 which by causality only moves the tokens after it): the absent units' tokens are replaced by the baseline
-token, the prompt is followed by the answer the model wrote (teacher forcing), and one
-``decoder.onnx`` run (empty cache) scores every answer token at once. So a coalition costs one
-model run, whichever and however many answer tokens are explained: the log-probability of each
-written token and of its top-k alternatives (for the contrasts), at every step.
+token, the prompt is followed by the answer the model wrote (teacher forcing), and one pass of the
+model scores every answer token at once. So a coalition costs one model pass, whichever and
+however many answer tokens are explained: the log-probability of each written token and of its
+top-k alternatives (for the contrasts), at every step.
+
+Which graph: ``scorer.onnx`` when the export has it (`attnreport.export.scorer`: no attention or
+hidden-state output, logits only at the positions that chose the answer), run in chunks of the
+generator's ``prefill_chunk`` positions against its KV cache, so a pass holds the cache and one
+chunk's attention scores: memory linear in the prompt. Exports made before it use ``decoder.onnx``
+in one run (empty cache), which also computes every layer's ``n x n`` attention and every
+position's logits, and so needs memory quadratic in the prompt.
 
 Replacing, not removing: removing tokens would shift every later position, so the answer's
 tokens would no longer be read where they were written; the baseline token is declared with
@@ -23,7 +30,9 @@ import numpy as np
 from attnreport.core.errors import ConfigError
 from attnreport.core.generation import GenerationTrace
 
-#: bytes of logits one batch may hold (a batch is ``rows x positions x vocabulary`` floats)
+#: bytes one batch may hold: with ``decoder.onnx``, its logits (``rows x positions x vocabulary``
+#: floats); with ``scorer.onnx``, each row's KV cache (twice: a run returns the grown cache beside
+#: the one it read), one chunk's attention scores and weights, and the answer's logits
 LOGIT_BUDGET = 256 * 2**20
 
 
@@ -87,8 +96,16 @@ class ForcedAnswer:
         if any(not 0 <= t < trace.steps for t, _ in self.foils):
             raise ValueError(f"foil steps must lie in the answer's {trace.steps} steps")
         self.baseline, self.baseline_id = baseline_token(generator.card, generator.tokenizer.id_to_token)
-        vocabulary = generator.session.get_outputs()[0].shape[-1]
-        per_row = len(self.ids) * (vocabulary if isinstance(vocabulary, int) else 150_000) * 4
+        self.scorer = generator.scorer
+        card, graphs = generator.card, generator.graphs
+        n, vocabulary = len(self.ids), graphs.vocab_size
+        if self.scorer is not None:
+            self.chunk = generator.prefill_chunk
+            cache = n * card.layers * 2 * graphs.kv_heads * graphs.head_dim * 4
+            scores = card.heads * min(self.chunk, n) * n * 4
+            per_row = 2 * cache + 2 * scores + self.steps * vocabulary * 4
+        else:
+            per_row = n * vocabulary * 4
         self.batch_size = max(1, min(batch_size, LOGIT_BUDGET // per_row))
         self.calls = 0
         self.rows = 0
@@ -109,7 +126,7 @@ class ForcedAnswer:
             ids = np.repeat(self.ids[None], len(chunk), axis=0)
             for j, unit in enumerate(self.units):
                 ids[np.ix_(~chunk[:, j], unit)] = self.baseline_id
-            logits = self._logits(ids)[:, reading].astype(np.float64)  # [b, T, V]
+            logits = self._logits(ids, reading).astype(np.float64)  # [b, T, V]
             top = logits.max(axis=-1, keepdims=True)
             log_z = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
             rows = slice(start, start + len(chunk))
@@ -127,9 +144,30 @@ class ForcedAnswer:
         """A token id as text, decoded as the generation's own tokens and alternatives are."""
         return self.generator.tokenizer.decode([int(token_id)], skip_special_tokens=False)
 
-    def _logits(self, ids: np.ndarray) -> np.ndarray:
-        """One decoder.onnx run over whole sequences (an empty cache): logits at every position."""
+    def _logits(self, ids: np.ndarray, reading: np.ndarray) -> np.ndarray:
+        """The logits ``[b, T, V]`` at the positions `reading` of whole sequences `ids`: one
+        decoder.onnx run (an empty cache), or scorer.onnx chunk by chunk against its cache."""
         g = self.generator
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), **g.empty_past(len(ids))}
-        (logits,) = g.session.run(["logits"], feeds)
-        return logits
+        if self.scorer is None:
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), **g.empty_past(len(ids))}
+            (logits,) = g.session.run(["logits"], feeds)
+            return logits[:, reading]
+        past = g.empty_past(len(ids), self.scorer)
+        outputs = ["logits", *g.graphs.present_names]
+        got = []
+        for start in range(0, ids.shape[1], self.chunk):
+            end = min(ids.shape[1], start + self.chunk)
+            wanted = reading[(reading >= start) & (reading < end)] - start
+            # at least one position a run: a chunk before the answer asks for its last, unread
+            positions = wanted if len(wanted) else np.array([end - start - 1])
+            feeds = {
+                "input_ids": ids[:, start:end],
+                "attention_mask": np.ones((len(ids), end), dtype=np.int64),
+                "logit_positions": positions.astype(np.int64),
+                **past,
+            }
+            logits, *present = self.scorer.run(outputs, feeds)
+            past = dict(zip(g.graphs.past_names, present, strict=True))
+            if len(wanted):
+                got.append(logits)
+        return np.concatenate(got, axis=1)

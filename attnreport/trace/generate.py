@@ -176,7 +176,7 @@ class Generator:
                 f"`attnreport export CHECKPOINT -o DIR` again"
             )
         self.graphs = self.card.generation
-        for name in filter(None, (self.graphs.decoder, self.graphs.lm_head)):
+        for name in filter(None, (self.graphs.decoder, self.graphs.lm_head, self.graphs.scorer)):
             model_file(self.folder, name)  # inside the folder and a file, or a one-line error
         if batch_size < 1 or prefill_chunk < 1:
             raise ConfigError("batch_size and prefill_chunk must be at least 1")
@@ -205,6 +205,7 @@ class Generator:
         self.use_cache = use_cache
         self.cache_dir = cache_dir
         self._session = None
+        self._scorer = None
         self._lens: LogitLens | None = None
         self._template: ChatTemplate | None | bool = False
         self._key: str | None = None
@@ -215,10 +216,30 @@ class Generator:
     def session(self):
         if self._session is None:
             self._session = open_session(
-                self.folder, self.graphs.decoder, providers=self.providers, threads=self.threads, spin=False
+                self.folder,
+                self.graphs.decoder,
+                providers=self.providers,
+                threads=self.threads,
+                spin=False,
+                arena=False,  # prefill chunks grow with the cache: an arena keeps the largest
             )
             self._outputs = [o.name for o in self._session.get_outputs()]
         return self._session
+
+    @property
+    def scorer(self):
+        """The session of the attention-free graph for forced runs (``scorer.onnx``: logits at the
+        asked positions and the cache, `attnreport.export.scorer`), or None for exports made
+        before it: forced runs then use `session`."""
+        if self._scorer is None and self.graphs.scorer:
+            self._scorer = open_session(
+                self.folder,
+                self.graphs.scorer,
+                providers=self.providers,
+                threads=self.threads,
+                spin=False,  # the arena kept: without it a forced run's peak was higher
+            )
+        return self._scorer
 
     @property
     def lens(self) -> LogitLens | None:
@@ -238,7 +259,8 @@ class Generator:
         """Identifies the graphs, weights, tokenizer and chat template: the cache's model key.
         (External weight files are covered by the manifest's weight hash and dtype.)"""
         if self._key is None:
-            self._key = model_key(self.folder, self.card, [self.graphs.decoder, self.graphs.lm_head])
+            graphs = [self.graphs.decoder, self.graphs.lm_head, self.graphs.scorer]
+            self._key = model_key(self.folder, self.card, graphs)
         return self._key
 
     def cache_path(self, prompt: Prompt, options: GenerationOptions) -> Path | None:
@@ -395,10 +417,12 @@ class Generator:
             past[p] = got.pop(q)
         return got
 
-    def empty_past(self, batch: int) -> dict[str, np.ndarray]:
-        """An empty KV cache for `batch` rows: a run then reads whole sequences from their start."""
+    def empty_past(self, batch: int, session=None) -> dict[str, np.ndarray]:
+        """An empty KV cache for `batch` rows of `session`'s graph (None: ``decoder.onnx``): a run
+        then reads whole sequences from their start."""
         g = self.graphs
-        first = next(i for i in self.session.get_inputs() if i.name == g.past_names[0])
+        session = session if session is not None else self.session
+        first = next(i for i in session.get_inputs() if i.name == g.past_names[0])
         dtype = np.float16 if "float16" in first.type else np.float32
         return {name: np.zeros((batch, g.kv_heads, 0, g.head_dim), dtype) for name in g.past_names}
 
@@ -555,6 +579,8 @@ class Generator:
             }
         top_ids = field_of("top_ids")
         extra = {"content_span": list(enc.content_span)} if enc.content_span else {}
+        if row.prompt_attentions is None:  # the limit that dropped it, for the page to name
+            extra["prompt_attention_limit"] = options.prompt_attention_limit
         return GenerationTrace(
             id=enc.prompt.id,
             prompt=enc.prompt.prompt,

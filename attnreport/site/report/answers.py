@@ -197,6 +197,11 @@ def generation_entry(result: GenerationAnalysis, page: str, *, page_nonfinite: i
             "glance": glance(result),
             "attention_view": attention_view(result),
             "sinks": sinks_entry(result),
+            # the prompt's own n x n attention (rollout, the 3D scene) was not kept: the limit that
+            # dropped it (`[generate] prompt_attention_limit`), None when it was kept
+            "prompt_attention_limit": g.extra.get("prompt_attention_limit")
+            if g.prompt_attentions is None
+            else None,
             "steps": steps,
             **answer_attributions(result),
         },
