@@ -411,7 +411,7 @@ def test_shapley_dispatches_by_method_and_budget():
     assert shapley(game, 3, max_exact=1, method="surrogate").exact
     with pytest.raises(ValueError, match="auto, kernel, permutation, surrogate"):
         shapley(game, players, method="banzhaf")
-    assert tuple(ESTIMATORS) == ("auto", "kernel", "permutation", "surrogate")
+    assert tuple(ESTIMATORS) == ("auto", "kernel", "permutation", "surrogate", "lasso")
 
 
 def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_on_long_ones():

@@ -19,7 +19,7 @@ from attnreport.analysis.answer_attribution import AnswerExplanation, UnitAttrib
 from attnreport.analysis.units import Units
 
 #: bump when `explain_answer` changes what it returns for the same inputs: old entries then miss
-ANSWER_EXPLANATION_VERSION = 4
+ANSWER_EXPLANATION_VERSION = 5
 
 _ARRAYS = ("values", "answer", "contrasts", "requested", "std_error", "answer_std_error")
 
@@ -98,6 +98,8 @@ def to_dict(e: AnswerExplanation) -> dict:
         },
         "faithfulness": _finite(e.faithfulness),
         "token_faithfulness": _finite(e.token_faithfulness),
+        "lds": _finite(e.lds),
+        "lds_ablations": int(e.lds_ablations),
         "evaluations": int(e.evaluations),
         "skipped": list(e.skipped),
         "segments": list(e.segments),
@@ -125,6 +127,8 @@ def from_dict(d: dict) -> AnswerExplanation:
         },
         faithfulness=d["faithfulness"],
         token_faithfulness=d["token_faithfulness"],
+        lds=d["lds"],
+        lds_ablations=d["lds_ablations"],
         evaluations=d["evaluations"],
         skipped=list(d["skipped"]),
         segments=list(d["segments"]),

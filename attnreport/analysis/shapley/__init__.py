@@ -27,6 +27,10 @@ Why these estimators (measured on the demo model: benchmarks/attributions.py):
   paired with its reverse; efficient by construction (every order telescopes). At equal
   model runs it was less accurate than Kernel SHAP on short texts and more accurate on longer
   ones, so the default switches to it past `KERNEL_MAX_PLAYERS` tokens (`shapley`).
+- **a sparse linear surrogate** (`lasso_surrogate`, ContextCite's method): LASSO of the
+  value on ``runs`` random half-ablations; its cost is a number of runs whatever the number of
+  players, and its values are scored on held-out ablations (`analysis.lds`), not by a
+  standard error.
 - **a logit-additive surrogate** (`surrogate_shapley`): exact Shapley values of a fit to 2p + 2
   runs. The cheapest, but a bias with no standard error, and on average further from the
   exact values than Kernel SHAP at a few runs per token: opt-in, and declared as such.
@@ -51,6 +55,7 @@ from attnreport.analysis.shapley.game import (
     check_positive,
 )
 from attnreport.analysis.shapley.kernel import kernel_shap
+from attnreport.analysis.shapley.lasso import lasso_surrogate
 from attnreport.analysis.shapley.occlusion import occlusion
 from attnreport.analysis.shapley.permutation import sampled_shapley
 from attnreport.analysis.shapley.surrogate import surrogate_shapley
@@ -64,6 +69,7 @@ __all__ = [
     "ValueFunction",
     "exact_shapley",
     "kernel_shap",
+    "lasso_surrogate",
     "occlusion",
     "sampled_shapley",
     "shapley",
@@ -83,6 +89,8 @@ class Budget:
     evaluations_per_player: int = 8
     permutations: int = 256
     link: str = "logit"
+    #: model runs of "lasso", whatever the number of players
+    runs: int = 256
     random_state: int | np.random.Generator | None = 0
     batch: int = 4096
 
@@ -96,6 +104,10 @@ def _permutation(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
     return sampled_shapley(
         value, p, permutations=budget.permutations, random_state=budget.random_state, batch=budget.batch
     )
+
+
+def _lasso(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
+    return lasso_surrogate(value, p, runs=budget.runs, random_state=budget.random_state, batch=budget.batch)
 
 
 def _surrogate(value: ValueFunction, p: int, budget: Budget) -> ShapleyResult:
@@ -123,6 +135,7 @@ ESTIMATORS: dict[str, Estimator] = {
     "kernel": _kernel,
     "permutation": _permutation,
     "surrogate": _surrogate,
+    "lasso": _lasso,
 }
 
 
@@ -135,6 +148,7 @@ def shapley(
     evaluations_per_player: int = 8,
     permutations: int = 256,
     link: str = "logit",
+    runs: int = 256,
     random_state: int | np.random.Generator | None = 0,
     batch: int = 4096,
 ) -> ShapleyResult:
@@ -148,7 +162,9 @@ def shapley(
       standard errors and exact efficiency;
     - ``"permutation"``: `sampled_shapley` with ``permutations`` orders (about p evaluations each);
     - ``"surrogate"``: `surrogate_shapley`, 2p + 2 evaluations, no standard error (a bias, not
-      a sampling error; read its docstring before choosing it).
+      a sampling error; read its docstring before choosing it);
+    - ``"lasso"``: `lasso_surrogate`, ``runs`` evaluations whatever ``players``; no standard
+      error (score it with `analysis.lds.linear_datamodeling_score`).
 
     Exact enumeration is also used whenever 2^p is no more than the estimator would spend.
     """
@@ -161,6 +177,7 @@ def shapley(
         evaluations_per_player=evaluations_per_player,
         permutations=permutations,
         link=link,
+        runs=runs,
         random_state=random_state,
         batch=batch,
     )
