@@ -163,3 +163,14 @@ def test_every_answer_view_is_scored_on_the_same_counted_heldout_ablations(metho
         else:
             assert result.lds == {} and result.lds_ablations == 0
     assert runs[40] - runs[0] == 40  # one run per held-out ablation, none already run
+
+
+def test_the_budgets_are_checked_when_the_config_is_read():
+    from attnreport.core.config import AnalysisConfig
+    from attnreport.core.errors import ConfigError
+
+    assert AnalysisConfig(lds_ablations=0).lds_ablations == 0
+    with pytest.raises(ConfigError, match=r"lds_ablations = -1; give a whole number >= 0"):
+        AnalysisConfig(lds_ablations=-1)
+    with pytest.raises(ConfigError, match=r"lasso_runs = 0; give a whole number >= 1"):
+        AnalysisConfig(lasso_runs=0)
