@@ -209,6 +209,8 @@ def test_the_cache_form_of_an_explanation_round_trips_exactly():
             "shapley": {"comprehensiveness": 0.25, "sufficiency": -0.5},
             "random": {"comprehensiveness": 0.1, "sufficiency": 0.2},
         },
+        lds={"shapley": {"answer": 0.5, "tokens": [0.25, None, -0.125]}},
+        lds_ablations=64,
         evaluations=12,
         skipped=["contrast at step 9"],
         segments=["answer"],
@@ -227,6 +229,7 @@ def test_the_cache_form_of_an_explanation_round_trips_exactly():
     assert back.units.kind == "word" and np.array_equal(back.units.spans, units.spans)
     assert [m.tolist() for m in back.units.members] == [[1], [2, 3]]
     assert back.requested == [(1, 7, "w7")] and back.evaluations == 12 and back.segments == ["answer"]
+    assert back.lds == e.lds and back.lds_ablations == 64
     # a value that JSON cannot hold is refused, so the answer stays uncached
     shap.values[0, 0] = np.nan
     with pytest.raises(ValueError):

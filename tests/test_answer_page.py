@@ -70,6 +70,9 @@ def test_report_declares_units_values_and_contrasts(copy_site):
         assert c["target"] == g["tokens"][c["step"]] and c["foil"] == runner
     faith = g["attribution_faithfulness"]
     assert {"shapley", "occlusion", "attention", "random"} <= set(faith)
+    lds = g["attribution_lds"]  # sampled values: scored on held-out ablations, every view alike
+    assert lds["ablations"] == 64 and {"shapley", "occlusion", "attention"} <= set(lds["by_view"])
+    assert all(len(v["tokens"]) == len(g["tokens"]) for v in lds["by_view"].values())
     assert g["attribution_skipped"] == ["contrast at step 9 with «w3»: the answer has 4 tokens"]
 
 

@@ -11,6 +11,7 @@ import pytest
 from attnreport.analysis.shapley import (
     ESTIMATORS,
     KERNEL_MAX_PLAYERS,
+    LASSO_MIN_PLAYERS,
     ShapleyResult,
     exact_shapley,
     kernel_shap,
@@ -411,7 +412,7 @@ def test_shapley_dispatches_by_method_and_budget():
     assert shapley(game, 3, max_exact=1, method="surrogate").exact
     with pytest.raises(ValueError, match="auto, kernel, permutation, surrogate"):
         shapley(game, players, method="banzhaf")
-    assert tuple(ESTIMATORS) == ("auto", "kernel", "permutation", "surrogate")
+    assert tuple(ESTIMATORS) == ("auto", "kernel", "permutation", "surrogate", "lasso")
 
 
 def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_on_long_ones():
@@ -421,7 +422,7 @@ def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_o
 
     short = shapley(logistic(KERNEL_MAX_PLAYERS), KERNEL_MAX_PLAYERS, evaluations_per_player=8)
     assert short.method == "kernel-shap-paired"
-    for players, per_player in ((KERNEL_MAX_PLAYERS + 1, 8), (40, 8), (40, 3)):
+    for players, per_player in ((KERNEL_MAX_PLAYERS + 1, 8), (LASSO_MIN_PLAYERS, 8), (LASSO_MIN_PLAYERS, 3)):
         recorder = Recorder(logistic(players))
         result = shapley(recorder, players, evaluations_per_player=per_player)
         assert result.method == "antithetic-permutation" and result.std_error is not None
@@ -430,3 +431,16 @@ def test_auto_is_kernel_shap_on_short_games_and_permutations_within_the_budget_o
         pairs = result.permutations // 2
         assert pairs == max(2, (budget - 2) // (2 * (players - 1)))
         assert len(recorder.rows) == result.evaluations <= max(budget, 2 + 4 * (players - 1))
+
+
+def test_auto_fits_the_lasso_surrogate_on_a_bounded_budget_beyond_lasso_min_players():
+    def logistic(players: int):
+        beta = np.random.default_rng(players).normal(size=players) * (np.arange(players) % 5 == 0)
+        return lambda masks: 1 / (1 + np.exp(-(masks.astype(float) @ beta)))
+
+    for players, per_player, runs in ((LASSO_MIN_PLAYERS + 1, 3, 3 * (LASSO_MIN_PLAYERS + 1)), (300, 8, 256)):
+        recorder = Recorder(logistic(players))
+        result = shapley(recorder, players, evaluations_per_player=per_player)
+        assert result.method == "lasso-surrogate" and result.std_error is None
+        # the per-unit budget, capped at `runs` (256): bounded whatever the number of players
+        assert len(recorder.rows) == result.evaluations == runs

@@ -19,6 +19,7 @@ import numpy as np
 
 from attnreport.analysis.attribution_methods import AttributionMethod, VectorMemo, asked_methods
 from attnreport.analysis.faithfulness import faithfulness, random_faithfulness
+from attnreport.analysis.lds import heldout_ablations, linear_datamodeling_score
 from attnreport.analysis.units import Units
 from attnreport.core.config import AnalysisConfig
 
@@ -99,6 +100,12 @@ class AnswerExplanation:
     faithfulness: dict[str, dict] = field(default_factory=dict)
     #: view -> per answer token, the comprehensiveness and sufficiency of its ranking for that token
     token_faithfulness: dict[str, list[dict]] = field(default_factory=dict)
+    #: view -> linear datamodeling score of its values (`analysis.lds`): ``{"answer": float | None,
+    #: "tokens": [float | None per answer token]}``, None where undefined (constant values);
+    #: every view scored on the same held-out ablations
+    lds: dict[str, dict] = field(default_factory=dict)
+    #: how many held-out ablations `lds` was measured on (their runs are in `evaluations`)
+    lds_ablations: int = 0
     #: distinct coalitions the model ran (one run each, however many tokens are explained)
     evaluations: int = 0
     #: what was asked and not computed, and why
@@ -190,6 +197,15 @@ def explain_answer(
             per_unit = np.array([[row[u].sum() for u in model.units] for row in np.asarray(rows)])
             per_token[name] = per_unit
             rankings[name] = per_unit.mean(axis=0)
+    if (
+        options.faithfulness
+        and options.lds_ablations
+        and not all(a.exact for a in result.attributions.values())
+    ):
+        # before ERASER's coalitions join the memo: held out means unseen by the estimators
+        result.lds, result.lds_ablations = answer_lds(
+            memo, per_token, rankings, steps, p, options.lds_ablations, random_state
+        )
     if options.faithfulness:
         answer = memo.column(steps)
         for name, scores in rankings.items():
@@ -198,6 +214,36 @@ def explain_answer(
         result.token_faithfulness = token_faithfulness(memo, per_token, steps, p, random_state)
     result.evaluations = memo.evaluations
     return result
+
+
+def answer_lds(
+    memo: VectorMemo,
+    per_token: dict[str, np.ndarray],
+    rankings: dict[str, np.ndarray],
+    steps: int,
+    players: int,
+    count: int,
+    random_state: int,
+) -> tuple[dict[str, dict], int]:
+    """Each view's linear datamodeling score for the whole answer and each token, on ``count``
+    random half-ablations none of which the memo has run (the estimators' coalitions), the same
+    ablations for every view; returns the scores by view and how many ablations there were."""
+    packed = np.frombuffer(b"".join(memo.memo), dtype=np.uint8).reshape(len(memo.memo), (players + 7) // 8)
+    seen = np.unpackbits(packed, axis=1, count=players).astype(bool)
+    held = heldout_ablations(players, count, random_state=random_state, exclude=seen)
+    if len(held) < 3:
+        return {}, 0
+    actual = memo.rows(held)
+    out = {}
+    for name, scores in per_token.items():
+        tokens = linear_datamodeling_score(scores, held, actual[:, :steps])
+        answer = linear_datamodeling_score(rankings[name], held, actual[:, steps])
+        out[name] = {"answer": _defined(answer), "tokens": [_defined(x) for x in tokens]}
+    return out, len(held)
+
+
+def _defined(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
 
 
 def token_faithfulness(

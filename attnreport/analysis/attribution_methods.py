@@ -70,6 +70,7 @@ def _shapley(
         evaluations_per_player=options.evaluations_per_token,
         permutations=options.permutations,
         link=link,
+        runs=options.lasso_runs,
         random_state=random_state,
     )
     facts = {

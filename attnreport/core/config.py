@@ -97,13 +97,18 @@ class AnalysisConfig:
     #: estimated beyond
     max_exact: int = 8
     #: the estimator beyond max_exact, by name (`analysis.shapley.ESTIMATORS`: "auto", "kernel",
-    #: "permutation", "surrogate"; all but "surrogate" give standard errors)
+    #: "permutation", "surrogate", "lasso"; "kernel" and "permutation" give standard errors)
     shapley_method: str = "auto"
     #: model runs per token for "auto" and "kernel"; standard errors shrink roughly as one over
     #: its square root
     evaluations_per_token: int = 8
     #: permutations for "permutation" (antithetic pairs), about p model runs each
     permutations: int = 24
+    #: model runs of "lasso" (ContextCite's sparse surrogate), whatever the number of units
+    lasso_runs: int = 256
+    #: held-out random ablations that score every estimated attribution of an answer (the linear
+    #: datamodeling score, beside comprehensiveness and sufficiency; 0: none); one model run each
+    lds_ablations: int = 64
     #: attributions score single tokens up to this many content tokens; longer examples are
     #: scored by words or sentences ("auto"), or skipped when the unit is "token"
     max_attribution_tokens: int = 64
@@ -144,6 +149,10 @@ class AnalysisConfig:
         per_token = self.evaluations_per_token
         if not isinstance(per_token, int) or isinstance(per_token, bool) or per_token < 1:
             raise ConfigError(f"[analysis] evaluations_per_token = {per_token!r}; give a whole number >= 1")
+        for name, least in (("lasso_runs", 1), ("lds_ablations", 0)):
+            runs = getattr(self, name)
+            if not isinstance(runs, int) or isinstance(runs, bool) or runs < least:
+                raise ConfigError(f"[analysis] {name} = {runs!r}; give a whole number >= {least}")
         critical = self.critical_labels
         if not isinstance(critical, list) or not all(isinstance(x, str) and x for x in critical):
             raise ConfigError(

@@ -32,7 +32,8 @@ class ShapleyResult:
     evaluations: int
     #: standard error of each value, ``[p]``; None when exact
     std_error: np.ndarray | None
-    #: "exact-enumeration", "kernel-shap-paired", "antithetic-permutation" or "<link>-additive-surrogate"
+    #: "exact-enumeration", "kernel-shap-paired", "antithetic-permutation", "<link>-additive-surrogate"
+    #: or "lasso-surrogate"
     method: str
     #: permutations sampled (antithetic ones included); None when exact
     permutations: int | None = None

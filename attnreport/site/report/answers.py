@@ -42,7 +42,8 @@ def _segment_unit(g, name: str) -> dict:
 
 
 def answer_attributions(result: GenerationAnalysis) -> dict:
-    """`attributions` (by method), `contrasts` and `attribution_faithfulness` of one answer: unit
+    """`attributions` (by method), `contrasts`, `attribution_faithfulness` and `attribution_lds` (the
+    linear datamodeling score, `analysis.lds`) of one answer: unit
     spans index the input text (`input_text`, the template included); values run per answer token,
     then over units."""
     ex, g = result.explanation, result.trace
@@ -102,6 +103,8 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
         "contrasts": contrasts,
         "attribution_faithfulness": ex.faithfulness,
         "token_faithfulness": ex.token_faithfulness,
+        # by view: Spearman of predicted and actual values on held-out random ablations
+        "attribution_lds": {"ablations": ex.lds_ablations, "by_view": ex.lds} if ex.lds else None,
         "attribution_skipped": ex.skipped,
     }
 
