@@ -19,7 +19,7 @@ from attnreport.analysis.answer_attribution import AnswerExplanation, UnitAttrib
 from attnreport.analysis.units import Units
 
 #: bump when `explain_answer` changes what it returns for the same inputs: old entries then miss
-ANSWER_EXPLANATION_VERSION = 5
+ANSWER_EXPLANATION_VERSION = 6
 
 _ARRAYS = ("values", "answer", "contrasts", "requested", "std_error", "answer_std_error")
 
