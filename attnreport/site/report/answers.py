@@ -98,10 +98,18 @@ def answer_attributions(result: GenerationAnalysis) -> dict:
                     "values": _rows(values),
                 }
             )
+
+    def strongest(name: str) -> tuple[bool, float]:
+        c = ex.faithfulness[name].get("comprehensiveness")
+        finite = c is not None and np.isfinite(c)
+        return (not finite, -c if finite else 0.0)
+
     return {
         "attributions": attributions,
         "contrasts": contrasts,
         "attribution_faithfulness": ex.faithfulness,
+        # the views by comprehensiveness, strongest first (a value that is not finite last)
+        "faithfulness_order": sorted(ex.faithfulness, key=strongest),
         "token_faithfulness": ex.token_faithfulness,
         # by view: Spearman of predicted and actual values on held-out random ablations
         "attribution_lds": {"ablations": ex.lds_ablations, "by_view": ex.lds} if ex.lds else None,
