@@ -74,9 +74,9 @@ AGGREGATES = ("attention", "mean_attention", "rollout")
 
 #: the view and aggregate a causal LM's page opens on: of the attention views, the one whose ranking
 #: of the prompt's units measured most faithful on the demo's real chat model (ERASER
-#: comprehensiveness minus sufficiency, mean over answer tokens; README, "Which attention view to
-#: trust"). Rollout measured at or below random there: in a causal model every row can only read
-#: earlier positions, so rollout's mass drains onto the first ones.
+#: comprehensiveness minus sufficiency, mean over answer tokens; README, "Attention sinks, and
+#: which attention view to trust"). Rollout measured at or below random there: in a causal model
+#: every row can only read earlier positions, so rollout's mass drains onto the first ones.
 DEFAULT_VIEW = ("beyond_sink", "attention")
 
 

@@ -1,4 +1,5 @@
-"""What each generated token looked at: attention rows by layer, rollout, and attention by segment.
+"""What each generated token looked at: attention rows by layer, rollout, and attention by segment,
+each read through every attention view (`attention_views`: raw, beyond the sink, norm-weighted).
 
 A generation trace keeps the attention row of the position that chose each answer token, and
 the prompt's own n×n when the prompt is short enough. Together they are the whole causal
