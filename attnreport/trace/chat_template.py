@@ -8,6 +8,10 @@ tokens (``bos_token``, ``eos_token``, ...). We do the same without importing it,
 where every message's content sits in the rendered text (`Span`), so that each token can say
 whether it came from the template or from a message, and which; and the system prompt a template
 puts in when the chat has none (SmolLM2's, Qwen2.5's), found by comparison, not by name.
+
+Just over 400 lines because the sandbox (its limits on time, size and calls) and the renders that
+locate each message are one concept: a template is the model folder's code, and every render of
+it, to locate a span or to find an injected system prompt, must go through the same limits.
 """
 
 from __future__ import annotations
